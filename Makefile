@@ -1,0 +1,60 @@
+# streamkit — `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STREAMKIT := $(VENV)/bin/streamkit
+# The demo's own broker (separate from a broker you may run with `make broker-start`).
+DEMO_PORT ?= 39092
+DEMO_DATA_DIR ?= $(CURDIR)/.streamkit/demo-broker
+PYTEST_ARGS ?=
+
+.PHONY: help install lint test test-unit demo broker-start broker-stop broker-status clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: Python 3.11 or newer is needed ($(PYTHON))"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed ## Create .venv and install streamkit with its dev tools
+
+lint: install ## ruff (lint + format check) and mypy --strict
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: lint ## Lint, then the whole test suite against a real Kafka broker
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-unit: install ## Unit tests only (seconds, no broker)
+	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
+
+demo: install ## Run the example pipeline on a local Kafka (or $$STREAMKIT_BOOTSTRAP_SERVERS)
+	@set -euo pipefail; \
+	if [ -n "$${STREAMKIT_BOOTSTRAP_SERVERS:-}" ]; then \
+	  $(PY) -m processors.demo; \
+	else \
+	  trap '$(STREAMKIT) broker stop --data-dir "$(DEMO_DATA_DIR)" >/dev/null' EXIT; \
+	  $(STREAMKIT) broker start --port $(DEMO_PORT) --data-dir "$(DEMO_DATA_DIR)"; \
+	  STREAMKIT_BOOTSTRAP_SERVERS=127.0.0.1:$(DEMO_PORT) $(PY) -m processors.demo; \
+	fi
+
+broker-start: install ## Start the local broker on 127.0.0.1:9092 (stays up)
+	$(STREAMKIT) broker start
+
+broker-stop: install ## Stop the local broker
+	$(STREAMKIT) broker stop
+
+broker-status: install ## Is the local broker running?
+	$(STREAMKIT) broker status
+
+clean: ## Remove the virtualenv, caches and the demo broker's data
+	-@[ -x $(STREAMKIT) ] && $(STREAMKIT) broker stop --data-dir "$(DEMO_DATA_DIR)" >/dev/null 2>&1 || true
+	rm -rf $(VENV) .streamkit .pytest_cache .mypy_cache .ruff_cache build dist

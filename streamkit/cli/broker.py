@@ -1,0 +1,87 @@
+"""``streamkit broker start | stop | status``: the local Kafka broker."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from streamkit.ops.local_broker import LocalBroker, LocalBrokerConfig
+from streamkit.settings import Settings
+
+_data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Broker data, log and state file [default: $STREAMKIT_STATE_DIR/broker].",
+)
+
+
+def _broker(data_dir: Path | None, port: int = 9092) -> LocalBroker:
+    settings = Settings.from_env()
+    return LocalBroker(
+        LocalBrokerConfig(
+            data_dir=(data_dir or settings.state_dir / "broker").resolve(),
+            cache_dir=settings.cache_dir,
+            port=port,
+            java_home=settings.java_home,
+        )
+    )
+
+
+@click.group()
+def broker() -> None:
+    """Run a real Apache Kafka broker (KRaft, one node) on 127.0.0.1 from Maven jars."""
+
+
+@broker.command()
+@click.option("--port", type=click.IntRange(1, 65535), default=9092, show_default=True)
+@_data_dir_option
+@click.option("--foreground", is_flag=True, help="Stay attached; the broker log goes here.")
+@click.option("--timeout", type=float, default=90.0, show_default=True, help="Seconds to wait.")
+def start(port: int, data_dir: Path | None, foreground: bool, timeout: float) -> None:
+    """Start the broker (fetching its jars once) and wait until it answers."""
+    local = _broker(data_dir, port)
+    before = local.status()
+    if before.running and before.state is not None:
+        click.echo(f"already {before.message}")
+        return
+    if before.stale:
+        click.echo(f"note: removing {before.message}", err=True)
+    began = time.monotonic()
+    if foreground:
+        click.echo(f"starting Kafka on 127.0.0.1:{port} in the foreground (Ctrl-C stops it)")
+        local.start(timeout=timeout, foreground=True)
+        return
+    state = local.start(timeout=timeout)
+    fetched = " (jars fetched with Maven)" if local.jars_downloaded else ""
+    click.echo(
+        f"Kafka {state.kafka_version} running at {state.bootstrap_servers} "
+        f"(pid {state.pid}) in {time.monotonic() - began:.1f}s{fetched}; log {state.log}"
+    )
+
+
+@broker.command()
+@_data_dir_option
+def stop(data_dir: Path | None) -> None:
+    """Stop the broker started from this data directory."""
+    local = _broker(data_dir)
+    status = local.stop()
+    if status.running and status.state is not None:
+        click.echo(f"stopped broker pid {status.state.pid}")
+    elif status.stale:
+        click.echo(f"not running; removed {status.message}")
+    else:
+        click.echo(status.message)
+
+
+@broker.command()
+@_data_dir_option
+def status(data_dir: Path | None) -> None:
+    """Say whether the broker runs; exit 0 when it does, 3 when not, 4 on a stale state file."""
+    current = _broker(data_dir).status()
+    click.echo(current.message)
+    if not current.running:
+        sys.exit(4 if current.stale else 3)

@@ -1,0 +1,44 @@
+"""Entry point of the ``streamkit`` command: one group, one module per command family."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from streamkit import __version__
+from streamkit.cli.broker import broker
+from streamkit.cli.console import consume, produce
+from streamkit.errors import StreamkitError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="streamkit")
+def cli() -> None:
+    """streamkit: processor functions on Apache Kafka."""
+
+
+cli.add_command(broker)
+cli.add_command(produce)
+cli.add_command(consume)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the command line; a streamkit error becomes one ``error:`` line and exit code 1."""
+    try:
+        cli.main(args=argv, prog_name="streamkit", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except StreamkitError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

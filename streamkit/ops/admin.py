@@ -1,0 +1,77 @@
+"""Topic administration through confluent-kafka's AdminClient, errors translated."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streamkit.errors import KafkaOperationError
+
+__all__ = ["TopicSpec", "admin_client", "create_topics", "delete_topics", "describe_topics"]
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic to create: name, partitions, replication factor and topic configs."""
+
+    name: str
+    partitions: int = 1
+    replication_factor: int = 1
+    config: Mapping[str, str] = field(default_factory=dict)
+
+
+def admin_client(config: Mapping[str, Any]) -> AdminClient:
+    """An AdminClient for a librdkafka ``config`` (as from ``Settings.client_config()``)."""
+    return AdminClient(dict(config))
+
+
+def describe_topics(admin: AdminClient, timeout: float = 10.0) -> dict[str, int]:
+    """Existing topics with their partition counts."""
+    try:
+        metadata = admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise KafkaOperationError(f"listing topics failed: {exc.args[0]}") from exc
+    return {name: len(t.partitions) for name, t in metadata.topics.items() if t.error is None}
+
+
+def create_topics(
+    admin: AdminClient, specs: Iterable[TopicSpec], timeout: float = 30.0
+) -> dict[str, str]:
+    """Create ``specs``; return ``{name: "created" | "exists"}``. Other failures raise."""
+    new = [
+        NewTopic(s.name, s.partitions, s.replication_factor, config=dict(s.config)) for s in specs
+    ]
+    if not new:
+        return {}
+    outcome: dict[str, str] = {}
+    futures = admin.create_topics(new, operation_timeout=timeout, request_timeout=timeout)
+    for name, future in futures.items():
+        try:
+            future.result(timeout=timeout)
+            outcome[name] = "created"
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                outcome[name] = "exists"
+            else:
+                raise KafkaOperationError(f"creating topic {name} failed: {error.str()}") from exc
+    return outcome
+
+
+def delete_topics(admin: AdminClient, names: Iterable[str], timeout: float = 30.0) -> None:
+    """Delete topics; a topic that is already gone is not an error."""
+    names = list(names)
+    if not names:
+        return
+    futures = admin.delete_topics(names, operation_timeout=timeout, request_timeout=timeout)
+    for name, future in futures.items():
+        try:
+            future.result(timeout=timeout)
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if error.code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise KafkaOperationError(f"deleting topic {name} failed: {error.str()}") from exc

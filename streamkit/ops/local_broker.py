@@ -1,0 +1,393 @@
+"""A real Apache Kafka broker on this machine, from Maven Central jars, in KRaft mode.
+
+One node is broker and controller at once, listening on 127.0.0.1 only, with settings
+for tests and demos (replication factor 1, no initial rebalance delay, a 512 MB heap).
+``start`` writes a state file in the data directory so that ``stop`` and ``status`` find
+the process later, from another shell.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import orjson
+
+from streamkit.errors import BrokerError
+from streamkit.ops import _kafka_dist as dist
+
+__all__ = ["BrokerState", "LocalBroker", "LocalBrokerConfig", "free_port", "render_properties"]
+
+STATE_FILE = "streamkit-broker.json"
+LOG_FILE = "broker.log"
+_LOG4J = """\
+rootLogger.level=INFO
+rootLogger.appenderRef.out.ref=OUT
+appender.out.type=Console
+appender.out.name=OUT
+appender.out.layout.type=PatternLayout
+appender.out.layout.pattern=[%d] %p %m (%c)%n
+logger.kafka.name=kafka
+logger.kafka.level=INFO
+logger.state.name=state.change.logger
+logger.state.level=WARN
+logger.cleaner.name=kafka.log.LogCleaner
+logger.cleaner.level=INFO
+"""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port on ``host`` that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by its parent) is not a running broker.
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rpartition(")")[2].split()[0] == "Z":
+            return False
+    return True
+
+
+def _is_our_broker(pid: int, properties: Path) -> bool:
+    """True when ``pid`` is a kafka.Kafka process started with our properties file."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return _pid_alive(pid)  # no /proc: trust the pid
+    return b"kafka.Kafka" in argv and str(properties).encode() in argv
+
+
+@dataclass(frozen=True)
+class LocalBrokerConfig:
+    """How to run the local broker.
+
+    Attributes:
+        data_dir: log segments, metadata, the broker log and the state file.
+        cache_dir: where the broker's jars are cached (see ``Settings.cache_dir``).
+        port: the client (PLAINTEXT) port on 127.0.0.1.
+        controller_port: the KRaft controller port; 0 picks a free one at start.
+        heap: JVM heap, as in ``-Xmx``.
+        java_home: run ``$JAVA_HOME/bin/java`` instead of ``java`` on PATH.
+        extra: further ``server.properties`` entries, overriding the defaults.
+    """
+
+    data_dir: Path
+    cache_dir: Path
+    port: int = 9092
+    controller_port: int = 0
+    heap: str = "512m"
+    java_home: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def host(self) -> str:
+        """The only interface the broker listens on."""
+        return "127.0.0.1"
+
+
+def render_properties(config: LocalBrokerConfig, controller_port: int) -> str:
+    """The broker's ``server.properties`` for ``config``."""
+    host, port = config.host, config.port
+    props: dict[str, str] = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@{host}:{controller_port}",
+        "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "log.dirs": str(config.data_dir / "kraft-logs"),
+        "num.partitions": "1",
+        "default.replication.factor": "1",
+        "min.insync.replicas": "1",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "1",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "1",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "auto.create.topics.enable": "false",
+        "log.cleaner.dedupe.buffer.size": "2097152",
+        "log.cleaner.backoff.ms": "1000",
+        "log.retention.check.interval.ms": "10000",
+    }
+    props.update(config.extra)
+    return "".join(f"{key}={value}\n" for key, value in props.items())
+
+
+@dataclass(frozen=True)
+class BrokerState:
+    """What the state file records about a started broker."""
+
+    pid: int
+    port: int
+    controller_port: int
+    data_dir: str
+    log: str
+    properties: str
+    kafka_version: str
+    started_at: float
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``host:port`` for clients."""
+        return f"127.0.0.1:{self.port}"
+
+
+@dataclass(frozen=True)
+class BrokerStatus:
+    """The answer of :meth:`LocalBroker.status`."""
+
+    state: BrokerState | None
+    running: bool
+    stale: bool
+    message: str
+
+
+class LocalBroker:
+    """Start, stop and inspect one local broker living in ``config.data_dir``."""
+
+    def __init__(self, config: LocalBrokerConfig) -> None:
+        self.config = config
+        self.data_dir = config.data_dir
+        self.state_path = config.data_dir / STATE_FILE
+        self.log_path = config.data_dir / LOG_FILE
+        self.properties_path = config.data_dir / "server.properties"
+        self.jars_downloaded = False
+
+    # -- state file ---------------------------------------------------------------------
+    def read_state(self) -> BrokerState | None:
+        """The recorded state, or None when there is no (readable) state file."""
+        try:
+            raw = orjson.loads(self.state_path.read_bytes())
+            return BrokerState(**raw)
+        except FileNotFoundError:
+            return None
+        except (orjson.JSONDecodeError, TypeError) as exc:
+            raise BrokerError(f"unreadable state file {self.state_path}: {exc}; delete it") from exc
+
+    def status(self) -> BrokerStatus:
+        """Whether the broker of this data directory runs, with a one-line description."""
+        state = self.read_state()
+        if state is None:
+            return BrokerStatus(None, False, False, f"not running (no state in {self.data_dir})")
+        if _pid_alive(state.pid) and _is_our_broker(state.pid, Path(state.properties)):
+            return BrokerStatus(
+                state, True, False,
+                f"running: pid {state.pid}, {state.bootstrap_servers}, Kafka "
+                f"{state.kafka_version}, log {state.log}",
+            )  # fmt: skip
+        return BrokerStatus(
+            state, False, True,
+            f"stale state file {self.state_path}: pid {state.pid} is not a running broker",
+        )  # fmt: skip
+
+    # -- start --------------------------------------------------------------------------
+    def start(self, *, timeout: float = 90.0, foreground: bool = False) -> BrokerState:
+        """Start the broker and wait until its admin API answers.
+
+        Returns the running broker's state; when it already runs, returns that one.
+        With ``foreground=True`` the broker's log goes to this terminal and the call
+        returns only after the broker exits (its state file is removed then).
+        """
+        current = self.status()
+        if current.running and current.state is not None:
+            return current.state
+        if current.stale:
+            self.state_path.unlink(missing_ok=True)
+        cfg = self.config
+        java = dist.find_java(cfg.java_home)
+        if _port_in_use(cfg.host, cfg.port):
+            raise BrokerError(
+                f"port {cfg.port} on {cfg.host} is in use: stop what listens there "
+                "or choose another with --port"
+            )
+        pom = dist.find_pom()
+        lib, self.jars_downloaded = dist.ensure_jars(cfg.cache_dir, pom)
+        controller_port = cfg.controller_port or free_port(cfg.host)
+        if _port_in_use(cfg.host, controller_port):
+            raise BrokerError(f"controller port {controller_port} on {cfg.host} is in use")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.properties_path.write_text(render_properties(cfg, controller_port))
+        log4j = self.data_dir / "log4j2.properties"
+        log4j.write_text(_LOG4J)
+        classpath = f"{lib}/*"
+        self._format_storage(java.path, classpath, log4j)
+        command = [
+            java.path, f"-Xms{min_heap(cfg.heap)}", f"-Xmx{cfg.heap}",
+            "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath,
+            "kafka.Kafka", str(self.properties_path),
+        ]  # fmt: skip
+        if foreground:
+            return self._run_foreground(command, controller_port, pom)
+        with self.log_path.open("ab") as log:
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                cwd=self.data_dir, start_new_session=True,
+            )  # fmt: skip
+        state = self._write_state(process.pid, controller_port, pom)
+        try:
+            self._wait_ready(process, timeout)
+        except BaseException:
+            _terminate(process.pid, grace=10.0)
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                process.wait(timeout=5)
+            self.state_path.unlink(missing_ok=True)
+            raise
+        return state
+
+    def _format_storage(self, java: str, classpath: str, log4j: Path) -> None:
+        if (self.data_dir / "kraft-logs" / "meta.properties").is_file():
+            return
+        cluster_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+        command = [
+            java, "-Xmx256m", f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath,
+            "kafka.tools.StorageTool", "format", "-t", cluster_id,
+            "-c", str(self.properties_path),
+        ]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        if done.returncode != 0:
+            lines = (done.stdout + done.stderr).strip().splitlines()
+            causes = [ln.strip() for ln in lines if not ln.startswith(("\t", " "))]
+            raise BrokerError(
+                f"formatting KRaft storage in {self.data_dir} failed: {' | '.join(causes[-3:])}"
+            )
+
+    def _write_state(self, pid: int, controller_port: int, pom: Path) -> BrokerState:
+        state = BrokerState(
+            pid=pid,
+            port=self.config.port,
+            controller_port=controller_port,
+            data_dir=str(self.data_dir),
+            log=str(self.log_path),
+            properties=str(self.properties_path),
+            kafka_version=dist.kafka_version(pom),
+            started_at=time.time(),
+        )
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_bytes(orjson.dumps(asdict(state), option=orjson.OPT_INDENT_2))
+        tmp.replace(self.state_path)
+        return state
+
+    def _wait_ready(self, process: subprocess.Popen[bytes], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            code = process.poll()
+            if code is not None:
+                raise BrokerError(
+                    f"broker exited during start (exit code {code}); last lines of "
+                    f"{self.log_path}:\n{self.log_tail()}"
+                )
+            if admin_answers(f"{self.config.host}:{self.config.port}"):
+                return
+            time.sleep(0.2)
+        raise BrokerError(
+            f"broker did not answer within {timeout:.0f}s; last lines of "
+            f"{self.log_path}:\n{self.log_tail()}"
+        )
+
+    def _run_foreground(self, command: list[str], controller_port: int, pom: Path) -> BrokerState:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, cwd=self.data_dir)
+        state = self._write_state(process.pid, controller_port, pom)
+        try:
+            process.wait()
+        except KeyboardInterrupt:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+        finally:
+            self.state_path.unlink(missing_ok=True)
+        return state
+
+    # -- stop ---------------------------------------------------------------------------
+    def stop(self, *, timeout: float = 30.0) -> BrokerStatus:
+        """Stop the broker (SIGTERM, then SIGKILL after ``timeout``) and remove its state."""
+        current = self.status()
+        if current.state is None:
+            return current
+        if current.running:
+            _terminate(current.state.pid, grace=timeout)
+        self.state_path.unlink(missing_ok=True)
+        return current
+
+    def log_tail(self, lines: int = 15) -> str:
+        """The last ``lines`` lines of the broker log (empty when there is none)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+        return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def min_heap(heap: str) -> str:
+    """Initial heap: half of the maximum (at least 64m), so small machines are not reserved."""
+    units = {"k": 1 / 1024, "m": 1, "g": 1024}
+    number, unit = heap[:-1], heap[-1:].lower()
+    if unit not in units or not number.isdigit():
+        raise BrokerError(f"heap {heap!r} is not a size such as 512m or 1g")
+    return f"{max(int(int(number) * units[unit]) // 2, 64)}m"
+
+
+def admin_answers(bootstrap: str, timeout: float = 2.0) -> bool:
+    """True when a broker at ``bootstrap`` answers a metadata request."""
+    host, _, port = bootstrap.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            pass
+    except OSError:
+        return False
+    from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - heavy, only when needed
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    try:
+        metadata = admin.list_topics(timeout=timeout)
+    except Exception:  # noqa: BLE001 - any client error means "not ready yet"
+        return False
+    return bool(metadata.brokers)
+
+
+def _terminate(pid: int, grace: float) -> None:
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid):
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and _pid_alive(pid):
+        time.sleep(0.1)

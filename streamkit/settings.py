@@ -1,0 +1,124 @@
+"""One settings object for the whole framework.
+
+Settings come from ``STREAMKIT_*`` environment variables, read when
+:meth:`Settings.from_env` is called (never at import time). Any librdkafka property can be
+passed through with ``STREAMKIT_KAFKA_<PROPERTY>``, dots written as underscores:
+``STREAMKIT_KAFKA_SASL_PASSWORD=...`` sets ``sasl.password``. Secret values are kept out of
+``repr``, logs and error messages.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from streamkit.errors import ConfigError
+
+__all__ = ["DEFAULT_BOOTSTRAP_SERVERS", "Settings", "is_secret_key", "redact"]
+
+DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
+_KAFKA_PREFIX = "STREAMKIT_KAFKA_"
+_SECRET_MARKERS = ("password", "secret", "jaas", "user.info", "credentials", "token", "key.pem")
+_REDACTED = "***"
+
+
+def is_secret_key(key: str) -> bool:
+    """Return True when a configuration key holds a secret (passwords, keys, tokens)."""
+    lowered = key.lower()
+    return any(marker in lowered for marker in _SECRET_MARKERS)
+
+
+def redact(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a copy of ``config`` with every secret value replaced by ``***``."""
+    return {k: (_REDACTED if is_secret_key(k) else v) for k, v in config.items()}
+
+
+def _xdg(env: Mapping[str, str], name: str, default: Path) -> Path:
+    return Path(env.get(name) or default) / "streamkit"
+
+
+def _kafka_property(env_name: str) -> str:
+    return env_name[len(_KAFKA_PREFIX) :].lower().replace("_", ".")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where streamkit connects and how, resolved from the environment at call time.
+
+    Attributes:
+        bootstrap_servers: Kafka bootstrap servers (``STREAMKIT_BOOTSTRAP_SERVERS``).
+        schema_registry_url: Confluent Schema Registry URL (``STREAMKIT_SCHEMA_REGISTRY_URL``);
+            empty means Avro single-object encoding against the local schemas.
+        kafka: librdkafka properties passed to every client (``STREAMKIT_KAFKA_*``).
+        cache_dir: downloaded artifacts such as the local broker's jars
+            (``STREAMKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/streamkit``,
+            else ``~/.cache/streamkit``).
+        state_dir: the local broker's data, log and state file (``STREAMKIT_STATE_DIR``,
+            else ``$XDG_STATE_HOME/streamkit``, else ``~/.local/state/streamkit``).
+        java_home: ``JAVA_HOME``; when set, the local broker runs ``$JAVA_HOME/bin/java``.
+    """
+
+    bootstrap_servers: str = DEFAULT_BOOTSTRAP_SERVERS
+    schema_registry_url: str = ""
+    kafka: Mapping[str, str] = field(default_factory=dict)
+    cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "streamkit")
+    state_dir: Path = field(default_factory=lambda: Path.home() / ".local" / "state" / "streamkit")
+    java_home: str = ""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the settings from ``environ`` (default: the process environment, now)."""
+        env = os.environ if environ is None else environ
+        bootstrap = env.get("STREAMKIT_BOOTSTRAP_SERVERS", "").strip() or DEFAULT_BOOTSTRAP_SERVERS
+        for server in bootstrap.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ConfigError(
+                    f"STREAMKIT_BOOTSTRAP_SERVERS: {server.strip()!r} is not host:port "
+                    "(expected a comma-separated list such as 127.0.0.1:9092)"
+                )
+        kafka = {
+            _kafka_property(name): value
+            for name, value in env.items()
+            if name.startswith(_KAFKA_PREFIX) and len(name) > len(_KAFKA_PREFIX)
+        }
+        if "bootstrap.servers" in kafka:
+            raise ConfigError(
+                "STREAMKIT_KAFKA_BOOTSTRAP_SERVERS is not used: set STREAMKIT_BOOTSTRAP_SERVERS"
+            )
+        registry = env.get("STREAMKIT_SCHEMA_REGISTRY_URL", "").strip()
+        home = Path(env.get("HOME") or Path.home())
+        cache = env.get("STREAMKIT_CACHE_DIR") or _xdg(env, "XDG_CACHE_HOME", home / ".cache")
+        state = env.get("STREAMKIT_STATE_DIR") or _xdg(
+            env, "XDG_STATE_HOME", home / ".local" / "state"
+        )
+        return cls(
+            bootstrap_servers=bootstrap,
+            schema_registry_url=registry,
+            kafka=kafka,
+            cache_dir=Path(cache),
+            state_dir=Path(state),
+            java_home=env.get("JAVA_HOME", ""),
+        )
+
+    def client_config(self, **overrides: Any) -> dict[str, Any]:
+        """librdkafka configuration for a client: bootstrap, passthrough, then overrides."""
+        config: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers}
+        config.update(self.kafka)
+        config.update(overrides)
+        return config
+
+    def __repr__(self) -> str:
+        registry = self.schema_registry_url
+        if "@" in registry:  # basic-auth credentials embedded in the URL
+            scheme, _, rest = registry.partition("://")
+            registry = f"{scheme}://{_REDACTED}@{rest.rpartition('@')[2]}"
+        return (
+            f"Settings(bootstrap_servers={self.bootstrap_servers!r}, "
+            f"schema_registry_url={registry!r}, kafka={redact(self.kafka)!r})"
+        )
+
+    __str__ = __repr__

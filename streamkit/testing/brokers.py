@@ -1,0 +1,163 @@
+"""Choosing the Kafka broker for tests, in one place.
+
+Order: ``STREAMKIT_BOOTSTRAP_SERVERS`` when set; else a testcontainers container of the
+``apache/kafka`` image when a Docker engine answers (``STREAMKIT_KAFKA_IMAGE`` overrides
+the image); else the local broker from Maven jars. ``STREAMKIT_TEST_BROKER=local|docker``
+forces one of the last two.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from streamkit.errors import BrokerError, StreamkitError
+from streamkit.ops.local_broker import LocalBroker, LocalBrokerConfig, admin_answers, free_port
+from streamkit.settings import Settings
+
+__all__ = ["DEFAULT_KAFKA_IMAGE", "TestBroker", "docker_engine_answers", "start_test_broker"]
+
+DEFAULT_KAFKA_IMAGE = "apache/kafka:4.1.1"
+
+
+@dataclass
+class TestBroker:
+    """A broker a test session uses: where it is, what it is, and how to let it go."""
+
+    __test__ = False  # not a pytest test class
+
+    bootstrap_servers: str
+    kind: str
+    stop: Callable[[], None] = field(default=lambda: None)
+
+
+def docker_engine_answers(timeout: float = 3.0) -> bool:
+    """True when a Docker engine answers a ping (the docker SDK is installed and reachable)."""
+    try:
+        import docker  # noqa: PLC0415 - optional dependency, only needed here
+    except ImportError:
+        return False
+    try:
+        client = docker.from_env(timeout=timeout)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:  # noqa: BLE001 - any failure means "no engine"
+        return False
+
+
+def kafka_container_env(port: int) -> dict[str, str]:
+    """``apache/kafka`` KRaft settings for one node advertising ``127.0.0.1:port``."""
+    return {
+        "KAFKA_NODE_ID": "1",
+        "KAFKA_PROCESS_ROLES": "broker,controller",
+        "KAFKA_LISTENERS": f"PLAINTEXT://:{port},CONTROLLER://:9093",
+        "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://127.0.0.1:{port}",
+        "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
+        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@localhost:9093",
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
+        "KAFKA_OFFSETS_TOPIC_NUM_PARTITIONS": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
+        "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR": "1",
+        "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR": "1",
+        "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+        "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
+        "KAFKA_HEAP_OPTS": "-Xms256m -Xmx512m",
+    }
+
+
+def _wait_for(bootstrap: str, timeout: float, alive: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if admin_answers(bootstrap):
+            return
+        if not alive():
+            raise BrokerError(f"Kafka at {bootstrap} exited before it answered")
+        time.sleep(0.3)
+    raise BrokerError(f"Kafka at {bootstrap} did not answer within {timeout:.0f}s")
+
+
+def _container_broker(image: str) -> TestBroker:
+    from testcontainers.core.container import DockerContainer  # noqa: PLC0415
+
+    port = free_port()
+    container = DockerContainer(image)
+    for key, value in kafka_container_env(port).items():
+        container.with_env(key, value)
+    container.with_bind_ports(port, port)
+    container.start()
+    bootstrap = f"127.0.0.1:{port}"
+
+    def alive() -> bool:
+        wrapped = container.get_wrapped_container()
+        wrapped.reload()
+        return bool(wrapped.status in {"created", "running"})
+
+    try:
+        _wait_for(bootstrap, 120, alive)
+    except BaseException:
+        container.stop()
+        raise
+    return TestBroker(bootstrap, f"container {image}", container.stop)
+
+
+def _local_broker(settings: Settings) -> TestBroker:
+    data_dir = Path(tempfile.mkdtemp(prefix="streamkit-test-broker-"))
+    local = LocalBroker(
+        LocalBrokerConfig(
+            data_dir=data_dir,
+            cache_dir=settings.cache_dir,
+            port=free_port(),
+            java_home=settings.java_home,
+        )
+    )
+    try:
+        state = local.start(timeout=120)
+    except BaseException:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        raise
+
+    def stop() -> None:
+        try:
+            local.stop()
+        finally:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+    return TestBroker(state.bootstrap_servers, f"local broker pid {state.pid}", stop)
+
+
+def start_test_broker(environ: Mapping[str, str] | None = None) -> TestBroker:
+    """Find or start the broker for a test session; raise BrokerError when none can be had."""
+    env = os.environ if environ is None else environ
+    settings = Settings.from_env(env)
+    if env.get("STREAMKIT_BOOTSTRAP_SERVERS", "").strip():
+        bootstrap = settings.bootstrap_servers
+        if not admin_answers(bootstrap.split(",")[0], timeout=10):
+            raise BrokerError(f"STREAMKIT_BOOTSTRAP_SERVERS={bootstrap} does not answer")
+        return TestBroker(bootstrap, "STREAMKIT_BOOTSTRAP_SERVERS")
+    forced = env.get("STREAMKIT_TEST_BROKER", "").strip().lower()
+    if forced not in {"", "local", "docker"}:
+        raise BrokerError(f"STREAMKIT_TEST_BROKER={forced!r}: expected local or docker")
+    if forced == "docker" or (not forced and docker_engine_answers()):
+        image = env.get("STREAMKIT_KAFKA_IMAGE", "").strip() or DEFAULT_KAFKA_IMAGE
+        try:
+            return _container_broker(image)
+        except StreamkitError:
+            raise
+        except Exception as exc:
+            raise BrokerError(f"cannot start the Kafka container {image}: {exc}") from exc
+    return _local_broker(settings)
+
+
+def client_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
+    """A librdkafka config for tests: the chosen broker plus any ``STREAMKIT_KAFKA_*``."""
+    return Settings.from_env().client_config(**{"bootstrap.servers": bootstrap, **overrides})

@@ -1,0 +1,82 @@
+"""The streamkit pytest plugin (registered through the ``pytest11`` entry point).
+
+Fixtures:
+    kafka_bootstrap: session-wide ``host:port`` of a real broker (see
+        :mod:`streamkit.testing.brokers` for how it is chosen). With ``CI=true`` a test
+        that needs a broker fails when none can be had; elsewhere it is skipped.
+    kafka_config: a librdkafka configuration dict for that broker.
+    topic_factory: creates uniquely named topics and deletes them after the test.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import pytest
+
+from streamkit.errors import StreamkitError
+
+TopicFactory = Callable[..., str]
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """``host:port`` of a real Kafka broker for the whole test session."""
+    from streamkit.testing.brokers import start_test_broker  # noqa: PLC0415
+
+    try:
+        broker = start_test_broker()
+    except StreamkitError as exc:
+        reason = f"no Kafka broker for the tests: {exc}"
+        if _in_ci():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_config(kafka_bootstrap: str) -> dict[str, Any]:
+    """A librdkafka configuration for :func:`kafka_bootstrap` (``STREAMKIT_KAFKA_*`` applied)."""
+    from streamkit.testing.brokers import client_config  # noqa: PLC0415
+
+    return client_config(kafka_bootstrap)
+
+
+@pytest.fixture
+def topic_factory(kafka_config: dict[str, Any]) -> Iterator[TopicFactory]:
+    """Create uniquely named topics: ``topic_factory(partitions=1, config=None, prefix="t")``.
+
+    Every topic it made is deleted when the test ends, passed or failed.
+    """
+    from streamkit.ops.admin import (  # noqa: PLC0415
+        TopicSpec,
+        admin_client,
+        create_topics,
+        delete_topics,
+    )
+
+    admin = admin_client(kafka_config)
+    made: list[str] = []
+
+    def make(
+        partitions: int = 1, config: Mapping[str, str] | None = None, prefix: str = "t"
+    ) -> str:
+        name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+        create_topics(admin, [TopicSpec(name, partitions, 1, dict(config or {}))])
+        made.append(name)
+        return name
+
+    try:
+        yield make
+    finally:
+        delete_topics(admin, made)

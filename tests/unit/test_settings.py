@@ -1,0 +1,53 @@
+from pathlib import Path
+
+import pytest
+
+from streamkit.errors import ConfigError
+from streamkit.settings import DEFAULT_BOOTSTRAP_SERVERS, Settings, redact
+
+
+def test_settings_default_to_the_local_broker_and_xdg_dirs() -> None:
+    settings = Settings.from_env({"HOME": "/home/u"})
+    assert settings.bootstrap_servers == DEFAULT_BOOTSTRAP_SERVERS
+    assert settings.cache_dir == Path("/home/u/.cache/streamkit")
+    assert settings.state_dir == Path("/home/u/.local/state/streamkit")
+    assert settings.schema_registry_url == ""
+
+
+def test_kafka_passthrough_turns_underscores_into_dots() -> None:
+    settings = Settings.from_env(
+        {"STREAMKIT_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "STREAMKIT_KAFKA_LINGER_MS": "20"}
+    )
+    config = settings.client_config(**{"group.id": "g"})
+    assert config["security.protocol"] == "SASL_SSL"
+    assert config["linger.ms"] == "20"
+    assert config["group.id"] == "g"
+    assert config["bootstrap.servers"] == DEFAULT_BOOTSTRAP_SERVERS
+
+
+def test_malformed_bootstrap_servers_name_the_variable_and_the_bad_entry() -> None:
+    with pytest.raises(ConfigError, match=r"STREAMKIT_BOOTSTRAP_SERVERS: 'kafka' is not host:port"):
+        Settings.from_env({"STREAMKIT_BOOTSTRAP_SERVERS": "127.0.0.1:9092,kafka"})
+
+
+def test_repr_never_shows_secrets() -> None:
+    settings = Settings.from_env(
+        {
+            "STREAMKIT_KAFKA_SASL_PASSWORD": "hunter2-sentinel",
+            "STREAMKIT_KAFKA_SSL_KEY_PASSWORD": "keypass-sentinel",
+            "STREAMKIT_SCHEMA_REGISTRY_URL": "https://user:regpass-sentinel@registry.example:8081",
+            "STREAMKIT_KAFKA_SASL_USERNAME": "alice",
+        }
+    )
+    text = repr(settings) + str(settings)
+    for secret in ("hunter2-sentinel", "keypass-sentinel", "regpass-sentinel"):
+        assert secret not in text
+    assert "alice" in text
+    assert redact({"sasl.password": "x", "acks": "all"}) == {"sasl.password": "***", "acks": "all"}
+
+
+def test_env_is_read_when_asked_not_at_import(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMKIT_BOOTSTRAP_SERVERS", "10.9.8.7:1234")
+    assert Settings.from_env().bootstrap_servers == "10.9.8.7:1234"
+    monkeypatch.setenv("STREAMKIT_BOOTSTRAP_SERVERS", "10.9.8.7:4321")
+    assert Settings.from_env().bootstrap_servers == "10.9.8.7:4321"
