@@ -1,8 +1,33 @@
-"""streamkit: serverless-style processor functions on Apache Kafka."""
+"""streamkit: serverless-style processor functions on Apache Kafka.
 
+::
+
+    from streamkit import App
+
+    app = App("orders")
+    app.topic("orders.placed", value="OrderPlaced", partitions=4)
+    app.topic("orders.validated", value="OrderValidated", partitions=4)
+
+    @app.processor(input="orders.placed", output="orders.validated")
+    def validate(order: dict) -> dict | None:
+        ...
+"""
+
+from streamkit.app import App, Topic, load_app
 from streamkit.errors import StreamkitError
+from streamkit.processor import KEEP_KEY, Context, Emit
 from streamkit.settings import Settings
 
 __version__ = "0.1.0"
 
-__all__ = ["Settings", "StreamkitError", "__version__"]
+__all__ = [
+    "KEEP_KEY",
+    "App",
+    "Context",
+    "Emit",
+    "Settings",
+    "StreamkitError",
+    "Topic",
+    "__version__",
+    "load_app",
+]

@@ -7,11 +7,14 @@ says what went wrong and where; they never contain secrets.
 
 from __future__ import annotations
 
+from typing import Any, Self
+
 __all__ = [
     "BrokerError",
     "ConfigError",
     "ContractError",
     "KafkaOperationError",
+    "ProcessingFailedError",
     "SerializationError",
     "StreamkitError",
 ]
@@ -36,9 +39,45 @@ class KafkaOperationError(StreamkitError):
 class SerializationError(StreamkitError):
     """Bytes could not be decoded into an event, or an event could not be encoded.
 
-    The message names the topic, partition, offset and schema when they are known.
+    The message names the topic, partition, offset and schema when they are known:
+    a serde raises it with the schema and the reason, and the runtime adds the record's
+    coordinates with :meth:`at`.
     """
+
+    def __init__(self, reason: str, *, schema: str = "", where: str = "") -> None:
+        self.reason = reason
+        self.schema = schema
+        self.where = where
+        super().__init__(reason)
+
+    def at(self, topic: str, partition: int | None = None, offset: int | None = None) -> Self:
+        """A copy of this error that names the record's topic, partition and offset."""
+        where = topic
+        if partition is not None:
+            where += f"[{partition}]"
+        if offset is not None and offset >= 0:
+            where += f"@{offset}"
+        copy = type(self)(self.reason, schema=self.schema, where=where)
+        copy.__cause__ = self.__cause__
+        return copy
+
+    def __str__(self) -> str:
+        prefix = f"{self.where}: " if self.where else ""
+        suffix = f" (schema {self.schema})" if self.schema else ""
+        return f"{prefix}{self.reason}{suffix}"
 
 
 class ContractError(SerializationError):
     """An event does not satisfy the Avro contract declared for its topic."""
+
+
+class ProcessingFailedError(StreamkitError):
+    """A record could not be processed and the failure policy says stop.
+
+    Raised by the runtime's failure hook; ``failure`` holds the record's coordinates,
+    the stage (decode, process, encode, produce) and the cause.
+    """
+
+    def __init__(self, failure: Any) -> None:
+        self.failure = failure
+        super().__init__(failure.describe())

@@ -2,26 +2,57 @@
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Iterator
-from typing import IO
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
 
 import click
 
+from streamkit.contracts.repository import SchemaRepository
+from streamkit.contracts.serde import AvroSerde, ConfluentAvroSerde, Serde, registry_client
+from streamkit.errors import SerializationError
 from streamkit.ops.console import (
     ConsoleRecord,
+    ValueEncoder,
     consume_records,
+    json_or_text,
+    json_value,
     line_to_record,
     produce_records,
     record_to_line,
 )
 from streamkit.settings import Settings
 
+_schema_option = click.option(
+    "--schema",
+    help="Avro contract of the values (a name in --schemas-dir): JSON lines are encoded "
+    "to Avro when producing and decoded when consuming.",
+)
+_schemas_dir_option = click.option(
+    "--schemas-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Where the .avsc contracts are [default: $STREAMKIT_SCHEMAS_DIR or ./schemas].",
+)
 
-def _lines(stream: IO[bytes], name: str, value_only: bool) -> Iterator[ConsoleRecord]:
+
+def _avro(settings: Settings, schema: str, schemas_dir: Path | None, topic: str) -> Serde:
+    directory = schemas_dir or Path(os.environ.get("STREAMKIT_SCHEMAS_DIR") or "schemas")
+    repository = SchemaRepository.from_directory(directory)
+    if settings.schema_registry_url:
+        client = registry_client(settings.schema_registry_url)
+        return ConfluentAvroSerde(client, repository, schema, f"{topic}-value")
+    return AvroSerde(repository, schema)
+
+
+def _lines(
+    stream: IO[bytes], name: str, value_only: bool, encode: ValueEncoder
+) -> Iterator[ConsoleRecord]:
     for number, line in enumerate(stream, start=1):
         if line.strip():
-            yield line_to_record(line, f"{name}:{number}", value_only=value_only)
+            yield line_to_record(line, f"{name}:{number}", value_only=value_only, encode=encode)
 
 
 @click.command()
@@ -31,16 +62,31 @@ def _lines(stream: IO[bytes], name: str, value_only: bool) -> Iterator[ConsoleRe
 )
 @click.option("--value-only", is_flag=True, help="Each line is the value itself, no envelope.")
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="Seconds for acks.")
-def produce(topic: str, source: IO[bytes], value_only: bool, timeout: float) -> None:
+@_schema_option
+@_schemas_dir_option
+def produce(
+    topic: str,
+    source: IO[bytes],
+    value_only: bool,
+    timeout: float,
+    schema: str | None,
+    schemas_dir: Path | None,
+) -> None:
     """Produce JSON lines to TOPIC: {"key": ..., "value": ..., "headers": [[k, v]]} per line.
 
     Every record is acknowledged by the broker (acks=all) before the command succeeds.
     """
     settings = Settings.from_env()
     name = "stdin" if source is sys.stdin.buffer or source.name == "<stdin>" else source.name
-    count = produce_records(
-        settings.client_config(), topic, _lines(source, name, value_only), timeout=timeout
-    )
+    encode = json_value
+    if schema:
+        serde = _avro(settings, schema, schemas_dir, topic)
+
+        def encode(value: Any) -> bytes | None:
+            return None if value is None else serde.encode(value)
+
+    records = _lines(source, name, value_only, encode)
+    count = produce_records(settings.client_config(), topic, records, timeout=timeout)
     click.echo(f"produced {count} records to {topic}", err=True)
 
 
@@ -49,12 +95,22 @@ def produce(topic: str, source: IO[bytes], value_only: bool, timeout: float) -> 
 @click.option("--from-beginning", is_flag=True, help="Start at the oldest record, not the end.")
 @click.option("--max", "max_records", type=click.IntRange(min=1), help="Stop after N records.")
 @click.option("--timeout", type=float, help="Stop after this many seconds without a record.")
+@_schema_option
+@_schemas_dir_option
 def consume(
-    topic: str, from_beginning: bool, max_records: int | None, timeout: float | None
+    topic: str,
+    from_beginning: bool,
+    max_records: int | None,
+    timeout: float | None,
+    schema: str | None,
+    schemas_dir: Path | None,
 ) -> None:
     """Print TOPIC's records as JSON lines (all partitions, no consumer group, no commits)."""
     settings = Settings.from_env()
     out = click.get_binary_stream("stdout")
+    decode: Callable[[bytes], Any] = json_or_text
+    if schema:
+        decode = _avro(settings, schema, schemas_dir, topic).decode
     for record in consume_records(
         settings.client_config(),
         topic,
@@ -62,5 +118,9 @@ def consume(
         max_records=max_records,
         idle_timeout=timeout,
     ):
-        out.write(record_to_line(record) + b"\n")
+        try:
+            line = record_to_line(record, decode)
+        except SerializationError as exc:
+            raise exc.at(record.topic, record.partition, record.offset) from exc
+        out.write(line + b"\n")
         out.flush()

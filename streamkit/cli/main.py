@@ -9,6 +9,8 @@ import click
 from streamkit import __version__
 from streamkit.cli.broker import broker
 from streamkit.cli.console import consume, produce
+from streamkit.cli.run import run
+from streamkit.cli.topics import topics
 from streamkit.errors import StreamkitError
 
 
@@ -21,6 +23,8 @@ def cli() -> None:
 cli.add_command(broker)
 cli.add_command(produce)
 cli.add_command(consume)
+cli.add_command(run)
+cli.add_command(topics)
 
 
 def main(argv: list[str] | None = None) -> None:

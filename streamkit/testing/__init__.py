@@ -1,5 +1,6 @@
-"""Testing streamkit apps: real-broker pytest fixtures (and, with the runtime, TestDriver)."""
+"""Testing streamkit apps: TestDriver (no Kafka) and real-broker pytest fixtures."""
 
 from streamkit.testing.brokers import TestBroker, docker_engine_answers, start_test_broker
+from streamkit.testing.driver import DriverRecord, TestDriver
 
-__all__ = ["TestBroker", "docker_engine_answers", "start_test_broker"]
+__all__ = ["DriverRecord", "TestBroker", "TestDriver", "docker_engine_answers", "start_test_broker"]

@@ -1,0 +1,35 @@
+"""Deterministic OrderPlaced events for the demo, the compose file and the tests."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import Any
+
+COUNTRIES = ("DE", "FR", "NL", "ES", "IT", "PL")
+CHANNELS = ("web", "mobile", "store")
+EPOCH_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+
+def orders(count: int, *, seed: int = 7, invalid_every: int = 10) -> Iterator[dict[str, Any]]:
+    """``count`` orders; every ``invalid_every``-th one has no lines (to be rejected)."""
+    rng = random.Random(seed)  # noqa: S311 - demo data, not cryptography
+    for n in range(count):
+        line_count = (
+            0 if invalid_every and n % invalid_every == invalid_every - 1 else rng.randint(1, 4)
+        )
+        yield {
+            "order_id": f"o-{seed}-{n}",
+            "customer_id": f"c-{rng.randint(1, 50)}",
+            "country": rng.choice(COUNTRIES),
+            "lines": [
+                {
+                    "sku": f"sku-{rng.randint(1, 200)}",
+                    "quantity": rng.randint(1, 5),
+                    "unit_price_cents": rng.randint(199, 19_999),
+                }
+                for _ in range(line_count)
+            ],
+            "placed_at": EPOCH_MS + n * 1000,
+            "channel": rng.choice(CHANNELS),
+        }

@@ -1,0 +1,184 @@
+"""The App: the processors, topics and contracts of one service (one consumer group)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from streamkit.errors import ConfigError
+from streamkit.processor import ProcessorSpec
+
+__all__ = ["App", "Topic", "load_app"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_PLAIN_FORMATS = frozenset({"json", "string", "bytes"})
+_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A topic the app reads or writes, with its contract.
+
+    Attributes:
+        name: the Kafka topic.
+        value: ``"json"``, ``"string"``, ``"bytes"`` or the name of an Avro contract in the
+            app's schema directory (full or short name).
+        key: the same choices for the key; ``"string"`` by default.
+        partitions: partition count that ``streamkit topics create`` makes and checks.
+        replication_factor: replicas per partition.
+        config: topic configs (``retention.ms``, ``cleanup.policy``...).
+    """
+
+    name: str
+    value: str = "json"
+    key: str = "string"
+    partitions: int = 1
+    replication_factor: int = 1
+    config: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_avro(self) -> bool:
+        """True when the value is an Avro contract."""
+        return self.value not in _PLAIN_FORMATS
+
+
+class App:
+    """A streamkit application: ``App("orders")`` runs as consumer group ``orders``.
+
+    Args:
+        name: the app's name; the consumer group id unless ``group_id`` is given.
+        group_id: override the consumer group id.
+        schemas: the directory of ``.avsc`` contracts (default: ``$STREAMKIT_SCHEMAS_DIR``,
+            else ``./schemas``), read the first time a contract is needed.
+    """
+
+    def __init__(
+        self, name: str, *, group_id: str | None = None, schemas: str | Path | None = None
+    ) -> None:
+        if not name or not _NAME.match(name):
+            raise ConfigError(f"app name {name!r} must be 1-249 of [A-Za-z0-9._-]")
+        self.name = name
+        self.group_id = group_id or name
+        self._schemas = Path(schemas) if schemas is not None else None
+        self._topics: dict[str, Topic] = {}
+        self._processors: dict[str, ProcessorSpec] = {}
+
+    # -- declarations -------------------------------------------------------------------
+    def topic(
+        self,
+        name: str,
+        *,
+        value: str = "json",
+        key: str = "string",
+        partitions: int = 1,
+        replication_factor: int = 1,
+        config: Mapping[str, str] | None = None,
+    ) -> Topic:
+        """Declare a topic with its key/value formats and partition count."""
+        if not _NAME.match(name) or name in {".", ".."}:
+            raise ConfigError(f"topic name {name!r} is not a valid Kafka topic name")
+        if partitions < 1 or replication_factor < 1:
+            raise ConfigError(f"topic {name}: partitions and replication_factor must be >= 1")
+        declared = Topic(name, value, key, partitions, replication_factor, dict(config or {}))
+        existing = self._topics.get(name)
+        if existing is not None and existing != declared:
+            raise ConfigError(f"topic {name} is declared twice, differently")
+        self._topics[name] = declared
+        return declared
+
+    def processor(
+        self,
+        input: str | Topic,
+        output: str | Topic | None = None,
+        *,
+        outputs: Sequence[str | Topic] = (),
+        name: str | None = None,
+    ) -> Callable[[F], F]:
+        """Decorate a function ``(event) -> result`` or ``(event, ctx) -> result``.
+
+        ``input`` is the topic it consumes; a returned value goes to ``output``; an
+        :class:`~streamkit.processor.Emit` may go to any of ``outputs`` (fan-out).
+        The function itself is returned unchanged, so it stays testable as is.
+        """
+
+        def register(fn: F) -> F:
+            spec = ProcessorSpec.build(
+                fn,
+                input=_topic_name(input),
+                output=_topic_name(output) if output is not None else None,
+                outputs=[_topic_name(o) for o in outputs],
+                name=name,
+            )
+            if spec.name in self._processors:
+                raise ConfigError(f"app {self.name} already has a processor named {spec.name}")
+            self._processors[spec.name] = spec
+            return fn
+
+        return register
+
+    # -- what the runtime needs ---------------------------------------------------------
+    @property
+    def processors(self) -> list[ProcessorSpec]:
+        """The declared processors, in declaration order."""
+        return list(self._processors.values())
+
+    @property
+    def topics(self) -> dict[str, Topic]:
+        """The declared topics by name."""
+        return dict(self._topics)
+
+    def input_topics(self) -> list[str]:
+        """Every topic some processor consumes, without duplicates."""
+        return list(dict.fromkeys(p.input for p in self._processors.values()))
+
+    def schemas_dir(self) -> Path:
+        """Where the contracts are: the ``schemas`` argument, else env, else ./schemas."""
+        if self._schemas is not None:
+            return self._schemas
+        return Path(os.environ.get("STREAMKIT_SCHEMAS_DIR") or "schemas")
+
+    def validate(self) -> None:
+        """Fail fast on an incomplete app: no processors, or topics used but not declared."""
+        if not self._processors:
+            raise ConfigError(f"app {self.name} declares no processors")
+        for spec in self._processors.values():
+            for topic in (spec.input, *spec.outputs):
+                if topic not in self._topics:
+                    raise ConfigError(
+                        f"processor {spec.name} uses topic {topic}, which app {self.name} "
+                        f"does not declare (add app.topic({topic!r}, ...))"
+                    )
+
+    def __repr__(self) -> str:
+        return f"App({self.name!r}, processors={list(self._processors)})"
+
+
+def _topic_name(topic: str | Topic) -> str:
+    return topic.name if isinstance(topic, Topic) else topic
+
+
+def load_app(target: str) -> App:
+    """Import ``module[:attribute]`` and return its App (the only one, or ``attribute``)."""
+    module_name, _, attribute = target.partition(":")
+    if os.getcwd() not in sys.path:  # like `python -m`: the current project is importable
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import {module_name}: {exc}") from exc
+    if attribute:
+        app = getattr(module, attribute, None)
+        if not isinstance(app, App):
+            raise ConfigError(f"{target} is not a streamkit App")
+        return app
+    apps = [value for value in vars(module).values() if isinstance(value, App)]
+    if len(apps) != 1:
+        found = "no App" if not apps else f"{len(apps)} Apps"
+        raise ConfigError(f"{module_name} has {found}; name one as {module_name}:attribute")
+    return apps[0]

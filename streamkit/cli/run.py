@@ -1,0 +1,62 @@
+"""``streamkit run MODULE[:app] --workers N``: the app's processors as a consumer group."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from streamkit.app import load_app
+from streamkit.engines.kafka import WorkerOptions
+from streamkit.runtime.pipeline import Pipeline
+from streamkit.runtime.supervisor import Supervisor, SupervisorOptions
+from streamkit.runtime.worker_process import configure_logging
+from streamkit.settings import Settings
+
+
+@click.command()
+@click.argument("target", metavar="MODULE[:APP]")
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, 100_000), default=500, show_default=True)
+@click.option(
+    "--shutdown-timeout",
+    type=click.FloatRange(1, 3600),
+    default=30.0,
+    show_default=True,
+    help="Seconds a worker may take to drain, commit and leave on SIGTERM.",
+)
+@click.option("--commit-interval", type=click.FloatRange(0.05, 600), default=1.0, show_default=True)
+@click.option(
+    "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info"
+)
+def run(
+    target: str,
+    workers: int,
+    batch_size: int,
+    shutdown_timeout: float,
+    commit_interval: float,
+    log_level: str,
+) -> None:
+    """Run MODULE's app with N worker processes in one consumer group.
+
+    Running the same command on another machine adds members to the same group.
+    SIGTERM or Ctrl-C stops gracefully: drain, flush, commit, leave.
+    """
+    configure_logging(log_level)
+    app = load_app(target)
+    Pipeline(app, Settings.from_env())  # fail here, once, on a bad app or contract
+    options = SupervisorOptions(
+        workers=workers,
+        log_level=log_level,
+        worker=WorkerOptions(
+            batch_size=batch_size,
+            shutdown_timeout=shutdown_timeout,
+            commit_interval=commit_interval,
+        ),
+    )
+    click.echo(
+        f"running app {app.name} (group {app.group_id}) with {workers} worker(s) on "
+        f"{Settings.from_env().bootstrap_servers}",
+        err=True,
+    )
+    sys.exit(Supervisor(target, options).run())

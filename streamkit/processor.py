@@ -1,0 +1,171 @@
+"""Processor functions: the decorator's spec, the context they may ask for, and output routing.
+
+A processor is a plain function of the event (and optionally a :class:`Context`). What it
+returns decides what is produced:
+
+* ``None``: nothing (the event is filtered out);
+* a value: one record to the processor's ``output`` topic;
+* an :class:`Emit`: one record to the topic it names (one of the declared ``outputs``);
+* a list or tuple of values and/or :class:`Emit`: several records, in that order (fan-out).
+
+An emitted record keeps the input's key unless the :class:`Emit` gives another one.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from streamkit.errors import ConfigError, StreamkitError
+
+__all__ = ["KEEP_KEY", "Context", "Emit", "ProcessorSpec", "route"]
+
+
+class _KeepKey:
+    def __repr__(self) -> str:
+        return "KEEP_KEY"
+
+
+KEEP_KEY: Final[Any] = _KeepKey()
+"""Sentinel: the emitted record keeps the input record's key (the default)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    """One record for ``topic``: the value, and optionally a new key and headers."""
+
+    topic: str
+    value: Any
+    key: Any = KEEP_KEY
+    headers: Mapping[str, str | bytes] | Sequence[tuple[str, str | bytes]] | None = None
+
+
+class Context:
+    """Where the event came from; a processor gets it by taking a second parameter."""
+
+    __slots__ = ("headers", "key", "offset", "partition", "processor", "timestamp", "topic")
+
+    def __init__(
+        self,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        timestamp: int,
+        key: Any,
+        headers: Sequence[tuple[str, bytes | None]],
+        processor: str,
+    ) -> None:
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.timestamp = timestamp
+        self.key = key
+        self.headers = headers
+        self.processor = processor
+
+    def header(self, name: str) -> bytes | None:
+        """The last value of header ``name``, or None."""
+        found = None
+        for key, value in self.headers:
+            if key == name:
+                found = value
+        return found
+
+    def __repr__(self) -> str:
+        return (
+            f"Context({self.topic}[{self.partition}]@{self.offset}, key={self.key!r}, "
+            f"processor={self.processor})"
+        )
+
+
+class OutputError(StreamkitError):
+    """A processor returned something that cannot be routed (raised per record)."""
+
+
+@dataclass(frozen=True)
+class ProcessorSpec:
+    """A declared processor.
+
+    Attributes:
+        name: unique within the app (default: the function's name).
+        fn: the function.
+        input: the topic it consumes.
+        output: the topic a plain return value goes to (None: only emits).
+        outputs: every topic it may emit to (``output`` included).
+        takes_context: whether ``fn`` takes a second, :class:`Context`, parameter.
+    """
+
+    name: str
+    fn: Callable[..., Any]
+    input: str
+    output: str | None
+    outputs: tuple[str, ...]
+    takes_context: bool
+
+    @classmethod
+    def build(
+        cls,
+        fn: Callable[..., Any],
+        *,
+        input: str,
+        output: str | None,
+        outputs: Sequence[str],
+        name: str | None,
+    ) -> ProcessorSpec:
+        """Check a decorated function's declaration and make its spec."""
+        label = str(name or getattr(fn, "__name__", repr(fn)))
+        if not callable(fn):
+            raise ConfigError(f"processor {label}: {fn!r} is not callable")
+        try:
+            params = [
+                p
+                for p in inspect.signature(fn).parameters.values()
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+            ]
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"processor {label}: cannot read its signature: {exc}") from exc
+        if not 1 <= len(params) <= 2:
+            raise ConfigError(
+                f"processor {label} must take (event) or (event, ctx), not {len(params)} parameters"
+            )
+        if not input or not isinstance(input, str):
+            raise ConfigError(f"processor {label}: input must be a topic name")
+        allowed = tuple(dict.fromkeys([*([output] if output else []), *outputs]))
+        if input in allowed:
+            raise ConfigError(f"processor {label} would write to its own input topic {input}")
+        return cls(label, fn, input, output, allowed, takes_context=len(params) == 2)
+
+
+def route(spec: ProcessorSpec, result: Any) -> list[Emit]:
+    """The records a processor's return value stands for (see the module docstring)."""
+    if result is None:
+        return []
+    if isinstance(result, Emit):
+        return [_checked(spec, result)]
+    if isinstance(result, list | tuple):
+        return [_checked(spec, _as_emit(spec, item)) for item in result if item is not None]
+    return [_as_emit(spec, result)]
+
+
+def _as_emit(spec: ProcessorSpec, value: Any) -> Emit:
+    if isinstance(value, Emit):
+        return value
+    if spec.output is None:
+        raise OutputError(
+            f"processor {spec.name} returned a value but declares no output topic; "
+            "declare output=... or return Emit(topic, value)"
+        )
+    return Emit(spec.output, value)
+
+
+def _checked(spec: ProcessorSpec, emit: Emit) -> Emit:
+    if emit.topic not in spec.outputs:
+        declared = ", ".join(spec.outputs) or "none"
+        raise OutputError(
+            f"processor {spec.name} emitted to {emit.topic}, which is not among its "
+            f"outputs ({declared})"
+        )
+    return emit

@@ -1,0 +1,171 @@
+"""The supervisor of ``streamkit run --workers N``: N worker processes of one group.
+
+It starts the workers (processes, not threads: the GIL), restarts one that crashes with
+an exponential backoff, gives up on a crash loop with a clear message, forwards SIGTERM
+and SIGINT as a graceful stop, and exits non-zero when workers cannot start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field, replace
+from types import FrameType
+
+import orjson
+
+from streamkit.engines.kafka import WorkerOptions
+from streamkit.runtime.worker_process import EXIT_CANNOT_START, EXIT_OK
+
+__all__ = ["Supervisor", "SupervisorOptions"]
+
+log = logging.getLogger("streamkit.supervisor")
+
+
+@dataclass(frozen=True)
+class SupervisorOptions:
+    """How many workers, and when a crashing one is given up on.
+
+    Attributes:
+        workers: worker processes to keep running.
+        max_restarts: crashes of one worker within ``restart_window`` seconds that end
+            the run (a crash loop).
+        restart_window: seconds over which crashes are counted.
+        backoff_initial: seconds before the first restart; doubles per crash.
+        backoff_max: the longest wait before a restart.
+        worker: options every worker gets (its ``worker_id`` is set per process).
+        log_level: the workers' log level.
+    """
+
+    workers: int = 1
+    max_restarts: int = 5
+    restart_window: float = 60.0
+    backoff_initial: float = 1.0
+    backoff_max: float = 30.0
+    worker: WorkerOptions = field(default_factory=WorkerOptions)
+    log_level: str = "info"
+
+
+@dataclass
+class _Slot:
+    index: int
+    process: subprocess.Popen[bytes] | None = None
+    crashes: deque[float] = field(default_factory=deque)
+    restart_at: float | None = None
+    backoff: float = 0.0
+
+
+class Supervisor:
+    """Keeps ``options.workers`` worker processes of ``target`` running."""
+
+    def __init__(self, target: str, options: SupervisorOptions) -> None:
+        self.target = target
+        self.options = options
+        self.slots = [_Slot(i) for i in range(options.workers)]
+        self._stopping = False
+
+    def _spawn(self, slot: _Slot) -> None:
+        worker = replace(self.options.worker, worker_id=str(slot.index))
+        payload = {k: v for k, v in asdict(worker).items() if v is not None}
+        command = [
+            sys.executable, "-m", "streamkit.runtime.worker_process", self.target,
+            "--options", orjson.dumps(payload).decode(), "--log-level", self.options.log_level,
+        ]  # fmt: skip
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
+        slot.process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+        slot.restart_at = None
+        log.info("started worker %d (pid %d)", slot.index, slot.process.pid)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if not self._stopping:
+            log.info("received %s: stopping workers", signal.Signals(signum).name)
+        self._stopping = True
+
+    def stop_requested(self) -> bool:
+        """True once SIGTERM or SIGINT asked for a stop."""
+        return self._stopping
+
+    def run(self) -> int:
+        """Run until a signal stops everything or a worker cannot be kept up; exit code."""
+        previous = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        try:
+            for slot in self.slots:
+                self._spawn(slot)
+            code = self._watch()
+        finally:
+            self._stop_all()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return code
+
+    def _watch(self) -> int:
+        while not self._stopping:
+            now = time.monotonic()
+            for slot in self.slots:
+                if slot.process is None:
+                    if slot.restart_at is not None and now >= slot.restart_at:
+                        self._spawn(slot)
+                    continue
+                code = slot.process.poll()
+                if code is None:
+                    continue
+                slot.process = None
+                if self.stop_requested():
+                    break
+                if code == EXIT_CANNOT_START:
+                    log.error(
+                        "worker %d could not start (see its error above); stopping", slot.index
+                    )
+                    return EXIT_CANNOT_START
+                verdict = self._crashed(slot, code, now)
+                if verdict is not None:
+                    return verdict
+            time.sleep(0.1)
+        return EXIT_OK
+
+    def _crashed(self, slot: _Slot, code: int, now: float) -> int | None:
+        slot.crashes.append(now)
+        while slot.crashes and now - slot.crashes[0] > self.options.restart_window:
+            slot.crashes.popleft()
+        if len(slot.crashes) >= self.options.max_restarts:
+            log.error(
+                "worker %d crashed %d times within %.0fs (last exit code %d); giving up",
+                slot.index,
+                len(slot.crashes),
+                self.options.restart_window,
+                code,
+            )
+            return 1
+        slot.backoff = min(
+            self.options.backoff_max,
+            slot.backoff * 2 if slot.backoff else self.options.backoff_initial,
+        )
+        slot.restart_at = now + slot.backoff
+        log.warning(
+            "worker %d exited with code %d; restarting in %.1fs", slot.index, code, slot.backoff
+        )
+        return None
+
+    def _stop_all(self) -> None:
+        running = [s.process for s in self.slots if s.process is not None]
+        for process in running:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.options.worker.shutdown_timeout + 10
+        for process in running:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.error("worker pid %d did not stop; killing it", process.pid)
+                process.kill()
+                process.wait()
+        for slot in self.slots:
+            slot.process = None
