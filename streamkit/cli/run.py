@@ -27,6 +27,21 @@ from streamkit.settings import Settings
 )
 @click.option("--commit-interval", type=click.FloatRange(0.05, 600), default=1.0, show_default=True)
 @click.option(
+    "--max-restarts",
+    type=click.IntRange(1, 1000),
+    default=5,
+    show_default=True,
+    help="Crashes of one worker within --restart-window seconds that end the run.",
+)
+@click.option("--restart-window", type=click.FloatRange(1), default=60.0, show_default=True)
+@click.option(
+    "--restart-backoff",
+    type=click.FloatRange(0.01, 60),
+    default=1.0,
+    show_default=True,
+    help="Seconds before the first restart of a crashed worker; doubles per crash.",
+)
+@click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info"
 )
 def run(
@@ -35,6 +50,9 @@ def run(
     batch_size: int,
     shutdown_timeout: float,
     commit_interval: float,
+    max_restarts: int,
+    restart_window: float,
+    restart_backoff: float,
     log_level: str,
 ) -> None:
     """Run MODULE's app with N worker processes in one consumer group.
@@ -48,6 +66,9 @@ def run(
     options = SupervisorOptions(
         workers=workers,
         log_level=log_level,
+        max_restarts=max_restarts,
+        restart_window=restart_window,
+        backoff_initial=restart_backoff,
         worker=WorkerOptions(
             batch_size=batch_size,
             shutdown_timeout=shutdown_timeout,

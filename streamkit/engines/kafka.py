@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -80,7 +81,7 @@ class KafkaWorker:
         self._callback_error: BaseException | None = None
         self._batch: Batch | None = None
         self._source: tuple[str, int, int] = ("", -1, -1)
-        client_id = f"{app.name}-{self.options.worker_id}"
+        client_id = f"{app.name}-w{self.options.worker_id}-{os.getpid()}"
         kafka_log = logging.getLogger("streamkit.kafka")
         self.consumer = Consumer(
             self.settings.client_config(

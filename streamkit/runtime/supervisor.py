@@ -7,6 +7,8 @@ and SIGINT as a graceful stop, and exits non-zero when workers cannot start.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -25,6 +27,7 @@ from streamkit.runtime.worker_process import EXIT_CANNOT_START, EXIT_OK
 __all__ = ["Supervisor", "SupervisorOptions"]
 
 log = logging.getLogger("streamkit.supervisor")
+_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,14 @@ class _Slot:
     backoff: float = 0.0
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM if the supervisor dies (Linux)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class Supervisor:
     """Keeps ``options.workers`` worker processes of ``target`` running."""
 
@@ -78,7 +89,12 @@ class Supervisor:
         ]  # fmt: skip
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
-        slot.process = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL)
+        slot.process = subprocess.Popen(
+            command,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - single-threaded
+        )
         slot.restart_at = None
         log.info("started worker %d (pid %d)", slot.index, slot.process.pid)
 

@@ -1,0 +1,30 @@
+"""A test app: echoes each input's coordinates, so tests can account for every record.
+
+Topic names and behaviour come from the environment the test sets for the workers:
+ECHO_INPUT, ECHO_OUTPUT, ECHO_GROUP, ECHO_PARTITIONS, ECHO_DELAY_MS, ECHO_POISON_N.
+"""
+
+import os
+import time
+from typing import Any
+
+from streamkit import App, Context
+
+INPUT = os.environ.get("ECHO_INPUT", "echo-in")
+OUTPUT = os.environ.get("ECHO_OUTPUT", "echo-out")
+DELAY = float(os.environ.get("ECHO_DELAY_MS", "0")) / 1000
+POISON = int(os.environ.get("ECHO_POISON_N", "-1"))
+
+app = App(os.environ.get("ECHO_GROUP", "echo"))
+app.topic(INPUT, partitions=int(os.environ.get("ECHO_PARTITIONS", "1")))
+app.topic(OUTPUT, partitions=int(os.environ.get("ECHO_PARTITIONS", "1")))
+
+
+@app.processor(input=INPUT, output=OUTPUT)
+def echo(event: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """Say where the event came from."""
+    if event["n"] == POISON:
+        raise ValueError(f"poison event {event['n']}")
+    if DELAY:
+        time.sleep(DELAY)
+    return {"n": event["n"], "p": ctx.partition, "o": ctx.offset, "pid": os.getpid()}

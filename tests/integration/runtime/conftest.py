@@ -1,0 +1,146 @@
+"""Helpers for running real worker processes against the test broker."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+
+
+@dataclass
+class EchoSetup:
+    """Topics and group of one echo-app test, and the processes it started."""
+
+    bootstrap: str
+    config: dict[str, Any]
+    input: str
+    output: str
+    group: str
+    partitions: int
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "STREAMKIT_BOOTSTRAP_SERVERS": self.bootstrap,
+            "ECHO_INPUT": self.input,
+            "ECHO_OUTPUT": self.output,
+            "ECHO_GROUP": self.group,
+            "ECHO_PARTITIONS": str(self.partitions),
+            "PYTHONPATH": ROOT,
+            **extra,
+        }
+
+    def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
+        """`streamkit run tests.integration.apps.echo ARGS` in the background."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamkit", "run", "tests.integration.apps.echo", *args],
+            env=self.env(**env),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        self.processes.append(process)
+        return process
+
+    def produce(self, count: int, start: int = 0) -> None:
+        producer = Producer({**self.config, "linger.ms": 5, "enable.idempotence": True})
+        for n in range(start, start + count):
+            producer.produce(self.input, orjson.dumps({"n": n}), f"k{n % 97}".encode())
+            if n % 1000 == 0:
+                producer.poll(0)
+        assert producer.flush(30) == 0
+
+    def read(self, topic: str, expected: int, timeout: float = 60.0) -> list[dict[str, Any]]:
+        """Read ``topic`` from the start until ``expected`` records or the deadline."""
+        consumer = Consumer(
+            {**self.config, "group.id": f"reader-{uuid.uuid4().hex}", "enable.auto.commit": False,
+             "auto.offset.reset": "earliest"}
+        )  # fmt: skip
+        consumer.subscribe([topic])
+        records: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while len(records) < expected and time.monotonic() < deadline:
+                for msg in consumer.consume(500, timeout=0.5):
+                    if msg.error() is None:
+                        doc = orjson.loads(msg.value())
+                        doc["_partition"], doc["_offset"] = msg.partition(), msg.offset()
+                        records.append(doc)
+        finally:
+            consumer.close()
+        return records
+
+    def input_coordinates(self) -> set[tuple[int, int]]:
+        return {(r["_partition"], r["_offset"]) for r in self.read(self.input, self.total_input())}
+
+    def total_input(self) -> int:
+        return sum(high for _, high in self.watermarks(self.input).values())
+
+    def watermarks(self, topic: str) -> dict[int, tuple[int, int]]:
+        consumer = Consumer({**self.config, "group.id": "watermarks"})
+        try:
+            return {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                for p in range(self.partitions)
+            }
+        finally:
+            consumer.close()
+
+    def committed(self) -> dict[int, int]:
+        consumer = Consumer({**self.config, "group.id": self.group})
+        try:
+            parts = consumer.committed(
+                [TopicPartition(self.input, p) for p in range(self.partitions)], timeout=10
+            )
+        finally:
+            consumer.close()
+        return {tp.partition: tp.offset for tp in parts}
+
+    def stop(self, process: subprocess.Popen[bytes], timeout: float = 60) -> tuple[int, str]:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=timeout)
+        return process.returncode, err.decode(errors="replace")
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+@pytest.fixture
+def echo(
+    kafka_bootstrap: str, kafka_config: dict[str, Any], topic_factory: Callable[..., str]
+) -> Iterator[EchoSetup]:
+    partitions = 6
+    setup = EchoSetup(
+        bootstrap=kafka_bootstrap,
+        config=kafka_config,
+        input=topic_factory(partitions=partitions, prefix="echo-in"),
+        output=topic_factory(partitions=partitions, prefix="echo-out"),
+        group=f"echo-{uuid.uuid4().hex[:8]}",
+        partitions=partitions,
+    )
+    yield setup
+    for process in setup.processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=45)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
