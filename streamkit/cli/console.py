@@ -107,7 +107,7 @@ def consume(
 ) -> None:
     """Print TOPIC's records as JSON lines (all partitions, no consumer group, no commits)."""
     settings = Settings.from_env()
-    out = click.get_binary_stream("stdout")
+    out = sys.stdout.buffer
     decode: Callable[[bytes], Any] = json_or_text
     if schema:
         decode = _avro(settings, schema, schemas_dir, topic).decode

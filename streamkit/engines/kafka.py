@@ -23,6 +23,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from streamkit.app import App
 from streamkit.errors import ConfigError, KafkaOperationError
+from streamkit.ops.console import message_headers
 from streamkit.runtime.failure import Failure, FailureHandler, Stage
 from streamkit.runtime.offsets import Batch, OffsetTracker, TopicPartitionKey
 from streamkit.runtime.pipeline import Pipeline
@@ -195,7 +196,7 @@ class KafkaWorker:
                 msg.timestamp()[1],
                 msg.key(),
                 msg.value(),
-                msg.headers(),
+                message_headers(msg),
                 sink,
             )
             self.filtered += outcome.filtered
@@ -282,7 +283,10 @@ class KafkaWorker:
         if not changed:
             return
         try:
-            self.consumer.commit(offsets=changed, asynchronous=asynchronous)
+            if asynchronous:
+                self.consumer.commit(offsets=changed, asynchronous=True)
+            else:
+                self.consumer.commit(offsets=changed, asynchronous=False)
         except KafkaException as exc:
             self.log.warning("offset commit failed (will retry): %s", exc.args[0].str())
             return

@@ -253,8 +253,17 @@ def _require_topic(info: Any, topic: str) -> Any:
     return info
 
 
+def message_headers(msg: Message) -> list[tuple[str, bytes | None]]:
+    """A consumed message's headers as (name, bytes) pairs, in order."""
+    raw = msg.headers()
+    if not raw:
+        return []
+    items = raw.items() if isinstance(raw, dict) else raw
+    return [(name, value.encode() if isinstance(value, str) else value) for name, value in items]
+
+
 def _console_record(msg: Message) -> ConsoleRecord:
-    headers = tuple((name, value) for name, value in (msg.headers() or []))
+    headers = tuple(message_headers(msg))
     return ConsoleRecord(
         value=msg.value(),
         key=msg.key(),
