@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +13,14 @@ from confluent_kafka.cimpl import NewTopic
 
 from streamkit.errors import KafkaOperationError
 
-__all__ = ["TopicSpec", "admin_client", "create_topics", "delete_topics", "describe_topics"]
+__all__ = [
+    "TopicSpec",
+    "admin_client",
+    "create_topics",
+    "delete_topics",
+    "describe_topics",
+    "wait_for_leaders",
+]
 
 
 @dataclass(frozen=True)
@@ -60,7 +68,37 @@ def create_topics(
                 outcome[name] = "exists"
             else:
                 raise KafkaOperationError(f"creating topic {name} failed: {error.str()}") from exc
+    created = [name for name, what in outcome.items() if what == "created"]
+    if created:
+        wait_for_leaders(admin, created, timeout)
     return outcome
+
+
+def wait_for_leaders(admin: AdminClient, names: Iterable[str], timeout: float = 30.0) -> None:
+    """Wait until every partition of ``names`` has a leader (new topics take a moment)."""
+    pending = set(names)
+    deadline = time.monotonic() + timeout
+    while pending:
+        try:
+            metadata = admin.list_topics(timeout=max(1.0, deadline - time.monotonic()))
+        except KafkaException as exc:
+            raise KafkaOperationError(f"listing topics failed: {exc.args[0]}") from exc
+        for name in list(pending):
+            topic = metadata.topics.get(name)
+            if (
+                topic is not None
+                and topic.error is None
+                and topic.partitions
+                and all(p.leader >= 0 and p.error is None for p in topic.partitions.values())
+            ):
+                pending.discard(name)
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise KafkaOperationError(
+                f"topics have no leader after {timeout:.0f}s: {', '.join(sorted(pending))}"
+            )
+        time.sleep(0.1)
 
 
 def delete_topics(admin: AdminClient, names: Iterable[str], timeout: float = 30.0) -> None:
