@@ -76,7 +76,7 @@ def main() -> int:
     existing = describe_topics(admin)
     specs = [
         TopicSpec(t.name, t.partitions, t.replication_factor, t.config)
-        for t in app.topics.values()
+        for t in app.all_topics().values()
         if t.name not in existing
     ]
     create_topics(admin, specs)

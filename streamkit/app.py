@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from streamkit.errors import ConfigError
+from streamkit.failures.dead_letter import dlq_topic, parked_topic
+from streamkit.failures.policy import RetryPolicy
 from streamkit.processor import ProcessorSpec
 
-__all__ = ["App", "Topic", "load_app"]
+__all__ = ["App", "RetryTopic", "Topic", "load_app"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _PLAIN_FORMATS = frozenset({"json", "string", "bytes"})
@@ -56,10 +58,23 @@ class App:
         group_id: override the consumer group id.
         schemas: the directory of ``.avsc`` contracts (default: ``$STREAMKIT_SCHEMAS_DIR``,
             else ``./schemas``), read the first time a contract is needed.
+        retry: the retry policy of processors that do not set their own (default: no
+            retries).
+        dead_letters: send records that fail for good to ``<app>-<input>-dlq`` (default);
+            when False a failure stops the worker instead.
+        max_redrives: a record that fails again after this many redrives is parked in
+            ``<app>-<input>-parked`` instead of going back to the DLQ.
     """
 
     def __init__(
-        self, name: str, *, group_id: str | None = None, schemas: str | Path | None = None
+        self,
+        name: str,
+        *,
+        group_id: str | None = None,
+        schemas: str | Path | None = None,
+        retry: RetryPolicy | None = None,
+        dead_letters: bool = True,
+        max_redrives: int = 3,
     ) -> None:
         if not name or not _NAME.match(name):
             raise ConfigError(f"app name {name!r} must be 1-249 of [A-Za-z0-9._-]")
@@ -68,6 +83,11 @@ class App:
         self._schemas = Path(schemas) if schemas is not None else None
         self._topics: dict[str, Topic] = {}
         self._processors: dict[str, ProcessorSpec] = {}
+        self.retry = retry or RetryPolicy()
+        self.dead_letters = dead_letters
+        if max_redrives < 1:
+            raise ConfigError(f"max_redrives must be >= 1, not {max_redrives}")
+        self.max_redrives = max_redrives
 
     # -- declarations -------------------------------------------------------------------
     def topic(
@@ -99,12 +119,18 @@ class App:
         *,
         outputs: Sequence[str | Topic] = (),
         name: str | None = None,
+        retries: int | RetryPolicy | None = None,
+        retry_topics: Sequence[str] = (),
     ) -> Callable[[F], F]:
         """Decorate a function ``(event) -> result`` or ``(event, ctx) -> result``.
 
         ``input`` is the topic it consumes; a returned value goes to ``output``; an
         :class:`~streamkit.processor.Emit` may go to any of ``outputs`` (fan-out).
-        The function itself is returned unchanged, so it stays testable as is.
+        ``retries`` is a number of retries (with the app's backoff) or a
+        :class:`~streamkit.failures.RetryPolicy`; retries block the record's partition,
+        keeping per-partition order. ``retry_topics=["1s", "10s"]`` retries through
+        delay topics instead, trading per-key order for throughput. The function itself
+        is returned unchanged, so it stays testable as is.
         """
 
         def register(fn: F) -> F:
@@ -114,6 +140,8 @@ class App:
                 output=_topic_name(output) if output is not None else None,
                 outputs=[_topic_name(o) for o in outputs],
                 name=name,
+                retries=retries,
+                retry_topics=retry_topics,
             )
             if spec.name in self._processors:
                 raise ConfigError(f"app {self.name} already has a processor named {spec.name}")
@@ -134,8 +162,51 @@ class App:
         return dict(self._topics)
 
     def input_topics(self) -> list[str]:
-        """Every topic some processor consumes, without duplicates."""
-        return list(dict.fromkeys(p.input for p in self._processors.values()))
+        """Every topic the app's workers consume: processor inputs and retry topics."""
+        inputs = [p.input for p in self._processors.values()]
+        inputs += [r.name for r in self.retry_topics().values()]
+        return list(dict.fromkeys(inputs))
+
+    def retry_policy(self, processor: str) -> RetryPolicy:
+        """The retry policy of ``processor`` (its own, else the app's)."""
+        spec = self._processors[processor]
+        if spec.retry is None:
+            return self.retry
+        return spec.retry
+
+    def retry_topics(self) -> dict[str, RetryTopic]:
+        """The non-blocking retry topics of the app's processors, by name."""
+        found: dict[str, RetryTopic] = {}
+        for spec in self._processors.values():
+            source = self._topics.get(spec.input)
+            partitions = source.partitions if source else 1
+            for index, delay in enumerate(spec.retry_topics):
+                name = f"{self.name}-{spec.name}-retry-{index + 1}"
+                found[name] = RetryTopic(name, spec.name, spec.input, index, delay, partitions)
+        return found
+
+    def failure_topics(self) -> list[Topic]:
+        """Dead-letter, parked and retry topics, partitioned like their inputs."""
+        topics: list[Topic] = []
+        if self.dead_letters:
+            for name in dict.fromkeys(p.input for p in self._processors.values()):
+                source = self._topics.get(name)
+                partitions = source.partitions if source else 1
+                replicas = source.replication_factor if source else 1
+                topics.append(
+                    Topic(dlq_topic(self.name, name), "bytes", "bytes", partitions, replicas)
+                )
+                topics.append(
+                    Topic(parked_topic(self.name, name), "bytes", "bytes", partitions, replicas)
+                )
+        topics += [
+            Topic(r.name, "bytes", "bytes", r.partitions) for r in self.retry_topics().values()
+        ]
+        return topics
+
+    def all_topics(self) -> dict[str, Topic]:
+        """Declared topics plus the failure topics the app derives from them."""
+        return {**self._topics, **{t.name: t for t in self.failure_topics()}}
 
     def schemas_dir(self) -> Path:
         """Where the contracts are: the ``schemas`` argument, else env, else ./schemas."""
@@ -157,6 +228,18 @@ class App:
 
     def __repr__(self) -> str:
         return f"App({self.name!r}, processors={list(self._processors)})"
+
+
+@dataclass(frozen=True)
+class RetryTopic:
+    """A delay topic of a processor's non-blocking retries."""
+
+    name: str
+    processor: str
+    source: str
+    index: int
+    delay: float
+    partitions: int
 
 
 def _topic_name(topic: str | Topic) -> str:

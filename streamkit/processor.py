@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from streamkit.errors import ConfigError, StreamkitError
+from streamkit.failures.policy import RetryPolicy, parse_duration
 
 __all__ = ["KEEP_KEY", "Context", "Emit", "ProcessorSpec", "route"]
 
@@ -96,6 +97,9 @@ class ProcessorSpec:
         output: the topic a plain return value goes to (None: only emits).
         outputs: every topic it may emit to (``output`` included).
         takes_context: whether ``fn`` takes a second, :class:`Context`, parameter.
+        retry: its retry policy (None: the app's default).
+        retry_topics: delays of its non-blocking retry topics, in seconds (empty: retries
+            block the partition instead).
     """
 
     name: str
@@ -104,6 +108,8 @@ class ProcessorSpec:
     output: str | None
     outputs: tuple[str, ...]
     takes_context: bool
+    retry: RetryPolicy | None = None
+    retry_topics: tuple[float, ...] = ()
 
     @classmethod
     def build(
@@ -114,6 +120,8 @@ class ProcessorSpec:
         output: str | None,
         outputs: Sequence[str],
         name: str | None,
+        retries: int | RetryPolicy | None = None,
+        retry_topics: Sequence[str] = (),
     ) -> ProcessorSpec:
         """Check a decorated function's declaration and make its spec."""
         label = str(name or getattr(fn, "__name__", repr(fn)))
@@ -136,7 +144,24 @@ class ProcessorSpec:
         allowed = tuple(dict.fromkeys([*([output] if output else []), *outputs]))
         if input in allowed:
             raise ConfigError(f"processor {label} would write to its own input topic {input}")
-        return cls(label, fn, input, output, allowed, takes_context=len(params) == 2)
+        policy = None
+        if retries is not None:
+            policy = (
+                retries
+                if isinstance(retries, RetryPolicy)
+                else RetryPolicy.of(retries, RetryPolicy())
+            )
+        delays = tuple(parse_duration(d) for d in retry_topics)
+        return cls(
+            label,
+            fn,
+            input,
+            output,
+            allowed,
+            takes_context=len(params) == 2,
+            retry=policy,
+            retry_topics=delays,
+        )
 
 
 def route(spec: ProcessorSpec, result: Any) -> list[Emit]:

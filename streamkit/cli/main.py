@@ -9,6 +9,7 @@ import click
 from streamkit import __version__
 from streamkit.cli.broker import broker
 from streamkit.cli.console import consume, produce
+from streamkit.cli.dlq import dlq
 from streamkit.cli.run import run
 from streamkit.cli.topics import topics
 from streamkit.errors import StreamkitError
@@ -25,6 +26,7 @@ cli.add_command(produce)
 cli.add_command(consume)
 cli.add_command(run)
 cli.add_command(topics)
+cli.add_command(dlq)
 
 
 def main(argv: list[str] | None = None) -> None:

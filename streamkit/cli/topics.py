@@ -18,7 +18,8 @@ def topics() -> None:
 @topics.command()
 @click.argument("target", metavar="MODULE[:APP]")
 def create(target: str) -> None:
-    """Create every topic MODULE's app declares; report any that exist differently.
+    """Create every topic MODULE's app declares (and its DLQ, parked and retry topics);
+    report any that exist differently.
 
     Idempotent: existing topics with the declared partition count are left alone. A
     topic that exists with another partition count is reported, not changed, and the
@@ -29,7 +30,7 @@ def create(target: str) -> None:
     existing = describe_topics(admin)
     mismatches = []
     wanted = []
-    for topic in app.topics.values():
+    for topic in app.all_topics().values():
         have = existing.get(topic.name)
         if have is None:
             wanted.append(

@@ -2,10 +2,14 @@
 
 The loop works per batch: ``consume(num_messages=N)``, decode → process → encode →
 ``produce`` for each record, delivery reports served once per batch. At least once: an
-input offset is committed only after every record derived from it, and everything before
-it in its partition, is acknowledged by the broker (``acks=all``, idempotent producer).
-Revoked partitions are flushed and committed up to what was acknowledged, then forgotten;
-lost partitions are forgotten without a commit.
+input offset is committed only after every record derived from it (outputs, dead letters,
+retry records), and everything before it in its partition, is acknowledged by the broker
+(``acks=all``, idempotent producer). Revoked partitions are flushed and committed up to
+what was acknowledged, then forgotten; lost partitions are forgotten without a commit.
+
+Failures follow the app's failure policy: blocking retries and unavailable dead-letter
+topics hold the record's partition (paused, rewound to the record) while the consumer
+keeps polling; dead letters and retry-topic records are produced like outputs.
 """
 
 from __future__ import annotations
@@ -23,13 +27,15 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from streamkit.app import App
 from streamkit.errors import ConfigError, KafkaOperationError
+from streamkit.failures.handler import OutputTooLargeError, is_too_large
 from streamkit.ops.console import message_headers
+from streamkit.runtime.blocking import PartitionBlocker
 from streamkit.runtime.failure import Failure, FailureHandler, Stage
-from streamkit.runtime.offsets import Batch, OffsetTracker, TopicPartitionKey
-from streamkit.runtime.pipeline import Pipeline
+from streamkit.runtime.offsets import Batch, DeliveryFailure, OffsetTracker, TopicPartitionKey
+from streamkit.runtime.pipeline import Outcome, OutRecord, Pipeline
 from streamkit.settings import Settings
 
-__all__ = ["KafkaWorker", "WorkerOptions"]
+__all__ = ["FailureCounters", "KafkaWorker", "WorkerOptions"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,23 @@ class WorkerOptions:
     producer: Mapping[str, Any] | None = None
 
 
+@dataclass
+class FailureCounters:
+    """Counts of the failure machinery (exported as metrics by observability)."""
+
+    retries: int = 0
+    dead_letters: int = 0
+    retry_forwards: int = 0
+    rewinds: int = 0
+
+
+@dataclass(frozen=True)
+class _RetryState:
+    offset: int
+    attempt: int
+    only: frozenset[str]
+
+
 class KafkaWorker:
     """Runs an :class:`App` as a member of its consumer group until asked to stop."""
 
@@ -72,16 +95,19 @@ class KafkaWorker:
         self.pipeline = Pipeline(app, self.settings, failure_handler)
         self.log = logging.getLogger(f"streamkit.worker.{self.options.worker_id}")
         self.tracker = OffsetTracker()
+        self.counters = FailureCounters()
         self.consumed = 0
         self.produced = 0
         self.filtered = 0
         self.assigned: set[TopicPartitionKey] = set()
         self._committed: dict[TopicPartitionKey, int] = {}
+        self._retrying: dict[TopicPartitionKey, _RetryState] = {}
         self._stopping = False
         self._failed = False
         self._callback_error: BaseException | None = None
         self._batch: Batch | None = None
-        self._source: tuple[str, int, int] = ("", -1, -1)
+        self._message: Message | None = None
+        self._sink_errors: list[tuple[str, KafkaError]] = []
         client_id = f"{app.name}-w{self.options.worker_id}-{os.getpid()}"
         kafka_log = logging.getLogger("streamkit.kafka")
         self.consumer = Consumer(
@@ -111,6 +137,7 @@ class KafkaWorker:
                 }
             )
         )
+        self.blocker = PartitionBlocker(self.consumer, self.log)
 
     # -- control ------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -128,6 +155,7 @@ class KafkaWorker:
         names = {spec.input for spec in self.app.processors}
         for spec in self.app.processors:
             names.update(spec.outputs)
+        names.update(t.name for t in self.app.failure_topics())
         missing = sorted(n for n in names if n not in metadata.topics)
         if missing:
             raise ConfigError(
@@ -138,9 +166,8 @@ class KafkaWorker:
     def run(self) -> None:
         """Consume and process until :meth:`request_stop`; then flush, commit and leave.
 
-        Raises the failure handler's error (by default
-        :class:`~streamkit.errors.ProcessingFailedError`) after committing only what
-        precedes the failed record.
+        Raises :class:`~streamkit.errors.ProcessingFailedError` when the failure policy
+        says stop, after committing only what precedes the failed record.
         """
         self.check_topics()
         self.consumer.subscribe(
@@ -155,15 +182,16 @@ class KafkaWorker:
         last_commit = time.monotonic()
         try:
             while not self._stopping:
+                self.blocker.wake()
                 messages = self.consumer.consume(num_messages=self.options.batch_size, timeout=0.2)
                 self._raise_callback_error()
                 if messages:
                     self._handle(messages)
                 self.producer.poll(0)
-                self.tracker.advance(self._fail)
+                self.tracker.advance(self._delivery_failed)
                 while self.tracker.in_flight > self.options.max_in_flight:
                     self.producer.poll(0.05)
-                    self.tracker.advance(self._fail)
+                    self.tracker.advance(self._delivery_failed)
                 if time.monotonic() - last_commit >= self.options.commit_interval:
                     self._commit(asynchronous=True)
                     last_commit = time.monotonic()
@@ -177,33 +205,123 @@ class KafkaWorker:
     def _handle(self, messages: list[Message]) -> None:
         batch = self.tracker.begin()
         self._batch = batch
-        process = self.pipeline.process
-        sink = self._sink
-        next_offsets = batch.next_offsets
-        for msg in messages:
-            error = msg.error()
-            if error is not None:
-                self._message_error(error)
-                continue
-            topic = msg.topic() or ""
-            partition = msg.partition() or 0
-            offset = msg.offset() or 0
-            self._source = (topic, partition, offset)
-            outcome = process(
-                topic,
-                partition,
-                offset,
-                msg.timestamp()[1],
-                msg.key(),
-                msg.value(),
-                message_headers(msg),
-                sink,
+        retry_topics = self.pipeline.retry_topics
+        try:
+            for msg in messages:
+                error = msg.error()
+                if error is not None:
+                    self._message_error(error)
+                    continue
+                tp = (msg.topic() or "", msg.partition() or 0)
+                if tp in self.blocker:
+                    continue  # fetched before the partition was held; it comes again
+                self._message = msg
+                if tp[0] in retry_topics:
+                    self._handle_retry_record(batch, msg, tp)
+                else:
+                    self._handle_record(batch, msg, tp)
+        finally:
+            self.consumed += len(messages)
+            batch.sealed = True
+            self._batch = None
+            self._message = None
+
+    def _handle_record(self, batch: Batch, msg: Message, tp: TopicPartitionKey) -> None:
+        offset = msg.offset() or 0
+        state = self._retrying.get(tp)
+        attempt, only = 1, None
+        if state is not None and state.offset == offset:
+            attempt, only = state.attempt, state.only
+        headers = message_headers(msg)
+        timestamp = msg.timestamp()[1]
+        outcome = self.pipeline.process(
+            tp[0], tp[1], offset, timestamp, msg.key(), msg.value(), headers, self._sink,
+            attempt=attempt, only=only,
+        )  # fmt: skip
+        self.filtered += outcome.filtered
+        self._settle(batch, msg, tp, offset, outcome, headers, timestamp, attempt)
+
+    def _handle_retry_record(self, batch: Batch, msg: Message, tp: TopicPartitionKey) -> None:
+        offset = msg.offset() or 0
+        origin = self.pipeline.retry_origin(message_headers(msg))
+        if origin is None:
+            self.log.error("%s[%d]@%d is not a streamkit retry record; skipped", *tp, offset)
+            batch.next_offsets[tp] = offset + 1
+            return
+        wait = origin.due_ms / 1000 - time.time()
+        if wait > 0:
+            self.blocker.block(tp, offset, wait)
+            return
+        outcome = self.pipeline.process(
+            origin.topic, origin.partition, origin.offset, origin.timestamp, msg.key(),
+            msg.value(), origin.headers, self._sink, attempt=origin.attempt,
+            only=frozenset({origin.processor}),
+        )  # fmt: skip
+        self._settle(batch, msg, tp, offset, outcome, origin.headers, origin.timestamp, 0)
+
+    def _settle(
+        self,
+        batch: Batch,
+        msg: Message,
+        tp: TopicPartitionKey,
+        offset: int,
+        outcome: Outcome,
+        headers: list[tuple[str, bytes | None]],
+        timestamp: int,
+        attempt: int,
+    ) -> None:
+        """Carry out the failure decisions of one record; advance its partition or hold it."""
+        errors, self._sink_errors = self._sink_errors, []
+        for topic, error in errors:
+            if self._sink_failed(outcome, tp, offset, attempt, topic, error):
+                return  # the partition is held at this record
+        for failure in outcome.dead:
+            record = self.pipeline.dead_letter_record(
+                failure, msg.key(), msg.value(), headers, timestamp
             )
-            self.filtered += outcome.filtered
-            next_offsets[(topic, partition)] = offset + 1
-        self.consumed += len(messages)
-        batch.sealed = True
-        self._batch = None
+            if not self._produce_internal(batch, msg, failure, record):
+                return
+            self.counters.dead_letters += 1
+        for failure, retry_topic, delay in outcome.forward:
+            record = self.pipeline.retry_record(
+                failure, retry_topic, delay, msg.key(), msg.value(), headers, timestamp
+            )
+            if not self._produce_internal(batch, msg, failure, record):
+                return
+            self.counters.retry_forwards += 1
+        if outcome.retry and attempt:
+            self._retrying[tp] = _RetryState(offset, attempt + 1, frozenset(outcome.retry))
+            delay = max(outcome.retry.values())
+            self.counters.retries += len(outcome.retry)
+            self.log.info(
+                "retrying %s[%d]@%d (%s) in %.2fs, attempt %d",
+                *tp, offset, ", ".join(outcome.retry), delay, attempt + 1,
+            )  # fmt: skip
+            self.blocker.block(tp, offset, delay)
+            batch.next_offsets[tp] = offset
+            return
+        self._retrying.pop(tp, None)
+        batch.next_offsets[tp] = offset + 1
+
+    def _sink_failed(
+        self,
+        outcome: Outcome,
+        tp: TopicPartitionKey,
+        offset: int,
+        attempt: int,
+        topic: str,
+        error: KafkaError,
+    ) -> bool:
+        """An output could not be queued: dead-letter it if too large, else hold (True)."""
+        if is_too_large(error):
+            failure = Failure(
+                Stage.PRODUCE, tp[0], tp[1], offset, OutputTooLargeError(error.str()),
+                output_topic=topic, attempt=max(attempt, 1),
+            )  # fmt: skip
+            self.pipeline.decide(failure, outcome)
+            return False
+        self._rewind(tp, offset, f"producing to {topic} failed: {error.str()}")
+        return True
 
     def _sink(
         self,
@@ -213,9 +331,22 @@ class KafkaWorker:
         headers: list[tuple[str, bytes]] | None,
         timestamp: int,
     ) -> None:
-        batch = self._batch
+        batch, msg = self._batch, self._message
         assert batch is not None  # noqa: S101 - only called while a batch is handled
-        callback = partial(self._delivered, batch, self._source)
+        assert msg is not None  # noqa: S101
+        callback = partial(self._delivered, batch, msg, False)
+        self._produce(batch, topic, key, value, headers, timestamp, callback)
+
+    def _produce(
+        self,
+        batch: Batch,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | list[tuple[str, bytes | None]] | None,
+        timestamp: int,
+        callback: Any,
+    ) -> bool:
         kwargs: dict[str, Any] = {"on_delivery": callback}
         if headers:
             kwargs["headers"] = headers
@@ -225,45 +356,78 @@ class KafkaWorker:
         while True:
             try:
                 self.producer.produce(topic, value, key, **kwargs)
-                return
+                return True
             except BufferError:
                 self.producer.poll(0.05)
             except KafkaException as exc:
                 batch.pending -= 1
-                src_topic, partition, offset = self._source
-                self.pipeline.failure_handler.on_failure(
-                    Failure(
-                        Stage.PRODUCE,
-                        src_topic,
-                        partition,
-                        offset,
-                        KafkaOperationError(exc.args[0].str()),
-                        output_topic=topic,
-                    )
-                )
-                return
+                self._sink_errors.append((topic, exc.args[0]))
+                return False
+
+    def _produce_internal(
+        self, batch: Batch, msg: Message, failure: Failure, record: OutRecord
+    ) -> bool:
+        """Produce a dead-letter or retry record; on a synchronous error hold the partition."""
+        topic, key, value, headers = record
+        callback = partial(self._delivered, batch, msg, True)
+        if self._produce(batch, topic, key, value, headers, 0, callback):
+            return True
+        _, error = self._sink_errors.pop()
+        tp = (msg.topic() or "", msg.partition() or 0)
+        self._rewind(tp, msg.offset() or 0, f"cannot write to {topic}: {error.str()}")
+        return False
 
     def _delivered(
-        self, batch: Batch, source: tuple[str, int, int], err: KafkaError | None, msg: Message
+        self, batch: Batch, msg: Message, internal: bool, err: KafkaError | None, out: Message
     ) -> None:
         batch.pending -= 1
         if err is None:
             self.produced += 1
             return
-        topic, partition, offset = source
-        batch.failures.append(
-            Failure(
-                Stage.PRODUCE,
-                topic,
-                partition,
-                offset,
-                KafkaOperationError(err.str()),
-                output_topic=msg.topic() or "",
-            )
-        )
+        kind = OutputTooLargeError if is_too_large(err) else KafkaOperationError
+        failure = Failure(
+            Stage.PRODUCE, msg.topic() or "", msg.partition() or 0, msg.offset() or 0,
+            kind(err.str()), output_topic=out.topic() or "",
+        )  # fmt: skip
+        batch.failures.append(DeliveryFailure(failure, msg, internal))
 
-    def _fail(self, failure: Failure) -> None:
-        self.pipeline.failure_handler.on_failure(failure)
+    def _delivery_failed(self, batch: Batch, item: DeliveryFailure) -> None:
+        """A produce failed after the batch moved on: dead-letter the input or rewind."""
+        failure, msg = item.failure, item.message
+        tp = (failure.topic, failure.partition)
+        if tp not in self.assigned:
+            return  # revoked meanwhile: the new owner reprocesses from the last commit
+        if not item.internal and isinstance(failure.error, OutputTooLargeError):
+            outcome = Outcome()
+            self.pipeline.decide(failure, outcome)
+            if not outcome.dead:
+                return
+            record = self.pipeline.dead_letter_record(
+                outcome.dead[0], msg.key(), msg.value(), message_headers(msg), msg.timestamp()[1]
+            )
+            callback = partial(self._delivered, batch, msg, True)
+            if self._produce(batch, record[0], record[1], record[2], record[3], 0, callback):
+                self.counters.dead_letters += 1
+                return
+            self._sink_errors.clear()
+        what = "dead-letter/retry topic" if item.internal else "output"
+        self._rewind(tp, failure.offset, f"{what} write failed: {failure.error}")
+
+    def _rewind(self, tp: TopicPartitionKey, offset: int, reason: str) -> None:
+        """Hold ``tp`` at ``offset`` (nothing at or after it is committed) and retry later."""
+        delay = self.blocker.backoff(tp)
+        self.counters.rewinds += 1
+        self.log.warning(
+            "%s; holding %s[%d] at offset %d, retrying in %.0fs (nothing after it is committed)",
+            reason, *tp, offset, delay,
+        )  # fmt: skip
+        self.tracker.cap(tp, offset)
+        self._retrying.pop(tp, None)
+        if self._batch is not None:
+            current = self._batch.next_offsets.get(tp)
+            if current is None or current > offset:
+                self._batch.next_offsets[tp] = offset
+        self.blocker.block(tp, offset, delay)
 
     def _message_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:
@@ -292,6 +456,15 @@ class KafkaWorker:
             return
         for tp in changed:
             self._committed[(tp.topic, tp.partition)] = tp.offset
+            self.blocker.succeeded((tp.topic, tp.partition))
+
+    def _forget(self, keys: list[TopicPartitionKey]) -> None:
+        self.tracker.drop(keys)
+        self.blocker.forget(keys)
+        self.assigned.difference_update(keys)
+        for key in keys:
+            self._committed.pop(key, None)
+            self._retrying.pop(key, None)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = [(p.topic, p.partition) for p in partitions]
@@ -305,24 +478,18 @@ class KafkaWorker:
                 remaining = self.producer.flush(self.options.shutdown_timeout)
                 if remaining:
                     self.log.warning("%d records unacknowledged at revoke", remaining)
-                self.tracker.advance(self._fail)
+                self.tracker.advance(self._delivery_failed)
                 self._commit(asynchronous=False, only=keys)
         except BaseException as exc:  # noqa: BLE001 - re-raised by the loop after consume()
             self._failed = True
             self._callback_error = exc
         finally:
-            self.tracker.drop(keys)
-            self.assigned.difference_update(keys)
-            for key in keys:
-                self._committed.pop(key, None)
+            self._forget(keys)
             self.log.info("revoked %s", _describe(keys))
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = [(p.topic, p.partition) for p in partitions]
-        self.tracker.drop(keys)
-        self.assigned.difference_update(keys)
-        for key in keys:
-            self._committed.pop(key, None)
+        self._forget(keys)
         self.log.warning("lost %s (not committed; the new owner reprocesses)", _describe(keys))
 
     def _raise_callback_error(self) -> None:
@@ -337,9 +504,9 @@ class KafkaWorker:
             if remaining:
                 self.log.warning("%d records unacknowledged at shutdown", remaining)
             if not self._failed:
-                self.tracker.advance(self._fail)
+                self.tracker.advance(self._delivery_failed)
             else:
-                with contextlib.suppress(_StoppedAtFailureError):  # only batches before the failure
+                with contextlib.suppress(_StoppedAtFailureError):  # only batches before it
                     self.tracker.advance(_stop_at_failure)
             self._commit(asynchronous=False)
         except BaseException:  # a failure here must not hide the one that stopped us
@@ -347,20 +514,21 @@ class KafkaWorker:
         finally:
             self._failed = True  # the revoke callback during close must not commit again
             self.consumer.close()
+            c = self.counters
             self.log.info(
-                "stopped: consumed %d, produced %d, filtered %d",
-                self.consumed,
-                self.produced,
-                self.filtered,
-            )
+                "stopped: consumed %d, produced %d, filtered %d, retried %d, "
+                "dead-lettered %d, sent to retry topics %d, rewound %d",
+                self.consumed, self.produced, self.filtered, c.retries, c.dead_letters,
+                c.retry_forwards, c.rewinds,
+            )  # fmt: skip
 
 
 class _StoppedAtFailureError(Exception):
     """Ends an advance at the first failed batch during a shutdown after a failure."""
 
 
-def _stop_at_failure(failure: Failure) -> None:
-    raise _StoppedAtFailureError(failure.describe())
+def _stop_at_failure(batch: Batch, item: DeliveryFailure) -> None:
+    raise _StoppedAtFailureError(item.failure.describe())
 
 
 def _describe(keys: list[TopicPartitionKey]) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import zlib
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from streamkit.app import App
@@ -21,6 +22,7 @@ from streamkit.settings import Settings
 __all__ = ["MemoryEngine", "StoredRecord"]
 
 _MAX_HOPS = 10_000
+Headers = Sequence[tuple[str, bytes | None]]
 
 
 @dataclass(frozen=True)
@@ -53,18 +55,27 @@ class MemoryEngine:
     ) -> None:
         self.pipeline = Pipeline(app, settings, failure_handler)
         self.app = app
-        self._logs: dict[str, _Log] = {name: _Log() for name in app.topics}
+        self._topics = app.all_topics()
+        self._logs: dict[str, _Log] = {name: _Log() for name in self._topics}
         self.filtered: list[tuple[str, StoredRecord]] = []
+        self.waits: list[tuple[str, int, float]] = []
+        """(processor, failed attempt, seconds it would have waited) per retry."""
 
     def append(
         self,
         topic: str,
         key: bytes | None,
         value: bytes | None,
-        headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes | None], ...] | None = None,
+        headers: Headers | None = None,
         timestamp: int | None = None,
     ) -> StoredRecord:
-        """Append a raw record to ``topic`` and run everything downstream of it."""
+        """Append a raw record to ``topic`` and run everything downstream of it.
+
+        Failure decisions are carried out at once: blocking retries re-run the failed
+        processors (``self.waits`` records each delay instead of sleeping), retry-topic
+        records are processed as soon as they are appended, dead letters are appended to
+        the dead-letter (or parked) topic.
+        """
         first = self._store(topic, key, value, headers, timestamp)
         pending = deque([first])
         hops = 0
@@ -73,45 +84,68 @@ class MemoryEngine:
             hops += 1
             if hops > _MAX_HOPS:
                 raise RuntimeError(f"more than {_MAX_HOPS} records from one input: a cycle?")
-
-            def sink(
-                out_topic: str,
-                out_key: bytes | None,
-                out_value: bytes | None,
-                out_headers: list[tuple[str, bytes]] | None,
-                out_timestamp: int,
-            ) -> None:
-                pending.append(
-                    self._store(out_topic, out_key, out_value, out_headers, out_timestamp)
-                )
-
-            specs = self.pipeline.by_input.get(record.topic, [])
-            outcome = self.pipeline.process(
-                record.topic,
-                record.partition,
-                record.offset,
-                record.timestamp,
-                record.key,
-                record.value,
-                record.headers,
-                sink,
-            )
-            if specs and outcome.filtered:
-                self.filtered.append((record.topic, record))
+            self._run(record, pending)
         return first
+
+    def _run(self, record: StoredRecord, pending: deque[StoredRecord]) -> None:
+        def sink(
+            out_topic: str,
+            out_key: bytes | None,
+            out_value: bytes | None,
+            out_headers: Headers | None,
+            out_timestamp: int,
+        ) -> None:
+            pending.append(self._store(out_topic, out_key, out_value, out_headers, out_timestamp))
+
+        topic, partition, offset = record.topic, record.partition, record.offset
+        timestamp, headers = record.timestamp, record.headers
+        attempt, only = 1, None
+        origin = (
+            self.pipeline.retry_origin(headers) if topic in self.pipeline.retry_topics else None
+        )
+        if origin is not None:
+            topic, partition, offset = origin.topic, origin.partition, origin.offset
+            timestamp, headers = origin.timestamp, tuple(origin.headers)
+            attempt, only = origin.attempt, frozenset({origin.processor})
+            self.waits.append(
+                (origin.processor, attempt - 1, max(0.0, origin.due_ms / 1000 - time.time()))
+            )
+        specs = self.pipeline.by_input.get(topic, [])
+        while True:
+            outcome = self.pipeline.process(
+                topic, partition, offset, timestamp, record.key, record.value, headers, sink,
+                attempt=attempt, only=only,
+            )  # fmt: skip
+            if specs and outcome.filtered and attempt == 1:
+                self.filtered.append((record.topic, record))
+            for failure in outcome.dead:
+                dead = self.pipeline.dead_letter_record(
+                    failure, record.key, record.value, headers, timestamp
+                )
+                self._store(*dead, None)
+            for failure, retry_topic, delay in outcome.forward:
+                forwarded = self.pipeline.retry_record(
+                    failure, retry_topic, delay, record.key, record.value, headers, timestamp
+                )
+                pending.append(self._store(*forwarded, None))
+            if not outcome.retry:
+                return
+            for processor, delay in outcome.retry.items():
+                self.waits.append((processor, attempt, delay))
+            attempt, only = attempt + 1, frozenset(outcome.retry)
 
     def _store(
         self,
         topic: str,
         key: bytes | None,
         value: bytes | None,
-        headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes | None], ...] | None,
+        headers: Headers | None,
         timestamp: int | None,
     ) -> StoredRecord:
         log = self._logs.get(topic)
         if log is None:
             raise KeyError(f"topic {topic} is not declared by app {self.app.name}")
-        partitions = self.app.topics[topic].partitions
+        partitions = self._topics[topic].partitions
         partition = zlib.crc32(key) % partitions if key is not None else 0
         offset = log.next_offset.get(partition, 0)
         log.next_offset[partition] = offset + 1

@@ -1,10 +1,10 @@
 """The one place every record failure goes through.
 
 Whatever fails for a record (decoding its bytes, its contract, the processor function,
-encoding an output, producing it) becomes a :class:`Failure` handed to the worker's
-:class:`FailureHandler`. The default handler, :class:`StopOnFailure`, stops the worker with
-a message that names the record and the cause; nothing at or after the failed record is
-committed, so the record is processed again when the worker restarts.
+encoding an output, producing it) becomes a :class:`Failure` handed to the engine's
+:class:`FailureHandler`, which answers with a :class:`Decision`: retry after a delay,
+dead-letter the record, skip it, or stop the worker. The engines carry the decision out;
+the default handler of an app is :class:`streamkit.failures.FailurePolicy`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Protocol
 
 from streamkit.errors import ProcessingFailedError
 
-__all__ = ["Failure", "FailureHandler", "Stage", "StopOnFailure"]
+__all__ = ["Action", "Decision", "Failure", "FailureHandler", "Stage", "StopOnFailure"]
 
 
 class Stage(StrEnum):
@@ -27,9 +27,31 @@ class Stage(StrEnum):
     PRODUCE = "produce"
 
 
+class Action(StrEnum):
+    """What to do with a failed record."""
+
+    RETRY = "retry"
+    DEAD_LETTER = "dead_letter"
+    SKIP = "skip"
+    STOP = "stop"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A handler's answer; ``delay`` (seconds) matters for :attr:`Action.RETRY`."""
+
+    action: Action
+    delay: float = 0.0
+
+
+STOP = Decision(Action.STOP)
+DEAD_LETTER = Decision(Action.DEAD_LETTER)
+SKIP = Decision(Action.SKIP)
+
+
 @dataclass(frozen=True)
 class Failure:
-    """A failed record: its coordinates, the stage, the processor, and the exception."""
+    """A failed record: its coordinates, the stage, the processor, the exception, the attempt."""
 
     stage: Stage
     topic: str
@@ -38,28 +60,35 @@ class Failure:
     error: BaseException
     processor: str = ""
     output_topic: str = ""
+    attempt: int = 1
 
     def describe(self) -> str:
         """One line: what failed, for which record, and why."""
         who = f" in processor {self.processor}" if self.processor else ""
         to = f" to {self.output_topic}" if self.output_topic else ""
+        tries = f" (attempt {self.attempt})" if self.attempt > 1 else ""
         cause = f"{type(self.error).__name__}: {self.error}"
         return (
             f"{self.stage.value}{to} failed for {self.topic}[{self.partition}]@{self.offset}"
-            f"{who}: {cause}"
+            f"{who}{tries}: {cause}"
         )
 
 
 class FailureHandler(Protocol):
-    """Decides what a failure means. Return to skip the record; raise to stop the worker."""
+    """Decides what a failure means."""
 
-    def on_failure(self, failure: Failure) -> None:
-        """Handle one failure."""
+    def on_failure(self, failure: Failure) -> Decision:
+        """Decide for one failure."""
         ...
 
 
 class StopOnFailure:
-    """The default: stop the worker at the first failure (until retries and DLQs exist)."""
+    """Stop the worker at the first failure."""
 
-    def on_failure(self, failure: Failure) -> None:
-        raise ProcessingFailedError(failure)
+    def on_failure(self, failure: Failure) -> Decision:
+        return STOP
+
+
+def stop(failure: Failure) -> ProcessingFailedError:
+    """The error that stops a worker for ``failure``."""
+    return ProcessingFailedError(failure)

@@ -10,12 +10,24 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
 from streamkit.runtime.failure import Failure
 
-__all__ = ["Batch", "OffsetTracker", "TopicPartitionKey"]
+__all__ = ["Batch", "DeliveryFailure", "OffsetTracker", "TopicPartitionKey"]
 
 TopicPartitionKey = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class DeliveryFailure:
+    """A produce that failed after the fact: the failure, its input message, and whether
+    the failed record was a dead letter or retry record (internal) or an output."""
+
+    failure: Failure
+    message: Any
+    internal: bool = False
 
 
 class Batch:
@@ -27,7 +39,7 @@ class Batch:
         self.pending = 0
         self.sealed = False
         self.next_offsets: dict[TopicPartitionKey, int] = {}
-        self.failures: list[Failure] = []
+        self.failures: list[DeliveryFailure] = []
 
     @property
     def done(self) -> bool:
@@ -53,20 +65,29 @@ class OffsetTracker:
         """How many batches still wait for deliveries."""
         return len(self._in_flight)
 
-    def advance(self, on_failure: Callable[[Failure], None]) -> None:
+    def advance(self, on_failure: Callable[[Batch, DeliveryFailure], None]) -> None:
         """Move completed head batches into ``ready``, in order.
 
         A completed batch with failed deliveries first hands each failure to
-        ``on_failure``; if that raises, the batch stays at the head and none of its
-        offsets (nor any later batch's) become ready.
+        ``on_failure`` (which may add deliveries to the batch, or :meth:`cap` offsets);
+        if that raises, the batch stays at the head and none of its offsets (nor any
+        later batch's) become ready.
         """
         while self._in_flight and self._in_flight[0].done:
             batch = self._in_flight[0]
             while batch.failures:
-                on_failure(batch.failures[0])
+                on_failure(batch, batch.failures[0])
                 batch.failures.pop(0)
+            if not batch.done:  # handling a failure added deliveries to wait for
+                return
             self._in_flight.popleft()
             self.ready.update(batch.next_offsets)
+
+    def cap(self, tp: TopicPartitionKey, offset: int) -> None:
+        """Nothing of ``tp`` at or after ``offset`` may become committable (a rewind)."""
+        for batch in self._in_flight:
+            if batch.next_offsets.get(tp, -1) > offset:
+                batch.next_offsets[tp] = offset
 
     def take(
         self, partitions: Iterable[TopicPartitionKey] | None = None

@@ -7,8 +7,9 @@ give it a sink for the encoded outputs; every failure goes to the failure handle
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from streamkit.app import App, Topic
@@ -22,12 +23,30 @@ from streamkit.contracts.serde import (
     StringSerde,
     registry_client,
 )
-from streamkit.errors import SerializationError
+from streamkit.errors import ProcessingFailedError, SerializationError
+from streamkit.failures.dead_letter import (
+    REDRIVE_COUNT,
+    REDRIVE_PROCESSOR,
+    dead_letter_headers,
+    dlq_topic,
+    parked_topic,
+)
+from streamkit.failures.handler import FailurePolicy
 from streamkit.processor import KEEP_KEY, Context, Emit, ProcessorSpec, route
-from streamkit.runtime.failure import Failure, FailureHandler, Stage, StopOnFailure
+from streamkit.runtime.failure import Action, Failure, FailureHandler, Stage
 from streamkit.settings import Settings
 
-__all__ = ["Outcome", "Pipeline", "Sink", "TopicSerdes", "make_serde"]
+__all__ = [
+    "OutRecord",
+    "Outcome",
+    "Pipeline",
+    "RetryOrigin",
+    "Sink",
+    "TopicSerdes",
+    "make_serde",
+]
+
+RETRY_PREFIX = "__streamkit.retry."
 
 Headers = Sequence[tuple[str, bytes | None]]
 Sink = Callable[[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None, int], None]
@@ -63,10 +82,42 @@ class TopicSerdes:
 
 @dataclass
 class Outcome:
-    """Counts of what one record did (engines aggregate them for summaries and tests)."""
+    """What one record did: counts, and the failures the engine must act on.
+
+    Attributes:
+        emitted: output records handed to the sink.
+        filtered: processors that returned nothing.
+        done: processors that finished (their outputs are in the sink).
+        retry: processors to retry on this record (blocking), with the delay in seconds.
+        forward: (failure, retry topic, delay) for processors with retry topics.
+        dead: failures whose record goes to the dead-letter topic.
+        skipped: failures the handler chose to skip.
+    """
 
     emitted: int = 0
     filtered: int = 0
+    done: list[str] = field(default_factory=list)
+    retry: dict[str, float] = field(default_factory=dict)
+    forward: list[tuple[Failure, str, float]] = field(default_factory=list)
+    dead: list[Failure] = field(default_factory=list)
+    skipped: int = 0
+
+
+@dataclass(frozen=True)
+class RetryOrigin:
+    """Where a record read from a retry topic first came from, and what to do with it."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+    processor: str
+    attempt: int
+    due_ms: int
+    headers: list[tuple[str, bytes | None]]
+
+
+OutRecord = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes | None]]]
 
 
 class Pipeline:
@@ -81,7 +132,7 @@ class Pipeline:
         app.validate()
         self.app = app
         self.settings = settings or Settings.from_env()
-        self.failure_handler: FailureHandler = failure_handler or StopOnFailure()
+        self.failure_handler: FailureHandler = failure_handler or default_failure_policy(app)
         self._repository: SchemaRepository | None = None
         self._registry: Any = None
         self.serdes: dict[str, TopicSerdes] = {
@@ -92,6 +143,11 @@ class Pipeline:
             self.by_input.setdefault(spec.input, []).append(spec)
         self._wants_context = {
             topic: any(s.takes_context for s in specs) for topic, specs in self.by_input.items()
+        }
+        self.specs = {spec.name: spec for spec in app.processors}
+        self.retry_topics = app.retry_topics()
+        self._retry_topic_of = {
+            (r.processor, r.index): (r.name, r.delay) for r in self.retry_topics.values()
         }
 
     # -- construction -------------------------------------------------------------------
@@ -128,16 +184,23 @@ class Pipeline:
         value: bytes | None,
         headers: Headers | None,
         sink: Sink,
+        attempt: int = 1,
+        only: frozenset[str] | None = None,
     ) -> Outcome:
-        """Run every processor of ``topic`` on one record and sink what they emit.
+        """Run the processors of ``topic`` (or just ``only``) on one record; sink outputs.
 
-        A tombstone (``value`` None) is passed to no processor. Failures go to the
-        failure handler; when it returns, the failed processor's outputs are skipped.
+        A tombstone (``value`` None) is passed to no processor. Every failure goes to the
+        failure handler; its decisions are collected in the :class:`Outcome` for the
+        engine to carry out (a STOP decision raises
+        :class:`~streamkit.errors.ProcessingFailedError`). A redriven record carrying
+        ``__streamkit.redrive.processor`` runs only that processor.
         """
         outcome = Outcome()
         specs = self.by_input.get(topic)
         if not specs:
             return outcome
+        if headers:
+            only = _redrive_target(headers) or only
         if value is None:
             outcome.filtered += len(specs)
             return outcome
@@ -146,9 +209,8 @@ class Pipeline:
             event = serdes.value.decode(value)
             event_key = serdes.key.decode(key) if key is not None else None
         except SerializationError as exc:
-            self.failure_handler.on_failure(
-                Failure(Stage.DECODE, topic, partition, offset, exc.at(topic, partition, offset))
-            )
+            located = exc.at(topic, partition, offset)
+            self._decide(Failure(Stage.DECODE, topic, partition, offset, located), outcome, None)
             return outcome
         ctx = None
         if self._wants_context[topic]:
@@ -161,7 +223,37 @@ class Pipeline:
                 headers=list(headers or ()),
                 processor="",
             )
+        self._run(
+            specs,
+            event,
+            ctx,
+            only,
+            attempt,
+            (topic, partition, offset, timestamp),
+            key,
+            event_key,
+            sink,
+            outcome,
+        )
+        return outcome
+
+    def _run(
+        self,
+        specs: list[ProcessorSpec],
+        event: Any,
+        ctx: Context | None,
+        only: frozenset[str] | None,
+        attempt: int,
+        where: tuple[str, int, int, int],
+        key: bytes | None,
+        event_key: Any,
+        sink: Sink,
+        outcome: Outcome,
+    ) -> None:
+        topic, partition, offset, timestamp = where
         for spec in specs:
+            if only is not None and spec.name not in only:
+                continue
             try:
                 if spec.takes_context:
                     assert ctx is not None  # noqa: S101 - built above when any spec takes it
@@ -171,20 +263,44 @@ class Pipeline:
                     result = spec.fn(event)
                 emits = route(spec, result)
             except Exception as exc:  # noqa: BLE001 - user code; the handler decides
-                self.failure_handler.on_failure(
-                    Failure(Stage.PROCESS, topic, partition, offset, exc, spec.name)
+                failure = Failure(
+                    Stage.PROCESS, topic, partition, offset, exc, spec.name, attempt=attempt
                 )
+                self._decide(failure, outcome, spec)
                 continue
             if not emits:
                 outcome.filtered += 1
+                outcome.done.append(spec.name)
                 continue
-            encoded = self._encode(spec, emits, topic, partition, offset, key, event_key)
+            encoded = self._encode(spec, emits, topic, partition, offset, key, event_key, outcome)
             if encoded is None:
                 continue
             for out_topic, out_key, out_value, out_headers in encoded:
                 sink(out_topic, out_key, out_value, out_headers, timestamp)
             outcome.emitted += len(encoded)
-        return outcome
+            outcome.done.append(spec.name)
+
+    def decide(self, failure: Failure, outcome: Outcome) -> None:
+        """Ask the failure handler about ``failure`` and record the decision in ``outcome``."""
+        self._decide(failure, outcome, self.specs.get(failure.processor))
+
+    def _decide(self, failure: Failure, outcome: Outcome, spec: ProcessorSpec | None) -> None:
+        decision = self.failure_handler.on_failure(failure)
+        action = decision.action
+        if action is Action.STOP:
+            raise ProcessingFailedError(failure)
+        if action is Action.SKIP:
+            outcome.skipped += 1
+        elif action is Action.RETRY and spec is not None and spec.retry_topics:
+            target = self._retry_topic_of.get((spec.name, failure.attempt - 1))
+            if target is None:
+                outcome.dead.append(failure)
+            else:
+                outcome.forward.append((failure, target[0], target[1]))
+        elif action is Action.RETRY and spec is not None:
+            outcome.retry[spec.name] = decision.delay
+        else:
+            outcome.dead.append(failure)
 
     def _encode(
         self,
@@ -195,6 +311,7 @@ class Pipeline:
         offset: int,
         raw_key: bytes | None,
         event_key: Any,
+        outcome: Outcome,
     ) -> list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]] | None]] | None:
         """Encode all of a processor's emits, or none of them (then None)."""
         out = []
@@ -209,20 +326,107 @@ class Pipeline:
                     out_key = None if emit.key is None else serdes.key.encode(emit.key)
                 out_value = serdes.value.encode(emit.value)
             except SerializationError as exc:
-                self.failure_handler.on_failure(
-                    Failure(
-                        Stage.ENCODE,
-                        topic,
-                        partition,
-                        offset,
-                        exc.at(emit.topic),
-                        spec.name,
-                        emit.topic,
-                    )
+                failure = Failure(
+                    Stage.ENCODE,
+                    topic,
+                    partition,
+                    offset,
+                    exc.at(emit.topic),
+                    spec.name,
+                    emit.topic,
                 )
+                self._decide(failure, outcome, spec)
                 return None
             out.append((emit.topic, out_key, out_value, _headers(emit.headers)))
         return out
+
+    # -- failed records -----------------------------------------------------------------
+    def dead_letter_record(
+        self,
+        failure: Failure,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None,
+        source_timestamp: int,
+    ) -> OutRecord:
+        """The DLQ (or, after too many redrives, the parked) record for ``failure``."""
+        original = [(k, v) for k, v in (headers or ()) if not k.startswith(RETRY_PREFIX)]
+        redrives = 0
+        for name, raw in original:
+            if name == REDRIVE_COUNT and raw:
+                redrives = int(raw.decode() or 0)
+        make = parked_topic if redrives >= self.app.max_redrives else dlq_topic
+        extra = dead_letter_headers(
+            failure, app=self.app.name, group=self.app.group_id, source_timestamp=source_timestamp
+        )
+        return make(self.app.name, failure.topic), key, value, [*original, *extra]
+
+    def retry_record(
+        self,
+        failure: Failure,
+        retry_topic: str,
+        delay: float,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None,
+        source_timestamp: int,
+    ) -> OutRecord:
+        """The record that carries ``failure``'s input to ``retry_topic``, due after ``delay``."""
+        original = [(k, v) for k, v in (headers or ()) if not k.startswith(RETRY_PREFIX)]
+        due = int(time.time() * 1000 + delay * 1000)
+        error = f"{type(failure.error).__name__}: {failure.error}"[:500]
+        extra = [
+            (RETRY_PREFIX + "processor", failure.processor),
+            (RETRY_PREFIX + "attempt", str(failure.attempt + 1)),
+            (RETRY_PREFIX + "due", str(due)),
+            (RETRY_PREFIX + "topic", failure.topic),
+            (RETRY_PREFIX + "partition", str(failure.partition)),
+            (RETRY_PREFIX + "offset", str(failure.offset)),
+            (RETRY_PREFIX + "timestamp", str(source_timestamp)),
+            (RETRY_PREFIX + "error", error),
+        ]
+        return retry_topic, key, value, [*original, *((k, v.encode()) for k, v in extra)]
+
+    def retry_origin(self, headers: Headers | None) -> RetryOrigin | None:
+        """For a record of a retry topic: where it came from and when it is due."""
+        if not headers:
+            return None
+        found = {
+            k[len(RETRY_PREFIX) :]: (v or b"").decode()
+            for k, v in headers
+            if k.startswith(RETRY_PREFIX)
+        }
+        try:
+            return RetryOrigin(
+                topic=found["topic"],
+                partition=int(found["partition"]),
+                offset=int(found["offset"]),
+                timestamp=int(found["timestamp"]),
+                processor=found["processor"],
+                attempt=int(found["attempt"]),
+                due_ms=int(found["due"]),
+                headers=[(k, v) for k, v in headers if not k.startswith(RETRY_PREFIX)],
+            )
+        except (KeyError, ValueError):
+            return None
+
+
+def default_failure_policy(app: App) -> FailurePolicy:
+    """Each processor's retry policy (retry topics set the attempts), DLQs as the app says."""
+    policies = {}
+    for spec in app.processors:
+        policy = app.retry_policy(spec.name)
+        if spec.retry_topics:
+            policy = replace(policy, attempts=len(spec.retry_topics) + 1)
+        policies[spec.name] = policy
+    return FailurePolicy(policies, app.retry, dead_letters=app.dead_letters)
+
+
+def _redrive_target(headers: Headers) -> frozenset[str] | None:
+    for name, raw in headers:
+        if name == REDRIVE_PROCESSOR and raw:
+            return frozenset({raw.decode("utf-8", "replace")})
+    return None
 
 
 def _headers(headers: Any) -> list[tuple[str, bytes]] | None:

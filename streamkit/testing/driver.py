@@ -15,6 +15,7 @@ from typing import Any
 
 from streamkit.app import App
 from streamkit.engines.memory import MemoryEngine, StoredRecord
+from streamkit.failures.dead_letter import DeadLetter, read_dead_letter
 from streamkit.runtime.failure import FailureHandler
 from streamkit.settings import Settings
 
@@ -86,8 +87,30 @@ class TestDriver:
         """Input records that some processor filtered out (returned None for)."""
         return [self._decode(r) for _, r in self.engine.filtered]
 
+    def dead_letters(self, input_topic: str | None = None) -> list[DeadLetter]:
+        """Records dead-lettered (or parked) so far, of one input topic or all."""
+        found = []
+        for topic in self.app.failure_topics():
+            if not topic.name.endswith(("-dlq", "-parked")):
+                continue
+            for r in self.engine.records(topic.name):
+                letter = read_dead_letter(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
+                if input_topic is None or letter.source_topic == input_topic:
+                    found.append(letter)
+        return found
+
+    @property
+    def waits(self) -> list[tuple[str, int, float]]:
+        """(processor, failed attempt, delay in seconds) of every retry; nothing sleeps."""
+        return list(self.engine.waits)
+
     def _decode(self, record: StoredRecord) -> DriverRecord:
-        serdes = self.engine.pipeline.serdes[record.topic]
+        serdes = self.engine.pipeline.serdes.get(record.topic)
+        if serdes is None:  # a failure topic: raw bytes
+            return DriverRecord(
+                record.topic, record.partition, record.offset, record.key, record.value,
+                dict(record.headers),
+            )  # fmt: skip
         return DriverRecord(
             topic=record.topic,
             partition=record.partition,

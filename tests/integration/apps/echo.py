@@ -15,7 +15,7 @@ OUTPUT = os.environ.get("ECHO_OUTPUT", "echo-out")
 DELAY = float(os.environ.get("ECHO_DELAY_MS", "0")) / 1000
 POISON = int(os.environ.get("ECHO_POISON_N", "-1"))
 
-app = App(os.environ.get("ECHO_GROUP", "echo"))
+app = App(os.environ.get("ECHO_GROUP", "echo"), dead_letters=os.environ.get("ECHO_DLQ") == "1")
 app.topic(INPUT, partitions=int(os.environ.get("ECHO_PARTITIONS", "1")))
 app.topic(OUTPUT, partitions=int(os.environ.get("ECHO_PARTITIONS", "1")))
 

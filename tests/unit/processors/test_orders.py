@@ -8,7 +8,7 @@ import pytest
 from processors.generator import orders
 from processors.orders import LARGE_ORDER_CENTS, app
 from streamkit.contracts import AvroSerde, SchemaRepository
-from streamkit.errors import ContractError, ProcessingFailedError
+from streamkit.errors import ContractError
 from streamkit.testing import TestDriver
 
 
@@ -102,13 +102,18 @@ def test_contracts_are_enforced_on_input(driver: TestDriver) -> None:
         driver.send("orders.placed", {"order_id": "o-1"}, key="c-1")
 
 
-def test_malformed_bytes_stop_with_coordinates(driver: TestDriver) -> None:
-    with pytest.raises(ProcessingFailedError) as caught:
-        driver.send_raw("orders.placed", b"garbage", key=b"c-1")
-    message = str(caught.value)
-    assert message.startswith("decode failed for orders.placed[")
-    assert "@0" in message
-    assert "schema streamkit.examples.orders.OrderPlaced" in message
+def test_malformed_bytes_are_dead_lettered_byte_for_byte(driver: TestDriver) -> None:
+    driver.send_raw("orders.placed", b"garbage", key=b"c-1")
+    (letter,) = driver.dead_letters("orders.placed")
+    assert (letter.key, letter.value) == (b"c-1", b"garbage")
+    assert letter.dlq_topic == "orders-orders.placed-dlq"
+    assert letter.error["stage"] == "decode"
+    assert letter.error["exception.class.name"] == "streamkit.errors.SerializationError"
+    message = letter.error["exception.message"]
+    assert message.startswith("orders.placed[")
+    assert "@0: not Avro single-object encoded" in message
+    assert message.endswith("(schema streamkit.examples.orders.OrderPlaced)")
+    assert driver.values("orders.validated") == []
 
 
 def test_generated_orders_split_into_validated_and_rejected(driver: TestDriver) -> None:

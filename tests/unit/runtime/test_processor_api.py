@@ -7,7 +7,7 @@ import pytest
 from streamkit import App, Context, Emit
 from streamkit.app import load_app
 from streamkit.errors import ConfigError, ProcessingFailedError
-from streamkit.runtime.failure import Failure, Stage
+from streamkit.runtime.failure import Action, Decision, Failure, Stage
 from streamkit.testing import TestDriver
 
 
@@ -75,6 +75,7 @@ def test_emit_to_an_undeclared_output_is_a_failure_with_coordinates() -> None:
     def stray(event: dict[str, Any]) -> Emit:
         return Emit("other", event)
 
+    app.dead_letters = False
     with pytest.raises(ProcessingFailedError, match=r"process failed for in\[\d\]@0 in processor "):
         TestDriver(app).send("in", {"x": 1}, key="k")
 
@@ -91,8 +92,9 @@ def test_exceptions_reach_the_failure_handler_which_may_skip() -> None:
     failures: list[Failure] = []
 
     class Collect:
-        def on_failure(self, failure: Failure) -> None:
+        def on_failure(self, failure: Failure) -> Decision:
             failures.append(failure)
+            return Decision(Action.SKIP)
 
     driver = TestDriver(app, failure_handler=Collect())
     driver.send("in", {"bad": True}, key="k")

@@ -1,0 +1,93 @@
+"""Holding a partition back: pause it, rewind it to a record, resume it when due.
+
+Blocking retries, records of a retry topic that are not yet due, and records whose
+dead-letter write failed all do the same thing: the partition is paused and its position
+set back to the record, so nothing after it is processed or committed; the consumer keeps
+polling (the member stays in the group) and other partitions keep flowing. When the delay
+is over the partition resumes and the record is fetched again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from streamkit.errors import KafkaOperationError
+
+__all__ = ["Backoff", "PartitionBlocker"]
+
+TopicPartitionKey = tuple[str, int]
+
+
+@dataclass
+class Backoff:
+    """Growing waits for an infrastructure problem (1 s, 2 s, 4 s ... up to 30 s)."""
+
+    initial: float = 1.0
+    maximum: float = 30.0
+    current: float = 0.0
+
+    def next(self) -> float:
+        """The next wait, and grow."""
+        self.current = min(self.maximum, self.current * 2 if self.current else self.initial)
+        return self.current
+
+
+class PartitionBlocker:
+    """Paused partitions and when each resumes."""
+
+    def __init__(self, consumer: Consumer, log: logging.Logger) -> None:
+        self.consumer = consumer
+        self.log = log
+        self.until: dict[TopicPartitionKey, float] = {}
+        self.backoffs: dict[TopicPartitionKey, Backoff] = {}
+
+    def __contains__(self, tp: object) -> bool:
+        return tp in self.until
+
+    def __len__(self) -> int:
+        return len(self.until)
+
+    def block(self, tp: TopicPartitionKey, offset: int, delay: float) -> None:
+        """Pause ``tp`` and set its position back to ``offset`` for ``delay`` seconds."""
+        partition = TopicPartition(tp[0], tp[1], offset)
+        try:
+            self.consumer.pause([partition])
+            self.consumer.seek(partition)
+        except KafkaException as exc:
+            raise KafkaOperationError(
+                f"cannot hold {tp[0]}[{tp[1]}] at offset {offset}: {exc.args[0].str()}"
+            ) from exc
+        self.until[tp] = time.monotonic() + delay
+
+    def backoff(self, tp: TopicPartitionKey) -> float:
+        """The next growing wait for ``tp`` (for repeated infrastructure failures)."""
+        return self.backoffs.setdefault(tp, Backoff()).next()
+
+    def succeeded(self, tp: TopicPartitionKey) -> None:
+        """``tp`` made progress: its next infrastructure wait starts small again."""
+        self.backoffs.pop(tp, None)
+
+    def wake(self) -> None:
+        """Resume the partitions whose delay is over."""
+        if not self.until:
+            return
+        now = time.monotonic()
+        due = [tp for tp, until in self.until.items() if until <= now]
+        if not due:
+            return
+        for tp in due:
+            del self.until[tp]
+        try:
+            self.consumer.resume([TopicPartition(t, p) for t, p in due])
+        except KafkaException as exc:  # revoked in the meantime: nothing to resume
+            self.log.debug("resume of %s skipped: %s", due, exc.args[0].str())
+
+    def forget(self, tps: list[TopicPartitionKey]) -> None:
+        """Drop revoked or lost partitions."""
+        for tp in tps:
+            self.until.pop(tp, None)
+            self.backoffs.pop(tp, None)

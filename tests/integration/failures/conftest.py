@@ -1,0 +1,189 @@
+"""Running the poison app (tests/integration/apps/poison.py) against the test broker."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from streamkit.contracts import AvroSerde, SchemaRepository
+from streamkit.failures.dead_letter import DeadLetter, read_dead_letter
+from streamkit.ops.admin import admin_client, delete_topics
+from streamkit.ops.console import message_headers
+
+ROOT = Path(__file__).resolve().parents[3]
+SCHEMAS = ROOT / "tests" / "integration" / "apps" / "schemas"
+APP = "tests.integration.apps.poison"
+
+
+@dataclass
+class Poison:
+    bootstrap: str
+    config: dict[str, Any]
+    group: str
+    input: str
+    output: str
+    partitions: int = 3
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        repo = SchemaRepository.from_directory(SCHEMAS)
+        self.reading = AvroSerde(repo, "Reading")
+        self.result = AvroSerde(repo, "Result")
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.group}-{self.input}-dlq"
+
+    @property
+    def parked(self) -> str:
+        return f"{self.group}-{self.input}-parked"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "STREAMKIT_BOOTSTRAP_SERVERS": self.bootstrap,
+            "POISON_INPUT": self.input,
+            "POISON_OUTPUT": self.output,
+            "POISON_GROUP": self.group,
+            "POISON_PARTITIONS": str(self.partitions),
+            "PYTHONPATH": str(ROOT),
+            **extra,
+        }
+
+    def cli(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "streamkit", *args],
+            env=self.env(**env),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
+    def start(self, **env: str) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamkit", "run", APP, "--batch-size", "200"],
+            env=self.env(**env),
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self.processes.append(process)
+        return process
+
+    def stop(self, process: subprocess.Popen[bytes]) -> tuple[int, str]:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+        return process.returncode, err.decode(errors="replace")
+
+    def produce(self, records: list[tuple[bytes | None, bytes, int | None]]) -> None:
+        """(key, value, partition or None) each, in order."""
+        producer = Producer({**self.config, "enable.idempotence": True, "linger.ms": 5})
+        for key, value, partition in records:
+            kwargs = {} if partition is None else {"partition": partition}
+            producer.produce(self.input, value, key, **kwargs)
+        assert producer.flush(30) == 0
+
+    def reading_bytes(self, ident: int, kind: str = "good") -> bytes:
+        return self.reading.encode({"id": ident, "value": float(ident), "kind": kind})
+
+    def read(self, topic: str, timeout: float = 5.0) -> list[Any]:
+        """Every record of ``topic`` now (up to the high watermarks seen at the start)."""
+        consumer = Consumer(
+            {**self.config, "group.id": f"r-{uuid.uuid4().hex}", "enable.auto.commit": False}
+        )
+        try:
+            info = consumer.list_topics(topic, timeout=10).topics[topic]
+            ends = {}
+            for p in info.partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                if high > low:
+                    ends[p] = high
+            consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+            records: list[Any] = []
+            deadline = time.monotonic() + timeout + 10
+            while ends and time.monotonic() < deadline:
+                for msg in consumer.consume(500, timeout=0.5):
+                    if msg.error() is None:
+                        records.append(msg)
+                        if msg.offset() + 1 >= ends.get(msg.partition(), 0):
+                            ends.pop(msg.partition(), None)
+            return records
+        finally:
+            consumer.close()
+
+    def results(self) -> dict[int, dict[str, Any]]:
+        out: dict[int, dict[str, Any]] = {}
+        for msg in self.read(self.output):
+            doc = self.result.decode(msg.value())
+            out.setdefault(doc["id"], doc)
+        return out
+
+    def result_count(self) -> int:
+        return len(self.read(self.output))
+
+    def letters(self, topic: str | None = None) -> list[DeadLetter]:
+        topic = topic or self.dlq
+        return [
+            read_dead_letter(
+                m.topic(), m.partition(), m.offset(), m.key(), m.value(), message_headers(m)
+            )
+            for m in self.read(topic)
+        ]
+
+    def committed(self) -> dict[int, int]:
+        consumer = Consumer({**self.config, "group.id": self.group})
+        try:
+            parts = consumer.committed(
+                [TopicPartition(self.input, p) for p in range(self.partitions)], timeout=10
+            )
+        finally:
+            consumer.close()
+        return {tp.partition: tp.offset for tp in parts}
+
+    def ends(self) -> dict[int, int]:
+        consumer = Consumer({**self.config, "group.id": "ends"})
+        try:
+            return {
+                p: consumer.get_watermark_offsets(TopicPartition(self.input, p), timeout=10)[1]
+                for p in range(self.partitions)
+            }
+        finally:
+            consumer.close()
+
+
+@pytest.fixture
+def poison(kafka_bootstrap: str, kafka_config: dict[str, Any]) -> Iterator[Poison]:
+    suffix = uuid.uuid4().hex[:8]
+    setup = Poison(
+        bootstrap=kafka_bootstrap,
+        config=kafka_config,
+        group=f"poison-{suffix}",
+        input=f"readings-{suffix}",
+        output=f"results-{suffix}",
+    )
+    created = setup.cli("topics", "create", APP)
+    assert created.returncode == 0, created.stderr
+    yield setup
+    for process in setup.processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=45)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    delete_topics(
+        admin_client(kafka_config),
+        [setup.input, setup.output, setup.dlq, setup.parked],
+    )
