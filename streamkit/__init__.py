@@ -15,6 +15,7 @@
 
 from streamkit.app import App, Topic, load_app
 from streamkit.errors import StreamkitError
+from streamkit.failures.policy import Retry, RetryPolicy
 from streamkit.processor import KEEP_KEY, Context, Emit
 from streamkit.settings import Settings
 
@@ -25,6 +26,8 @@ __all__ = [
     "App",
     "Context",
     "Emit",
+    "Retry",
+    "RetryPolicy",
     "Settings",
     "StreamkitError",
     "Topic",
