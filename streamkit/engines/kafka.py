@@ -139,6 +139,11 @@ class KafkaWorker:
         )
         self.blocker = PartitionBlocker(self.consumer, self.log)
 
+    @property
+    def blocked_partitions(self) -> int:
+        """Partitions held right now (waiting for a retry, a due retry record, or a DLQ)."""
+        return len(self.blocker)
+
     # -- control ------------------------------------------------------------------------
     def request_stop(self) -> None:
         """Ask the loop to stop after the current batch (safe from a signal handler)."""
