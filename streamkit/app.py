@@ -15,6 +15,7 @@ from streamkit.errors import ConfigError
 from streamkit.failures.dead_letter import dlq_topic, parked_topic
 from streamkit.failures.policy import RetryPolicy
 from streamkit.processor import ProcessorSpec
+from streamkit.runtime.middleware import Middleware
 
 __all__ = ["App", "RetryTopic", "Topic", "load_app"]
 
@@ -64,6 +65,7 @@ class App:
             when False a failure stops the worker instead.
         max_redrives: a record that fails again after this many redrives is parked in
             ``<app>-<input>-parked`` instead of going back to the DLQ.
+        middleware: :class:`~streamkit.runtime.middleware.Middleware` around every record.
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class App:
         retry: RetryPolicy | None = None,
         dead_letters: bool = True,
         max_redrives: int = 3,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         if not name or not _NAME.match(name):
             raise ConfigError(f"app name {name!r} must be 1-249 of [A-Za-z0-9._-]")
@@ -88,6 +91,7 @@ class App:
         if max_redrives < 1:
             raise ConfigError(f"max_redrives must be >= 1, not {max_redrives}")
         self.max_redrives = max_redrives
+        self.middleware: list[Middleware] = list(middleware)
 
     # -- declarations -------------------------------------------------------------------
     def topic(

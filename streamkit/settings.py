@@ -111,6 +111,15 @@ class Settings:
         config.update(overrides)
         return config
 
+    def secret_values(self) -> list[str]:
+        """Every secret value these settings hold (to keep them out of logs and errors)."""
+        values = [str(v) for k, v in self.kafka.items() if is_secret_key(k)]
+        registry = self.schema_registry_url
+        if "@" in registry:
+            userinfo = registry.partition("://")[2].rpartition("@")[0]
+            values += [userinfo, userinfo.partition(":")[2]]
+        return [v for v in values if v]
+
     def __repr__(self) -> str:
         registry = self.schema_registry_url
         if "@" in registry:  # basic-auth credentials embedded in the URL

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import click
@@ -11,8 +12,11 @@ from streamkit.cli.broker import broker
 from streamkit.cli.console import consume, produce
 from streamkit.cli.dlq import dlq
 from streamkit.cli.run import run
+from streamkit.cli.status import status
 from streamkit.cli.topics import topics
 from streamkit.errors import StreamkitError
+from streamkit.observability.logs import remember_secrets, scrub
+from streamkit.settings import Settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -27,10 +31,13 @@ cli.add_command(consume)
 cli.add_command(run)
 cli.add_command(topics)
 cli.add_command(dlq)
+cli.add_command(status)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the command line; a streamkit error becomes one ``error:`` line and exit code 1."""
+    with contextlib.suppress(StreamkitError):  # a bad setting is reported by the command
+        remember_secrets(Settings.from_env().secret_values())
     try:
         cli.main(args=argv, prog_name="streamkit", standalone_mode=False)
     except click.exceptions.Abort:
@@ -40,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except StreamkitError as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {scrub(str(exc))}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -8,9 +8,10 @@ import click
 
 from streamkit.app import load_app
 from streamkit.engines.kafka import WorkerOptions
+from streamkit.observability.logs import configure_logging
 from streamkit.runtime.pipeline import Pipeline
 from streamkit.runtime.supervisor import Supervisor, SupervisorOptions
-from streamkit.runtime.worker_process import configure_logging
+from streamkit.runtime.worker_process import ProcessOptions
 from streamkit.settings import Settings
 
 
@@ -42,6 +43,16 @@ from streamkit.settings import Settings
     help="Seconds before the first restart of a crashed worker; doubles per crash.",
 )
 @click.option(
+    "--http-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Serve /metrics, /healthz, /readyz; worker i listens on PORT+i (0: off).",
+)
+@click.option("--http-host", default="0.0.0.0", show_default=True)  # noqa: S104
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
+@click.option("--tracing", is_flag=True, help="One OpenTelemetry span per record.")
+@click.option(
     "--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info"
 )
 def run(
@@ -53,6 +64,10 @@ def run(
     max_restarts: int,
     restart_window: float,
     restart_backoff: float,
+    http_port: int,
+    http_host: str,
+    log_format: str,
+    tracing: bool,
     log_level: str,
 ) -> None:
     """Run MODULE's app with N worker processes in one consumer group.
@@ -60,7 +75,7 @@ def run(
     Running the same command on another machine adds members to the same group.
     SIGTERM or Ctrl-C stops gracefully: drain, flush, commit, leave.
     """
-    configure_logging(log_level)
+    configure_logging(log_level, fmt=log_format)
     app = load_app(target)
     Pipeline(app, Settings.from_env())  # fail here, once, on a bad app or contract
     options = SupervisorOptions(
@@ -69,6 +84,9 @@ def run(
         max_restarts=max_restarts,
         restart_window=restart_window,
         backoff_initial=restart_backoff,
+        process=ProcessOptions(
+            http_port=http_port, http_host=http_host, log_format=log_format, tracing=tracing
+        ),
         worker=WorkerOptions(
             batch_size=batch_size,
             shutdown_timeout=shutdown_timeout,

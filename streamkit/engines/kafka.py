@@ -18,7 +18,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -28,9 +28,11 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from streamkit.app import App
 from streamkit.errors import ConfigError, KafkaOperationError
 from streamkit.failures.handler import OutputTooLargeError, is_too_large
+from streamkit.observability.logs import record_fields
 from streamkit.ops.console import message_headers
 from streamkit.runtime.blocking import PartitionBlocker
 from streamkit.runtime.failure import Failure, FailureHandler, Stage
+from streamkit.runtime.middleware import Middleware
 from streamkit.runtime.offsets import Batch, DeliveryFailure, OffsetTracker, TopicPartitionKey
 from streamkit.runtime.pipeline import Outcome, OutRecord, Pipeline
 from streamkit.settings import Settings
@@ -88,11 +90,18 @@ class KafkaWorker:
         settings: Settings | None = None,
         options: WorkerOptions | None = None,
         failure_handler: FailureHandler | None = None,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         self.app = app
         self.settings = settings or Settings.from_env()
         self.options = options or WorkerOptions()
-        self.pipeline = Pipeline(app, self.settings, failure_handler)
+        self.pipeline = Pipeline(app, self.settings, failure_handler, middleware)
+        self.chain = self.pipeline.chain
+        self.last_poll = time.monotonic()
+        self.ever_assigned = False
+        self.lag: dict[TopicPartitionKey, int] = {}
+        self._lag_at = 0.0
+        self._produced_by_topic: dict[str, int] = {}
         self.log = logging.getLogger(f"streamkit.worker.{self.options.worker_id}")
         self.tracker = OffsetTracker()
         self.counters = FailureCounters()
@@ -189,10 +198,14 @@ class KafkaWorker:
             while not self._stopping:
                 self.blocker.wake()
                 messages = self.consumer.consume(num_messages=self.options.batch_size, timeout=0.2)
+                self.last_poll = time.monotonic()
                 self._raise_callback_error()
                 if messages:
                     self._handle(messages)
                 self.producer.poll(0)
+                if self._produced_by_topic:
+                    counts, self._produced_by_topic = self._produced_by_topic, {}
+                    self.chain.produced(counts)
                 self.tracker.advance(self._delivery_failed)
                 while self.tracker.in_flight > self.options.max_in_flight:
                     self.producer.poll(0.05)
@@ -200,6 +213,7 @@ class KafkaWorker:
                 if time.monotonic() - last_commit >= self.options.commit_interval:
                     self._commit(asynchronous=True)
                     last_commit = time.monotonic()
+                    self._refresh_lag()
         except BaseException:
             self._failed = True
             raise
@@ -227,6 +241,13 @@ class KafkaWorker:
                     self._handle_record(batch, msg, tp)
         finally:
             self.consumed += len(messages)
+            if self.chain.middlewares:
+                per_topic: dict[str, int] = {}
+                for msg in messages:
+                    name = msg.topic() or ""
+                    per_topic[name] = per_topic.get(name, 0) + 1
+                for name, count in per_topic.items():
+                    self.chain.consumed(name, count)
             batch.sealed = True
             self._batch = None
             self._message = None
@@ -280,16 +301,22 @@ class KafkaWorker:
         for topic, error in errors:
             if self._sink_failed(outcome, tp, offset, attempt, topic, error):
                 return  # the partition is held at this record
+        trace = outcome.extra_headers
         for failure in outcome.dead:
             record = self.pipeline.dead_letter_record(
-                failure, msg.key(), msg.value(), headers, timestamp
+                failure, msg.key(), msg.value(), headers, timestamp, trace
             )
             if not self._produce_internal(batch, msg, failure, record):
                 return
             self.counters.dead_letters += 1
+            self.log.warning(
+                "dead-lettered to %s: %s", record[0], failure.describe(),
+                extra=record_fields(failure.topic, failure.partition, failure.offset,
+                                    failure.processor),
+            )  # fmt: skip
         for failure, retry_topic, delay in outcome.forward:
             record = self.pipeline.retry_record(
-                failure, retry_topic, delay, msg.key(), msg.value(), headers, timestamp
+                failure, retry_topic, delay, msg.key(), msg.value(), headers, timestamp, trace
             )
             if not self._produce_internal(batch, msg, failure, record):
                 return
@@ -301,6 +328,7 @@ class KafkaWorker:
             self.log.info(
                 "retrying %s[%d]@%d (%s) in %.2fs, attempt %d",
                 *tp, offset, ", ".join(outcome.retry), delay, attempt + 1,
+                extra=record_fields(tp[0], tp[1], offset, ", ".join(outcome.retry)),
             )  # fmt: skip
             self.blocker.block(tp, offset, delay)
             batch.next_offsets[tp] = offset
@@ -388,6 +416,8 @@ class KafkaWorker:
         batch.pending -= 1
         if err is None:
             self.produced += 1
+            name = out.topic() or ""
+            self._produced_by_topic[name] = self._produced_by_topic.get(name, 0) + 1
             return
         kind = OutputTooLargeError if is_too_large(err) else KafkaOperationError
         failure = Failure(
@@ -424,7 +454,7 @@ class KafkaWorker:
         self.counters.rewinds += 1
         self.log.warning(
             "%s; holding %s[%d] at offset %d, retrying in %.0fs (nothing after it is committed)",
-            reason, *tp, offset, delay,
+            reason, *tp, offset, delay, extra=record_fields(tp[0], tp[1], offset),
         )  # fmt: skip
         self.tracker.cap(tp, offset)
         self._retrying.pop(tp, None)
@@ -440,6 +470,22 @@ class KafkaWorker:
         if error.fatal():
             raise KafkaOperationError(f"fatal consumer error: {error.str()}")
         self.log.warning("consumer error (retried by the client): %s", error.str())
+
+    def _refresh_lag(self) -> None:
+        """Lag per assigned partition from cached watermarks (no broker round trip)."""
+        lag: dict[TopicPartitionKey, int] = {}
+        for t, p in list(self.assigned):
+            try:
+                _, high = self.consumer.get_watermark_offsets(TopicPartition(t, p), cached=True)
+            except KafkaException:
+                continue
+            done = self._committed.get((t, p))
+            if done is None:
+                (position,) = self.consumer.position([TopicPartition(t, p)])
+                done = position.offset if position.offset >= 0 else high
+            if high >= 0:
+                lag[(t, p)] = max(0, high - done)
+        self.lag = lag
 
     # -- offsets and rebalances ---------------------------------------------------------
     def _commit(self, *, asynchronous: bool, only: list[TopicPartitionKey] | None = None) -> None:
@@ -474,6 +520,8 @@ class KafkaWorker:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = [(p.topic, p.partition) for p in partitions]
         self.assigned.update(keys)
+        self.ever_assigned = True
+        self.chain.rebalance("assigned", len(keys))
         self.log.info("assigned %s", _describe(keys))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -490,11 +538,13 @@ class KafkaWorker:
             self._callback_error = exc
         finally:
             self._forget(keys)
+            self.chain.rebalance("revoked", len(keys))
             self.log.info("revoked %s", _describe(keys))
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = [(p.topic, p.partition) for p in partitions]
         self._forget(keys)
+        self.chain.rebalance("lost", len(keys))
         self.log.warning("lost %s (not committed; the new owner reprocesses)", _describe(keys))
 
     def _raise_callback_error(self) -> None:

@@ -120,7 +120,7 @@ class MemoryEngine:
                 self.filtered.append((record.topic, record))
             for failure in outcome.dead:
                 dead = self.pipeline.dead_letter_record(
-                    failure, record.key, record.value, headers, timestamp
+                    failure, record.key, record.value, headers, timestamp, outcome.extra_headers
                 )
                 self._store(*dead, None)
             for failure, retry_topic, delay in outcome.forward:

@@ -24,6 +24,7 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from streamkit.observability.logs import scrub
 from streamkit.runtime.failure import Failure
 
 __all__ = [
@@ -70,8 +71,8 @@ def dead_letter_headers(
     trace = "".join(traceback.format_exception(kind, error, error.__traceback__))
     values = {
         "exception.class.name": f"{kind.__module__}.{kind.__qualname__}",
-        "exception.message": _truncate(str(error), _MESSAGE_LIMIT),
-        "exception.stacktrace": _truncate(trace, _TRACE_LIMIT),
+        "exception.message": _truncate(scrub(str(error)), _MESSAGE_LIMIT),
+        "exception.stacktrace": _truncate(scrub(trace), _TRACE_LIMIT),
         "stage": failure.stage.value,
         "attempts": str(failure.attempt),
         "topic": failure.topic,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from time import perf_counter
 from typing import Any
 
 from streamkit.app import App, Topic
@@ -34,6 +35,7 @@ from streamkit.failures.dead_letter import (
 from streamkit.failures.handler import FailurePolicy
 from streamkit.processor import KEEP_KEY, Context, Emit, ProcessorSpec, route
 from streamkit.runtime.failure import Action, Failure, FailureHandler, Stage
+from streamkit.runtime.middleware import Middleware, MiddlewareChain, RecordInfo
 from streamkit.settings import Settings
 
 __all__ = [
@@ -92,6 +94,7 @@ class Outcome:
         forward: (failure, retry topic, delay) for processors with retry topics.
         dead: failures whose record goes to the dead-letter topic.
         skipped: failures the handler chose to skip.
+        extra_headers: headers middleware adds to the record's outputs and dead letters.
     """
 
     emitted: int = 0
@@ -101,6 +104,7 @@ class Outcome:
     forward: list[tuple[Failure, str, float]] = field(default_factory=list)
     dead: list[Failure] = field(default_factory=list)
     skipped: int = 0
+    extra_headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -128,11 +132,13 @@ class Pipeline:
         app: App,
         settings: Settings | None = None,
         failure_handler: FailureHandler | None = None,
+        middleware: Sequence[Middleware] = (),
     ) -> None:
         app.validate()
         self.app = app
         self.settings = settings or Settings.from_env()
         self.failure_handler: FailureHandler = failure_handler or default_failure_policy(app)
+        self.chain = MiddlewareChain([*app.middleware, *middleware])
         self._repository: SchemaRepository | None = None
         self._registry: Any = None
         self.serdes: dict[str, TopicSerdes] = {
@@ -195,7 +201,32 @@ class Pipeline:
         :class:`~streamkit.errors.ProcessingFailedError`). A redriven record carrying
         ``__streamkit.redrive.processor`` runs only that processor.
         """
-        outcome = Outcome()
+        if not self.chain.wants_records:
+            return self._process(
+                topic, partition, offset, timestamp, key, value, headers, sink, attempt, only, None
+            )
+        info = RecordInfo(topic, partition, offset, key, headers or (), self.app.group_id)
+        with self.chain.record(info) as extra:
+            return self._process(
+                topic, partition, offset, timestamp, key, value, headers, sink, attempt, only,
+                extra or None,
+            )  # fmt: skip
+
+    def _process(
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        timestamp: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None,
+        sink: Sink,
+        attempt: int,
+        only: frozenset[str] | None,
+        extra: list[tuple[str, bytes]] | None,
+    ) -> Outcome:
+        outcome = Outcome(extra_headers=extra or [])
         specs = self.by_input.get(topic)
         if not specs:
             return outcome
@@ -250,10 +281,12 @@ class Pipeline:
         sink: Sink,
         outcome: Outcome,
     ) -> None:
-        topic, partition, offset, timestamp = where
+        topic, partition, offset, _ = where
+        timing = self.chain.wants_timing
         for spec in specs:
             if only is not None and spec.name not in only:
                 continue
+            started = perf_counter() if timing else 0.0
             try:
                 if spec.takes_context:
                     assert ctx is not None  # noqa: S101 - built above when any spec takes it
@@ -267,18 +300,44 @@ class Pipeline:
                     Stage.PROCESS, topic, partition, offset, exc, spec.name, attempt=attempt
                 )
                 self._decide(failure, outcome, spec)
+                if timing:
+                    self.chain.processed(spec.name, perf_counter() - started, "failed")
                 continue
-            if not emits:
-                outcome.filtered += 1
-                outcome.done.append(spec.name)
-                continue
-            encoded = self._encode(spec, emits, topic, partition, offset, key, event_key, outcome)
-            if encoded is None:
-                continue
-            for out_topic, out_key, out_value, out_headers in encoded:
-                sink(out_topic, out_key, out_value, out_headers, timestamp)
-            outcome.emitted += len(encoded)
+            ended = self._deliver(spec, emits, where, key, event_key, sink, outcome)
+            if timing:
+                self.chain.processed(spec.name, perf_counter() - started, ended)
+
+    def _deliver(
+        self,
+        spec: ProcessorSpec,
+        emits: list[Emit],
+        where: tuple[str, int, int, int],
+        key: bytes | None,
+        event_key: Any,
+        sink: Sink,
+        outcome: Outcome,
+    ) -> str:
+        """Encode and sink one processor's emits; say how it ended."""
+        topic, partition, offset, timestamp = where
+        if not emits:
+            outcome.filtered += 1
             outcome.done.append(spec.name)
+            return "filtered"
+        encoded = self._encode(spec, emits, topic, partition, offset, key, event_key, outcome)
+        if encoded is None:
+            return "failed"
+        extra = outcome.extra_headers
+        for out_topic, out_key, out_value, headers in encoded:
+            sink(
+                out_topic,
+                out_key,
+                out_value,
+                [*(headers or ()), *extra] if extra else headers,
+                timestamp,
+            )
+        outcome.emitted += len(encoded)
+        outcome.done.append(spec.name)
+        return "emitted"
 
     def decide(self, failure: Failure, outcome: Outcome) -> None:
         """Ask the failure handler about ``failure`` and record the decision in ``outcome``."""
@@ -286,6 +345,7 @@ class Pipeline:
 
     def _decide(self, failure: Failure, outcome: Outcome, spec: ProcessorSpec | None) -> None:
         decision = self.failure_handler.on_failure(failure)
+        self.chain.failure(failure, decision)
         action = decision.action
         if action is Action.STOP:
             raise ProcessingFailedError(failure)
@@ -348,8 +408,10 @@ class Pipeline:
         value: bytes | None,
         headers: Headers | None,
         source_timestamp: int,
+        trace: Sequence[tuple[str, bytes]] = (),
     ) -> OutRecord:
-        """The DLQ (or, after too many redrives, the parked) record for ``failure``."""
+        """The DLQ (or, after too many redrives, the parked) record for ``failure``;
+        ``trace`` are the headers middleware added to the record's outputs."""
         original = [(k, v) for k, v in (headers or ()) if not k.startswith(RETRY_PREFIX)]
         redrives = 0
         for name, raw in original:
@@ -359,7 +421,7 @@ class Pipeline:
         extra = dead_letter_headers(
             failure, app=self.app.name, group=self.app.group_id, source_timestamp=source_timestamp
         )
-        return make(self.app.name, failure.topic), key, value, [*original, *extra]
+        return make(self.app.name, failure.topic), key, value, [*original, *extra, *trace]
 
     def retry_record(
         self,
@@ -370,6 +432,7 @@ class Pipeline:
         value: bytes | None,
         headers: Headers | None,
         source_timestamp: int,
+        trace: Sequence[tuple[str, bytes]] = (),
     ) -> OutRecord:
         """The record that carries ``failure``'s input to ``retry_topic``, due after ``delay``."""
         original = [(k, v) for k, v in (headers or ()) if not k.startswith(RETRY_PREFIX)]
@@ -385,7 +448,8 @@ class Pipeline:
             (RETRY_PREFIX + "timestamp", str(source_timestamp)),
             (RETRY_PREFIX + "error", error),
         ]
-        return retry_topic, key, value, [*original, *((k, v.encode()) for k, v in extra)]
+        retry_headers = [(k, v.encode()) for k, v in extra]
+        return retry_topic, key, value, [*original, *retry_headers, *trace]
 
     def retry_origin(self, headers: Headers | None) -> RetryOrigin | None:
         """For a record of a retry topic: where it came from and when it is due."""

@@ -22,7 +22,7 @@ from types import FrameType
 import orjson
 
 from streamkit.engines.kafka import WorkerOptions
-from streamkit.runtime.worker_process import EXIT_CANNOT_START, EXIT_OK
+from streamkit.runtime.worker_process import EXIT_CANNOT_START, EXIT_OK, ProcessOptions
 
 __all__ = ["Supervisor", "SupervisorOptions"]
 
@@ -42,6 +42,8 @@ class SupervisorOptions:
         backoff_initial: seconds before the first restart; doubles per crash.
         backoff_max: the longest wait before a restart.
         worker: options every worker gets (its ``worker_id`` is set per process).
+        process: HTTP, log format and tracing of every worker; worker *i* serves HTTP on
+            ``process.http_port + i``.
         log_level: the workers' log level.
     """
 
@@ -51,6 +53,7 @@ class SupervisorOptions:
     backoff_initial: float = 1.0
     backoff_max: float = 30.0
     worker: WorkerOptions = field(default_factory=WorkerOptions)
+    process: ProcessOptions = field(default_factory=ProcessOptions)
     log_level: str = "info"
 
 
@@ -83,9 +86,13 @@ class Supervisor:
     def _spawn(self, slot: _Slot) -> None:
         worker = replace(self.options.worker, worker_id=str(slot.index))
         payload = {k: v for k, v in asdict(worker).items() if v is not None}
+        process = self.options.process
+        if process.http_port:
+            process = replace(process, http_port=process.http_port + slot.index)
         command = [
             sys.executable, "-m", "streamkit.runtime.worker_process", self.target,
             "--options", orjson.dumps(payload).decode(), "--log-level", self.options.log_level,
+            "--process", orjson.dumps(asdict(process)).decode(),
         ]  # fmt: skip
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))

@@ -13,13 +13,19 @@ import os
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from types import FrameType
 
 import orjson
 
 from streamkit.app import load_app
 from streamkit.engines.kafka import KafkaWorker, WorkerOptions
-from streamkit.errors import ProcessingFailedError, StreamkitError
+from streamkit.errors import ConfigError, ProcessingFailedError, StreamkitError
+from streamkit.observability.http import WorkerHttpServer
+from streamkit.observability.logs import configure_logging, record_fields, remember_secrets
+from streamkit.observability.metrics import PrometheusMetrics
+from streamkit.runtime.middleware import Middleware
+from streamkit.settings import Settings
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -27,15 +33,40 @@ EXIT_CANNOT_START = 2
 EXIT_FORCED = 3
 
 
-def configure_logging(level: str, worker_id: str | None = None) -> None:
-    """Human-readable log lines on stderr, naming the worker."""
-    who = f"worker {worker_id}" if worker_id is not None else "supervisor"
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format=f"%(asctime)s %(levelname)-7s [{who}] %(name)s: %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
+@dataclass(frozen=True)
+class ProcessOptions:
+    """What a worker process serves and how it logs.
+
+    Attributes:
+        http_port: port of /metrics, /healthz, /readyz (0: none).
+        http_host: interface to serve them on.
+        log_format: ``text`` or ``json``.
+        tracing: one OpenTelemetry span per record (needs the ``tracing`` extra).
+    """
+
+    http_port: int = 0
+    http_host: str = "0.0.0.0"  # noqa: S104 - containers are scraped from outside
+    log_format: str = "text"
+    tracing: bool = False
+
+
+def _middleware(options: ProcessOptions, app_name: str, worker_id: str) -> list[Middleware]:
+    chain: list[Middleware] = []
+    if options.http_port:
+        chain.append(PrometheusMetrics(app_name, worker_id))
+    if options.tracing:
+        try:
+            from streamkit.observability.tracing import (  # noqa: PLC0415
+                TracingMiddleware,
+                configure_tracing,
+            )
+        except ImportError as exc:
+            raise ConfigError(
+                "--tracing needs OpenTelemetry: pip install 'streamkit[tracing]'"
+            ) from exc
+        configure_tracing()
+        chain.append(TracingMiddleware())
+    return chain
 
 
 def _install_signals(worker: KafkaWorker, shutdown_timeout: float) -> None:
@@ -60,25 +91,42 @@ def _install_signals(worker: KafkaWorker, shutdown_timeout: float) -> None:
     signal.signal(signal.SIGINT, on_signal)
 
 
-def run_worker(target: str, options: WorkerOptions) -> int:
+def run_worker(target: str, options: WorkerOptions, process: ProcessOptions | None = None) -> int:
     """Run one worker in this process until it is stopped; return the exit code."""
     log = logging.getLogger("streamkit")
+    process = process or ProcessOptions()
+    server: WorkerHttpServer | None = None
     try:
+        settings = Settings.from_env()
+        remember_secrets(settings.secret_values())
         app = load_app(target)
-        worker = KafkaWorker(app, options=options)
+        middleware = _middleware(process, app.name, options.worker_id)
+        worker = KafkaWorker(app, settings=settings, options=options, middleware=middleware)
         _install_signals(worker, options.shutdown_timeout)
         worker.check_topics()
+        metrics = next((m for m in middleware if isinstance(m, PrometheusMetrics)), None)
+        if metrics is not None:
+            server = WorkerHttpServer(worker, metrics, process.http_port, process.http_host)
+            server.start()
+            log.info("serving /metrics, /healthz, /readyz on port %d", server.port)
     except StreamkitError as exc:
         log.error("cannot start: %s", exc)
         return EXIT_CANNOT_START
     try:
         worker.run()
     except ProcessingFailedError as exc:
-        log.error("stopped by a failure: %s", exc)
+        f = exc.failure
+        log.error(
+            "stopped by a failure: %s", exc,
+            extra=record_fields(f.topic, f.partition, f.offset, f.processor),
+        )  # fmt: skip
         return EXIT_FAILED
     except StreamkitError as exc:
         log.error("stopped: %s", exc)
         return EXIT_FAILED
+    finally:
+        if server is not None:
+            server.stop()
     return EXIT_OK
 
 
@@ -87,11 +135,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="streamkit-worker")
     parser.add_argument("target")
     parser.add_argument("--options", default="{}", help="WorkerOptions as JSON")
+    parser.add_argument("--process", default="{}", help="ProcessOptions as JSON")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
     options = WorkerOptions(**orjson.loads(args.options))
-    configure_logging(args.log_level, options.worker_id)
-    sys.exit(run_worker(args.target, options))
+    process = ProcessOptions(**orjson.loads(args.process))
+    configure_logging(args.log_level, options.worker_id, process.log_format)
+    sys.exit(run_worker(args.target, options, process))
 
 
 if __name__ == "__main__":

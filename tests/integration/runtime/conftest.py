@@ -41,6 +41,37 @@ class EchoSetup:
             **extra,
         }
 
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "streamkit", *args]
+
+    def cli_status(self) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.command("status", "--app", "tests.integration.apps.echo", "--once"),
+            env={**self.env(), "COLUMNS": "200"},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def read_raw(self, topic: str) -> list[Any]:
+        consumer = Consumer(
+            {**self.config, "group.id": f"raw-{uuid.uuid4().hex}", "auto.offset.reset": "earliest"}
+        )
+        consumer.subscribe([topic])
+        out: list[Any] = []
+        deadline = time.monotonic() + 10
+        try:
+            while time.monotonic() < deadline:
+                batch = consumer.consume(100, timeout=0.5)
+                out += [m for m in batch if m.error() is None]
+                if out and not batch:
+                    break
+        finally:
+            consumer.close()
+        return out
+
     def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
         """`streamkit run tests.integration.apps.echo ARGS` in the background."""
         process = subprocess.Popen(

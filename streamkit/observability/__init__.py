@@ -1,0 +1,7 @@
+"""Observability: ``metrics`` (Prometheus), ``http`` (/metrics, /healthz, /readyz),
+``tracing`` (OpenTelemetry, optional extra), ``logs`` (text or JSON, secrets redacted) and
+``status`` (a consumer group at a glance). Import the module you need."""
+
+from streamkit.observability.logs import configure_logging, record_fields, scrub
+
+__all__ = ["configure_logging", "record_fields", "scrub"]
