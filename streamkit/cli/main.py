@@ -11,7 +11,9 @@ from streamkit import __version__
 from streamkit.cli.broker import broker
 from streamkit.cli.console import consume, produce
 from streamkit.cli.dlq import dlq
+from streamkit.cli.replay import replay
 from streamkit.cli.run import run
+from streamkit.cli.schemas import schemas
 from streamkit.cli.status import status
 from streamkit.cli.topics import topics
 from streamkit.errors import StreamkitError
@@ -32,6 +34,8 @@ cli.add_command(run)
 cli.add_command(topics)
 cli.add_command(dlq)
 cli.add_command(status)
+cli.add_command(replay)
+cli.add_command(schemas)
 
 
 def main(argv: list[str] | None = None) -> None:

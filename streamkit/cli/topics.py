@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import click
 
-from streamkit.app import load_app
+from streamkit.app import App, load_app
 from streamkit.errors import KafkaOperationError
-from streamkit.ops.admin import TopicSpec, admin_client, create_topics, describe_topics
+from streamkit.ops.admin import (
+    TopicSpec,
+    admin_client,
+    cleanup_policies,
+    create_topics,
+    describe_topics,
+)
+from streamkit.ops.offsets import committed_offsets, offsets_for, partitions_of
 from streamkit.settings import Settings
 
 
@@ -47,3 +54,75 @@ def create(target: str) -> None:
         click.echo(f"{outcome:<8} {name} ({spec.partitions} partitions)")
     if mismatches:
         raise KafkaOperationError("; ".join(mismatches))
+
+
+def _roles(app: App) -> dict[str, str]:
+    roles: dict[str, set[str]] = {}
+    for spec in app.processors:
+        roles.setdefault(spec.input, set()).add("input")
+        for out in spec.outputs:
+            roles.setdefault(out, set()).add("output")
+    for name in app.topics:
+        roles.setdefault(name, set()).add("declared")
+    for topic in app.failure_topics():
+        kind = topic.name.rpartition("-")[2]
+        roles.setdefault(topic.name, set()).add(
+            {"dlq": "dead letters", "parked": "parked"}.get(kind, "retry")
+        )
+    order = ("input", "output", "dead letters", "parked", "retry", "declared")
+    return {
+        name: ", ".join(r for r in order if r in found and (r != "declared" or len(found) == 1))
+        for name, found in roles.items()
+    }
+
+
+def _describe(target: str, with_lag: bool) -> None:
+    app = load_app(target)
+    config = Settings.from_env().client_config()
+    admin = admin_client(config)
+    existing = describe_topics(admin)
+    names = list(app.all_topics())
+    policies = cleanup_policies(admin, [n for n in names if n in existing])
+    roles = _roles(app)
+    click.echo(f"{'topic':<48}{'role':<16}{'partitions':>11}  {'cleanup':<10}")
+    for name in names:
+        partitions = str(existing[name]) if name in existing else "missing"
+        click.echo(
+            f"{name:<48}{roles.get(name, ''):<16}{partitions:>11}  {policies.get(name, '-'):<10}"
+        )
+    if not with_lag:
+        return
+    inputs = [n for n in dict.fromkeys(p.input for p in app.processors) if n in existing]
+    parts = partitions_of(admin, inputs)
+    committed = committed_offsets(admin, app.group_id, parts)
+    ends = offsets_for(admin, parts, "latest")
+    click.echo(f"\ngroup {app.group_id}")
+    click.echo(f"{'topic':<48}{'partition':>10}{'committed':>12}{'end':>12}{'lag':>10}")
+    for tp in parts:
+        done = committed[tp]
+        lag = ends[tp] - (done or 0)
+        shown = "-" if done is None else str(done)
+        click.echo(f"{tp[0]:<48}{tp[1]:>10}{shown:>12}{ends[tp]:>12}{lag:>10}")
+
+
+@topics.command("list")
+@click.argument("target", metavar="MODULE[:APP]", required=False)
+@click.option("--app", "app_target", metavar="MODULE[:APP]", help="Same as the argument.")
+def list_(target: str | None, app_target: str | None) -> None:
+    """Every topic the app reads and writes, its DLQs and retry topics."""
+    _describe(_one(target, app_target), with_lag=False)
+
+
+@topics.command()
+@click.argument("target", metavar="MODULE[:APP]", required=False)
+@click.option("--app", "app_target", metavar="MODULE[:APP]", help="Same as the argument.")
+def describe(target: str | None, app_target: str | None) -> None:
+    """The app's topics with partitions and cleanup policy, and the group's lag."""
+    _describe(_one(target, app_target), with_lag=True)
+
+
+def _one(target: str | None, app_target: str | None) -> str:
+    chosen = target or app_target
+    if not chosen:
+        raise click.UsageError("name the app: MODULE or --app MODULE")
+    return chosen

@@ -94,6 +94,7 @@ class SchemaRepository:
         self._current: dict[str, Contract] = {}
         self._by_fingerprint: dict[bytes, Contract] = {}
         self._named: dict[str, Any] = {}
+        self._previous: dict[str, list[Contract]] = {}
 
     @classmethod
     def from_directory(cls, directory: Path | str) -> SchemaRepository:
@@ -177,6 +178,9 @@ class SchemaRepository:
                     f"{file}: type {name} is already defined in {self._current[name].source}"
                 )
             self._current[name] = contract
+        else:
+            self._previous.setdefault(name, []).append(contract)
+            self._previous[name].sort(key=lambda c: c.version)
         self._by_fingerprint.setdefault(contract.fingerprint, contract)
 
     def get(self, name: str) -> Contract:
@@ -193,6 +197,10 @@ class SchemaRepository:
     def by_fingerprint(self, value: bytes) -> Contract | None:
         """The contract (any version) with this CRC-64-AVRO fingerprint, if known."""
         return self._by_fingerprint.get(value)
+
+    def previous_versions(self, name: str) -> list[Contract]:
+        """The ``.vN`` versions kept for ``name``, oldest first."""
+        return list(self._previous.get(self.get(name).name, []))
 
     def names(self) -> list[str]:
         """Full names of the current contracts."""

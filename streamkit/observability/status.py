@@ -9,10 +9,10 @@ from typing import Any
 
 from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
-from confluent_kafka.admin._listoffsets import OffsetSpec
 
 from streamkit.app import App
 from streamkit.errors import KafkaOperationError
+from streamkit.ops.offsets import offsets_for
 
 __all__ = ["GroupStatus", "PartitionStatus", "group_status", "with_rates"]
 
@@ -78,12 +78,7 @@ def group_status(app: App, config: Mapping[str, Any], timeout: float = 10.0) -> 
             (tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None)
             for tp in offsets.result(timeout=timeout).topic_partitions
         }
-        latest: OffsetSpec = OffsetSpec.latest()  # type: ignore[no-untyped-call]
-        ends_futures = admin.list_offsets(dict.fromkeys(inputs, latest), request_timeout=timeout)
-        ends = {
-            (tp.topic, tp.partition): future.result(timeout=timeout).offset
-            for tp, future in ends_futures.items()
-        }
+        ends = offsets_for(admin, [(tp.topic, tp.partition) for tp in inputs], "latest")
     except KafkaException as exc:
         raise KafkaOperationError(f"cannot describe group {group}: {exc.args[0].str()}") from exc
     partitions = [

@@ -9,6 +9,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import ConfigResource
+from confluent_kafka.admin._resource import ResourceType
 from confluent_kafka.cimpl import NewTopic
 
 from streamkit.errors import KafkaOperationError
@@ -16,6 +18,7 @@ from streamkit.errors import KafkaOperationError
 __all__ = [
     "TopicSpec",
     "admin_client",
+    "cleanup_policies",
     "create_topics",
     "delete_topics",
     "describe_topics",
@@ -45,6 +48,24 @@ def describe_topics(admin: AdminClient, timeout: float = 10.0) -> dict[str, int]
     except KafkaException as exc:
         raise KafkaOperationError(f"listing topics failed: {exc.args[0]}") from exc
     return {name: len(t.partitions) for name, t in metadata.topics.items() if t.error is None}
+
+
+def cleanup_policies(
+    admin: AdminClient, names: Iterable[str], timeout: float = 15.0
+) -> dict[str, str]:
+    """``cleanup.policy`` of each topic."""
+    resources = [ConfigResource(ResourceType.TOPIC, name) for name in names]
+    if not resources:
+        return {}
+    policies = {}
+    try:
+        for resource, future in admin.describe_configs(resources, request_timeout=timeout).items():
+            entries = future.result(timeout=timeout)
+            policy = entries.get("cleanup.policy")
+            policies[resource.name] = policy.value if policy is not None else "?"
+    except KafkaException as exc:
+        raise KafkaOperationError(f"describing topic configs failed: {exc.args[0].str()}") from exc
+    return policies
 
 
 def create_topics(

@@ -1,7 +1,8 @@
 """A test app: echoes each input's coordinates, so tests can account for every record.
 
 Topic names and behaviour come from the environment the test sets for the workers:
-ECHO_INPUT, ECHO_OUTPUT, ECHO_GROUP, ECHO_PARTITIONS, ECHO_DELAY_MS, ECHO_POISON_N.
+ECHO_INPUT, ECHO_OUTPUT, ECHO_GROUP, ECHO_PARTITIONS, ECHO_DELAY_MS, ECHO_POISON_N,
+ECHO_DLQ (1: dead letters on), ECHO_PID (0: leave the pid out, for byte-identical replays).
 """
 
 import os
@@ -27,4 +28,5 @@ def echo(event: dict[str, Any], ctx: Context) -> dict[str, Any]:
         raise ValueError(f"poison event {event['n']}")
     if DELAY:
         time.sleep(DELAY)
-    return {"n": event["n"], "p": ctx.partition, "o": ctx.offset, "pid": os.getpid()}
+    pid = os.getpid() if os.environ.get("ECHO_PID", "1") == "1" else 0
+    return {"n": event["n"], "p": ctx.partition, "o": ctx.offset, "pid": pid}

@@ -128,6 +128,17 @@ class EchoSetup:
         finally:
             consumer.close()
 
+    def caught_up(self) -> bool:
+        """Every partition's committed offset is at its end (empty ones count as done)."""
+        committed = self.committed()
+        return all(end == 0 or committed.get(p) == end for p, end in self.ends().items())
+
+    def output_count(self) -> int:
+        return sum(high - low for low, high in self.watermarks(self.output).values())
+
+    def ends(self) -> dict[int, int]:
+        return {p: high for p, (_, high) in self.watermarks(self.input).items()}
+
     def committed(self) -> dict[int, int]:
         consumer = Consumer({**self.config, "group.id": self.group})
         try:
