@@ -11,7 +11,8 @@ DEMO_PORT ?= 39092
 DEMO_DATA_DIR ?= $(CURDIR)/.streamkit/demo-broker
 PYTEST_ARGS ?=
 
-.PHONY: help install lint test test-unit demo broker-start broker-stop broker-status clean
+
+.PHONY: help install lint test test-docker test-unit demo broker-start broker-stop broker-status clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -30,8 +31,12 @@ lint: install ## ruff (lint + format check) and mypy --strict
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint ## Lint, then the whole test suite against a real Kafka broker
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+test: lint ## Lint, the whole suite on a real broker; with CI=true also the docker tier
+	$(VENV)/bin/pytest -m "not docker" $(PYTEST_ARGS)
+	@if [ "$${CI:-}" = "true" ]; then $(MAKE) --no-print-directory test-docker; fi
+
+test-docker: install ## Docker tier: local images, the Kafka container, docker compose
+	deploy/docker/test-tier.sh $(PYTEST_ARGS)
 
 test-unit: install ## Unit tests only (seconds, no broker)
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)

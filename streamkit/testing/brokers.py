@@ -1,7 +1,7 @@
 """Choosing the Kafka broker for tests, in one place.
 
 Order: ``STREAMKIT_BOOTSTRAP_SERVERS`` when set; else a testcontainers container of the
-``apache/kafka`` image when a Docker engine answers (``STREAMKIT_KAFKA_IMAGE`` overrides
+``apache/kafka`` image when a Docker engine answers (``STREAMKIT_TEST_KAFKA_IMAGE`` overrides
 the image); else the local broker from Maven jars. ``STREAMKIT_TEST_BROKER=local|docker``
 forces one of the last two.
 """
@@ -37,20 +37,34 @@ class TestBroker:
     stop: Callable[[], None] = field(default=lambda: None)
 
 
-def docker_engine_answers(timeout: float = 3.0) -> bool:
-    """True when a Docker engine answers a ping (the docker SDK is installed and reachable)."""
+_engine_answered: bool | None = None
+
+
+def docker_engine_answers(timeout: float = 10.0, attempts: int = 3) -> bool:
+    """True when a Docker engine answers a ping (the docker SDK is installed and reachable).
+
+    A busy engine gets a few tries; a positive answer is remembered for the process.
+    """
+    global _engine_answered  # noqa: PLW0603 - a per-process memo of a slow probe
+    if _engine_answered:
+        return True
     try:
         import docker  # noqa: PLC0415 - optional dependency, only needed here
     except ImportError:
         return False
-    try:
-        client = docker.from_env(timeout=timeout)
+    for attempt in range(attempts):
         try:
-            return bool(client.ping())
-        finally:
-            client.close()
-    except Exception:  # noqa: BLE001 - any failure means "no engine"
-        return False
+            client = docker.from_env(timeout=timeout)
+            try:
+                if client.ping():
+                    _engine_answered = True
+                    return True
+            finally:
+                client.close()
+        except Exception:  # noqa: BLE001 - any failure means "not now"
+            if attempt + 1 < attempts:
+                time.sleep(1)
+    return False
 
 
 def kafka_container_env(port: int) -> dict[str, str]:
@@ -148,7 +162,7 @@ def start_test_broker(environ: Mapping[str, str] | None = None) -> TestBroker:
     if forced not in {"", "local", "docker"}:
         raise BrokerError(f"STREAMKIT_TEST_BROKER={forced!r}: expected local or docker")
     if forced == "docker" or (not forced and docker_engine_answers()):
-        image = env.get("STREAMKIT_KAFKA_IMAGE", "").strip() or DEFAULT_KAFKA_IMAGE
+        image = env.get("STREAMKIT_TEST_KAFKA_IMAGE", "").strip() or DEFAULT_KAFKA_IMAGE
         try:
             return _container_broker(image)
         except StreamkitError:

@@ -26,6 +26,19 @@ def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked ``docker`` need an engine: skipped without one (failed under CI=true)."""
+    if item.get_closest_marker("docker") is None:
+        return
+    from streamkit.testing.brokers import docker_engine_answers  # noqa: PLC0415
+
+    if not docker_engine_answers():
+        reason = "no Docker engine answers"
+        if _in_ci():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """``host:port`` of a real Kafka broker for the whole test session."""
