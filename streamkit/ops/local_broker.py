@@ -273,7 +273,7 @@ class LocalBroker:
         cluster_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
         command = [
             java, "-Xmx256m", f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath,
-            "kafka.tools.StorageTool", "format", "-t", cluster_id,
+            "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
             "-c", str(self.properties_path),
         ]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)

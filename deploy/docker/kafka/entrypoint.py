@@ -74,7 +74,15 @@ def main() -> None:
         pid = os.fork()
         if pid == 0:
             os.execvp(  # noqa: S606 - exec replaces this process; arguments are our own
-                java[0], [*java, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", config]
+                java[0],
+                [
+                    *java,
+                    "kafka.tools.StorageTool",
+                    "format",
+                    f"--cluster-id={cluster}",
+                    "-c",
+                    config,
+                ],
             )
         _, status = os.waitpid(pid, 0)
         if status != 0:

@@ -191,3 +191,26 @@ def test_cli_errors_are_one_line_on_stderr(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         "error: Java not found: the local broker needs Java 17 or newer on PATH (or JAVA_HOME)"
     ]
+
+
+def test_a_cluster_id_starting_with_a_dash_is_passed_as_one_argument(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """urlsafe base64 ids may start with "-": argparse must not take them for an option."""
+    seen: list[list[str]] = []
+
+    class Done:
+        returncode = 0
+        stdout = stderr = ""
+
+    def fake_run(command: list[str], **kwargs: object) -> Done:
+        seen.append(command)
+        return Done()
+
+    monkeypatch.setattr("streamkit.ops.local_broker.os.urandom", lambda n: b"\xfb" * n)
+    monkeypatch.setattr("streamkit.ops.local_broker.subprocess.run", fake_run)
+    broker = LocalBroker(LocalBrokerConfig(data_dir=tmp_path, cache_dir=tmp_path))
+    broker._format_storage("java", "lib/*", tmp_path / "log4j2.properties")
+    (command,) = seen
+    cluster = next(arg for arg in command if arg.startswith("--cluster-id="))
+    assert cluster.startswith("--cluster-id=-")
