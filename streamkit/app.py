@@ -16,6 +16,7 @@ from streamkit.failures.dead_letter import dlq_topic, parked_topic
 from streamkit.failures.policy import RetryPolicy
 from streamkit.processor import ProcessorSpec
 from streamkit.runtime.middleware import Middleware
+from streamkit.state.aggregate import AggregateSpec, changelog_topic
 
 __all__ = ["App", "RetryTopic", "Topic", "load_app"]
 
@@ -86,6 +87,7 @@ class App:
         self._schemas = Path(schemas) if schemas is not None else None
         self._topics: dict[str, Topic] = {}
         self._processors: dict[str, ProcessorSpec] = {}
+        self._aggregates: dict[str, AggregateSpec] = {}
         self.retry = retry or RetryPolicy()
         self.dead_letters = dead_letters
         if max_redrives < 1:
@@ -154,7 +156,77 @@ class App:
 
         return register
 
+    def aggregate(
+        self,
+        input: str | Topic,
+        store: str,
+        *,
+        key: str | Callable[[Any], Any] | None = None,
+        output: str | Topic | None = None,
+        ttl: float | None = None,
+        store_kind: str = "memory",
+        name: str | None = None,
+    ) -> Callable[[F], F]:
+        """Decorate a fold ``(state | None, event) -> state | None`` (None deletes).
+
+        State lives per key in ``store`` (``memory`` or ``rocksdb``) and in the compacted
+        changelog ``<app>-<store>-changelog``; a worker restores a partition's store
+        before processing it. ``key`` names the event field holding the state key (or is a
+        function of the event; default: the record key) and the input must be partitioned
+        by it. ``output`` receives every new state (a projection). ``ttl`` (seconds)
+        expires keys without updates. States must be JSON values.
+        """
+
+        def register(fold: F) -> F:
+            label = str(name or getattr(fold, "__name__", "aggregate"))
+            if label in self._processors or label in self._aggregates:
+                raise ConfigError(f"app {self.name} already has a processor named {label}")
+            if any(a.store == store for a in self._aggregates.values()):
+                raise ConfigError(f"store {store} is used by another aggregate")
+            if not _NAME.match(store):
+                raise ConfigError(f"store name {store!r} must be 1-249 of [A-Za-z0-9._-]")
+            self._aggregates[label] = AggregateSpec(
+                name=label,
+                fold=fold,
+                input=_topic_name(input),
+                store=store,
+                key=key,
+                output=_topic_name(output) if output is not None else None,
+                ttl=ttl,
+                store_kind=AggregateSpec.validate_kind(store_kind),
+            )
+            return fold
+
+        return register
+
     # -- what the runtime needs ---------------------------------------------------------
+    @property
+    def aggregates(self) -> list[AggregateSpec]:
+        """The declared aggregates, in declaration order."""
+        return list(self._aggregates.values())
+
+    def _inputs(self) -> list[str]:
+        found = [p.input for p in self._processors.values()]
+        found += [a.input for a in self._aggregates.values()]
+        return list(dict.fromkeys(found))
+
+    def state_topics(self) -> list[Topic]:
+        """The changelog topics of the aggregates: compacted, partitioned like the input."""
+        topics = []
+        for spec in self._aggregates.values():
+            source = self._topics.get(spec.input)
+            topics.append(
+                Topic(
+                    changelog_topic(self.name, spec.store),
+                    "bytes",
+                    "string",
+                    source.partitions if source else 1,
+                    source.replication_factor if source else 1,
+                    {"cleanup.policy": "compact"},
+                )
+            )
+        return topics
+
     @property
     def processors(self) -> list[ProcessorSpec]:
         """The declared processors, in declaration order."""
@@ -166,8 +238,8 @@ class App:
         return dict(self._topics)
 
     def input_topics(self) -> list[str]:
-        """Every topic the app's workers consume: processor inputs and retry topics."""
-        inputs = [p.input for p in self._processors.values()]
+        """Every topic the app's workers consume: inputs and retry topics."""
+        inputs = self._inputs()
         inputs += [r.name for r in self.retry_topics().values()]
         return list(dict.fromkeys(inputs))
 
@@ -193,7 +265,7 @@ class App:
         """Dead-letter, parked and retry topics, partitioned like their inputs."""
         topics: list[Topic] = []
         if self.dead_letters:
-            for name in dict.fromkeys(p.input for p in self._processors.values()):
+            for name in self._inputs():
                 source = self._topics.get(name)
                 partitions = source.partitions if source else 1
                 replicas = source.replication_factor if source else 1
@@ -209,8 +281,9 @@ class App:
         return topics
 
     def all_topics(self) -> dict[str, Topic]:
-        """Declared topics plus the failure topics the app derives from them."""
-        return {**self._topics, **{t.name: t for t in self.failure_topics()}}
+        """Declared topics plus the failure and state topics the app derives from them."""
+        derived = [*self.failure_topics(), *self.state_topics()]
+        return {**self._topics, **{t.name: t for t in derived}}
 
     def schemas_dir(self) -> Path:
         """Where the contracts are: the ``schemas`` argument, else env, else ./schemas."""
@@ -220,13 +293,15 @@ class App:
 
     def validate(self) -> None:
         """Fail fast on an incomplete app: no processors, or topics used but not declared."""
-        if not self._processors:
+        if not self._processors and not self._aggregates:
             raise ConfigError(f"app {self.name} declares no processors")
-        for spec in self._processors.values():
-            for topic in (spec.input, *spec.outputs):
+        used = [(s.name, [s.input, *s.outputs]) for s in self._processors.values()]
+        used += [(a.name, [a.input, *([a.output] if a.output else [])]) for a in self.aggregates]
+        for name, topics in used:
+            for topic in topics:
                 if topic not in self._topics:
                     raise ConfigError(
-                        f"processor {spec.name} uses topic {topic}, which app {self.name} "
+                        f"processor {name} uses topic {topic}, which app {self.name} "
                         f"does not declare (add app.topic({topic!r}, ...))"
                     )
 

@@ -18,7 +18,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -95,7 +95,15 @@ class KafkaWorker:
         self.app = app
         self.settings = settings or Settings.from_env()
         self.options = options or WorkerOptions()
-        self.pipeline = Pipeline(app, self.settings, failure_handler, middleware)
+        self.pipeline = Pipeline(
+            app,
+            self.settings,
+            failure_handler,
+            middleware,
+            state_dir=self.settings.state_dir / "stores" / app.group_id,
+        )
+        self.state = self.pipeline.state
+        self._restore_consumer: Consumer | None = None
         self.chain = self.pipeline.chain
         self.last_poll = time.monotonic()
         self.ever_assigned = False
@@ -169,7 +177,7 @@ class KafkaWorker:
         names = {spec.input for spec in self.app.processors}
         for spec in self.app.processors:
             names.update(spec.outputs)
-        names.update(t.name for t in self.app.failure_topics())
+        names.update(self.app.all_topics())
         missing = sorted(n for n in names if n not in metadata.topics)
         if missing:
             raise ConfigError(
@@ -363,12 +371,13 @@ class KafkaWorker:
         value: bytes | None,
         headers: list[tuple[str, bytes]] | None,
         timestamp: int,
+        partition: int = -1,
     ) -> None:
         batch, msg = self._batch, self._message
         assert batch is not None  # noqa: S101 - only called while a batch is handled
         assert msg is not None  # noqa: S101
         callback = partial(self._delivered, batch, msg, False)
-        self._produce(batch, topic, key, value, headers, timestamp, callback)
+        self._produce(batch, topic, key, value, headers, timestamp, callback, partition)
 
     def _produce(
         self,
@@ -379,12 +388,15 @@ class KafkaWorker:
         headers: list[tuple[str, bytes]] | list[tuple[str, bytes | None]] | None,
         timestamp: int,
         callback: Any,
+        partition: int = -1,
     ) -> bool:
         kwargs: dict[str, Any] = {"on_delivery": callback}
         if headers:
             kwargs["headers"] = headers
         if timestamp > 0:
             kwargs["timestamp"] = timestamp
+        if partition >= 0:
+            kwargs["partition"] = partition
         batch.pending += 1
         while True:
             try:
@@ -418,6 +430,8 @@ class KafkaWorker:
             self.produced += 1
             name = out.topic() or ""
             self._produced_by_topic[name] = self._produced_by_topic.get(name, 0) + 1
+            if self.state is not None:
+                self.state.delivered(name, out.partition() or 0, out.offset() or 0)
             return
         kind = OutputTooLargeError if is_too_large(err) else KafkaOperationError
         failure = Failure(
@@ -471,6 +485,50 @@ class KafkaWorker:
             raise KafkaOperationError(f"fatal consumer error: {error.str()}")
         self.log.warning("consumer error (retried by the client): %s", error.str())
 
+    def _read_changelog(
+        self, topic: str, partition: int, start: int
+    ) -> tuple[int, Iterator[tuple[bytes | None, bytes | None, int]]]:
+        """The changelog partition's end, and its records from ``start`` to that end."""
+        if self._restore_consumer is None:
+            self._restore_consumer = Consumer(
+                self.settings.client_config(
+                    **{
+                        "group.id": f"{self.app.group_id}-restore",
+                        "enable.auto.commit": False,
+                        "enable.auto.offset.store": False,
+                        "isolation.level": "read_committed",
+                        "logger": logging.getLogger("streamkit.kafka"),
+                    }
+                )
+            )
+        consumer = self._restore_consumer
+        tp = TopicPartition(topic, partition)
+        low, high = consumer.get_watermark_offsets(tp, timeout=15)
+        begin = max(start, low)
+        if begin >= high:
+            return high, iter(())
+        consumer.assign([TopicPartition(topic, partition, begin)])
+
+        def records() -> Iterator[tuple[bytes | None, bytes | None, int]]:
+            idle_since = time.monotonic()
+            while True:
+                batch = consumer.consume(1000, timeout=0.5)
+                for msg in batch:
+                    if msg.error() is None:
+                        yield msg.key(), msg.value(), msg.offset() or 0
+                (position,) = consumer.position([tp])
+                if position.offset >= high:
+                    return
+                if batch:
+                    idle_since = time.monotonic()
+                elif time.monotonic() - idle_since > 60:
+                    raise KafkaOperationError(
+                        f"restoring {topic}[{partition}] stalled at offset {position.offset} "
+                        f"of {high}"
+                    )
+
+        return high, records()
+
     def _refresh_lag(self) -> None:
         """Lag per assigned partition from cached watermarks (no broker round trip)."""
         lag: dict[TopicPartitionKey, int] = {}
@@ -519,6 +577,11 @@ class KafkaWorker:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = [(p.topic, p.partition) for p in partitions]
+        if self.state is not None:
+            try:
+                self.state.restore(keys, self._read_changelog)
+            except BaseException as exc:  # noqa: BLE001 - re-raised by the loop after consume()
+                self._callback_error = exc
         self.assigned.update(keys)
         self.ever_assigned = True
         self.chain.rebalance("assigned", len(keys))
@@ -538,12 +601,16 @@ class KafkaWorker:
             self._callback_error = exc
         finally:
             self._forget(keys)
+            if self.state is not None:
+                self.state.release(keys)
             self.chain.rebalance("revoked", len(keys))
             self.log.info("revoked %s", _describe(keys))
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = [(p.topic, p.partition) for p in partitions]
         self._forget(keys)
+        if self.state is not None:
+            self.state.release(keys)
         self.chain.rebalance("lost", len(keys))
         self.log.warning("lost %s (not committed; the new owner reprocesses)", _describe(keys))
 
@@ -569,6 +636,10 @@ class KafkaWorker:
         finally:
             self._failed = True  # the revoke callback during close must not commit again
             self.consumer.close()
+            if self._restore_consumer is not None:
+                self._restore_consumer.close()
+            if self.state is not None:
+                self.state.close()
             c = self.counters
             self.log.info(
                 "stopped: consumed %d, produced %d, filtered %d, retried %d, "

@@ -53,7 +53,7 @@ class MemoryEngine:
         settings: Settings | None = None,
         failure_handler: FailureHandler | None = None,
     ) -> None:
-        self.pipeline = Pipeline(app, settings, failure_handler)
+        self.pipeline = Pipeline(app, settings, failure_handler, memory_stores=True)
         self.app = app
         self._topics = app.all_topics()
         self._logs: dict[str, _Log] = {name: _Log() for name in self._topics}
@@ -94,8 +94,12 @@ class MemoryEngine:
             out_value: bytes | None,
             out_headers: Headers | None,
             out_timestamp: int,
+            out_partition: int = -1,
         ) -> None:
-            pending.append(self._store(out_topic, out_key, out_value, out_headers, out_timestamp))
+            stored = self._store(
+                out_topic, out_key, out_value, out_headers, out_timestamp, out_partition
+            )
+            pending.append(stored)
 
         topic, partition, offset = record.topic, record.partition, record.offset
         timestamp, headers = record.timestamp, record.headers
@@ -141,12 +145,14 @@ class MemoryEngine:
         value: bytes | None,
         headers: Headers | None,
         timestamp: int | None,
+        partition: int = -1,
     ) -> StoredRecord:
         log = self._logs.get(topic)
         if log is None:
             raise KeyError(f"topic {topic} is not declared by app {self.app.name}")
-        partitions = self._topics[topic].partitions
-        partition = zlib.crc32(key) % partitions if key is not None else 0
+        if partition < 0:
+            partitions = self._topics[topic].partitions
+            partition = zlib.crc32(key) % partitions if key is not None else 0
         offset = log.next_offset.get(partition, 0)
         log.next_offset[partition] = offset + 1
         record = StoredRecord(

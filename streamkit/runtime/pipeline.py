@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from time import perf_counter
 from typing import Any
 
@@ -37,6 +38,8 @@ from streamkit.processor import KEEP_KEY, Context, Emit, ProcessorSpec, route
 from streamkit.runtime.failure import Action, Failure, FailureHandler, Stage
 from streamkit.runtime.middleware import Middleware, MiddlewareChain, RecordInfo
 from streamkit.settings import Settings
+from streamkit.state.aggregate import AggregateSpec
+from streamkit.state.manager import StateManager
 
 __all__ = [
     "OutRecord",
@@ -51,8 +54,9 @@ __all__ = [
 RETRY_PREFIX = "__streamkit.retry."
 
 Headers = Sequence[tuple[str, bytes | None]]
-Sink = Callable[[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None, int], None]
-"""Receives (topic, key, value, headers, timestamp) for each encoded output record."""
+Sink = Callable[..., None]
+"""Receives ``(topic, key, value, headers, timestamp[, partition])`` for each encoded
+record; ``partition`` (a changelog record's) defaults to the partitioner's choice."""
 
 
 def make_serde(
@@ -133,6 +137,9 @@ class Pipeline:
         settings: Settings | None = None,
         failure_handler: FailureHandler | None = None,
         middleware: Sequence[Middleware] = (),
+        *,
+        state_dir: Path | None = None,
+        memory_stores: bool = False,
     ) -> None:
         app.validate()
         self.app = app
@@ -151,6 +158,18 @@ class Pipeline:
             topic: any(s.takes_context for s in specs) for topic, specs in self.by_input.items()
         }
         self.specs = {spec.name: spec for spec in app.processors}
+        self.state: StateManager | None = None
+        if app.aggregates:
+            specs = app.aggregates
+            if memory_stores:
+                specs = [replace(a, store_kind="memory") for a in specs]
+            where = state_dir or self.settings.state_dir / "stores"
+            self.state = StateManager(app.name, specs, where)
+        self.aggregates_by_input: dict[str, list[AggregateSpec]] = {}
+        for agg in app.aggregates:
+            self.aggregates_by_input.setdefault(agg.input, []).append(agg)
+        for topic in self.aggregates_by_input:
+            self._wants_context.setdefault(topic, False)
         self.retry_topics = app.retry_topics()
         self._retry_topic_of = {
             (r.processor, r.index): (r.name, r.delay) for r in self.retry_topics.values()
@@ -227,8 +246,9 @@ class Pipeline:
         extra: list[tuple[str, bytes]] | None,
     ) -> Outcome:
         outcome = Outcome(extra_headers=extra or [])
-        specs = self.by_input.get(topic)
-        if not specs:
+        specs = self.by_input.get(topic, [])
+        folds = self.aggregates_by_input.get(topic, [])
+        if not specs and not folds:
             return outcome
         if headers:
             only = _redrive_target(headers) or only
@@ -254,19 +274,44 @@ class Pipeline:
                 headers=list(headers or ()),
                 processor="",
             )
-        self._run(
-            specs,
-            event,
-            ctx,
-            only,
-            attempt,
-            (topic, partition, offset, timestamp),
-            key,
-            event_key,
-            sink,
-            outcome,
-        )
+        where = (topic, partition, offset, timestamp)
+        self._run(specs, event, ctx, only, attempt, where, key, event_key, sink, outcome)
+        if folds:
+            self._fold(folds, event, event_key, only, attempt, where, sink, outcome)
         return outcome
+
+    def _fold(
+        self,
+        folds: list[AggregateSpec],
+        event: Any,
+        event_key: Any,
+        only: frozenset[str] | None,
+        attempt: int,
+        where: tuple[str, int, int, int],
+        sink: Sink,
+        outcome: Outcome,
+    ) -> None:
+        """Fold the event into each aggregate's state; failures go to the handler."""
+        assert self.state is not None  # noqa: S101 - built whenever the app has aggregates
+        topic, partition, offset, timestamp = where
+        for agg in folds:
+            if only is not None and agg.name not in only:
+                continue
+            state_key = agg.state_key(event, event_key)
+            if state_key is None:
+                outcome.filtered += 1
+                continue
+            encode = self.serdes[agg.output].value.encode if agg.output else None
+            try:
+                self.state.apply(agg, partition, offset, timestamp, state_key, event, sink, encode)
+            except Exception as exc:  # noqa: BLE001 - the fold is user code
+                failure = Failure(
+                    Stage.PROCESS, topic, partition, offset, exc, agg.name, attempt=attempt
+                )
+                self._decide(failure, outcome, None)
+                continue
+            outcome.done.append(agg.name)
+            outcome.emitted += 1
 
     def _run(
         self,
@@ -357,8 +402,8 @@ class Pipeline:
                 outcome.dead.append(failure)
             else:
                 outcome.forward.append((failure, target[0], target[1]))
-        elif action is Action.RETRY and spec is not None:
-            outcome.retry[spec.name] = decision.delay
+        elif action is Action.RETRY and failure.processor:
+            outcome.retry[failure.processor] = decision.delay
         else:
             outcome.dead.append(failure)
 
@@ -477,7 +522,7 @@ class Pipeline:
 
 def default_failure_policy(app: App) -> FailurePolicy:
     """Each processor's retry policy (retry topics set the attempts), DLQs as the app says."""
-    policies = {}
+    policies = {agg.name: app.retry for agg in app.aggregates}
     for spec in app.processors:
         policy = app.retry_policy(spec.name)
         if spec.retry_topics:

@@ -99,6 +99,14 @@ class TestDriver:
                     found.append(letter)
         return found
 
+    def state(self, store: str, key: Any) -> Any:
+        """The current state of ``key`` in aggregate store ``store`` (None: none)."""
+        manager = self.engine.pipeline.state
+        if manager is None:
+            raise KeyError(f"app {self.app.name} has no aggregates")
+        found = manager.get(store, str(key))
+        return None if found is None else found[1].state
+
     @property
     def waits(self) -> list[tuple[str, int, float]]:
         """(processor, failed attempt, delay in seconds) of every retry; nothing sleeps."""
