@@ -14,6 +14,7 @@ from streamkit.cli.dlq import dlq
 from streamkit.cli.replay import replay
 from streamkit.cli.run import run
 from streamkit.cli.schemas import schemas
+from streamkit.cli.state import state
 from streamkit.cli.status import status
 from streamkit.cli.topics import topics
 from streamkit.errors import StreamkitError
@@ -36,6 +37,7 @@ cli.add_command(dlq)
 cli.add_command(status)
 cli.add_command(replay)
 cli.add_command(schemas)
+cli.add_command(state)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -4,6 +4,8 @@
   (a stuck worker is unhealthy), else 503.
 * ``/readyz`` is 200 once the worker joined its group and received an assignment, else 503.
 * ``/metrics`` is the worker's Prometheus registry.
+* ``/state/{store}/{key}`` answers a key's state when this worker holds its partition,
+  else 404 with the partitions it holds and the key's likely partition.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from __future__ import annotations
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
+import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from streamkit.errors import ConfigError
 from streamkit.observability.metrics import PrometheusMetrics, WorkerCollector
+from streamkit.state.query import key_partition
 
 if TYPE_CHECKING:
     from streamkit.engines.kafka import KafkaWorker
@@ -52,6 +57,9 @@ class WorkerHttpServer:
                 elif path == "/readyz":
                     ok, why = server.ready()
                     self._send(200 if ok else 503, why.encode(), "text/plain")
+                elif path.startswith("/state/"):
+                    status, body = server.state(path)
+                    self._send(status, orjson.dumps(body), "application/json")
                 else:
                     self._send(404, b"not found\n", "text/plain")
 
@@ -88,6 +96,33 @@ class WorkerHttpServer:
         if self.worker.ever_assigned:
             return True, f"ready: {len(self.worker.assigned)} partitions assigned\n"
         return False, "not ready: waiting for a partition assignment\n"
+
+    def state(self, path: str) -> tuple[int, dict[str, Any]]:
+        """``/state/{store}/{key}``: the key's state if this worker holds it, else where."""
+        parts = [unquote(p) for p in path.split("/")[2:]]
+        manager = self.worker.state
+        stores = sorted(manager.by_store) if manager is not None else []
+        if len(parts) != 2 or manager is None or parts[0] not in manager.by_store:
+            return 404, {"error": f"no such store; stores here: {stores}"}
+        store, key = parts
+        found = manager.get(store, key)
+        if found is not None:
+            partition, entry = found
+            return 200, {"store": store, "key": key, "partition": partition, "state": entry.state}
+        spec = manager.by_store[store]
+        partitions = sorted({p for t, p in self.worker.assigned if t == spec.input})
+        declared = self.worker.app.topics.get(spec.input)
+        likely = key_partition(key, declared.partitions) if declared else None
+        here = likely in partitions
+        return 404, {
+            "error": "no state for this key" if here else "not held by this worker",
+            "store": store,
+            "key": key,
+            "partitions_here": partitions,
+            "key_partition": likely,
+            "hint": "key_partition assumes librdkafka's default partitioner; "
+            "`streamkit status` shows which member owns it",
+        }
 
     def start(self) -> None:
         """Serve in the background."""

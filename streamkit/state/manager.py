@@ -51,7 +51,7 @@ class StateManager:
     def get(self, store: str, key: str) -> tuple[int, Entry] | None:
         """The entry of ``key`` in whichever local partition holds it (with the partition)."""
         spec = self.by_store[store]
-        for (name, partition), local in self._stores.items():
+        for (name, partition), local in list(self._stores.items()):  # read from HTTP threads
             if name != store:
                 continue
             entry = local.get(key)

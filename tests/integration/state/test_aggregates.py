@@ -2,11 +2,18 @@
 
 import os
 import signal
+import urllib.error
+import urllib.request
+from pathlib import Path
 
+import orjson
 import pytest
-from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import AdminClient, AlterConfigOpType
+from confluent_kafka.admin._config import ConfigEntry, ConfigResource
+from confluent_kafka.admin._resource import ResourceType
 
 from streamkit.ops.admin import cleanup_policies
+from streamkit.ops.local_broker import free_port
 from tests.integration.runtime.conftest import wait_for
 from tests.integration.state.conftest import Totals, children_of
 
@@ -59,3 +66,66 @@ def test_a_rebalance_to_two_workers_and_back_keeps_state_equal_to_the_fold(
     assert totals.changelog_state() == totals.expected()
     code, err = totals.stop(first)
     assert code == 0, err
+
+
+def _get(port: int, path: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except OSError:
+        return 0, b""
+
+
+def _changelog_records(totals: Totals) -> int:
+    return totals.count_records(totals.changelog)
+
+
+def test_after_compaction_a_fresh_worker_restores_the_same_state_and_serves_it(
+    totals: Totals, tmp_path: Path
+) -> None:
+    totals.produce(600, customers=10)
+    run = totals.start()
+    wait_for(totals.caught_up, 90, "all committed")
+    admin = AdminClient(totals.config)
+    resource = ConfigResource(ResourceType.TOPIC, totals.changelog)
+    for name, value in {
+        "segment.ms": "100",
+        "min.cleanable.dirty.ratio": "0.01",
+        "delete.retention.ms": "100",
+        "min.compaction.lag.ms": "0",
+    }.items():
+        resource.add_incremental_config(
+            ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+        )
+    admin.incremental_alter_configs([resource])[resource].result(timeout=30)
+
+    def compacted() -> bool:
+        totals.produce(20, customers=10)  # new segments roll, the cleaner gets work
+        return _changelog_records(totals) < len(totals.events) // 2
+
+    wait_for(compacted, 120, "the changelog compacted")
+    wait_for(totals.caught_up, 60, "all committed")
+    code, err = totals.stop(run)
+    assert code == 0, err
+
+    port = free_port()
+    fresh = totals.start("--http-port", str(port), STREAMKIT_STATE_DIR=str(tmp_path / "fresh"))
+    expected = totals.expected()
+    wait_for(lambda: _get(port, "/readyz")[0] == 200, 60, "the fresh worker ready")
+    for customer in ("c1", "c7"):
+        status, body = _get(port, f"/state/totals/{customer}")
+        assert status == 200, body
+        assert orjson.loads(body)["state"] == expected[customer]
+    status, body = _get(port, "/state/totals/nobody")
+    assert status == 404
+    assert "partitions_here" in orjson.loads(body)
+    got = totals.cli("state", "get", "--app", "tests.integration.apps.totals", "totals", "c3")
+    assert got.returncode == 0, got.stderr
+    assert orjson.loads(got.stdout) == expected["c3"]
+    missing = totals.cli("state", "get", "--app", "tests.integration.apps.totals", "totals", "zz")
+    assert missing.returncode == 3
+    code, err = totals.stop(fresh)
+    assert code == 0, err
+    assert "restored" in err

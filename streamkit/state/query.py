@@ -1,0 +1,80 @@
+"""Reading state from outside the workers: the latest changelog value of a key."""
+
+from __future__ import annotations
+
+import time
+import uuid
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+
+from streamkit.app import App
+from streamkit.errors import ConfigError
+from streamkit.state.aggregate import changelog_topic
+from streamkit.state.stores import decode_entry
+
+__all__ = ["StateAnswer", "key_partition", "read_state"]
+
+
+@dataclass(frozen=True)
+class StateAnswer:
+    """A key's state as its changelog says (``found`` False: no state)."""
+
+    store: str
+    key: str
+    found: bool
+    state: Any = None
+    partition: int | None = None
+
+
+def key_partition(key: str, partitions: int) -> int:
+    """The partition librdkafka's default partitioner (CRC32) gives ``key``."""
+    return zlib.crc32(key.encode()) % partitions
+
+
+def read_state(app: App, config: Mapping[str, Any], store: str, key: str) -> StateAnswer:
+    """Scan ``store``'s changelog (every partition, compacted) for ``key``'s last value."""
+    stores = {a.store for a in app.aggregates}
+    if store not in stores:
+        raise ConfigError(f"app {app.name} has no store {store!r} (stores: {sorted(stores)})")
+    topic = changelog_topic(app.name, store)
+    consumer = Consumer(
+        {**config, "group.id": f"state-get-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
+         "isolation.level": "read_committed"}
+    )  # fmt: skip
+    wanted = key.encode()
+    answer = StateAnswer(store, key, False)
+    try:
+        info = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if info is None or info.error is not None:
+            raise ConfigError(f"changelog {topic} does not exist")
+        ends = {}
+        for p in info.partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            if high > low:
+                ends[p] = high
+        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+        deadline = time.monotonic() + 120
+        while ends and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, timeout=0.5):
+                if msg.error() is not None:
+                    continue
+                if msg.key() == wanted:
+                    value = msg.value()
+                    answer = (
+                        StateAnswer(store, key, False)
+                        if value is None
+                        else StateAnswer(
+                            store, key, True, decode_entry(value).state, msg.partition()
+                        )
+                    )
+            for p in list(ends):
+                (position,) = consumer.position([TopicPartition(topic, p)])
+                if position.offset >= ends[p]:
+                    del ends[p]
+    finally:
+        consumer.close()
+    return answer
