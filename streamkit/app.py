@@ -17,6 +17,7 @@ from streamkit.failures.policy import RetryPolicy
 from streamkit.processor import ProcessorSpec
 from streamkit.runtime.middleware import Middleware
 from streamkit.state.aggregate import AggregateSpec, changelog_topic
+from streamkit.state.dedupe import Dedupe, dedupe_store
 
 __all__ = ["App", "RetryTopic", "Topic", "load_app"]
 
@@ -127,6 +128,7 @@ class App:
         name: str | None = None,
         retries: int | RetryPolicy | None = None,
         retry_topics: Sequence[str] = (),
+        dedupe: Dedupe | None = None,
     ) -> Callable[[F], F]:
         """Decorate a function ``(event) -> result`` or ``(event, ctx) -> result``.
 
@@ -135,8 +137,9 @@ class App:
         ``retries`` is a number of retries (with the app's backoff) or a
         :class:`~streamkit.failures.RetryPolicy`; retries block the record's partition,
         keeping per-partition order. ``retry_topics=["1s", "10s"]`` retries through
-        delay topics instead, trading per-key order for throughput. The function itself
-        is returned unchanged, so it stays testable as is.
+        delay topics instead, trading per-key order for throughput.
+        ``dedupe=Dedupe(field="event_id", window="1h")`` runs it once per event id.
+        The function itself is returned unchanged, so it stays testable as is.
         """
 
         def register(fn: F) -> F:
@@ -148,6 +151,7 @@ class App:
                 name=name,
                 retries=retries,
                 retry_topics=retry_topics,
+                dedupe=dedupe,
             )
             if spec.name in self._processors:
                 raise ConfigError(f"app {self.name} already has a processor named {spec.name}")
@@ -210,10 +214,29 @@ class App:
         found += [a.input for a in self._aggregates.values()]
         return list(dict.fromkeys(found))
 
+    def store_specs(self) -> list[AggregateSpec]:
+        """Every store: the aggregates' and the dedupe stores of processors."""
+        stores = list(self._aggregates.values())
+        for spec in self._processors.values():
+            if spec.dedupe is not None:
+                stores.append(
+                    AggregateSpec(
+                        name=f"{spec.name}.dedupe",
+                        fold=_never_folded,
+                        input=spec.input,
+                        store=dedupe_store(spec.name),
+                        key=None,
+                        output=None,
+                        ttl=spec.dedupe.seconds,
+                        store_kind="memory",
+                    )
+                )
+        return stores
+
     def state_topics(self) -> list[Topic]:
-        """The changelog topics of the aggregates: compacted, partitioned like the input."""
+        """The changelog topics of the stores: compacted, partitioned like the input."""
         topics = []
-        for spec in self._aggregates.values():
+        for spec in self.store_specs():
             source = self._topics.get(spec.input)
             topics.append(
                 Topic(
@@ -319,6 +342,10 @@ class RetryTopic:
     index: int
     delay: float
     partitions: int
+
+
+def _never_folded(state: Any, event: Any) -> Any:
+    raise TypeError("a dedupe store is not folded")
 
 
 def _topic_name(topic: str | Topic) -> str:

@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from streamkit.errors import ConfigError, StreamkitError
 from streamkit.failures.policy import RetryPolicy, parse_duration
+from streamkit.state.dedupe import Dedupe
 
 __all__ = ["KEEP_KEY", "Context", "Emit", "ProcessorSpec", "route"]
 
@@ -100,6 +101,7 @@ class ProcessorSpec:
         retry: its retry policy (None: the app's default).
         retry_topics: delays of its non-blocking retry topics, in seconds (empty: retries
             block the partition instead).
+        dedupe: run at most once per event id within a window (see ``streamkit.state.dedupe``).
     """
 
     name: str
@@ -110,6 +112,7 @@ class ProcessorSpec:
     takes_context: bool
     retry: RetryPolicy | None = None
     retry_topics: tuple[float, ...] = ()
+    dedupe: Dedupe | None = None
 
     @classmethod
     def build(
@@ -122,6 +125,7 @@ class ProcessorSpec:
         name: str | None,
         retries: int | RetryPolicy | None = None,
         retry_topics: Sequence[str] = (),
+        dedupe: Dedupe | None = None,
     ) -> ProcessorSpec:
         """Check a decorated function's declaration and make its spec."""
         label = str(name or getattr(fn, "__name__", repr(fn)))
@@ -161,6 +165,7 @@ class ProcessorSpec:
             takes_context=len(params) == 2,
             retry=policy,
             retry_topics=delays,
+            dedupe=dedupe,
         )
 
 

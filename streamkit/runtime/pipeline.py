@@ -38,8 +38,10 @@ from streamkit.processor import KEEP_KEY, Context, Emit, ProcessorSpec, route
 from streamkit.runtime.failure import Action, Failure, FailureHandler, Stage
 from streamkit.runtime.middleware import Middleware, MiddlewareChain, RecordInfo
 from streamkit.settings import Settings
-from streamkit.state.aggregate import AggregateSpec
+from streamkit.state.aggregate import AggregateSpec, changelog_topic
+from streamkit.state.dedupe import dedupe_store
 from streamkit.state.manager import StateManager
+from streamkit.state.stores import Entry, encode_entry
 
 __all__ = [
     "OutRecord",
@@ -98,6 +100,7 @@ class Outcome:
         forward: (failure, retry topic, delay) for processors with retry topics.
         dead: failures whose record goes to the dead-letter topic.
         skipped: failures the handler chose to skip.
+        deduplicated: processors skipped because the event id was seen.
         extra_headers: headers middleware adds to the record's outputs and dead letters.
     """
 
@@ -108,6 +111,7 @@ class Outcome:
     forward: list[tuple[Failure, str, float]] = field(default_factory=list)
     dead: list[Failure] = field(default_factory=list)
     skipped: int = 0
+    deduplicated: int = 0
     extra_headers: list[tuple[str, bytes]] = field(default_factory=list)
 
 
@@ -159,8 +163,8 @@ class Pipeline:
         }
         self.specs = {spec.name: spec for spec in app.processors}
         self.state: StateManager | None = None
-        if app.aggregates:
-            specs = app.aggregates
+        if app.store_specs():
+            specs = app.store_specs()
             if memory_stores:
                 specs = [replace(a, store_kind="memory") for a in specs]
             where = state_dir or self.settings.state_dir / "stores"
@@ -275,7 +279,8 @@ class Pipeline:
                 processor="",
             )
         where = (topic, partition, offset, timestamp)
-        self._run(specs, event, ctx, only, attempt, where, key, event_key, sink, outcome)
+        ids = {s.name: s.dedupe.event_id(event, headers) for s in specs if s.dedupe is not None}
+        self._run(specs, event, ctx, only, attempt, where, key, event_key, sink, outcome, ids)
         if folds:
             self._fold(folds, event, event_key, only, attempt, where, sink, outcome)
         return outcome
@@ -325,11 +330,17 @@ class Pipeline:
         event_key: Any,
         sink: Sink,
         outcome: Outcome,
+        ids: dict[str, str | None],
     ) -> None:
         topic, partition, offset, _ = where
         timing = self.chain.wants_timing
         for spec in specs:
             if only is not None and spec.name not in only:
+                continue
+            event_id = ids.get(spec.name)
+            if event_id is not None and self._seen(spec, partition, event_id):
+                outcome.deduplicated += 1
+                outcome.done.append(spec.name)
                 continue
             started = perf_counter() if timing else 0.0
             try:
@@ -349,8 +360,28 @@ class Pipeline:
                     self.chain.processed(spec.name, perf_counter() - started, "failed")
                 continue
             ended = self._deliver(spec, emits, where, key, event_key, sink, outcome)
+            if event_id is not None and ended != "failed":
+                self._remember(spec, where, event_id, sink)
             if timing:
                 self.chain.processed(spec.name, perf_counter() - started, ended)
+
+    def _seen(self, spec: ProcessorSpec, partition: int, event_id: str) -> bool:
+        assert self.state is not None  # noqa: S101 - built whenever a processor dedupes
+        entry = self.state.store(dedupe_store(spec.name), partition).get(event_id)
+        window = spec.dedupe.seconds if spec.dedupe is not None else 0
+        return entry is not None and entry.timestamp + window * 1000 >= time.time() * 1000
+
+    def _remember(
+        self, spec: ProcessorSpec, where: tuple[str, int, int, int], event_id: str, sink: Sink
+    ) -> None:
+        assert self.state is not None  # noqa: S101 - built whenever a processor dedupes
+        _, partition, offset, timestamp = where
+        seen = int(time.time() * 1000)
+        entry = Entry(True, offset, seen)
+        store = dedupe_store(spec.name)
+        self.state.store(store, partition).put(event_id, entry)
+        changelog = changelog_topic(self.app.name, store)
+        sink(changelog, event_id.encode(), encode_entry(entry), None, timestamp, partition)
 
     def _deliver(
         self,

@@ -1,0 +1,127 @@
+"""Aggregates and dedupe through TestDriver (same pipeline as on Kafka, memory stores)."""
+
+from typing import Any
+
+import pytest
+
+from streamkit import App
+from streamkit.errors import ConfigError
+from streamkit.state import Entry, MemoryStore, RocksDBStore, StateManager
+from streamkit.state.dedupe import Dedupe
+from streamkit.state.stores import decode_entry, encode_entry
+from streamkit.testing import TestDriver
+
+
+def _totals_app() -> App:
+    app = App("t")
+    app.topic("orders", partitions=2)
+    app.topic("totals", partitions=2)
+
+    @app.aggregate(input="orders", store="totals", key="customer", output="totals")
+    def totals(state: dict[str, Any] | None, order: dict[str, Any]) -> dict[str, Any] | None:
+        if order.get("close"):
+            return None
+        state = state or {"n": 0, "sum": 0}
+        return {"n": state["n"] + 1, "sum": state["sum"] + order["amount"]}
+
+    return app
+
+
+def test_an_aggregate_folds_per_key_emits_states_and_writes_the_changelog() -> None:
+    driver = TestDriver(_totals_app())
+    for n, customer in enumerate(["a", "b", "a", "a"]):
+        driver.send("orders", {"customer": customer, "amount": n + 1}, key=customer)
+    assert driver.state("totals", "a") == {"n": 3, "sum": 1 + 3 + 4}
+    assert driver.state("totals", "b") == {"n": 1, "sum": 2}
+    assert [r.key for r in driver.records("totals")] == ["a", "b", "a", "a"]
+    changelog = driver.records("t-totals-changelog")
+    assert [r.key for r in changelog] == [b"a", b"b", b"a", b"a"]
+    assert decode_entry(changelog[-1].value).state == {"n": 3, "sum": 8}
+
+
+def test_returning_none_deletes_the_state_with_a_tombstone() -> None:
+    driver = TestDriver(_totals_app())
+    driver.send("orders", {"customer": "a", "amount": 5}, key="a")
+    driver.send("orders", {"customer": "a", "close": True}, key="a")
+    assert driver.state("totals", "a") is None
+    assert driver.records("t-totals-changelog")[-1].value is None
+    assert driver.records("totals")[-1].value is None
+
+
+def test_a_redelivered_record_is_not_folded_twice(tmp_path: Any) -> None:
+    app = _totals_app()
+    (spec,) = app.aggregates
+    manager = StateManager("t", [spec], tmp_path)
+    written: list[tuple[Any, ...]] = []
+
+    def sink(*record: Any) -> None:
+        written.append(record)
+
+    order = {"customer": "a", "amount": 5}
+    assert manager.apply(spec, 0, 10, 1, "a", order, sink, None)
+    assert not manager.apply(spec, 0, 10, 1, "a", order, sink, None)  # the same offset again
+    assert manager.get("totals", "a")[1].state == {"n": 1, "sum": 5}  # type: ignore[index]
+    assert written[0] == written[1]  # the changelog record is written again, unchanged
+
+
+def test_state_topics_are_compacted_and_partitioned_like_the_input() -> None:
+    (changelog,) = _totals_app().state_topics()
+    assert changelog.name == "t-totals-changelog"
+    assert changelog.partitions == 2
+    assert changelog.config == {"cleanup.policy": "compact"}
+
+
+def test_stores_keep_entries_and_rocksdb_keeps_its_checkpoint(tmp_path: Any) -> None:
+    for store in (MemoryStore(), RocksDBStore(tmp_path / "db")):
+        store.put("k", Entry({"x": 1}, 4, 99))
+        assert store.get("k") == Entry({"x": 1}, 4, 99)
+        store.delete("k")
+        assert store.get("k") is None
+        assert len(store) == 0
+        store.set_checkpoint(12)
+        store.close()
+    reopened = RocksDBStore(tmp_path / "db")
+    assert reopened.checkpoint() == 12
+    reopened.close()
+    assert decode_entry(encode_entry(Entry([1], 2, 3))) == Entry([1], 2, 3)
+
+
+def test_dedupe_runs_the_side_effect_once_per_event_id() -> None:
+    app = App("t")
+    app.topic("payments")
+    app.topic("receipts")
+    charged: list[str] = []
+
+    @app.processor(input="payments", output="receipts", dedupe=Dedupe(field="id", window="1h"))
+    def charge(payment: dict[str, Any]) -> dict[str, Any]:
+        charged.append(payment["id"])
+        return payment
+
+    driver = TestDriver(app)
+    for payment_id in ["p1", "p2", "p1", "p3", "p2"]:
+        driver.send("payments", {"id": payment_id}, key=payment_id)
+    assert charged == ["p1", "p2", "p3"]
+    assert [v["id"] for v in driver.values("receipts")] == ["p1", "p2", "p3"]
+    assert len(driver.records("t-charge-dedupe-changelog")) == 3
+
+
+def test_dedupe_by_header_and_bad_declarations() -> None:
+    app = App("t")
+    app.topic("in")
+    app.topic("out")
+    calls: list[int] = []
+
+    @app.processor(input="in", output="out", dedupe=Dedupe(header="event-id"))
+    def once(event: dict[str, Any]) -> dict[str, Any]:
+        calls.append(1)
+        return event
+
+    driver = TestDriver(app)
+    driver.send("in", {}, key="k", headers={"event-id": "e1"})
+    driver.send("in", {}, key="k", headers={"event-id": "e1"})
+    driver.send("in", {}, key="k")  # no id: always processed
+    assert len(calls) == 2
+    with pytest.raises(ConfigError, match="exactly one of field= or header="):
+        Dedupe()
+    with pytest.raises(ConfigError, match="store kind"):
+        app.aggregate(input="in", store="s", store_kind="redis")(lambda s, e: e)
