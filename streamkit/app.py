@@ -68,6 +68,9 @@ class App:
         max_redrives: a record that fails again after this many redrives is parked in
             ``<app>-<input>-parked`` instead of going back to the DLQ.
         middleware: :class:`~streamkit.runtime.middleware.Middleware` around every record.
+        guarantee: ``at_least_once`` (default) or ``exactly_once``: outputs, changelog
+            writes, dead letters and input offsets in one Kafka transaction per batch,
+            ``read_committed`` consumers, zombies fenced.
     """
 
     def __init__(
@@ -80,6 +83,7 @@ class App:
         dead_letters: bool = True,
         max_redrives: int = 3,
         middleware: Sequence[Middleware] = (),
+        guarantee: str = "at_least_once",
     ) -> None:
         if not name or not _NAME.match(name):
             raise ConfigError(f"app name {name!r} must be 1-249 of [A-Za-z0-9._-]")
@@ -95,6 +99,9 @@ class App:
             raise ConfigError(f"max_redrives must be >= 1, not {max_redrives}")
         self.max_redrives = max_redrives
         self.middleware: list[Middleware] = list(middleware)
+        if guarantee not in {"at_least_once", "exactly_once"}:
+            raise ConfigError(f"guarantee {guarantee!r}: expected at_least_once or exactly_once")
+        self.guarantee = guarantee
 
     # -- declarations -------------------------------------------------------------------
     def topic(

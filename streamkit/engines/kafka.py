@@ -26,6 +26,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from streamkit.app import App
+from streamkit.engines._transactions import Transactions, transactional_id
 from streamkit.errors import ConfigError, KafkaOperationError
 from streamkit.failures.handler import OutputTooLargeError, is_too_large
 from streamkit.observability.logs import record_fields
@@ -136,24 +137,35 @@ class KafkaWorker:
                     "enable.auto.commit": False,
                     "enable.auto.offset.store": False,
                     "auto.offset.reset": "earliest",
+                    "isolation.level": (
+                        "read_committed" if app.guarantee == "exactly_once" else "read_uncommitted"
+                    ),
                     "logger": kafka_log,
                     **dict(self.options.consumer or {}),
                 }
             )
         )
-        self.producer = Producer(
-            self.settings.client_config(
-                **{
-                    "client.id": client_id,
-                    "enable.idempotence": True,
-                    "acks": "all",
-                    "linger.ms": 5,
-                    "compression.type": "lz4",
-                    "logger": kafka_log,
-                    **dict(self.options.producer or {}),
-                }
-            )
+        self.eos = app.guarantee == "exactly_once"
+        producer_config = self.settings.client_config(
+            **{
+                "client.id": client_id,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "compression.type": "lz4",
+                "logger": kafka_log,
+                **dict(self.options.producer or {}),
+            }
         )
+        self.transactions: Transactions | None = None
+        if self.eos:
+            producer_config["transactional.id"] = transactional_id(
+                app.group_id, self.options.worker_id
+            )
+            self.producer = Producer(producer_config)  # replaced in run() once fenced in
+        else:
+            self.producer = Producer(producer_config)
+        self._producer_config = producer_config
         self.blocker = PartitionBlocker(self.consumer, self.log)
 
     @property
@@ -192,6 +204,11 @@ class KafkaWorker:
         says stop, after committing only what precedes the failed record.
         """
         self.check_topics()
+        if self.eos:
+            self.transactions = Transactions(
+                self.consumer, lambda: Producer(self._producer_config), self.log
+            )
+            self.producer = self.transactions.producer
         self.consumer.subscribe(
             self.app.input_topics(),
             on_assign=self._on_assign,
@@ -208,7 +225,9 @@ class KafkaWorker:
                 messages = self.consumer.consume(num_messages=self.options.batch_size, timeout=0.2)
                 self.last_poll = time.monotonic()
                 self._raise_callback_error()
-                if messages:
+                if messages and self.transactions is not None:
+                    self._handle_transaction(messages, self.transactions)
+                elif messages:
                     self._handle(messages)
                 self.producer.poll(0)
                 if self._produced_by_topic:
@@ -229,8 +248,45 @@ class KafkaWorker:
             self._shutdown()
 
     # -- the batch ----------------------------------------------------------------------
-    def _handle(self, messages: list[Message]) -> None:
-        batch = self.tracker.begin()
+    def _handle_transaction(self, messages: list[Message], txn: Transactions) -> None:
+        """Exactly once: the batch's records, changelog writes and offsets in one transaction."""
+        batch = Batch()
+        if self.state is not None:
+            self.state.begin()
+        txn.begin()
+        try:
+            self._handle(messages, batch)
+        except BaseException:
+            txn.abort()
+            if self.state is not None:
+                self.state.rollback()
+            raise
+        offsets = {tp: o for tp, o in batch.next_offsets.items() if tp in self.assigned}
+        if txn.commit(offsets):
+            self._committed.update(offsets)
+            if self.state is not None:
+                self.state.commit()
+            return
+        self.producer = txn.producer
+        if self.state is not None:
+            self.state.rollback()
+        for tp in offsets:
+            self._rewind_to_committed(tp)
+
+    def _rewind_to_committed(self, tp: TopicPartitionKey) -> None:
+        """After an aborted transaction: back to the last committed offset, after a pause."""
+        committed = self._committed.get(tp)
+        if committed is None:
+            (found,) = self.consumer.committed([TopicPartition(*tp)], timeout=30)
+            committed = found.offset if found.offset >= 0 else None
+        if committed is None:
+            low, _ = self.consumer.get_watermark_offsets(TopicPartition(*tp), timeout=30)
+            committed = low
+        self._retrying.pop(tp, None)
+        self.blocker.block(tp, committed, self.blocker.backoff(tp))
+
+    def _handle(self, messages: list[Message], batch: Batch | None = None) -> None:
+        batch = batch or self.tracker.begin()
         self._batch = batch
         retry_topics = self.pipeline.retry_topics
         try:
@@ -547,6 +603,8 @@ class KafkaWorker:
 
     # -- offsets and rebalances ---------------------------------------------------------
     def _commit(self, *, asynchronous: bool, only: list[TopicPartitionKey] | None = None) -> None:
+        if self.eos:
+            return  # offsets are committed inside each batch's transaction
         ready = self.tracker.take(only)
         changed = [
             TopicPartition(t, p, o)
@@ -590,7 +648,7 @@ class KafkaWorker:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = [(p.topic, p.partition) for p in partitions]
         try:
-            if not self._failed:
+            if not self._failed and not self.eos:
                 remaining = self.producer.flush(self.options.shutdown_timeout)
                 if remaining:
                     self.log.warning("%d records unacknowledged at revoke", remaining)

@@ -379,7 +379,7 @@ class Pipeline:
         seen = int(time.time() * 1000)
         entry = Entry(True, offset, seen)
         store = dedupe_store(spec.name)
-        self.state.store(store, partition).put(event_id, entry)
+        self.state.put(store, partition, event_id, entry)
         changelog = changelog_topic(self.app.name, store)
         sink(changelog, event_id.encode(), encode_entry(entry), None, timestamp, partition)
 

@@ -37,6 +37,35 @@ class StateManager:
         self._stores: dict[tuple[str, int], Store] = {}
         self.changelogs = {changelog_topic(app_name, s.store): s.store for s in self.specs}
         self.restored_records = 0
+        self._journal: list[tuple[Store, str, Entry | None]] | None = None
+
+    # -- transactions (exactly once): changes of an aborted batch are rolled back ---------
+    def begin(self) -> None:
+        """Start journaling changes (the batch of a transaction)."""
+        self._journal = []
+
+    def commit(self) -> None:
+        """The transaction committed: forget the journal."""
+        self._journal = None
+
+    def rollback(self) -> None:
+        """The transaction aborted: undo its changes, newest first."""
+        for store, key, old in reversed(self._journal or []):
+            if old is None:
+                store.delete(key)
+            else:
+                store.put(key, old)
+        self._journal = None
+
+    def put(self, store: str, partition: int, key: str, entry: Entry | None) -> None:
+        """Set (or with None delete) ``key`` in a store, journaled inside a transaction."""
+        local = self.store(store, partition)
+        if self._journal is not None:
+            self._journal.append((local, key, local.get(key)))
+        if entry is None:
+            local.delete(key)
+        else:
+            local.put(key, entry)
 
     def store(self, store: str, partition: int) -> Store:
         """The store of ``store`` for ``partition`` (opened on first use)."""
@@ -87,10 +116,7 @@ class StateManager:
         if folded:
             state = spec.fold(None if entry is None else entry.state, event)
             entry = None if state is None else Entry(state, offset, timestamp)
-            if entry is None:
-                store.delete(key)
-            else:
-                store.put(key, entry)
+            self.put(spec.store, partition, key, entry)
         raw_key = key.encode()
         changelog = changelog_topic(self.app_name, spec.store)
         sink(changelog, raw_key, None if entry is None else encode_entry(entry), None, timestamp,

@@ -1,7 +1,8 @@
 """A test app with one aggregate: per-customer order count and total.
 
 TOTALS_INPUT, TOTALS_OUTPUT, TOTALS_GROUP, TOTALS_PARTITIONS name things;
-TOTALS_STORE=memory|rocksdb picks the store; TOTALS_DELAY_MS slows each fold.
+TOTALS_STORE=memory|rocksdb picks the store; TOTALS_DELAY_MS slows each fold;
+TOTALS_EOS=1 runs it exactly once.
 """
 
 import os
@@ -15,7 +16,11 @@ OUTPUT = os.environ.get("TOTALS_OUTPUT", "totals-out")
 PARTITIONS = int(os.environ.get("TOTALS_PARTITIONS", "4"))
 DELAY = float(os.environ.get("TOTALS_DELAY_MS", "0")) / 1000
 
-app = App(os.environ.get("TOTALS_GROUP", "totals"), dead_letters=False)
+app = App(
+    os.environ.get("TOTALS_GROUP", "totals"),
+    dead_letters=False,
+    guarantee="exactly_once" if os.environ.get("TOTALS_EOS") == "1" else "at_least_once",
+)
 app.topic(INPUT, partitions=PARTITIONS)
 app.topic(OUTPUT, partitions=PARTITIONS)
 

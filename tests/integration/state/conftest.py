@@ -98,30 +98,48 @@ class Totals:
 
     def changelog_state(self) -> dict[str, Any]:
         """The latest changelog value per key (tombstones delete)."""
-        consumer = Consumer({**self.config, "group.id": f"cl-{uuid.uuid4().hex}"})
         state: dict[str, Any] = {}
+        for key, value in self._read(self.changelog, "read_uncommitted"):
+            if value is None:
+                state.pop(key.decode(), None)
+            else:
+                state[key.decode()] = orjson.loads(value)["s"]
+        return state
+
+    def _read(self, topic: str, isolation: str) -> list[tuple[bytes, bytes | None]]:
+        """Every record of ``topic`` up to its end now; the end is a position, not an
+        offset, since transaction markers take offsets too."""
+        consumer = Consumer(
+            {**self.config, "group.id": f"r-{uuid.uuid4().hex}", "isolation.level": isolation}
+        )
+        records: list[tuple[bytes, bytes | None]] = []
         try:
-            ends = {
-                p: consumer.get_watermark_offsets(TopicPartition(self.changelog, p), timeout=10)
-                for p in range(self.partitions)
-            }
-            live = {p: high for p, (low, high) in ends.items() if high > low}
-            consumer.assign([TopicPartition(self.changelog, p, 0) for p in live])
+            ends = {}
+            for p in range(self.partitions):
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                if high > low:
+                    ends[p] = high
+            consumer.assign([TopicPartition(topic, p, 0) for p in ends])
             deadline = time.monotonic() + 60
-            while live and time.monotonic() < deadline:
+            while ends and time.monotonic() < deadline:
                 for msg in consumer.consume(1000, timeout=0.5):
-                    if msg.error() is not None:
-                        continue
-                    key = msg.key().decode()
-                    if msg.value() is None:
-                        state.pop(key, None)
-                    else:
-                        state[key] = orjson.loads(msg.value())["s"]
-                    if msg.offset() + 1 >= live.get(msg.partition(), 0):
-                        live.pop(msg.partition(), None)
+                    if msg.error() is None:
+                        records.append((msg.key(), msg.value()))
+                for p in list(ends):
+                    (position,) = consumer.position([TopicPartition(topic, p)])
+                    if position.offset >= ends[p]:
+                        del ends[p]
+            assert not ends, f"{topic}: partitions {sorted(ends)} not read to their end"
         finally:
             consumer.close()
-        return state
+        return records
+
+    def read_committed(self, topic: str) -> list[Any]:
+        """Every committed value of ``topic`` (JSON-decoded; tombstones as None)."""
+        return [
+            None if value is None else orjson.loads(value)
+            for _, value in self._read(topic, "read_committed")
+        ]
 
     def count_records(self, topic: str) -> int:
         """Records still in ``topic`` (after compaction), read to the end."""

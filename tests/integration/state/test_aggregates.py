@@ -4,6 +4,7 @@ import os
 import signal
 import urllib.error
 import urllib.request
+from collections import Counter
 from pathlib import Path
 
 import orjson
@@ -129,3 +130,21 @@ def test_after_compaction_a_fresh_worker_restores_the_same_state_and_serves_it(
     code, err = totals.stop(fresh)
     assert code == 0, err
     assert "restored" in err
+
+
+def test_exactly_once_survives_kill_9_mid_transaction(totals: Totals) -> None:
+    totals.produce(1500)
+    run = totals.start(TOTALS_EOS="1", TOTALS_DELAY_MS="2")
+    wait_for(lambda: len(totals.changelog_state()) >= 20, 60, "some committed state")
+    (worker,) = children_of(run.pid)
+    os.kill(worker, signal.SIGKILL)  # mid-transaction: its open transaction must not show
+    wait_for(lambda: children_of(run.pid) not in ([], [worker]), 60, "a new worker")
+    totals.produce(500)
+    wait_for(totals.caught_up, 120, "all committed after the restart")
+    outputs = totals.read_committed(totals.output)
+    per_input = Counter(state["last"] for state in outputs if state is not None)
+    assert sorted(per_input) == list(range(2000))
+    assert set(per_input.values()) == {1}  # every input exactly once
+    assert totals.changelog_state() == totals.expected()
+    code, err = totals.stop(run)
+    assert code == 0, err
