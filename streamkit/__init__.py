@@ -16,6 +16,7 @@
 from streamkit.app import App, Topic, load_app
 from streamkit.errors import StreamkitError
 from streamkit.failures.policy import Retry, RetryPolicy
+from streamkit.state.dedupe import Dedupe
 from streamkit.processor import KEEP_KEY, Context, Emit
 from streamkit.settings import Settings
 
@@ -25,6 +26,7 @@ __all__ = [
     "KEEP_KEY",
     "App",
     "Context",
+    "Dedupe",
     "Emit",
     "Retry",
     "RetryPolicy",
