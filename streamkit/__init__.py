@@ -16,9 +16,9 @@
 from streamkit.app import App, Topic, load_app
 from streamkit.errors import StreamkitError
 from streamkit.failures.policy import Retry, RetryPolicy
-from streamkit.state.dedupe import Dedupe
 from streamkit.processor import KEEP_KEY, Context, Emit
 from streamkit.settings import Settings
+from streamkit.state.dedupe import Dedupe
 
 __version__ = "0.1.0"
 
