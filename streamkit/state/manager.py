@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -165,17 +167,22 @@ class StateManager:
         end, records = read(changelog, partition, start)
         total = max(0, end - start)
         done = 0
-        for key, value, offset in records:
-            if key is not None:
-                if value is None:
-                    store.delete(key.decode())
-                else:
-                    store.put(key.decode(), decode_entry(value))
-            done += 1
-            if done % 50_000 == 0:
-                log.info("restoring %s[%d]: %d/%d records", changelog, partition, done, total)
-            if offset + 1 >= end:
-                break
+        with _progress(f"restoring {changelog}[{partition}]", total) as advance:
+            for key, value, offset in records:
+                if key is not None:
+                    if value is None:
+                        store.delete(key.decode())
+                    else:
+                        store.put(key.decode(), decode_entry(value))
+                done += 1
+                if done % 10_000 == 0:
+                    advance(done)
+                    if done % 50_000 == 0:
+                        log.info(
+                            "restoring %s[%d]: %d/%d records", changelog, partition, done, total
+                        )
+                if offset + 1 >= end:
+                    break
         store.set_checkpoint(max(end, start))
         self.restored_records += done
         seconds = time.monotonic() - began
@@ -197,6 +204,19 @@ class StateManager:
         for local in self._stores.values():
             local.close()
         self._stores.clear()
+
+
+@contextmanager
+def _progress(title: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar on an interactive terminal (for restores worth watching), else nothing."""
+    if total < 50_000 or not sys.stderr.isatty():
+        yield lambda done: None
+        return
+    from rich.progress import Progress  # noqa: PLC0415 - only for interactive restores
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(title, total=total)
+        yield lambda done: bar.update(task, completed=done)
 
 
 def _expired(spec: AggregateSpec, entry: Entry) -> bool:
