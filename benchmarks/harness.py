@@ -1,0 +1,353 @@
+"""The peer benchmark: the same at-least-once consume → decode → map → encode → produce
+work, on the same broker and dataset, by a raw confluent-kafka loop, streamkit (1 and 2
+workers) and, when their environments exist, faust-streaming, Quix Streams and Kafka
+Streams. Throughput is measured from the first to the last output record (the output
+topics use LogAppendTime), latency at a fixed rate from each event's `ts` to its output's
+append time, memory as the peak RSS of the process tree. Results go to a markdown table and
+a chart. `make bench` runs it; `python -m benchmarks.harness --help` tells the options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+from benchmarks.peers.work import SCHEMAS, event
+from streamkit.contracts import AvroSerde, SchemaRepository
+from streamkit.ops.admin import TopicSpec, admin_client, create_topics, delete_topics
+from streamkit.ops.local_broker import LocalBroker, LocalBrokerConfig, free_port
+from streamkit.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+PARTITIONS = 8
+APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
+
+
+@dataclass
+class Variant:
+    """One implementation: how to start it, and whether it can run here."""
+
+    name: str
+    label: str
+    command: Callable[[dict[str, str]], list[str]]
+    available: Callable[[], bool] = lambda: True
+
+
+def _python(venv: str) -> str:
+    return str(ROOT / venv / "bin" / "python")
+
+
+VARIANTS = [
+    Variant("raw", "(a) raw confluent-kafka loop",
+            lambda env: [sys.executable, "-m", "benchmarks.peers.raw_loop"]),
+    Variant("streamkit-1", "(b) streamkit, 1 worker",
+            lambda env: [sys.executable, "-m", "streamkit", "run",
+                         "benchmarks.peers.streamkit_app", "--workers", "1", "--log-level", "warning"]),
+    Variant("streamkit-2", "(c) streamkit, 2 workers",
+            lambda env: [sys.executable, "-m", "streamkit", "run",
+                         "benchmarks.peers.streamkit_app", "--workers", "2", "--log-level", "warning"]),
+    Variant("faust", "(d) faust-streaming",
+            lambda env: [_python(".venv-bench-faust"), "-m", "benchmarks.peers.faust_app", "worker",
+                         "--loglevel", "warning", "--without-web"],
+            lambda: Path(_python(".venv-bench-faust")).exists()),
+    Variant("quix", "(e) Quix Streams",
+            lambda env: [_python(".venv-bench-quix"), "-m", "benchmarks.peers.quix_app"],
+            lambda: Path(_python(".venv-bench-quix")).exists()),
+    Variant("kstreams", "(f) Kafka Streams (Java)",
+            lambda env: ["java", "-Xmx512m", "-cp", f"{ROOT}/benchmarks/kstreams/target/classes:"
+                         f"{ROOT}/benchmarks/kstreams/target/lib/*", "bench.BenchStreams"],
+            lambda: (ROOT / "benchmarks/kstreams/target/classes").exists()),
+]  # fmt: skip
+
+
+@dataclass
+class Result:
+    variant: str
+    records: int
+    seconds: float
+    rss_mb: float
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    runs: list[float] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds if self.seconds else 0.0
+
+
+def _tree_rss_mb(pid: int) -> float:
+    """RSS of a process and all its descendants, in MB."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        todo += children.get(current, [])
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def _produce_dataset(bootstrap: str, topic: str, count: int, seed: int = 1) -> None:
+    serde = AvroSerde(SchemaRepository.from_directory(SCHEMAS), "BenchEvent")
+    rng = random.Random(seed)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.size": 1_000_000,
+                         "compression.type": "lz4"})  # fmt: skip
+    for n in range(count):
+        record = event(n, rng)
+        while True:
+            try:
+                producer.produce(topic, serde.encode(record), record["user"].encode())
+                break
+            except BufferError:
+                producer.poll(0.1)
+        if n % 10_000 == 0:
+            producer.poll(0)
+    assert producer.flush(120) == 0
+
+
+def _count(consumer: Consumer, topic: str) -> int:
+    """Records in ``topic`` (0 while a new topic's leaders settle)."""
+    try:
+        return sum(
+            consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in range(PARTITIONS)
+        )
+    except KafkaException:
+        return 0
+
+
+def _span_ms(consumer: Consumer, topic: str) -> tuple[int, int]:
+    """First and last append time over every partition of ``topic``."""
+    first, last = None, None
+    for p in range(PARTITIONS):
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+        for offset in {low, high - 1} if high > low else set():
+            consumer.assign([TopicPartition(topic, p, offset)])
+            msg = None
+            deadline = time.monotonic() + 10
+            while msg is None and time.monotonic() < deadline:
+                msg = consumer.poll(0.5)
+            if msg is not None and msg.error() is None:
+                stamp = msg.timestamp()[1]
+                first = stamp if first is None else min(first, stamp)
+                last = stamp if last is None else max(last, stamp)
+    return first or 0, last or 0
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run_once(variant: Variant, bootstrap: str, source: str, count: int) -> Result:
+    """One throughput run of ``variant`` over the ``count`` records of ``source``."""
+    admin = admin_client({"bootstrap.servers": bootstrap})
+    run_id = uuid.uuid4().hex[:8]
+    output = f"bench-out-{variant.name}-{run_id}"
+    create_topics(admin, [TopicSpec(output, PARTITIONS, 1, APPEND_TIME)])
+    env = {**os.environ, "BENCH_BOOTSTRAP": bootstrap, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap,
+           "BENCH_INPUT": source, "BENCH_OUTPUT": output, "BENCH_GROUP": f"bench-{variant.name}-{run_id}",
+           "BENCH_PARTITIONS": str(PARTITIONS), "PYTHONPATH": str(ROOT)}  # fmt: skip
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{run_id}"})
+    process = subprocess.Popen(variant.command(env), env=env, cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    peak = 0.0
+    try:
+        deadline = time.monotonic() + max(300, count / 500)
+        while _count(probe, output) < count:
+            if process.poll() is not None:
+                raise RuntimeError(f"{variant.name} exited: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{variant.name} did not finish in time")
+            peak = max(peak, _tree_rss_mb(process.pid))
+            time.sleep(0.2)
+        peak = max(peak, _tree_rss_mb(process.pid))
+    finally:
+        _stop(process)
+    first, last = _span_ms(probe, output)
+    probe.close()
+    delete_topics(admin, [output])
+    return Result(variant.name, count, max(0.001, (last - first) / 1000), peak)
+
+
+def latency(variant: Variant, bootstrap: str, rate: int, seconds: float) -> tuple[float, float]:
+    """p50 and p99 (ms) from each event's ts to its output's append time at ``rate``/s."""
+    admin = admin_client({"bootstrap.servers": bootstrap})
+    run_id = uuid.uuid4().hex[:8]
+    source, output = f"lat-in-{run_id}", f"lat-out-{run_id}"
+    create_topics(admin, [TopicSpec(source, PARTITIONS), TopicSpec(output, PARTITIONS, 1, APPEND_TIME)])
+    env = {**os.environ, "BENCH_BOOTSTRAP": bootstrap, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap,
+           "BENCH_INPUT": source, "BENCH_OUTPUT": output, "BENCH_GROUP": f"lat-{run_id}",
+           "PYTHONPATH": str(ROOT)}  # fmt: skip
+    process = subprocess.Popen(variant.command(env), env=env, cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    serde = AvroSerde(SchemaRepository.from_directory(SCHEMAS), "BenchEvent")
+    result = AvroSerde(SchemaRepository.from_directory(SCHEMAS), "BenchResult")
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1})
+    rng = random.Random(2)
+    try:
+        warm = time.monotonic() + 60
+        probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{run_id}"})
+        n = 0
+        while _count(probe, output) == 0 and time.monotonic() < warm:  # until the app answers
+            producer.produce(source, serde.encode(event(n, rng)), b"warmup")
+            producer.flush(5)
+            n += 1
+            time.sleep(0.2)
+        start, total = time.monotonic(), int(rate * seconds)
+        for i in range(total):
+            due = start + i / rate
+            while time.monotonic() < due:
+                producer.poll(0)
+            record = event(n + i, rng)
+            producer.produce(source, serde.encode(record), record["user"].encode())
+        producer.flush(30)
+        expected = n + total
+        deadline = time.monotonic() + 120
+        while _count(probe, output) < expected and time.monotonic() < deadline:
+            time.sleep(0.2)
+        probe.close()
+    finally:
+        _stop(process)
+    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": f"lat-read-{run_id}",
+                       "auto.offset.reset": "earliest"})  # fmt: skip
+    reader.subscribe([output])
+    samples: list[int] = []
+    deadline = time.monotonic() + 60
+    while len(samples) < expected and time.monotonic() < deadline:
+        for msg in reader.consume(1000, 0.5):
+            if msg.error() is None and msg.key() != b"warmup":
+                samples.append(msg.timestamp()[1] - result.decode(msg.value())["ts"])
+    reader.close()
+    delete_topics(admin, [source, output])
+    samples.sort()
+    if not samples:
+        return float("nan"), float("nan")
+    return float(samples[len(samples) // 2]), float(samples[min(len(samples) - 1, int(len(samples) * 0.99))])
+
+
+def report(results: list[Result], out: Path, records: int, rate: int) -> Path:
+    """results.md (and chart.png when matplotlib is installed) in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    raw = next((r for r in results if r.variant == "raw"), None)
+    labels = {v.name: v.label for v in VARIANTS}
+    lines = [
+        "# streamkit peer benchmark", "",
+        f"{records:,} records (~200-byte Avro), {PARTITIONS} partitions, median of "
+        f"{len(results[0].runs) if results else 0} runs; latency at {rate:,} records/s.", "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{platform.platform()}", "",
+        "| implementation | records/s | vs (a) | p50 ms | p99 ms | peak RSS MB |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]  # fmt: skip
+    for r in results:
+        ratio = f"{r.rate / raw.rate:.2f}x" if raw and raw.rate else "-"
+        p50 = "-" if r.p50_ms is None else f"{r.p50_ms:.0f}"
+        p99 = "-" if r.p99_ms is None else f"{r.p99_ms:.0f}"
+        lines.append(f"| {labels.get(r.variant, r.variant)} | {r.rate:,.0f} | {ratio} | {p50} | {p99} | {r.rss_mb:.0f} |")
+    path = out / "results.md"
+    path.write_text("\n".join(lines) + "\n")
+    try:
+        import matplotlib  # noqa: PLC0415 - optional, for the chart
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt  # noqa: PLC0415
+
+        fig, ax = plt.subplots(figsize=(8, 4))
+        ax.barh([labels.get(r.variant, r.variant) for r in results], [r.rate for r in results])
+        ax.set_xlabel("records/s (higher is better)")
+        ax.invert_yaxis()
+        fig.tight_layout()
+        fig.savefig(out / "chart.png", dpi=120)
+    except ImportError:
+        pass
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--variants", default=",".join(v.name for v in VARIANTS))
+    parser.add_argument("--latency-rate", type=int, default=5000)
+    parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument("--no-latency", action="store_true")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args(argv)
+    chosen = [v for v in VARIANTS if v.name in args.variants.split(",")]
+    skipped = [v.name for v in chosen if not v.available()]
+    chosen = [v for v in chosen if v.available()]
+    for name in skipped:
+        print(f"skipping {name}: its environment is not set up (make bench-peers)")
+    bootstrap = os.environ.get("STREAMKIT_BOOTSTRAP_SERVERS")
+    broker, data_dir = None, None
+    if not bootstrap:
+        data_dir = Path(tempfile.mkdtemp(prefix="streamkit-bench-"))
+        settings = Settings.from_env()
+        broker = LocalBroker(LocalBrokerConfig(data_dir=data_dir, cache_dir=settings.cache_dir,
+                                               port=free_port(), heap="1g"))  # fmt: skip
+        bootstrap = broker.start().bootstrap_servers
+    try:
+        admin = admin_client({"bootstrap.servers": bootstrap})
+        source = f"bench-in-{uuid.uuid4().hex[:8]}"
+        create_topics(admin, [TopicSpec(source, PARTITIONS)])
+        print(f"producing {args.records:,} records to {source} on {bootstrap}")
+        _produce_dataset(bootstrap, source, args.records)
+        results = []
+        for variant in chosen:
+            runs = []
+            for i in range(args.runs):
+                one = run_once(variant, bootstrap, source, args.records)
+                runs.append(one)
+                print(f"{variant.name} run {i + 1}: {one.rate:,.0f} records/s, {one.rss_mb:.0f} MB")
+            best = sorted(runs, key=lambda r: r.rate)[len(runs) // 2]
+            best.runs = [r.rate for r in runs]
+            best.rss_mb = max(r.rss_mb for r in runs)
+            if not args.no_latency and variant.name in {"raw", "streamkit-1"}:
+                best.p50_ms, best.p99_ms = latency(variant, bootstrap, args.latency_rate, args.latency_seconds)
+                print(f"{variant.name} latency: p50 {best.p50_ms:.0f} ms, p99 {best.p99_ms:.0f} ms")
+            results.append(best)
+        delete_topics(admin, [source])
+        print(report(results, args.out, args.records, args.latency_rate).read_text())
+    finally:
+        if broker is not None:
+            broker.stop()
+        if data_dir is not None:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
