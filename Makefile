@@ -12,7 +12,7 @@ DEMO_DATA_DIR ?= $(CURDIR)/.streamkit/demo-broker
 PYTEST_ARGS ?=
 
 
-.PHONY: help install lint test test-docker test-unit demo broker-start broker-stop broker-status clean
+.PHONY: help install lint test test-docker test-unit demo bench broker-start broker-stop broker-status clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -50,6 +50,10 @@ demo: install ## Run the example pipeline on a local Kafka (or $$STREAMKIT_BOOTS
 	  $(STREAMKIT) broker start --port $(DEMO_PORT) --data-dir "$(DEMO_DATA_DIR)"; \
 	  STREAMKIT_BOOTSTRAP_SERVERS=127.0.0.1:$(DEMO_PORT) $(PY) -m processors.demo; \
 	fi
+
+bench: install ## The peer benchmark (BENCH_ARGS="--records 200000 --runs 3" to change)
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m benchmarks.harness $(BENCH_ARGS)
 
 broker-start: install ## Start the local broker on 127.0.0.1:9092 (stays up)
 	$(STREAMKIT) broker start

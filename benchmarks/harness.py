@@ -15,7 +15,6 @@ import platform
 import random
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,7 +23,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
@@ -65,14 +63,14 @@ VARIANTS = [
     Variant("faust", "(d) faust-streaming",
             lambda env: [_python(".venv-bench-faust"), "-m", "benchmarks.peers.faust_app", "worker",
                          "--loglevel", "warning", "--without-web"],
-            lambda: Path(_python(".venv-bench-faust")).exists()),
+            Path(_python(".venv-bench-faust")).exists),
     Variant("quix", "(e) Quix Streams",
             lambda env: [_python(".venv-bench-quix"), "-m", "benchmarks.peers.quix_app"],
-            lambda: Path(_python(".venv-bench-quix")).exists()),
+            Path(_python(".venv-bench-quix")).exists),
     Variant("kstreams", "(f) Kafka Streams (Java)",
             lambda env: ["java", "-Xmx512m", "-cp", f"{ROOT}/benchmarks/kstreams/target/classes:"
                          f"{ROOT}/benchmarks/kstreams/target/lib/*", "bench.BenchStreams"],
-            lambda: (ROOT / "benchmarks/kstreams/target/classes").exists()),
+            (ROOT / "benchmarks/kstreams/target/classes").exists),
 ]  # fmt: skip
 
 
@@ -92,7 +90,7 @@ class Result:
 
 
 def _tree_rss_mb(pid: int) -> float:
-    """RSS of a process and all its descendants, in MB."""
+    """The largest RSS among a process and its descendants (one worker), in MB."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -101,17 +99,17 @@ def _tree_rss_mb(pid: int) -> float:
             except (OSError, ValueError, IndexError):
                 continue
             children.setdefault(ppid, []).append(int(entry.name))
-    total, todo = 0, [pid]
+    largest, todo = 0, [pid]
     while todo:
         current = todo.pop()
         todo += children.get(current, [])
         try:
             for line in Path(f"/proc/{current}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
+                    largest = max(largest, int(line.split()[1]))
         except OSError:
             continue
-    return total / 1024
+    return largest / 1024
 
 
 def _produce_dataset(bootstrap: str, topic: str, count: int, seed: int = 1) -> None:
@@ -129,7 +127,8 @@ def _produce_dataset(bootstrap: str, topic: str, count: int, seed: int = 1) -> N
                 producer.poll(0.1)
         if n % 10_000 == 0:
             producer.poll(0)
-    assert producer.flush(120) == 0
+    if producer.flush(120):
+        raise RuntimeError("the dataset was not acknowledged in time")
 
 
 def _count(consumer: Consumer, topic: str) -> int:
@@ -188,7 +187,9 @@ def run_once(variant: Variant, bootstrap: str, source: str, count: int) -> Resul
         deadline = time.monotonic() + max(300, count / 500)
         while _count(probe, output) < count:
             if process.poll() is not None:
-                raise RuntimeError(f"{variant.name} exited: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+                raise RuntimeError(
+                    f"{variant.name} exited: {process.stderr.read().decode()[-2000:]}"
+                )  # type: ignore[union-attr]
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{variant.name} did not finish in time")
             peak = max(peak, _tree_rss_mb(process.pid))
@@ -207,7 +208,9 @@ def latency(variant: Variant, bootstrap: str, rate: int, seconds: float) -> tupl
     admin = admin_client({"bootstrap.servers": bootstrap})
     run_id = uuid.uuid4().hex[:8]
     source, output = f"lat-in-{run_id}", f"lat-out-{run_id}"
-    create_topics(admin, [TopicSpec(source, PARTITIONS), TopicSpec(output, PARTITIONS, 1, APPEND_TIME)])
+    create_topics(
+        admin, [TopicSpec(source, PARTITIONS), TopicSpec(output, PARTITIONS, 1, APPEND_TIME)]
+    )
     env = {**os.environ, "BENCH_BOOTSTRAP": bootstrap, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap,
            "BENCH_INPUT": source, "BENCH_OUTPUT": output, "BENCH_GROUP": f"lat-{run_id}",
            "PYTHONPATH": str(ROOT)}  # fmt: skip
@@ -245,17 +248,22 @@ def latency(variant: Variant, bootstrap: str, rate: int, seconds: float) -> tupl
                        "auto.offset.reset": "earliest"})  # fmt: skip
     reader.subscribe([output])
     samples: list[int] = []
+    seen = 0
     deadline = time.monotonic() + 60
-    while len(samples) < expected and time.monotonic() < deadline:
+    while seen < expected and time.monotonic() < deadline:
         for msg in reader.consume(1000, 0.5):
-            if msg.error() is None and msg.key() != b"warmup":
-                samples.append(msg.timestamp()[1] - result.decode(msg.value())["ts"])
+            if msg.error() is None:
+                seen += 1
+                if msg.key() != b"warmup":
+                    samples.append(msg.timestamp()[1] - result.decode(msg.value())["ts"])
     reader.close()
     delete_topics(admin, [source, output])
     samples.sort()
     if not samples:
         return float("nan"), float("nan")
-    return float(samples[len(samples) // 2]), float(samples[min(len(samples) - 1, int(len(samples) * 0.99))])
+    return float(samples[len(samples) // 2]), float(
+        samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+    )
 
 
 def report(results: list[Result], out: Path, records: int, rate: int) -> Path:
@@ -269,14 +277,16 @@ def report(results: list[Result], out: Path, records: int, rate: int) -> Path:
         f"{len(results[0].runs) if results else 0} runs; latency at {rate:,} records/s.", "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{platform.platform()}", "",
-        "| implementation | records/s | vs (a) | p50 ms | p99 ms | peak RSS MB |",
+        "| implementation | records/s | vs (a) | p50 ms | p99 ms | peak RSS MB (per process) |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]  # fmt: skip
     for r in results:
         ratio = f"{r.rate / raw.rate:.2f}x" if raw and raw.rate else "-"
         p50 = "-" if r.p50_ms is None else f"{r.p50_ms:.0f}"
         p99 = "-" if r.p99_ms is None else f"{r.p99_ms:.0f}"
-        lines.append(f"| {labels.get(r.variant, r.variant)} | {r.rate:,.0f} | {ratio} | {p50} | {p99} | {r.rss_mb:.0f} |")
+        lines.append(
+            f"| {labels.get(r.variant, r.variant)} | {r.rate:,.0f} | {ratio} | {p50} | {p99} | {r.rss_mb:.0f} |"
+        )
     path = out / "results.md"
     path.write_text("\n".join(lines) + "\n")
     try:
@@ -336,7 +346,9 @@ def main(argv: list[str] | None = None) -> int:
             best.runs = [r.rate for r in runs]
             best.rss_mb = max(r.rss_mb for r in runs)
             if not args.no_latency and variant.name in {"raw", "streamkit-1"}:
-                best.p50_ms, best.p99_ms = latency(variant, bootstrap, args.latency_rate, args.latency_seconds)
+                best.p50_ms, best.p99_ms = latency(
+                    variant, bootstrap, args.latency_rate, args.latency_seconds
+                )
                 print(f"{variant.name} latency: p50 {best.p50_ms:.0f} ms, p99 {best.p99_ms:.0f} ms")
             results.append(best)
         delete_topics(admin, [source])

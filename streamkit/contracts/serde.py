@@ -111,8 +111,9 @@ class JsonSerde:
             raise SerializationError(f"malformed JSON: {exc}", schema="json") from exc
 
 
-def _write(contract: Contract, value: Any) -> bytes:
+def _write(contract: Contract, value: Any, header: bytes = b"") -> bytes:
     buffer = BytesIO()
+    buffer.write(header)
     try:
         schemaless_writer(buffer, contract.parsed, value)
     except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
@@ -145,7 +146,7 @@ class AvroSerde:
         self._header = SINGLE_OBJECT_MAGIC + self.contract.fingerprint
 
     def encode(self, value: Any) -> bytes:
-        return self._header + _write(self.contract, value)
+        return _write(self.contract, value, self._header)
 
     def decode(self, data: bytes) -> Any:
         if data[:2] != SINGLE_OBJECT_MAGIC or len(data) < 10:
@@ -222,7 +223,7 @@ class ConfluentAvroSerde:
 
     def encode(self, value: Any) -> bytes:
         header = self._header or self._register()
-        return header + _write(self.contract, value)
+        return _write(self.contract, value, header)
 
     def _writer(self, schema_id: int) -> Contract:
         writer = self._writers.get(schema_id)

@@ -167,6 +167,12 @@ class KafkaWorker:
             self.producer = Producer(producer_config)
         self._producer_config = producer_config
         self.blocker = PartitionBlocker(self.consumer, self.log)
+        self._fast_paths = {
+            topic: path
+            for topic in app.input_topics()
+            if (path := self.pipeline.fast_path(topic)) is not None
+        }
+        self._count_topics = bool(self.chain.middlewares)
 
     @property
     def blocked_partitions(self) -> int:
@@ -289,17 +295,34 @@ class KafkaWorker:
         batch = batch or self.tracker.begin()
         self._batch = batch
         retry_topics = self.pipeline.retry_topics
+        fast_paths = self._fast_paths
+        next_offsets = batch.next_offsets
+        blocked = self.blocker.until
+        retrying = self._retrying
         try:
             for msg in messages:
                 error = msg.error()
                 if error is not None:
                     self._message_error(error)
                     continue
-                tp = (msg.topic() or "", msg.partition() or 0)
-                if tp in self.blocker:
+                topic = msg.topic() or ""
+                tp = (topic, msg.partition() or 0)
+                if tp in blocked:
                     continue  # fetched before the partition was held; it comes again
                 self._message = msg
-                if tp[0] in retry_topics:
+                fast = fast_paths.get(topic)
+                value = msg.value()
+                if fast is not None and value is not None and tp not in retrying:
+                    offset = msg.offset() or 0
+                    outcome = fast(tp[1], offset, msg.timestamp()[1], msg.key(), value, self._sink)
+                    if outcome is None and not self._sink_errors:
+                        next_offsets[tp] = offset + 1
+                        continue
+                    self._settle(
+                        batch, msg, tp, offset, outcome or Outcome(), message_headers(msg),
+                        msg.timestamp()[1], 1,
+                    )  # fmt: skip
+                elif topic in retry_topics:
                     self._handle_retry_record(batch, msg, tp)
                 else:
                     self._handle_record(batch, msg, tp)
@@ -433,7 +456,15 @@ class KafkaWorker:
         assert batch is not None  # noqa: S101 - only called while a batch is handled
         assert msg is not None  # noqa: S101
         callback = partial(self._delivered, batch, msg, False)
-        self._produce(batch, topic, key, value, headers, timestamp, callback, partition)
+        if headers or partition >= 0 or timestamp <= 0:
+            self._produce(batch, topic, key, value, headers, timestamp, callback, partition)
+            return
+        batch.pending += 1  # the common case, without building keyword dicts
+        try:
+            self.producer.produce(topic, value, key, on_delivery=callback, timestamp=timestamp)
+        except (BufferError, KafkaException):
+            batch.pending -= 1
+            self._produce(batch, topic, key, value, headers, timestamp, callback, partition)
 
     def _produce(
         self,
@@ -484,10 +515,11 @@ class KafkaWorker:
         batch.pending -= 1
         if err is None:
             self.produced += 1
-            name = out.topic() or ""
-            self._produced_by_topic[name] = self._produced_by_topic.get(name, 0) + 1
+            if self._count_topics:
+                name = out.topic() or ""
+                self._produced_by_topic[name] = self._produced_by_topic.get(name, 0) + 1
             if self.state is not None:
-                self.state.delivered(name, out.partition() or 0, out.offset() or 0)
+                self.state.delivered(out.topic() or "", out.partition() or 0, out.offset() or 0)
             return
         kind = OutputTooLargeError if is_too_large(err) else KafkaOperationError
         failure = Failure(
@@ -702,7 +734,8 @@ class KafkaWorker:
             self.log.info(
                 "stopped: consumed %d, produced %d, filtered %d, retried %d, "
                 "dead-lettered %d, sent to retry topics %d, rewound %d",
-                self.consumed, self.produced, self.filtered, c.retries, c.dead_letters,
+                self.consumed, self.produced, self.filtered + self.pipeline.fast_filtered,
+                c.retries, c.dead_letters,
                 c.retry_forwards, c.rewinds,
             )  # fmt: skip
 

@@ -130,6 +130,7 @@ class RetryOrigin:
 
 
 OutRecord = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes | None]]]
+FastPath = Callable[[int, int, int, bytes | None, bytes, Callable[..., None]], "Outcome | None"]
 
 
 class Pipeline:
@@ -162,6 +163,7 @@ class Pipeline:
             topic: any(s.takes_context for s in specs) for topic, specs in self.by_input.items()
         }
         self.specs = {spec.name: spec for spec in app.processors}
+        self.fast_filtered = 0
         self.state: StateManager | None = None
         if app.store_specs():
             specs = app.store_specs()
@@ -201,6 +203,81 @@ class Pipeline:
                 topic.value, self.repository, registry=registry, subject=f"{topic.name}-value"
             ),
         )
+
+    # -- the fast path ------------------------------------------------------------------
+    def fast_path(self, topic: str) -> FastPath | None:
+        """A tight per-record function for the common shape, or None for the general path.
+
+        The common shape: one processor on the topic, returning one value (or None) for
+        its single output with the input's key format; no context, aggregates, dedupe or
+        middleware. The function returns None when the record is done (emitted or
+        filtered) and an :class:`Outcome` when a failure needs the engine.
+        """
+        specs = self.by_input.get(topic, [])
+        if len(specs) != 1 or topic in self.aggregates_by_input or self.chain.middlewares:
+            return None
+        spec = specs[0]
+        if spec.takes_context or spec.dedupe is not None or spec.output is None:
+            return None
+        if self.app.topics[spec.output].key != self.app.topics[topic].key:
+            return None
+        decode = self.serdes[topic].value.decode
+        encode = self.serdes[spec.output].value.encode
+        fn, output, deliver = spec.fn, spec.output, self._deliver
+
+        def run(  # noqa: PLR0911 - one exit per way a record can end
+            partition: int,
+            offset: int,
+            timestamp: int,
+            key: bytes | None,
+            value: bytes,
+            sink: Sink,
+        ) -> Outcome | None:
+            try:
+                event = decode(value)
+            except SerializationError as exc:
+                outcome = Outcome()
+                located = exc.at(topic, partition, offset)
+                self._decide(
+                    Failure(Stage.DECODE, topic, partition, offset, located), outcome, None
+                )
+                return outcome
+            try:
+                result = fn(event)
+            except Exception as exc:  # noqa: BLE001 - user code; the handler decides
+                outcome = Outcome()
+                self._decide(
+                    Failure(Stage.PROCESS, topic, partition, offset, exc, spec.name), outcome, spec
+                )
+                return outcome
+            if result is None:
+                self.fast_filtered += 1
+                return None
+            if isinstance(result, Emit | list | tuple):
+                outcome = Outcome()
+                try:
+                    emits = route(spec, result)
+                except Exception as exc:  # noqa: BLE001 - a routing mistake of the user
+                    failure = Failure(Stage.PROCESS, topic, partition, offset, exc, spec.name)
+                    self._decide(failure, outcome, spec)
+                    return outcome
+                deliver(
+                    spec, emits, (topic, partition, offset, timestamp), key, None, sink, outcome
+                )
+                return outcome if outcome.dead or outcome.retry else None
+            try:
+                encoded = encode(result)
+            except SerializationError as exc:
+                outcome = Outcome()
+                failure = Failure(
+                    Stage.ENCODE, topic, partition, offset, exc.at(output), spec.name, output
+                )
+                self._decide(failure, outcome, spec)
+                return outcome
+            sink(output, key, encoded, None, timestamp)
+            return None
+
+        return run
 
     # -- the record path ----------------------------------------------------------------
     def process(

@@ -1,0 +1,30 @@
+"""The benchmark harness on a tiny dataset, so that it cannot rot (no timing assertions)."""
+
+from pathlib import Path
+
+import pytest
+
+from benchmarks import harness
+
+
+def test_the_harness_runs_raw_and_streamkit_and_writes_a_report(
+    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAMKIT_BOOTSTRAP_SERVERS", kafka_bootstrap)
+    code = harness.main(
+        [
+            "--records", "2000", "--runs", "1", "--variants", "raw,streamkit-1",
+            "--latency-rate", "500", "--latency-seconds", "1", "--out", str(tmp_path),
+        ]
+    )  # fmt: skip
+    assert code == 0
+    table = (tmp_path / "results.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| (")]
+    assert [row.split("|")[1].strip() for row in rows] == [
+        "(a) raw confluent-kafka loop",
+        "(b) streamkit, 1 worker",
+    ]
+    for row in rows:
+        rate = float(row.split("|")[2].replace(",", ""))
+        assert rate > 0
+        assert row.split("|")[4].strip() != "nan"  # a latency was measured
