@@ -62,7 +62,7 @@ VARIANTS = [
                          "benchmarks.peers.streamkit_app", "--workers", "2", "--log-level", "warning"]),
     Variant("faust", "(d) faust-streaming",
             lambda env: [_python(".venv-bench-faust"), "-m", "benchmarks.peers.faust_app", "worker",
-                         "--loglevel", "warning", "--without-web"],
+                         "--loglevel", "warn", "--without-web"],
             Path(_python(".venv-bench-faust")).exists),
     Variant("quix", "(e) Quix Streams",
             lambda env: [_python(".venv-bench-quix"), "-m", "benchmarks.peers.quix_app"],

@@ -22,7 +22,7 @@ from benchmarks.peers.work import SCHEMAS, transform
 
 def _schema(name: str) -> tuple[object, bytes]:
     parsed = parse_schema(orjson.loads((SCHEMAS / f"{name}.avsc").read_bytes()))
-    crc = bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))[::-1]
+    crc = bytes.fromhex(fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO"))  # LE
     return parsed, b"\xc3\x01" + crc
 
 

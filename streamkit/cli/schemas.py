@@ -43,7 +43,7 @@ def list_(schemas_dir: Path | None) -> None:
     for name in repository.names():
         contract = repository.get(name)
         previous = ", ".join(c.source.name for c in repository.previous_versions(name)) or "-"
-        click.echo(f"{name:<52}{contract.fingerprint[::-1].hex():<18}{previous}")
+        click.echo(f"{name:<52}{contract.fingerprint.hex():<18}{previous}")
 
 
 def _registry_versions(app_target: str, settings: Settings) -> dict[str, list[Any]]:

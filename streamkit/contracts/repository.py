@@ -54,7 +54,9 @@ class Contract:
 
 def _crc64_fingerprint(parsed: Any) -> bytes:
     hex_digest = fingerprint(to_parsing_canonical_form(parsed), "CRC-64-AVRO")
-    return bytes.fromhex(hex_digest)[::-1]  # the spec puts it little-endian on the wire
+    # fastavro's hex digest is already the little-endian byte order the spec puts on the
+    # wire (and Java's BinaryMessageEncoder writes): no reversal.
+    return bytes.fromhex(hex_digest)
 
 
 def _expanded(schema: Any, named: Mapping[str, Any], seen: set[str]) -> Any:

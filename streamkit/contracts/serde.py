@@ -162,7 +162,7 @@ class AvroSerde:
             found = self.repository.by_fingerprint(fingerprint)
             if found is None:
                 raise SerializationError(
-                    f"unknown schema fingerprint {fingerprint[::-1].hex()} (not in schemas/)",
+                    f"unknown schema fingerprint {fingerprint.hex()} (not in schemas/)",
                     schema=self.contract.name,
                 )
             writer = found
