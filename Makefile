@@ -12,7 +12,7 @@ DEMO_DATA_DIR ?= $(CURDIR)/.streamkit/demo-broker
 PYTEST_ARGS ?=
 
 
-.PHONY: help install lint test test-docker test-unit demo bench broker-start broker-stop broker-status clean
+.PHONY: help install lint test test-docker test-unit demo bench bench-peers broker-start broker-stop broker-status clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,9 +51,17 @@ demo: install ## Run the example pipeline on a local Kafka (or $$STREAMKIT_BOOTS
 	  STREAMKIT_BOOTSTRAP_SERVERS=127.0.0.1:$(DEMO_PORT) $(PY) -m processors.demo; \
 	fi
 
-bench: install ## The peer benchmark (BENCH_ARGS="--records 200000 --runs 3" to change)
+bench: install bench-peers ## The peer benchmark (BENCH_ARGS="--records 200000 --runs 3" to change)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m benchmarks.harness $(BENCH_ARGS)
+
+bench-peers: ## Virtualenvs for faust-streaming and Quix Streams, and the Kafka Streams build
+	@[ -x .venv-bench-faust/bin/python ] || { $(PYTHON) -m venv .venv-bench-faust && \
+	  .venv-bench-faust/bin/pip install --quiet faust-streaming fastavro orjson cramjam; }
+	@[ -x .venv-bench-quix/bin/python ] || { $(PYTHON) -m venv .venv-bench-quix && \
+	  .venv-bench-quix/bin/pip install --quiet quixstreams fastavro orjson; }
+	@[ -d benchmarks/kstreams/target/classes ] || mvn -q -B -f benchmarks/kstreams/pom.xml \
+	  compile dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=target/lib
 
 broker-start: install ## Start the local broker on 127.0.0.1:9092 (stays up)
 	$(STREAMKIT) broker start
@@ -66,4 +74,5 @@ broker-status: install ## Is the local broker running?
 
 clean: ## Remove the virtualenv, caches and the demo broker's data
 	-@[ -x $(STREAMKIT) ] && $(STREAMKIT) broker stop --data-dir "$(DEMO_DATA_DIR)" >/dev/null 2>&1 || true
-	rm -rf $(VENV) .streamkit .pytest_cache .mypy_cache .ruff_cache build dist
+	rm -rf $(VENV) .venv-bench-faust .venv-bench-quix benchmarks/kstreams/target .streamkit \
+	  .pytest_cache .mypy_cache .ruff_cache build dist

@@ -68,7 +68,7 @@ VARIANTS = [
             lambda env: [_python(".venv-bench-quix"), "-m", "benchmarks.peers.quix_app"],
             Path(_python(".venv-bench-quix")).exists),
     Variant("kstreams", "(f) Kafka Streams (Java)",
-            lambda env: ["java", "-Xmx512m", "-cp", f"{ROOT}/benchmarks/kstreams/target/classes:"
+            lambda env: ["java", "-Xmx512m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", f"{ROOT}/benchmarks/kstreams/target/classes:"
                          f"{ROOT}/benchmarks/kstreams/target/lib/*", "bench.BenchStreams"],
             (ROOT / "benchmarks/kstreams/target/classes").exists),
 ]  # fmt: skip
@@ -180,23 +180,31 @@ def run_once(variant: Variant, bootstrap: str, source: str, count: int) -> Resul
            "BENCH_INPUT": source, "BENCH_OUTPUT": output, "BENCH_GROUP": f"bench-{variant.name}-{run_id}",
            "BENCH_PARTITIONS": str(PARTITIONS), "PYTHONPATH": str(ROOT)}  # fmt: skip
     probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{run_id}"})
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below; a file, never a full pipe
     process = subprocess.Popen(variant.command(env), env=env, cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+                               stdout=subprocess.DEVNULL, stderr=log)  # fmt: skip
     peak = 0.0
+
+    def tail() -> str:
+        log.seek(0)
+        return log.read().decode(errors="replace")[-2000:]
+
     try:
-        deadline = time.monotonic() + max(300, count / 500)
+        deadline = time.monotonic() + max(120, count / 500)
         while _count(probe, output) < count:
             if process.poll() is not None:
                 raise RuntimeError(
                     f"{variant.name} exited: {process.stderr.read().decode()[-2000:]}"
                 )  # type: ignore[union-attr]
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{variant.name} did not finish in time")
+                _stop(process)
+                raise RuntimeError(f"{variant.name} did not finish in time: {tail()}")
             peak = max(peak, _tree_rss_mb(process.pid))
             time.sleep(0.2)
         peak = max(peak, _tree_rss_mb(process.pid))
     finally:
         _stop(process)
+        log.close()
     first, last = _span_ms(probe, output)
     probe.close()
     delete_topics(admin, [output])
