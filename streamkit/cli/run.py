@@ -77,7 +77,8 @@ def run(
     """
     configure_logging(log_level, fmt=log_format)
     app = load_app(target)
-    Pipeline(app, Settings.from_env())  # fail here, once, on a bad app or contract
+    settings = Settings.from_env()
+    Pipeline(app, settings)  # fail here, once, on a bad app or contract
     options = SupervisorOptions(
         workers=workers,
         log_level=log_level,
@@ -95,7 +96,7 @@ def run(
     )
     click.echo(
         f"running app {app.name} (group {app.group_id}) with {workers} worker(s) on "
-        f"{Settings.from_env().bootstrap_servers}",
+        f"{settings.bootstrap_servers}",
         err=True,
     )
     sys.exit(Supervisor(target, options).run())

@@ -31,6 +31,7 @@ from streamkit.errors import ConfigError, KafkaOperationError
 from streamkit.failures.handler import OutputTooLargeError, is_too_large
 from streamkit.observability.logs import record_fields
 from streamkit.ops.console import message_headers
+from streamkit.ops.offsets import read_until
 from streamkit.runtime.blocking import PartitionBlocker
 from streamkit.runtime.failure import Failure, FailureHandler, Stage
 from streamkit.runtime.middleware import Middleware
@@ -590,32 +591,10 @@ class KafkaWorker:
                 )
             )
         consumer = self._restore_consumer
-        tp = TopicPartition(topic, partition)
-        low, high = consumer.get_watermark_offsets(tp, timeout=15)
-        begin = max(start, low)
-        if begin >= high:
-            return high, iter(())
-        consumer.assign([TopicPartition(topic, partition, begin)])
-
-        def records() -> Iterator[tuple[bytes | None, bytes | None, int]]:
-            idle_since = time.monotonic()
-            while True:
-                batch = consumer.consume(1000, timeout=0.5)
-                for msg in batch:
-                    if msg.error() is None:
-                        yield msg.key(), msg.value(), msg.offset() or 0
-                (position,) = consumer.position([tp])
-                if position.offset >= high:
-                    return
-                if batch:
-                    idle_since = time.monotonic()
-                elif time.monotonic() - idle_since > 60:
-                    raise KafkaOperationError(
-                        f"restoring {topic}[{partition}] stalled at offset {position.offset} "
-                        f"of {high}"
-                    )
-
-        return high, records()
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=15)
+        messages = read_until(consumer, {(topic, partition): (max(start, low), high)})
+        records = ((m.key(), m.value(), m.offset() or 0) for m in messages)
+        return high, records
 
     def _refresh_lag(self) -> None:
         """Lag per assigned partition from cached watermarks (no broker round trip)."""

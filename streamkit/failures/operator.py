@@ -29,6 +29,7 @@ from streamkit.failures.dead_letter import (
     read_dead_letter,
 )
 from streamkit.ops.console import message_headers
+from streamkit.ops.offsets import read_until
 
 __all__ = ["DlqSummary", "Selection", "list_dead_letters", "redrive", "scan"]
 
@@ -161,20 +162,7 @@ def scan(
                         [TopicPartition(topic, partition)], timeout=10
                     )
                     start = max(low, committed.offset) if committed.offset >= 0 else low
-                if start >= high:
-                    continue
-                consumer.assign([TopicPartition(topic, partition, start)])
-                position = start
-                while position < high:
-                    msg = consumer.poll(1.0)
-                    if msg is None:
-                        continue
-                    error = msg.error()
-                    if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
-                            break
-                        raise KafkaOperationError(f"reading {topic} failed: {error.str()}")
-                    position = (msg.offset() or 0) + 1
+                for msg in read_until(consumer, {(topic, partition): (start, high)}):
                     letter = _letter(msg)
                     if selection.matches(letter):
                         yield letter

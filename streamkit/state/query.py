@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 import zlib
 from collections.abc import Mapping
@@ -13,6 +12,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from streamkit.app import App
 from streamkit.errors import ConfigError
+from streamkit.ops.offsets import read_until
 from streamkit.state.aggregate import changelog_topic
 from streamkit.state.stores import decode_entry
 
@@ -51,30 +51,18 @@ def read_state(app: App, config: Mapping[str, Any], store: str, key: str) -> Sta
         info = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if info is None or info.error is not None:
             raise ConfigError(f"changelog {topic} does not exist")
-        ends = {}
+        ranges = {}
         for p in info.partitions:
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high > low:
-                ends[p] = high
-        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
-        deadline = time.monotonic() + 120
-        while ends and time.monotonic() < deadline:
-            for msg in consumer.consume(1000, timeout=0.5):
-                if msg.error() is not None:
-                    continue
-                if msg.key() == wanted:
-                    value = msg.value()
-                    answer = (
-                        StateAnswer(store, key, False)
-                        if value is None
-                        else StateAnswer(
-                            store, key, True, decode_entry(value).state, msg.partition()
-                        )
-                    )
-            for p in list(ends):
-                (position,) = consumer.position([TopicPartition(topic, p)])
-                if position.offset >= ends[p]:
-                    del ends[p]
+            ranges[(topic, p)] = (low, high)
+        for msg in read_until(consumer, ranges, stall=120):
+            if msg.key() == wanted:
+                value = msg.value()
+                answer = (
+                    StateAnswer(store, key, False)
+                    if value is None
+                    else StateAnswer(store, key, True, decode_entry(value).state, msg.partition())
+                )
     finally:
         consumer.close()
     return answer

@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from streamkit.contracts import AvroSerde, SchemaRepository
 from streamkit.failures.dead_letter import DeadLetter, read_dead_letter
 from streamkit.ops.admin import admin_client, delete_topics
 from streamkit.ops.console import message_headers
+from streamkit.ops.offsets import read_until
 
 ROOT = Path(__file__).resolve().parents[3]
 SCHEMAS = ROOT / "tests" / "integration" / "apps" / "schemas"
@@ -104,21 +104,11 @@ class Poison:
         )
         try:
             info = consumer.list_topics(topic, timeout=10).topics[topic]
-            ends = {}
-            for p in info.partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                if high > low:
-                    ends[p] = high
-            consumer.assign([TopicPartition(topic, p, 0) for p in ends])
-            records: list[Any] = []
-            deadline = time.monotonic() + timeout + 10
-            while ends and time.monotonic() < deadline:
-                for msg in consumer.consume(500, timeout=0.5):
-                    if msg.error() is None:
-                        records.append(msg)
-                        if msg.offset() + 1 >= ends.get(msg.partition(), 0):
-                            ends.pop(msg.partition(), None)
-            return records
+            ranges = {
+                (topic, p): consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                for p in info.partitions
+            }
+            return list(read_until(consumer, ranges, stall=timeout + 10))
         finally:
             consumer.close()
 

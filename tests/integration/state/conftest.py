@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streamkit.ops.admin import admin_client, delete_topics
+from streamkit.ops.offsets import read_until
 from tests.integration.apps.totals import fold
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -112,24 +112,12 @@ class Totals:
         consumer = Consumer(
             {**self.config, "group.id": f"r-{uuid.uuid4().hex}", "isolation.level": isolation}
         )
-        records: list[tuple[bytes, bytes | None]] = []
         try:
-            ends = {}
-            for p in range(self.partitions):
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                if high > low:
-                    ends[p] = high
-            consumer.assign([TopicPartition(topic, p, 0) for p in ends])
-            deadline = time.monotonic() + 60
-            while ends and time.monotonic() < deadline:
-                for msg in consumer.consume(1000, timeout=0.5):
-                    if msg.error() is None:
-                        records.append((msg.key(), msg.value()))
-                for p in list(ends):
-                    (position,) = consumer.position([TopicPartition(topic, p)])
-                    if position.offset >= ends[p]:
-                        del ends[p]
-            assert not ends, f"{topic}: partitions {sorted(ends)} not read to their end"
+            ranges = {
+                (topic, p): consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                for p in range(self.partitions)
+            }
+            records = [(m.key(), m.value()) for m in read_until(consumer, ranges)]
         finally:
             consumer.close()
         return records
