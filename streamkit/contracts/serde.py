@@ -64,7 +64,7 @@ class BytesSerde:
     name = "bytes"
 
     def encode(self, value: Any) -> bytes:
-        if not isinstance(value, bytes | bytearray):
+        if not isinstance(value, (bytes, bytearray)):
             raise SerializationError(f"expected bytes, got {type(value).__name__}", schema="bytes")
         return bytes(value)
 
@@ -80,7 +80,7 @@ class StringSerde:
     def encode(self, value: Any) -> bytes:
         if isinstance(value, str):
             return value.encode("utf-8")
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
             return str(value).encode("ascii")
         if isinstance(value, bytes):
             return value
@@ -149,6 +149,13 @@ class AvroSerde:
         return _write(self.contract, value, self._header)
 
     def decode(self, data: bytes) -> Any:
+        if data.startswith(self._header):  # written with the current schema: the hot path
+            stream = BytesIO(data)
+            stream.seek(10)
+            try:
+                return schemaless_reader(stream, self.contract.parsed, None)
+            except Exception:  # noqa: BLE001 - _read below says what went wrong
+                return _read(data, 10, self.contract, self.contract)
         if data[:2] != SINGLE_OBJECT_MAGIC or len(data) < 10:
             raise SerializationError(
                 f"not Avro single-object encoded (starts {data[:2].hex() or 'empty'}, "

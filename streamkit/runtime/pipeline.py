@@ -130,6 +130,9 @@ class RetryOrigin:
 
 
 OutRecord = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes | None]]]
+_ROUTED = (Emit, list, tuple)
+"""Processor results that name their outputs or fan out (not a single value)."""
+
 FastPath = Callable[[int, int, int, bytes | None, bytes, Callable[..., None]], "Outcome | None"]
 
 
@@ -253,7 +256,7 @@ class Pipeline:
             if result is None:
                 self.fast_filtered += 1
                 return None
-            if isinstance(result, Emit | list | tuple):
+            if type(result) is not dict and isinstance(result, _ROUTED):
                 outcome = Outcome()
                 try:
                     emits = route(spec, result)
