@@ -9,6 +9,7 @@ import click
 from streamkit.app import load_app
 from streamkit.engines.kafka import WorkerOptions
 from streamkit.observability.logs import configure_logging
+from streamkit.runtime import instance
 from streamkit.runtime.pipeline import Pipeline
 from streamkit.runtime.supervisor import Supervisor, SupervisorOptions
 from streamkit.runtime.worker_process import ProcessOptions
@@ -99,4 +100,9 @@ def run(
         f"{settings.bootstrap_servers}",
         err=True,
     )
-    sys.exit(Supervisor(target, options).run())
+    claimed = instance.claim(app.group_id, settings.state_dir / "instances")
+    try:
+        code = Supervisor(target, options, claimed.id).run()
+    finally:
+        claimed.release()
+    sys.exit(code)

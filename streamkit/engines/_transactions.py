@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+from streamkit.runtime import failpoints, instance
 
 __all__ = ["Transactions", "transactional_id"]
 
@@ -25,8 +26,9 @@ _COMMIT_TRIES = 3
 
 
 def transactional_id(group: str, worker_id: str) -> str:
-    """Stable across restarts of the same worker on the same host (so zombies are fenced)."""
-    return f"{group}-{socket.gethostname()}-{worker_id}"
+    """Stable across restarts of the same worker of the same instance (so zombies are
+    fenced), distinct between instances (see :mod:`streamkit.runtime.instance`)."""
+    return f"{group}-{instance.current()}-{worker_id}"
 
 
 class Transactions:
@@ -67,6 +69,8 @@ class Transactions:
                 )
         except KafkaException as exc:
             return self._failed(exc.args[0], "sending offsets", offsets)
+        if failpoints.ARMED:
+            failpoints.reached("txn-commit")
         for attempt in range(1, _COMMIT_TRIES + 1):
             try:
                 self.producer.commit_transaction(_TIMEOUT)

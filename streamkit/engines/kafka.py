@@ -32,6 +32,7 @@ from streamkit.failures.handler import OutputTooLargeError, is_too_large
 from streamkit.observability.logs import record_fields
 from streamkit.ops.console import message_headers
 from streamkit.ops.offsets import read_until
+from streamkit.runtime import failpoints
 from streamkit.runtime.blocking import PartitionBlocker
 from streamkit.runtime.failure import Failure, FailureHandler, Stage
 from streamkit.runtime.middleware import Middleware
@@ -94,6 +95,10 @@ class KafkaWorker:
         failure_handler: FailureHandler | None = None,
         middleware: Sequence[Middleware] = (),
     ) -> None:
+        try:
+            failpoints.check()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         self.app = app
         self.settings = settings or Settings.from_env()
         self.options = options or WorkerOptions()
@@ -279,6 +284,8 @@ class KafkaWorker:
         txn.begin()
         try:
             self._handle(messages, batch)
+            if failpoints.ARMED:
+                failpoints.reached("transaction")
         except BaseException:
             txn.abort()
             if self.state is not None:
@@ -474,6 +481,8 @@ class KafkaWorker:
         assert batch is not None  # noqa: S101 - only called while a batch is handled
         assert msg is not None  # noqa: S101
         callback = partial(self._delivered, batch, msg, False)
+        if failpoints.ARMED:
+            failpoints.reached("process")
         if headers or partition >= 0 or timestamp <= 0:
             self._produce(batch, topic, key, value, headers, timestamp, callback, partition)
             return
@@ -497,6 +506,8 @@ class KafkaWorker:
         assert batch is not None  # noqa: S101 - only called while a batch is handled
         assert msg is not None  # noqa: S101
         callback = partial(self._delivered, batch, msg, False)
+        if failpoints.ARMED:
+            failpoints.reached("process")
         batch.pending += 1
         try:
             self.producer.produce(
@@ -663,6 +674,8 @@ class KafkaWorker:
         ]
         if not changed:
             return
+        if failpoints.ARMED:
+            failpoints.reached("produce")
         try:
             if asynchronous:
                 self.consumer.commit(offsets=changed, asynchronous=True)
@@ -671,6 +684,8 @@ class KafkaWorker:
         except KafkaException as exc:
             self.log.warning("offset commit failed (will retry): %s", exc.args[0].str())
             return
+        if failpoints.ARMED:
+            failpoints.reached("commit")
         for tp in changed:
             self._committed[(tp.topic, tp.partition)] = tp.offset
             self.blocker.succeeded((tp.topic, tp.partition))

@@ -22,6 +22,7 @@ from types import FrameType
 import orjson
 
 from streamkit.engines.kafka import WorkerOptions
+from streamkit.runtime import instance
 from streamkit.runtime.worker_process import EXIT_CANNOT_START, EXIT_OK, ProcessOptions
 
 __all__ = ["Supervisor", "SupervisorOptions"]
@@ -77,9 +78,12 @@ def _die_with_parent() -> None:
 class Supervisor:
     """Keeps ``options.workers`` worker processes of ``target`` running."""
 
-    def __init__(self, target: str, options: SupervisorOptions) -> None:
+    def __init__(
+        self, target: str, options: SupervisorOptions, instance_id: str | None = None
+    ) -> None:
         self.target = target
         self.options = options
+        self.instance_id = instance_id
         self.slots = [_Slot(i) for i in range(options.workers)]
         self._stopping = False
 
@@ -95,6 +99,8 @@ class Supervisor:
             "--process", orjson.dumps(asdict(process)).decode(),
         ]  # fmt: skip
         env = dict(os.environ)
+        if self.instance_id:
+            env[instance.ENV] = self.instance_id
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
         slot.process = subprocess.Popen(
             command,
