@@ -147,6 +147,7 @@ class KafkaWorker:
                         "read_committed" if app.guarantee == "exactly_once" else "read_uncommitted"
                     ),
                     "logger": kafka_log,
+                    "on_commit": self._on_commit,
                     **dict(self.options.consumer or {}),
                 }
             )
@@ -689,6 +690,24 @@ class KafkaWorker:
         for tp in changed:
             self._committed[(tp.topic, tp.partition)] = tp.offset
             self.blocker.succeeded((tp.topic, tp.partition))
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """The result of a commit: what did not land is forgotten, so it is sent again.
+
+        An asynchronous commit can fail after the loop moved on (a rebalance in progress,
+        a coordinator change); without this the worker would believe those offsets were
+        committed and never send them again.
+        """
+        failed = [tp for tp in partitions if error is not None or tp.error is not None]
+        for tp in failed:
+            key = (tp.topic, tp.partition)
+            if self._committed.get(key) == tp.offset:
+                del self._committed[key]
+        if failed and (error is None or error.code() != KafkaError._NO_OFFSET):
+            first = error or failed[0].error
+            reason = first.str() if first is not None else "unknown error"
+            self.log.info("offset commit of %s failed (sent again): %s", _describe(
+                [(tp.topic, tp.partition) for tp in failed]), reason)  # fmt: skip
 
     def _forget(self, keys: list[TopicPartitionKey]) -> None:
         self.tracker.drop(keys)

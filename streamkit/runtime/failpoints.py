@@ -4,8 +4,8 @@ Off unless ``STREAMKIT_FAILPOINTS`` names some; then each check is one dict look
 value is a comma-separated list of ``point@N``: the N-th time this process passes
 ``point`` it kills itself with SIGKILL (no cleanup, no flush, like ``kill -9``). With
 ``STREAMKIT_FAILPOINTS_ONCE=PATH`` a point fires only if PATH does not exist, and creates
-it as it fires, so a worker restarted by the supervisor does not crash again until the
-test removes the file.
+it as it fires; while PATH exists the point keeps counting passes without firing, so a
+worker restarted by the supervisor crashes again only after the test removes the file.
 
 The points:
 
@@ -53,6 +53,7 @@ try:
     ARMED: dict[str, int] = parse(os.environ.get("STREAMKIT_FAILPOINTS", ""))
 except ValueError:
     ARMED = {}  # check() reports it where the worker starts
+_COUNTS = dict(ARMED)
 """Points still armed, with the number of passes left before they fire."""
 
 
@@ -64,13 +65,12 @@ def reached(point: str) -> None:
     if left > 1:
         ARMED[point] = left - 1
         return
-    del ARMED[point]
     marker = os.environ.get("STREAMKIT_FAILPOINTS_ONCE")
     if marker:
         try:
             os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            return  # fired already, in an earlier life of this worker
-        except OSError:
+        except OSError:  # fired already (in an earlier life of this worker): count again
+            ARMED[point] = _COUNTS[point]
             return
+    del ARMED[point]
     os.kill(os.getpid(), signal.SIGKILL)

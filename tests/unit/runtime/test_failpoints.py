@@ -61,3 +61,25 @@ def test_a_once_marker_lets_a_restarted_process_pass(tmp_path: Path) -> None:
     second = _run(env)
     assert second.returncode == 0
     assert second.stdout.split() == ["0", "1", "2"]
+
+
+def test_a_point_suppressed_by_its_marker_fires_once_the_marker_is_gone(tmp_path: Path) -> None:
+    marker = tmp_path / "fired"
+    marker.touch()
+    code = (
+        "import os\n"
+        "from streamkit.runtime import failpoints\n"
+        "for n in range(4):\n"
+        "    failpoints.reached('commit')\n"
+        "    print(n, flush=True)\n"
+        "    if n == 1:\n"
+        f"        os.remove({str(marker)!r})\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "STREAMKIT_FAILPOINTS": "commit@2",
+             "STREAMKIT_FAILPOINTS_ONCE": str(marker)},
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode == -signal.SIGKILL
+    assert done.stdout.split() == ["0", "1", "2"]
