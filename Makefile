@@ -12,7 +12,7 @@ DEMO_DATA_DIR ?= $(CURDIR)/.streamkit/demo-broker
 PYTEST_ARGS ?=
 
 
-.PHONY: help install lint test test-docker test-unit demo bench bench-peers broker-start broker-stop broker-status clean
+.PHONY: help install lint test test-docker test-unit demo bench bench-peers chaos broker-start broker-stop broker-status clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -62,6 +62,9 @@ bench-peers: ## Virtualenvs for faust-streaming and Quix Streams, and the Kafka 
 	  .venv-bench-quix/bin/pip install --quiet quixstreams fastavro orjson; }
 	@[ -d benchmarks/kstreams/target/classes ] || mvn -q -B -f benchmarks/kstreams/pom.xml \
 	  compile dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=target/lib
+
+chaos: install ## The reliability suite in long cycles, then its table (CHAOS_ARGS="--short --only kill-9")
+	$(PY) -m tests.e2e.chaos $(CHAOS_ARGS)
 
 broker-start: install ## Start the local broker on 127.0.0.1:9092 (stays up)
 	$(STREAMKIT) broker start

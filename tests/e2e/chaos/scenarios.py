@@ -48,7 +48,7 @@ class Size:
 
 
 SHORT = Size(records=4000, rate=800, faults=2)
-LONG = Size(records=40000, rate=1500, faults=8)
+LONG = Size(records=50000, rate=1000, faults=6)
 
 
 def _children(pid: int) -> list[int]:
@@ -411,8 +411,8 @@ def zombie(run: Run) -> None:
     run.begin()
     pid = run.workers(first, 1)[0]
     run.start(workers=1)
-    for _ in range(run.size.faults):
-        run.wait_produced(0.3)
+    for n in range(run.size.faults):
+        run.wait_produced((n + 1) / (run.size.faults + 1))
         run.faults_ms.append(now_ms())
         os.kill(pid, signal.SIGSTOP)
         time.sleep(10)  # past session.timeout.ms (6 s): the group moves on without it
