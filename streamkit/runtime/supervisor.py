@@ -40,7 +40,8 @@ class SupervisorOptions:
         max_restarts: crashes of one worker within ``restart_window`` seconds that end
             the run (a crash loop).
         restart_window: seconds over which crashes are counted.
-        backoff_initial: seconds before the first restart; doubles per crash.
+        backoff_initial: seconds before the first restart; doubles per crash within
+            ``restart_window``.
         backoff_max: the longest wait before a restart.
         worker: options every worker gets (its ``worker_id`` is set per process).
         process: HTTP, log format and tracing of every worker; worker *i* serves HTTP on
@@ -173,9 +174,11 @@ class Supervisor:
                 code,
             )
             return 1
+        # Doubles with each crash inside the window, so a worker that ran well for a
+        # window starts again from the initial backoff.
         slot.backoff = min(
             self.options.backoff_max,
-            slot.backoff * 2 if slot.backoff else self.options.backoff_initial,
+            self.options.backoff_initial * 2 ** (len(slot.crashes) - 1),
         )
         slot.restart_at = now + slot.backoff
         log.warning(
