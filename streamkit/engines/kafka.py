@@ -637,6 +637,11 @@ class KafkaWorker:
                         "enable.auto.commit": False,
                         "enable.auto.offset.store": False,
                         "isolation.level": "read_committed",
+                        # Restores read to a known end, one partition after another: a
+                        # long-polling fetch (500 ms by default) or its backoff would
+                        # hold up the next partition's first fetch.
+                        "fetch.wait.max.ms": 20,
+                        "fetch.error.backoff.ms": 20,
                         "logger": logging.getLogger("streamkit.kafka"),
                     }
                 )

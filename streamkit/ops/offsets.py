@@ -143,7 +143,12 @@ def read_until(
     consumer.assign([TopicPartition(t, p, ranges[(t, p)][0]) for t, p in todo])
     idle_since = time.monotonic()
     while todo:
-        batch = consumer.consume(1000, timeout=0.5)
+        # What has arrived, without waiting for a full batch (a small partition would
+        # otherwise cost the whole timeout); only when nothing has, wait for a record.
+        batch = consumer.consume(1000, timeout=0)
+        if not batch:
+            first = consumer.poll(0.2)
+            batch = [] if first is None else [first]
         for msg in batch:
             error = msg.error()
             if error is not None:
