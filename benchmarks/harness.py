@@ -288,7 +288,8 @@ def report(results: list[Result], out: Path, records: int, rate: int) -> Path:
     lines = [
         "# streamkit peer benchmark", "",
         f"{records:,} records (~200-byte Avro), {PARTITIONS} partitions, median of "
-        f"{len(results[0].runs) if results else 0} runs; latency at {rate:,} records/s.", "",
+        f"{len(results[0].runs) if results else 0} runs taken round-robin; latency at {rate:,} "
+        "records/s measured first, on a quiet broker, after a discarded warm-up second.", "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{platform.platform()}", "",
         "| implementation | records/s | vs (a) | p50 ms | p99 ms | peak RSS MB (per process) |",
@@ -299,8 +300,11 @@ def report(results: list[Result], out: Path, records: int, rate: int) -> Path:
         p50 = "-" if r.p50_ms is None else f"{r.p50_ms:.0f}"
         p99 = "-" if r.p99_ms is None else f"{r.p99_ms:.0f}"
         lines.append(
-            f"| {labels.get(r.variant, r.variant)} | {r.rate:,.0f} | {ratio} | {p50} | {p99} | {r.rss_mb:.0f} |"
+            f"| {labels.get(r.variant, r.variant)} | {r.rate:,.0f} | {ratio} | {p50} | {p99} | "
+            f"{r.rss_mb:.0f} |"
         )
+    lines += ["", "Every run (records/s):", ""]
+    lines += [f"- {r.variant}: " + ", ".join(f"{x:,.0f}" for x in r.runs) for r in results]
     path = out / "results.md"
     path.write_text("\n".join(lines) + "\n")
     try:
@@ -349,21 +353,30 @@ def main(argv: list[str] | None = None) -> int:
         create_topics(admin, [TopicSpec(source, PARTITIONS)])
         print(f"producing {args.records:,} records to {source} on {bootstrap}")
         _produce_dataset(bootstrap, source, args.records)
-        results = []
+        # Latency first, on a quiet broker (deleting the throughput runs' output topics
+        # keeps a broker busy for a while); then the throughput runs round-robin, so
+        # whatever drifts during the benchmark touches every implementation alike.
+        latencies: dict[str, tuple[float, float]] = {}
         for variant in chosen:
-            runs = []
-            for i in range(args.runs):
-                one = run_once(variant, bootstrap, source, args.records)
-                runs.append(one)
-                print(f"{variant.name} run {i + 1}: {one.rate:,.0f} records/s, {one.rss_mb:.0f} MB")
-            best = sorted(runs, key=lambda r: r.rate)[len(runs) // 2]
-            best.runs = [r.rate for r in runs]
-            best.rss_mb = max(r.rss_mb for r in runs)
             if not args.no_latency and variant.name in {"raw", "streamkit-1"}:
-                best.p50_ms, best.p99_ms = latency(
+                latencies[variant.name] = latency(
                     variant, bootstrap, args.latency_rate, args.latency_seconds
                 )
-                print(f"{variant.name} latency: p50 {best.p50_ms:.0f} ms, p99 {best.p99_ms:.0f} ms")
+                p50, p99 = latencies[variant.name]
+                print(f"{variant.name} latency: p50 {p50:.0f} ms, p99 {p99:.0f} ms")
+        runs: dict[str, list[Result]] = {v.name: [] for v in chosen}
+        for i in range(args.runs):
+            for variant in chosen:
+                one = run_once(variant, bootstrap, source, args.records)
+                runs[variant.name].append(one)
+                print(f"{variant.name} run {i + 1}: {one.rate:,.0f} records/s, {one.rss_mb:.0f} MB")
+        results = []
+        for variant in chosen:
+            mine = runs[variant.name]
+            best = sorted(mine, key=lambda r: r.rate)[len(mine) // 2]
+            best.runs = [r.rate for r in mine]
+            best.rss_mb = max(r.rss_mb for r in mine)
+            best.p50_ms, best.p99_ms = latencies.get(variant.name, (None, None))
             results.append(best)
         delete_topics(admin, [source])
         print(report(results, args.out, args.records, args.latency_rate).read_text())

@@ -703,16 +703,18 @@ class KafkaWorker:
         a coordinator change); without this the worker would believe those offsets were
         committed and never send them again.
         """
+        if error is not None and error.code() == KafkaError._NO_OFFSET:
+            return  # there was nothing to commit
         failed = [tp for tp in partitions if error is not None or tp.error is not None]
         for tp in failed:
             key = (tp.topic, tp.partition)
             if self._committed.get(key) == tp.offset:
                 del self._committed[key]
-        if failed and (error is None or error.code() != KafkaError._NO_OFFSET):
+        if failed:
             first = error or failed[0].error
+            where = _describe([(tp.topic, tp.partition) for tp in failed])
             reason = first.str() if first is not None else "unknown error"
-            self.log.info("offset commit of %s failed (sent again): %s", _describe(
-                [(tp.topic, tp.partition) for tp in failed]), reason)  # fmt: skip
+            self.log.info("offset commit of %s failed (sent again): %s", where, reason)
 
     def _forget(self, keys: list[TopicPartitionKey]) -> None:
         self.tracker.drop(keys)

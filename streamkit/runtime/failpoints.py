@@ -53,8 +53,8 @@ try:
     ARMED: dict[str, int] = parse(os.environ.get("STREAMKIT_FAILPOINTS", ""))
 except ValueError:
     ARMED = {}  # check() reports it where the worker starts
-_COUNTS = dict(ARMED)
 """Points still armed, with the number of passes left before they fire."""
+_COUNTS = dict(ARMED)
 
 
 def reached(point: str) -> None:
