@@ -87,7 +87,15 @@ class PartitionBlocker:
             self.log.debug("resume of %s skipped: %s", due, exc.args[0].str())
 
     def forget(self, tps: list[TopicPartitionKey]) -> None:
-        """Drop revoked or lost partitions."""
+        """Drop revoked or lost partitions, resuming the held ones: librdkafka keeps a
+        partition's pause across an unassign, so one held when it was revoked would stay
+        paused, silently, when it is assigned to this member again."""
+        held = [tp for tp in tps if tp in self.until]
         for tp in tps:
             self.until.pop(tp, None)
             self.backoffs.pop(tp, None)
+        if held:
+            try:
+                self.consumer.resume([TopicPartition(t, p) for t, p in held])
+            except KafkaException as exc:
+                self.log.debug("resume of %s skipped: %s", held, exc.args[0].str())
