@@ -324,7 +324,7 @@ class KafkaWorker:
         next_offsets = batch.next_offsets
         blocked = self.blocker.until
         retrying = self._retrying
-        emit = self._emit
+        sink = self._sink
         try:
             for msg in messages:
                 error = msg.error()
@@ -340,7 +340,7 @@ class KafkaWorker:
                 value = msg.value()
                 if fast is not None and value is not None and tp not in retrying:
                     offset = msg.offset() or 0
-                    outcome = fast(tp[1], offset, msg.timestamp()[1], msg.key(), value, emit)
+                    outcome = fast(tp[1], offset, msg.timestamp()[1], msg.key(), value, sink)
                     if outcome is None and not self._sink_errors:
                         next_offsets[tp] = offset + 1
                         continue
@@ -493,30 +493,6 @@ class KafkaWorker:
         except (BufferError, KafkaException):
             batch.pending -= 1
             self._produce(batch, topic, key, value, headers, timestamp, callback, partition)
-
-    def _emit(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: None,
-        timestamp: int,
-    ) -> None:
-        """The fast path's sink: one record, no headers, the partitioner's choice."""
-        batch, msg = self._batch, self._message
-        assert batch is not None  # noqa: S101 - only called while a batch is handled
-        assert msg is not None  # noqa: S101
-        callback = partial(self._delivered, batch, msg, False)
-        if failpoints.ARMED:
-            failpoints.reached("process")
-        batch.pending += 1
-        try:
-            self.producer.produce(
-                topic, value, key, on_delivery=callback, timestamp=max(timestamp, 0)
-            )
-        except (BufferError, KafkaException):
-            batch.pending -= 1
-            self._produce(batch, topic, key, value, headers, timestamp, callback)
 
     def _produce(
         self,
