@@ -295,6 +295,8 @@ class KafkaWorker:
         offsets = {tp: o for tp, o in batch.next_offsets.items() if tp in self.assigned}
         if txn.commit(offsets):
             self._committed.update(offsets)
+            for tp in offsets:
+                self.blocker.succeeded(tp)  # the next abort waits 1 s again, not 2x the last
             if self.state is not None:
                 self.state.commit()
             return
