@@ -1,7 +1,6 @@
 """Running the poison app (tests/integration/apps/poison.py) against the test broker."""
 
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -18,6 +17,7 @@ from streamkit.failures.dead_letter import DeadLetter, read_dead_letter
 from streamkit.ops.admin import admin_client, delete_topics
 from streamkit.ops.console import message_headers
 from streamkit.ops.offsets import read_until
+from tests.integration.helpers import committed_offsets, stop, stop_all
 
 ROOT = Path(__file__).resolve().parents[3]
 SCHEMAS = ROOT / "tests" / "integration" / "apps" / "schemas"
@@ -82,9 +82,7 @@ class Poison:
         return process
 
     def stop(self, process: subprocess.Popen[bytes]) -> tuple[int, str]:
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=60)
-        return process.returncode, err.decode(errors="replace")
+        return stop(process, 60)
 
     def produce(self, records: list[tuple[bytes | None, bytes, int | None]]) -> None:
         """(key, value, partition or None) each, in order."""
@@ -132,14 +130,7 @@ class Poison:
         ]
 
     def committed(self) -> dict[int, int]:
-        consumer = Consumer({**self.config, "group.id": self.group})
-        try:
-            parts = consumer.committed(
-                [TopicPartition(self.input, p) for p in range(self.partitions)], timeout=10
-            )
-        finally:
-            consumer.close()
-        return {tp.partition: tp.offset for tp in parts}
+        return committed_offsets(self.config, self.group, self.input, self.partitions)
 
     def ends(self) -> dict[int, int]:
         consumer = Consumer({**self.config, "group.id": "ends"})
@@ -165,14 +156,7 @@ def poison(kafka_bootstrap: str, kafka_config: dict[str, Any]) -> Iterator[Poiso
     created = setup.cli("topics", "create", APP)
     assert created.returncode == 0, created.stderr
     yield setup
-    for process in setup.processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=45)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    stop_all(setup.processes, timeout=45)
     delete_topics(
         admin_client(kafka_config),
         [setup.input, setup.output, setup.dlq, setup.parked],

@@ -1,7 +1,6 @@
 """Helpers for running real worker processes against the test broker."""
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -13,6 +12,8 @@ from typing import Any
 import orjson
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+from tests.integration.helpers import committed_offsets, stop, stop_all
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 
@@ -140,19 +141,10 @@ class EchoSetup:
         return {p: high for p, (_, high) in self.watermarks(self.input).items()}
 
     def committed(self) -> dict[int, int]:
-        consumer = Consumer({**self.config, "group.id": self.group})
-        try:
-            parts = consumer.committed(
-                [TopicPartition(self.input, p) for p in range(self.partitions)], timeout=10
-            )
-        finally:
-            consumer.close()
-        return {tp.partition: tp.offset for tp in parts}
+        return committed_offsets(self.config, self.group, self.input, self.partitions)
 
     def stop(self, process: subprocess.Popen[bytes], timeout: float = 60) -> tuple[int, str]:
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=timeout)
-        return process.returncode, err.decode(errors="replace")
+        return stop(process, timeout)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -181,11 +173,4 @@ def echo(
         partitions=partitions,
     )
     yield setup
-    for process in setup.processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=45)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    stop_all(setup.processes, timeout=45)

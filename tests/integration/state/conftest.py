@@ -1,7 +1,6 @@
 """Running the totals app (tests/integration/apps/totals.py) against the test broker."""
 
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -17,6 +16,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from streamkit.ops.admin import admin_client, delete_topics
 from streamkit.ops.offsets import read_until
 from tests.integration.apps.totals import fold
+from tests.integration.helpers import stop, stop_all
 
 ROOT = Path(__file__).resolve().parents[3]
 APP = "tests.integration.apps.totals"
@@ -69,9 +69,7 @@ class Totals:
         return process
 
     def stop(self, process: subprocess.Popen[bytes]) -> tuple[int, str]:
-        process.send_signal(signal.SIGTERM)
-        _, err = process.communicate(timeout=90)
-        return process.returncode, err.decode(errors="replace")
+        return stop(process, 90)
 
     def produce(self, count: int, customers: int = 40, close_every: int = 0) -> None:
         producer = Producer({**self.config, "enable.idempotence": True, "linger.ms": 5})
@@ -174,12 +172,5 @@ def totals(kafka_bootstrap: str, kafka_config: dict[str, Any], tmp_path: Path) -
     created = setup.cli("topics", "create", APP)
     assert created.returncode == 0, created.stderr
     yield setup
-    for process in setup.processes:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    stop_all(setup.processes, timeout=60)
     delete_topics(admin_client(kafka_config), [setup.input, setup.output, setup.changelog])
