@@ -14,7 +14,8 @@ def test_the_harness_runs_raw_and_streamkit_and_writes_a_report(
     code = harness.main(
         [
             "--records", "2000", "--runs", "1", "--variants", "raw,streamkit-1",
-            "--latency-rate", "500", "--latency-seconds", "1", "--out", str(tmp_path),
+            "--latency-rate", "500", "--latency-seconds", "1", "--latency-warmup", "1",
+            "--out", str(tmp_path),
         ]
     )  # fmt: skip
     assert code == 0
