@@ -362,17 +362,16 @@ def main(argv: list[str] | None = None) -> int:
         admin = admin_client({"bootstrap.servers": bootstrap})
         source = f"bench-in-{uuid.uuid4().hex[:8]}"
         create_topics(admin, [TopicSpec(source, PARTITIONS)])
-        # Latency first, on a quiet broker: before the dataset is written (right after a
-        # million records land, the broker's log flushing and cleaning cost every client
-        # hundreds of ms of p99) and before the throughput runs (deleting their output
-        # topics keeps a broker busy for a while). Then the throughput runs round-robin,
+        # Latency first, on a quiet broker: before the dataset is written (measured right
+        # after a million records landed, every client's p99 was hundreds of ms) and before
+        # the throughput runs (deleting their output topics keeps a broker busy a while). Then the throughput runs round-robin,
         # so whatever drifts during the benchmark touches every implementation alike.
         timed = [v for v in chosen if v.name in {"raw", "streamkit-1"} and not args.no_latency]
         latencies: dict[str, list[tuple[float, float]]] = {v.name: [] for v in timed}
         for variant in timed:
             # Not reported: a fresh broker's first consumer groups (creating and loading
-            # __consumer_offsets) and its JIT compiling cost hundreds of ms of p99 to
-            # whoever runs in its first minutes (measured: p99 1.8 s, then 170 ms, and
+            # __consumer_offsets) and its warm-up cost hundreds of ms of p99 to whoever
+            # runs in its first minutes (measured: p99 1.8 s, then 170 ms, and
             # 20-50 ms once the broker had been up three minutes, for the same worker).
             latency(variant, bootstrap, args.latency_rate, args.latency_warmup)
         for i in range(args.runs if timed else 0):

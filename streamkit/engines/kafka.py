@@ -45,9 +45,10 @@ __all__ = ["FailureCounters", "KafkaWorker", "WorkerOptions"]
 
 # The consumer's prefetch, bounded: librdkafka's defaults (64 MB of queued records, 50 MB
 # fetches) let a worker facing a backlog grow to about 190 MB, most of it fetch buffers
-# that queued records keep alive. With these it peaks near 130 MB at the same throughput
-# (1M-record backlog, benchmarks/harness.py). A short queue backoff keeps the small queue
-# fed: librdkafka otherwise waits 1 s before fetching for a partition whose queue was full.
+# that queued records keep alive. With these it peaks near 130 MB, with no throughput
+# cost beyond run-to-run noise (1M-record backlog, benchmarks/harness.py). A short queue
+# backoff keeps the small queue fed: librdkafka otherwise waits 1 s before fetching for a
+# partition whose queue was full.
 # Users override any of them with STREAMKIT_KAFKA_*.
 _PREFETCH = {
     "queued.max.messages.kbytes": 8192,

@@ -115,8 +115,8 @@ def run_worker(target: str, options: WorkerOptions, process: ProcessOptions | No
         return EXIT_CANNOT_START
     # What is built by now lives as long as the process: frozen out of the collector's
     # way, a full collection scans only what the stream allocates. Before, full
-    # collections paused the hot loop 40-47 ms (modules, app and clients: about 200k
-    # objects), which showed in the p99 latency at 5,000 records/s.
+    # collections paused the hot loop 40-47 ms (scanning the modules, the app and the
+    # clients), which showed in the p99 latency at 5,000 records/s.
     gc.collect()
     gc.freeze()
     try:
