@@ -104,9 +104,13 @@ class Settings:
             java_home=env.get("JAVA_HOME", ""),
         )
 
-    def client_config(self, **overrides: Any) -> dict[str, Any]:
-        """librdkafka configuration for a client: bootstrap, passthrough, then overrides."""
+    def client_config(
+        self, defaults: Mapping[str, Any] | None = None, /, **overrides: Any
+    ) -> dict[str, Any]:
+        """librdkafka configuration for a client: bootstrap, ``defaults`` (which the
+        ``STREAMKIT_KAFKA_*`` passthrough replaces), the passthrough, then ``overrides``."""
         config: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers}
+        config.update(defaults or {})
         config.update(self.kafka)
         config.update(overrides)
         return config

@@ -150,6 +150,7 @@ class KafkaWorker:
         kafka_log = logging.getLogger("streamkit.kafka")
         self.consumer = Consumer(
             self.settings.client_config(
+                _PREFETCH,
                 **{
                     "group.id": app.group_id,
                     "client.id": client_id,
@@ -162,9 +163,8 @@ class KafkaWorker:
                     ),
                     "logger": kafka_log,
                     "on_commit": self._on_commit,
-                    **{k: v for k, v in _PREFETCH.items() if k not in self.settings.kafka},
                     **dict(self.options.consumer or {}),
-                }
+                },
             )
         )
         self.eos = app.guarantee == "exactly_once"

@@ -25,6 +25,17 @@ def test_kafka_passthrough_turns_underscores_into_dots() -> None:
     assert config["bootstrap.servers"] == DEFAULT_BOOTSTRAP_SERVERS
 
 
+def test_the_passthrough_replaces_defaults_and_overrides_replace_both() -> None:
+    settings = Settings.from_env({"STREAMKIT_KAFKA_FETCH_MAX_BYTES": "1000"})
+    config = settings.client_config(
+        {"fetch.max.bytes": 4, "queued.max.messages.kbytes": 8, "linger.ms": 5},
+        **{"linger.ms": 1},
+    )
+    assert config["fetch.max.bytes"] == "1000"  # the user's setting
+    assert config["queued.max.messages.kbytes"] == 8  # the default, untouched
+    assert config["linger.ms"] == 1  # the caller's override
+
+
 def test_malformed_bootstrap_servers_name_the_variable_and_the_bad_entry() -> None:
     with pytest.raises(ConfigError, match=r"STREAMKIT_BOOTSTRAP_SERVERS: 'kafka' is not host:port"):
         Settings.from_env({"STREAMKIT_BOOTSTRAP_SERVERS": "127.0.0.1:9092,kafka"})
