@@ -309,9 +309,7 @@ class KafkaWorker:
             raise
         offsets = {tp: o for tp, o in batch.next_offsets.items() if tp in self.assigned}
         if txn.commit(offsets):
-            self._committed.update(offsets)
-            for tp in offsets:
-                self.blocker.succeeded(tp)  # the next abort waits 1 s again, not 2x the last
+            self._mark_committed(offsets)
             if self.state is not None:
                 self.state.commit()
             return
@@ -685,9 +683,14 @@ class KafkaWorker:
             return
         if failpoints.ARMED:
             failpoints.reached("commit")
-        for tp in changed:
-            self._committed[(tp.topic, tp.partition)] = tp.offset
-            self.blocker.succeeded((tp.topic, tp.partition))
+        self._mark_committed({(tp.topic, tp.partition): tp.offset for tp in changed})
+
+    def _mark_committed(self, offsets: Mapping[TopicPartitionKey, int]) -> None:
+        """Offsets that were committed: remembered, and their partitions' next infrastructure
+        wait starts small again (at least once and exactly once alike)."""
+        self._committed.update(offsets)
+        for tp in offsets:
+            self.blocker.succeeded(tp)
 
     def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
         """The result of a commit: what did not land is forgotten, so it is sent again.
