@@ -87,9 +87,9 @@ class PartitionBlocker:
             self.log.debug("resume of %s skipped: %s", due, exc.args[0].str())
 
     def forget(self, tps: list[TopicPartitionKey]) -> None:
-        """Drop revoked or lost partitions, resuming the held ones: librdkafka keeps a
-        partition's pause across an unassign, so one held when it was revoked would stay
-        paused, silently, when it is assigned to this member again."""
+        """Drop revoked or lost partitions, resuming the held ones, so that a hold never
+        outlives the assignment it was made in (defensive: librdkafka 2.x was seen to clear
+        a pause on unassign, but nothing here relies on that)."""
         held = [tp for tp in tps if tp in self.until]
         for tp in tps:
             self.until.pop(tp, None)

@@ -50,6 +50,7 @@ def test_a_committed_transaction_resets_the_partitions_abort_backoff(
         return event
 
     monkeypatch.setattr(kafka_engine, "Transactions", AbortFirst)
+    monkeypatch.setattr(AbortFirst, "aborted", 0)
     producer = Producer(kafka_config)
     for n in range(3):
         producer.produce(source, orjson.dumps({"n": n}), b"k")
