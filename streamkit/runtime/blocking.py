@@ -43,6 +43,7 @@ class PartitionBlocker:
         self.consumer = consumer
         self.log = log
         self.until: dict[TopicPartitionKey, float] = {}
+        self.held_at: dict[TopicPartitionKey, int] = {}
         self.backoffs: dict[TopicPartitionKey, Backoff] = {}
 
     def __contains__(self, tp: object) -> bool:
@@ -52,7 +53,14 @@ class PartitionBlocker:
         return len(self.until)
 
     def block(self, tp: TopicPartitionKey, offset: int, delay: float) -> None:
-        """Pause ``tp`` and set its position back to ``offset`` for ``delay`` seconds."""
+        """Pause ``tp`` and set its position back to ``offset`` for ``delay`` seconds.
+
+        A partition already held at an earlier offset stays there: a hold never moves a
+        partition forward past records that must be processed again. (When several
+        deliveries of one partition fail together, each failure asks for a hold at its
+        own record, the earliest first.)
+        """
+        offset = min(offset, self.held_at.get(tp, offset))
         partition = TopicPartition(tp[0], tp[1], offset)
         try:
             self.consumer.pause([partition])
@@ -62,6 +70,7 @@ class PartitionBlocker:
                 f"cannot hold {tp[0]}[{tp[1]}] at offset {offset}: {exc.args[0].str()}"
             ) from exc
         self.until[tp] = time.monotonic() + delay
+        self.held_at[tp] = offset
 
     def backoff(self, tp: TopicPartitionKey) -> float:
         """The next growing wait for ``tp`` (for repeated infrastructure failures)."""
@@ -81,6 +90,7 @@ class PartitionBlocker:
             return
         for tp in due:
             del self.until[tp]
+            self.held_at.pop(tp, None)
         try:
             self.consumer.resume([TopicPartition(t, p) for t, p in due])
         except KafkaException as exc:  # revoked in the meantime: nothing to resume
@@ -93,6 +103,7 @@ class PartitionBlocker:
         held = [tp for tp in tps if tp in self.until]
         for tp in tps:
             self.until.pop(tp, None)
+            self.held_at.pop(tp, None)
             self.backoffs.pop(tp, None)
         if held:
             try:
