@@ -7,6 +7,11 @@ retry records), and everything before it in its partition, is acknowledged by th
 (``acks=all``, idempotent producer). Revoked partitions are flushed and committed up to
 what was acknowledged, then forgotten; lost partitions are forgotten without a commit.
 
+Outputs are acknowledged per batch: one delivery callback counts a batch's outputs, with
+no per-record bookkeeping. When an output fails, which input it came from is not known:
+the batch's partitions are rewound to its first records, and processed again with a
+delivery report per record, which names the record whose output fails.
+
 Failures follow the app's failure policy: blocking retries and unavailable dead-letter
 topics hold the record's partition (paused, rewound to the record) while the consumer
 keeps polling; dead letters and retry-topic records are produced like outputs.
@@ -18,7 +23,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -36,7 +41,13 @@ from streamkit.runtime import failpoints
 from streamkit.runtime.blocking import PartitionBlocker
 from streamkit.runtime.failure import Failure, FailureHandler, Stage
 from streamkit.runtime.middleware import Middleware
-from streamkit.runtime.offsets import Batch, DeliveryFailure, OffsetTracker, TopicPartitionKey
+from streamkit.runtime.offsets import (
+    Batch,
+    DeliveryFailure,
+    LostOutput,
+    OffsetTracker,
+    TopicPartitionKey,
+)
 from streamkit.runtime.pipeline import Outcome, OutRecord, Pipeline
 from streamkit.settings import Settings
 
@@ -144,7 +155,11 @@ class KafkaWorker:
         self._failed = False
         self._callback_error: BaseException | None = None
         self._batch: Batch | None = None
+        self._ack: Callable[[KafkaError | None, Message], None] | None = None
         self._message: Message | None = None
+        # Partitions whose records up to an offset get a delivery report each, after an
+        # output of theirs failed under per-batch acknowledgement.
+        self._exact: dict[TopicPartitionKey, int] = {}
         self._sink_errors: list[tuple[str, KafkaError]] = []
         client_id = f"{app.name}-w{self.options.worker_id}-{os.getpid()}"
         kafka_log = logging.getLogger("streamkit.kafka")
@@ -195,6 +210,9 @@ class KafkaWorker:
             if (path := self.pipeline.fast_path(topic)) is not None
         }
         self._count_topics = bool(self.chain.middlewares)
+        # Per-record delivery reports where each delivered output matters on its own:
+        # state stores track their changelog offsets, middleware counts per topic.
+        self._per_record = self.state is not None or self._count_topics
 
     @property
     def blocked_partitions(self) -> int:
@@ -334,6 +352,7 @@ class KafkaWorker:
     def _handle(self, messages: list[Message], batch: Batch | None = None) -> None:
         batch = batch or self.tracker.begin()
         self._batch = batch
+        self._ack = self._acker(batch, messages)
         retry_topics = self.pipeline.retry_topics
         fast_paths = self._fast_paths
         next_offsets = batch.next_offsets
@@ -348,12 +367,12 @@ class KafkaWorker:
                     continue
                 topic = msg.topic() or ""
                 tp = (topic, msg.partition() or 0)
-                if tp in blocked:
+                if blocked and tp in blocked:
                     continue  # fetched before the partition was held; it comes again
                 self._message = msg
                 fast = fast_paths.get(topic)
                 value = msg.value()
-                if fast is not None and value is not None and tp not in retrying:
+                if fast is not None and value is not None and (not retrying or tp not in retrying):
                     offset = msg.offset() or 0
                     outcome = fast(tp[1], offset, msg.timestamp()[1], msg.key(), value, sink)
                     if outcome is None and not self._sink_errors:
@@ -378,6 +397,7 @@ class KafkaWorker:
                     self.chain.consumed(name, count)
             batch.sealed = True
             self._batch = None
+            self._ack = None
             self._message = None
 
     def _handle_record(self, batch: Batch, msg: Message, tp: TopicPartitionKey) -> None:
@@ -496,7 +516,10 @@ class KafkaWorker:
         batch, msg = self._batch, self._message
         assert batch is not None  # noqa: S101 - only called while a batch is handled
         assert msg is not None  # noqa: S101
-        callback = partial(self._delivered, batch, msg, False)
+        if self._per_record or (self._exact and self._is_exact(msg)):
+            callback: Any = partial(self._delivered, batch, msg, False)
+        else:
+            callback = self._ack
         if failpoints.ARMED:
             failpoints.reached("process")
         if headers or partition >= 0 or timestamp <= 0:
@@ -508,6 +531,36 @@ class KafkaWorker:
         except (BufferError, KafkaException):
             batch.pending -= 1
             self._produce(batch, topic, key, value, headers, timestamp, callback, partition)
+
+    def _acker(
+        self, batch: Batch, inputs: list[Message]
+    ) -> Callable[[KafkaError | None, Message], None]:
+        """The one delivery callback of a batch's outputs: counts them, and reports the
+        batch's first failed output (enough to rewind it; see :meth:`_lost_output`)."""
+        reported = False
+
+        def ack(err: KafkaError | None, out: Message) -> None:
+            nonlocal reported
+            batch.pending -= 1
+            if err is None:
+                self.produced += 1
+            elif not reported:
+                reported = True
+                batch.failures.append(LostOutput(err, out.topic() or "", inputs))
+
+        return ack
+
+    def _is_exact(self, msg: Message) -> bool:
+        """Whether ``msg``'s outputs get a delivery report each (its partition is being
+        processed again after a failed output); past the rewound records that ends."""
+        tp = (msg.topic() or "", msg.partition() or 0)
+        last = self._exact.get(tp)
+        if last is None:
+            return False
+        if (msg.offset() or 0) > last:
+            del self._exact[tp]
+            return False
+        return True
 
     def _produce(
         self,
@@ -571,8 +624,11 @@ class KafkaWorker:
         )  # fmt: skip
         batch.failures.append(DeliveryFailure(failure, msg, internal))
 
-    def _delivery_failed(self, batch: Batch, item: DeliveryFailure) -> None:
+    def _delivery_failed(self, batch: Batch, item: DeliveryFailure | LostOutput) -> None:
         """A produce failed after the batch moved on: dead-letter the input or rewind."""
+        if isinstance(item, LostOutput):
+            self._lost_output(item)
+            return
         failure, msg = item.failure, item.message
         tp = (failure.topic, failure.partition)
         if tp not in self.assigned:
@@ -592,6 +648,31 @@ class KafkaWorker:
             self._sink_errors.clear()
         what = "dead-letter/retry topic" if item.internal else "output"
         self._rewind(tp, failure.offset, f"{what} write failed: {failure.error}")
+
+    def _lost_output(self, item: LostOutput) -> None:
+        """An output of a batch failed: rewind each of the batch's partitions to its first
+        record there, whose records are then processed again with a delivery report each.
+
+        At least once allows the repeat of the outputs that did land; a failed delivery
+        (the broker unreachable for ``message.timeout.ms``, a record the topic refuses)
+        is rare, and the second pass names the record, to dead-letter or hold it.
+        """
+        spans: dict[TopicPartitionKey, tuple[int, int]] = {}
+        for msg in item.inputs:
+            if msg.error() is not None:
+                continue
+            tp, offset = (msg.topic() or "", msg.partition() or 0), msg.offset() or 0
+            first, last = spans.get(tp, (offset, offset))
+            spans[tp] = (min(first, offset), max(last, offset))
+        for tp, (first, last) in spans.items():
+            if tp not in self.assigned:
+                continue  # revoked meanwhile: the new owner reprocesses from the last commit
+            self._exact[tp] = max(last, self._exact.get(tp, last))
+            self._rewind(
+                tp, first,
+                f"an output write to {item.output_topic} failed ({item.error.str()}) for one of "
+                f"offsets {first}-{last}, processed again with a delivery report each",
+            )  # fmt: skip
 
     def _rewind(self, tp: TopicPartitionKey, offset: int, reason: str) -> None:
         """Hold ``tp`` at ``offset`` (nothing at or after it is committed) and retry later."""
@@ -719,6 +800,7 @@ class KafkaWorker:
         for key in keys:
             self._committed.pop(key, None)
             self._retrying.pop(key, None)
+            self._exact.pop(key, None)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = [(p.topic, p.partition) for p in partitions]
@@ -799,7 +881,9 @@ class _StoppedAtFailureError(Exception):
     """Ends an advance at the first failed batch during a shutdown after a failure."""
 
 
-def _stop_at_failure(batch: Batch, item: DeliveryFailure) -> None:
+def _stop_at_failure(batch: Batch, item: DeliveryFailure | LostOutput) -> None:
+    if isinstance(item, LostOutput):
+        raise _StoppedAtFailureError(f"an output write to {item.output_topic} failed")
     raise _StoppedAtFailureError(item.failure.describe())
 
 

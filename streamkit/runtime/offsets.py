@@ -9,13 +9,13 @@ in order: a later batch's offsets never overtake an earlier batch's unacknowledg
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from streamkit.runtime.failure import Failure
 
-__all__ = ["Batch", "DeliveryFailure", "OffsetTracker", "TopicPartitionKey"]
+__all__ = ["Batch", "DeliveryFailure", "LostOutput", "OffsetTracker", "TopicPartitionKey"]
 
 TopicPartitionKey = tuple[str, int]
 
@@ -30,6 +30,16 @@ class DeliveryFailure:
     internal: bool = False
 
 
+@dataclass(frozen=True)
+class LostOutput:
+    """An output of a batch failed after the fact, acknowledged per batch: which input it
+    came from is not known, only the batch's ``inputs`` (the consumed messages)."""
+
+    error: Any
+    output_topic: str
+    inputs: Sequence[Any]
+
+
 class Batch:
     """Inputs handled together and the deliveries they wait for."""
 
@@ -39,7 +49,7 @@ class Batch:
         self.pending = 0
         self.sealed = False
         self.next_offsets: dict[TopicPartitionKey, int] = {}
-        self.failures: list[DeliveryFailure] = []
+        self.failures: list[DeliveryFailure | LostOutput] = []
 
     @property
     def done(self) -> bool:
@@ -65,7 +75,7 @@ class OffsetTracker:
         """How many batches still wait for deliveries."""
         return len(self._in_flight)
 
-    def advance(self, on_failure: Callable[[Batch, DeliveryFailure], None]) -> None:
+    def advance(self, on_failure: Callable[[Batch, DeliveryFailure | LostOutput], None]) -> None:
         """Move completed head batches into ``ready``, in order.
 
         A completed batch with failed deliveries first hands each failure to
