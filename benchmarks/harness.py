@@ -171,12 +171,14 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def run_once(variant: Variant, bootstrap: str, source: str, count: int) -> Result:
-    """One throughput run of ``variant`` over the ``count`` records of ``source``."""
+def run_once(variant: Variant, bootstrap: str, source: str, count: int, made: list[str]) -> Result:
+    """One throughput run of ``variant`` over the ``count`` records of ``source``; the
+    output topic is added to ``made`` (deleted at the end, see :func:`main`)."""
     admin = admin_client({"bootstrap.servers": bootstrap})
     run_id = uuid.uuid4().hex[:8]
     output = f"bench-out-{variant.name}-{run_id}"
     create_topics(admin, [TopicSpec(output, PARTITIONS, 1, APPEND_TIME)])
+    made.append(output)
     env = {**os.environ, "BENCH_BOOTSTRAP": bootstrap, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap,
            "BENCH_INPUT": source, "BENCH_OUTPUT": output, "BENCH_GROUP": f"bench-{variant.name}-{run_id}",
            "BENCH_PARTITIONS": str(PARTITIONS), "PYTHONPATH": str(ROOT)}  # fmt: skip
@@ -206,18 +208,21 @@ def run_once(variant: Variant, bootstrap: str, source: str, count: int) -> Resul
         log.close()
     first, last = _span_ms(probe, output)
     probe.close()
-    delete_topics(admin, [output])
     return Result(variant.name, count, max(0.001, (last - first) / 1000), peak)
 
 
-def latency(variant: Variant, bootstrap: str, rate: int, seconds: float) -> tuple[float, float]:
-    """p50 and p99 (ms) from each event's ts to its output's append time at ``rate``/s."""
+def latency(
+    variant: Variant, bootstrap: str, rate: int, seconds: float, made: list[str]
+) -> tuple[float, float]:
+    """p50 and p99 (ms) from each event's ts to its output's append time at ``rate``/s;
+    the pass's topics are added to ``made``."""
     admin = admin_client({"bootstrap.servers": bootstrap})
     run_id = uuid.uuid4().hex[:8]
     source, output = f"lat-in-{run_id}", f"lat-out-{run_id}"
     create_topics(
         admin, [TopicSpec(source, PARTITIONS), TopicSpec(output, PARTITIONS, 1, APPEND_TIME)]
     )
+    made += [source, output]
     env = {**os.environ, "BENCH_BOOTSTRAP": bootstrap, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap,
            "BENCH_INPUT": source, "BENCH_OUTPUT": output, "BENCH_GROUP": f"lat-{run_id}",
            "PYTHONPATH": str(ROOT)}  # fmt: skip
@@ -237,7 +242,9 @@ def latency(variant: Variant, bootstrap: str, rate: int, seconds: float) -> tupl
             n += 1
             time.sleep(0.2)
         # Paced without spinning: produce what is due, then wait in librdkafka (poll with
-        # a timeout gives the core to the broker and the app) until the next record is due.
+        # a timeout gives the core to the broker and the app) until the next record is due,
+        # but at least 2 ms: waking for every record (0.2 ms apart at 5,000/s) took this
+        # process to 80 % of a core, which it took from the broker and the app.
         # The first second at rate warms caches and connections; it is not measured.
         warm_ids = n + rate
         start, total, i = time.monotonic(), rate + int(rate * seconds), 0
@@ -247,7 +254,7 @@ def latency(variant: Variant, bootstrap: str, rate: int, seconds: float) -> tupl
                 record = event(n + i, rng)
                 producer.produce(source, serde.encode(record), record["user"].encode())
                 i += 1
-            producer.poll(max(0.0, start + i / rate - time.monotonic()))
+            producer.poll(max(0.002, start + i / rate - time.monotonic()))
         producer.flush(30)
         expected = n + total
         deadline = time.monotonic() + 120
@@ -270,7 +277,6 @@ def latency(variant: Variant, bootstrap: str, rate: int, seconds: float) -> tupl
                 if out["id"] >= warm_ids:
                     samples.append(msg.timestamp()[1] - out["ts"])
     reader.close()
-    delete_topics(admin, [source, output])
     samples.sort()
     if not samples:
         return float("nan"), float("nan")
@@ -358,10 +364,15 @@ def main(argv: list[str] | None = None) -> int:
         broker = LocalBroker(LocalBrokerConfig(data_dir=data_dir, cache_dir=settings.cache_dir,
                                                port=free_port(), heap="1g"))  # fmt: skip
         bootstrap = broker.start().bootstrap_servers
+    # Topics are deleted only at the end: a broker removes a deleted topic's files a minute
+    # later (file.delete.delay.ms), and that stalled every client on it for 100-300 ms
+    # (measured: the p99 spikes of latency passes fell on the deletions of earlier passes).
+    made: list[str] = []
+    admin = admin_client({"bootstrap.servers": bootstrap})
     try:
-        admin = admin_client({"bootstrap.servers": bootstrap})
         source = f"bench-in-{uuid.uuid4().hex[:8]}"
         create_topics(admin, [TopicSpec(source, PARTITIONS)])
+        made.append(source)
         # Latency first, on a quiet broker: before the dataset is written (measured right
         # after a million records landed, every client's p99 was hundreds of ms) and before
         # the throughput runs (deleting their output topics keeps a broker busy a while).
@@ -374,10 +385,12 @@ def main(argv: list[str] | None = None) -> int:
             # __consumer_offsets) and its warm-up cost hundreds of ms of p99 to whoever
             # runs in its first minutes (measured: p99 1.8 s, then 170 ms, and
             # 20-50 ms once the broker had been up three minutes, for the same worker).
-            latency(variant, bootstrap, args.latency_rate, args.latency_warmup)
+            latency(variant, bootstrap, args.latency_rate, args.latency_warmup, made)
         for i in range(args.runs if timed else 0):
             for variant in timed:
-                p50, p99 = latency(variant, bootstrap, args.latency_rate, args.latency_seconds)
+                p50, p99 = latency(
+                    variant, bootstrap, args.latency_rate, args.latency_seconds, made
+                )
                 latencies[variant.name].append((p50, p99))
                 print(f"{variant.name} latency pass {i + 1}: p50 {p50:.0f} ms, p99 {p99:.0f} ms")
         print(f"producing {args.records:,} records to {source} on {bootstrap}")
@@ -385,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
         runs: dict[str, list[Result]] = {v.name: [] for v in chosen}
         for i in range(args.runs):
             for variant in chosen:
-                one = run_once(variant, bootstrap, source, args.records)
+                one = run_once(variant, bootstrap, source, args.records, made)
                 runs[variant.name].append(one)
                 print(f"{variant.name} run {i + 1}: {one.rate:,.0f} records/s, {one.rss_mb:.0f} MB")
         results = []
@@ -400,10 +413,11 @@ def main(argv: list[str] | None = None) -> int:
                 best.p50_ms = sorted(p50 for p50, _ in passes)[len(passes) // 2]
                 best.p99_ms = sorted(p99 for _, p99 in passes)[len(passes) // 2]
             results.append(best)
-        delete_topics(admin, [source])
         print(report(results, args.out, args.records, args.latency_rate).read_text())
     finally:
-        if broker is not None:
+        if broker is None:  # a shared broker; a broker of our own goes with its data
+            delete_topics(admin, made)
+        else:
             broker.stop()
         if data_dir is not None:
             shutil.rmtree(data_dir, ignore_errors=True)
