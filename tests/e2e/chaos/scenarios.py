@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
+from streamkit.engines.kafka import WorkerOptions
 from streamkit.ops.admin import TopicSpec, admin_client, create_topics, delete_topics
 from streamkit.ops.local_broker import LocalBroker, LocalBrokerConfig, free_port
 from streamkit.settings import Settings
@@ -34,7 +35,7 @@ from tests.e2e.chaos.oracle import CommitSample, Verdict, read_topic, verify
 ROOT = Path(__file__).resolve().parents[3]
 APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
 BATCH = 500
-MAX_IN_FLIGHT = 8
+MAX_IN_FLIGHT = WorkerOptions().max_in_flight  # unacknowledged records before the loop waits
 QUIET = 2  # librdkafka log level of the runner's own clients: a broker restart is expected
 
 
@@ -279,11 +280,12 @@ class Run:
                       faults_ms=self.faults_ms)  # fmt: skip
 
     def duplicate_bound(self) -> int:
-        """At least once: what may be in flight at each fault (a commit interval of input
-        and every batch awaiting acknowledgement), times the faults; exactly once: none."""
+        """At least once: what may be in flight at each fault (a commit interval of input,
+        every record awaiting acknowledgement, and the batches being handled and fetched),
+        times the faults; exactly once: none."""
         if self.eos:
             return 0
-        return len(self.faults_ms) * (2 * self.size.rate + BATCH * (MAX_IN_FLIGHT + 2))
+        return len(self.faults_ms) * (2 * self.size.rate + MAX_IN_FLIGHT + 2 * BATCH)
 
     def close(self) -> None:
         """Stop everything this run started and delete its topics."""
