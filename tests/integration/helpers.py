@@ -1,11 +1,16 @@
-"""What the integration fixtures share: stopping the processes they started, and reading
-a group's committed offsets."""
+"""What the integration fixtures share: stopping the processes they started, running a
+worker in a thread of the test, and reading a group's committed offsets."""
 
 import signal
 import subprocess
+import threading
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
+
+from streamkit import App
+from streamkit.engines.kafka import KafkaWorker, WorkerOptions
+from streamkit.settings import Settings
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 60) -> tuple[int, str]:
@@ -40,3 +45,16 @@ def committed_offsets(
     finally:
         consumer.close()
     return {tp.partition: tp.offset for tp in parts}
+
+
+def start_worker(app: App, bootstrap: str) -> tuple[KafkaWorker, threading.Thread]:
+    """A worker of ``app`` running in a daemon thread (commits every 0.2 s); the test stops
+    it with ``worker.request_stop()`` and joins the thread."""
+    worker = KafkaWorker(
+        app,
+        settings=Settings(bootstrap_servers=bootstrap),
+        options=WorkerOptions(commit_interval=0.2),
+    )
+    thread = threading.Thread(target=worker.run, daemon=True)
+    thread.start()
+    return worker, thread

@@ -8,7 +8,6 @@ every input must end up in the dead-letter topic, with nothing lost and nothing 
 """
 
 import os
-import threading
 import uuid
 from typing import Any
 
@@ -16,14 +15,12 @@ import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streamkit import App
-from streamkit.engines.kafka import KafkaWorker, WorkerOptions
 from streamkit.failures.dead_letter import dlq_topic, parked_topic, read_dead_letter
 from streamkit.ops.admin import TopicSpec, admin_client, create_topics, delete_topics
 from streamkit.ops.console import message_headers
 from streamkit.ops.offsets import read_until
-from streamkit.settings import Settings
 from streamkit.testing.plugin import TopicFactory
-from tests.integration.helpers import committed_offsets
+from tests.integration.helpers import committed_offsets, start_worker
 from tests.integration.runtime.conftest import wait_for
 
 RECORDS = 40
@@ -64,13 +61,7 @@ def test_outputs_refused_by_the_topic_are_found_per_record_and_dead_lettered(
         producer.produce(source, orjson.dumps({"n": n}), str(n).encode(), partition=n % 2)
     assert producer.flush(10) == 0
 
-    worker = KafkaWorker(
-        app,
-        settings=Settings(bootstrap_servers=kafka_bootstrap),
-        options=WorkerOptions(commit_interval=0.2),
-    )
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
+    worker, thread = start_worker(app, kafka_bootstrap)
     ends = dict.fromkeys(range(PARTITIONS), RECORDS // PARTITIONS)
 
     def all_committed() -> bool:

@@ -3,7 +3,6 @@ committed one must start that wait over (regression: found by the chaos suite's 
 zombie run, where the waits of a long-lived worker only ever grew, to 30 s per abort, and
 the group's commits stalled after a few fencing cycles)."""
 
-import threading
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -15,9 +14,8 @@ from confluent_kafka import Consumer, Producer
 from streamkit import App
 from streamkit.engines import kafka as kafka_engine
 from streamkit.engines._transactions import Transactions
-from streamkit.engines.kafka import KafkaWorker, WorkerOptions
-from streamkit.settings import Settings
 from streamkit.testing.plugin import TopicFactory
+from tests.integration.helpers import start_worker
 from tests.integration.runtime.conftest import wait_for
 
 
@@ -55,13 +53,7 @@ def test_a_committed_transaction_resets_the_partitions_abort_backoff(
     for n in range(3):
         producer.produce(source, orjson.dumps({"n": n}), b"k")
     assert producer.flush(10) == 0
-    worker = KafkaWorker(
-        app,
-        settings=Settings(bootstrap_servers=kafka_bootstrap),
-        options=WorkerOptions(commit_interval=0.2),
-    )
-    thread = threading.Thread(target=worker.run, daemon=True)
-    thread.start()
+    worker, thread = start_worker(app, kafka_bootstrap)
     reader = Consumer({
         **kafka_config, "group.id": f"read-{uuid.uuid4().hex}",
         "auto.offset.reset": "earliest", "isolation.level": "read_committed",
