@@ -752,9 +752,10 @@ class KafkaWorker:
         self.lag = lag
 
     # -- offsets and rebalances ---------------------------------------------------------
-    def _commit(self, *, asynchronous: bool, only: list[TopicPartitionKey] | None = None) -> None:
+    def _commit(self, *, asynchronous: bool, only: list[TopicPartitionKey] | None = None) -> bool:
+        """Commit what is ready; False when the commit was refused (it is sent again)."""
         if self.eos:
-            return  # offsets are committed inside each batch's transaction
+            return True  # offsets are committed inside each batch's transaction
         ready = self.tracker.take(only)
         changed = [
             TopicPartition(t, p, o)
@@ -762,7 +763,7 @@ class KafkaWorker:
             if self._committed.get((t, p)) != o and (t, p) in self.assigned
         ]
         if not changed:
-            return
+            return True
         if failpoints.ARMED:
             failpoints.reached("produce")
         try:
@@ -772,10 +773,11 @@ class KafkaWorker:
                 self.consumer.commit(offsets=changed, asynchronous=False)
         except KafkaException as exc:
             self.log.warning("offset commit failed (will retry): %s", exc.args[0].str())
-            return
+            return False
         if failpoints.ARMED:
             failpoints.reached("commit")
         self._mark_committed({(tp.topic, tp.partition): tp.offset for tp in changed})
+        return True
 
     def _mark_committed(self, offsets: Mapping[TopicPartitionKey, int]) -> None:
         """Offsets that were committed: remembered, and their partitions' next infrastructure
@@ -868,7 +870,11 @@ class KafkaWorker:
             else:
                 with contextlib.suppress(_StoppedAtFailureError):  # only batches before it
                     self.tracker.advance(_stop_at_failure)
-            self._commit(asynchronous=False)
+            # Members stopping together: when another one leaves first, the group moves to
+            # a new generation and refuses this commit (ILLEGAL_GENERATION) until librdkafka
+            # has rejoined in the background; sent again until it lands or time is up.
+            while not self._commit(asynchronous=False) and time.monotonic() < deadline - 2:
+                time.sleep(0.2)
         except BaseException:  # a failure here must not hide the one that stopped us
             self.log.exception("error while shutting down")
         finally:

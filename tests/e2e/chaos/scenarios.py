@@ -178,7 +178,7 @@ class Run:
         future = self._admin.describe_consumer_groups([self.group])[self.group]
         try:
             return len(future.result(timeout=10).members)
-        except KafkaException:
+        except (KafkaException, TimeoutError):  # a fresh broker's coordinator still loading
             return -1
 
     def wait_members(self, count: int, timeout: float = 60) -> None:
