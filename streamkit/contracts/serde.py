@@ -144,23 +144,16 @@ class AvroSerde:
         self.contract = repository.get(schema)
         self.name = f"avro:{self.contract.name}"
         self._header = SINGLE_OBJECT_MAGIC + self.contract.fingerprint
-        self._parsed = self.contract.parsed
 
     def encode(self, value: Any) -> bytes:
-        buffer = BytesIO()
-        buffer.write(self._header)
-        try:
-            schemaless_writer(buffer, self._parsed, value)
-        except (TypeError, ValueError, KeyError, AttributeError, OverflowError):
-            return _write(self.contract, value, self._header)
-        return buffer.getvalue()
+        return _write(self.contract, value, self._header)
 
     def decode(self, data: bytes) -> Any:
         if data.startswith(self._header):  # written with the current schema: the hot path
             stream = BytesIO(data)
             stream.seek(10)
             try:
-                return schemaless_reader(stream, self._parsed, None)
+                return schemaless_reader(stream, self.contract.parsed, None)
             except Exception:  # noqa: BLE001 - _read below says what went wrong
                 return _read(data, 10, self.contract, self.contract)
         if data[:2] != SINGLE_OBJECT_MAGIC or len(data) < 10:
