@@ -1,15 +1,18 @@
 """What the integration fixtures share: stopping the processes they started, running a
-worker in a thread of the test, and reading a group's committed offsets."""
+worker in a thread of the test, reading a topic back, and reading a group's committed
+offsets."""
 
 import signal
 import subprocess
 import threading
+import uuid
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from streamkit import App
 from streamkit.engines.kafka import KafkaWorker, WorkerOptions
+from streamkit.ops.offsets import read_until
 from streamkit.settings import Settings
 
 
@@ -58,3 +61,23 @@ def start_worker(app: App, bootstrap: str) -> tuple[KafkaWorker, threading.Threa
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     return worker, thread
+
+
+def read_all(
+    config: dict[str, Any], topic: str, *, stall: float = 60.0, isolation: str = "read_uncommitted"
+) -> list[Message]:
+    """Every record of ``topic`` up to its end now, over all its partitions (the end is a
+    position, not an offset: transaction markers take offsets too)."""
+    consumer = Consumer({
+        **config, "group.id": f"read-{uuid.uuid4().hex}", "enable.auto.commit": False,
+        "isolation.level": isolation,
+    })  # fmt: skip
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ranges = {
+            (topic, p): consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            for p in partitions
+        }
+        return list(read_until(consumer, ranges, stall=stall))
+    finally:
+        consumer.close()

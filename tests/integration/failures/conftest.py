@@ -16,8 +16,7 @@ from streamkit.contracts import AvroSerde, SchemaRepository
 from streamkit.failures.dead_letter import DeadLetter, read_dead_letter
 from streamkit.ops.admin import admin_client, delete_topics
 from streamkit.ops.console import message_headers
-from streamkit.ops.offsets import read_until
-from tests.integration.helpers import committed_offsets, stop, stop_all
+from tests.integration.helpers import committed_offsets, read_all, stop, stop_all
 
 ROOT = Path(__file__).resolve().parents[3]
 SCHEMAS = ROOT / "tests" / "integration" / "apps" / "schemas"
@@ -97,18 +96,7 @@ class Poison:
 
     def read(self, topic: str, timeout: float = 5.0) -> list[Any]:
         """Every record of ``topic`` now (up to the high watermarks seen at the start)."""
-        consumer = Consumer(
-            {**self.config, "group.id": f"r-{uuid.uuid4().hex}", "enable.auto.commit": False}
-        )
-        try:
-            info = consumer.list_topics(topic, timeout=10).topics[topic]
-            ranges = {
-                (topic, p): consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                for p in info.partitions
-            }
-            return list(read_until(consumer, ranges, stall=timeout + 10))
-        finally:
-            consumer.close()
+        return read_all(self.config, topic, stall=timeout + 10)
 
     def results(self) -> dict[int, dict[str, Any]]:
         out: dict[int, dict[str, Any]] = {}

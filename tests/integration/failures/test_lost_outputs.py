@@ -12,31 +12,18 @@ import uuid
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 
 from streamkit import App
 from streamkit.failures.dead_letter import dlq_topic, parked_topic, read_dead_letter
 from streamkit.ops.admin import TopicSpec, admin_client, create_topics, delete_topics
 from streamkit.ops.console import message_headers
-from streamkit.ops.offsets import read_until
 from streamkit.testing.plugin import TopicFactory
-from tests.integration.helpers import committed_offsets, start_worker
+from tests.integration.helpers import committed_offsets, read_all, start_worker
 from tests.integration.runtime.conftest import wait_for
 
 RECORDS = 40
 PARTITIONS = 2
-
-
-def _read_all(config: dict[str, Any], topic: str) -> list[Any]:
-    consumer = Consumer({**config, "group.id": f"read-{uuid.uuid4().hex}"})
-    try:
-        ranges = {
-            (topic, p): consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            for p in range(PARTITIONS)
-        }
-        return list(read_until(consumer, ranges, stall=20))
-    finally:
-        consumer.close()
 
 
 def test_outputs_refused_by_the_topic_are_found_per_record_and_dead_lettered(
@@ -78,9 +65,9 @@ def test_outputs_refused_by_the_topic_are_found_per_record_and_dead_lettered(
                 read_dead_letter(
                     m.topic(), m.partition(), m.offset(), m.key(), m.value(), message_headers(m)
                 )
-                for m in _read_all(kafka_config, dlq)
+                for m in read_all(kafka_config, dlq, stall=20)
             ]
-            outputs = _read_all(kafka_config, sink)
+            outputs = read_all(kafka_config, sink, stall=20)
         finally:
             delete_topics(admin, [dlq, parked])
     assert not thread.is_alive()

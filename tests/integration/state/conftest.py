@@ -14,9 +14,8 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streamkit.ops.admin import admin_client, delete_topics
-from streamkit.ops.offsets import read_until
 from tests.integration.apps.totals import fold
-from tests.integration.helpers import stop, stop_all
+from tests.integration.helpers import read_all, stop, stop_all
 
 ROOT = Path(__file__).resolve().parents[3]
 APP = "tests.integration.apps.totals"
@@ -105,20 +104,8 @@ class Totals:
         return state
 
     def _read(self, topic: str, isolation: str) -> list[tuple[bytes, bytes | None]]:
-        """Every record of ``topic`` up to its end now; the end is a position, not an
-        offset, since transaction markers take offsets too."""
-        consumer = Consumer(
-            {**self.config, "group.id": f"r-{uuid.uuid4().hex}", "isolation.level": isolation}
-        )
-        try:
-            ranges = {
-                (topic, p): consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                for p in range(self.partitions)
-            }
-            records = [(m.key(), m.value()) for m in read_until(consumer, ranges)]
-        finally:
-            consumer.close()
-        return records
+        """Every record of ``topic`` up to its end now (key, value)."""
+        return [(m.key(), m.value()) for m in read_all(self.config, topic, isolation=isolation)]
 
     def read_committed(self, topic: str) -> list[Any]:
         """Every committed value of ``topic`` (JSON-decoded; tombstones as None)."""
