@@ -14,52 +14,32 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from processors.generator import orders
 from processors.orders import PLACED, VALIDATED, app
-from streamkit.ops.admin import TopicSpec, admin_client, create_topics, describe_topics
-from streamkit.runtime.pipeline import Pipeline
-from streamkit.settings import Settings
+from streamkit import AppClient, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _high_watermarks(consumer: Consumer, topic: str, partitions: int) -> dict[int, int]:
-    return {
-        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-        for p in range(partitions)
-    }
+def _wait(condition: Callable[[], bool], workers: subprocess.Popen[bytes], timeout: float,
+          what: str) -> str | None:  # fmt: skip
+    """None once ``condition`` holds; else why not (the workers exited, or time ran out)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if workers.poll() is not None:
+            return f"the workers exited with {workers.returncode} before {what}"
+        if time.monotonic() > deadline:
+            return f"{what} did not happen within {timeout:.0f}s"
+        time.sleep(0.2)
+    return None
 
 
-def _totals(consumer: Consumer) -> dict[str, int]:
-    return {
-        name: sum(_high_watermarks(consumer, name, topic.partitions).values())
-        for name, topic in app.topics.items()
-    }
-
-
-def _caught_up(consumer: Consumer) -> bool:
-    for topic in (PLACED, VALIDATED):
-        highs = _high_watermarks(consumer, topic.name, topic.partitions)
-        parts = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
-        committed = {tp.partition: tp.offset for tp in consumer.committed(parts, timeout=10)}
-        if any(committed[p] < high for p, high in highs.items() if high > 0):
-            return False
-    return True
-
-
-def _assigned(admin: AdminClient) -> int:
-    """Partitions assigned to the app's group right now."""
-    (future,) = admin.describe_consumer_groups([app.group_id], request_timeout=10).values()
-    try:
-        group = future.result(timeout=15)
-    except KafkaException:
-        return 0
-    return sum(len(m.assignment.topic_partitions) for m in group.members)
+def _totals(client: AppClient) -> dict[str, int]:
+    ends = client.end_offsets()
+    return {name: sum(e for (t, _), e in ends.items() if t == name) for name in app.topics}
 
 
 def main() -> int:
@@ -71,58 +51,38 @@ def main() -> int:
     args = parser.parse_args()
     settings = Settings.from_env()
     print(f"streamkit demo on {settings.bootstrap_servers}")
-
-    admin = admin_client(settings.client_config())
-    existing = describe_topics(admin)
-    specs = [
-        TopicSpec(t.name, t.partitions, t.replication_factor, t.config)
-        for t in app.all_topics().values()
-        if t.name not in existing
-    ]
-    create_topics(admin, specs)
-    watcher = Consumer(settings.client_config(**{"group.id": app.group_id}))
-    before = _totals(watcher)
-
-    workers = subprocess.Popen(
-        [sys.executable, "-m", "streamkit", "run", "processors.orders",
-         "--workers", str(args.workers), "--log-level", "warning"],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
-    try:
-        ready_by = time.monotonic() + args.timeout
-        while _assigned(admin) < PLACED.partitions + VALIDATED.partitions:
-            if workers.poll() is not None or time.monotonic() > ready_by:
-                print("error: the workers did not join the group", file=sys.stderr)
+    with AppClient(app, settings) as client:
+        client.create_topics()
+        before = _totals(client)
+        workers = subprocess.Popen(
+            [sys.executable, "-m", "streamkit", "run", "processors.orders",
+             "--workers", str(args.workers), "--log-level", "warning"],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+        try:
+            every = PLACED.partitions + VALIDATED.partitions
+            error = _wait(lambda: client.assigned() >= every, workers, args.timeout,
+                          "the workers joined the group")  # fmt: skip
+            if error is not None:
+                print(f"error: {error}", file=sys.stderr)
                 return 1
-            time.sleep(0.2)
-        serde = Pipeline(app, settings).serdes[PLACED.name]
-        producer = Producer(settings.client_config(**{"linger.ms": 10, "acks": "all"}))
-        started = time.monotonic()
-        for order in orders(args.events, seed=int(time.time())):
-            producer.produce(
-                PLACED.name, serde.value.encode(order), serde.key.encode(order["customer_id"])
-            )
-        if producer.flush(30):
-            print("error: the generated events were not acknowledged", file=sys.stderr)
-            return 1
-        print(f"produced {args.events} OrderPlaced events; {args.workers} workers processing...")
-        deadline = time.monotonic() + args.timeout
-        while not _caught_up(watcher):
-            if workers.poll() is not None:
-                print(f"error: the workers exited with {workers.returncode}", file=sys.stderr)
+            started = time.monotonic()
+            for order in orders(args.events, seed=int(time.time())):
+                client.send(PLACED.name, order, key=order["customer_id"])
+            client.flush()
+            print(f"produced {args.events} OrderPlaced events; {args.workers} workers "
+                  "processing...")  # fmt: skip
+            error = _wait(client.caught_up, workers, args.timeout, "every event was committed")
+            if error is not None:
+                print(f"error: {error}", file=sys.stderr)
                 return 1
-            if time.monotonic() > deadline:
-                print(f"error: not caught up after {args.timeout:.0f}s", file=sys.stderr)
-                return 1
-            time.sleep(0.2)
-        elapsed = time.monotonic() - started
-        after = _totals(watcher)
-    finally:
-        if workers.poll() is None:
-            workers.send_signal(signal.SIGTERM)
-            workers.wait(timeout=60)
-        watcher.close()
+            elapsed = time.monotonic() - started
+            after = _totals(client)
+        finally:
+            if workers.poll() is None:
+                workers.send_signal(signal.SIGTERM)
+                workers.wait(timeout=60)
 
     print()
     print(f"{'topic':<20}{'records':>10}")

@@ -40,30 +40,22 @@ def main() -> None:
     import argparse  # noqa: PLC0415 - only the command line needs these
     import time  # noqa: PLC0415
 
-    from confluent_kafka import Producer  # noqa: PLC0415
-
     from processors.orders import PLACED, app  # noqa: PLC0415
-    from streamkit.runtime.pipeline import Pipeline  # noqa: PLC0415
-    from streamkit.settings import Settings  # noqa: PLC0415
+    from streamkit import AppClient  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--events", type=int, default=0, help="0 = forever")
     parser.add_argument("--rate", type=float, default=20.0, help="events per second")
     args = parser.parse_args()
-    settings = Settings.from_env()
-    serdes = Pipeline(app, settings).serdes[PLACED.name]
-    producer = Producer(settings.client_config(**{"linger.ms": 20, "acks": "all"}))
     sent, batch, seed = 0, max(1, int(args.rate // 10)), int(time.time())
-    while not args.events or sent < args.events:
-        for order in orders(batch, seed=seed + sent):
-            producer.produce(
-                PLACED.name, serdes.value.encode(order), serdes.key.encode(order["customer_id"])
-            )
-        sent += batch
-        producer.poll(0)
-        print(f"generated {sent} orders", flush=True)
-        time.sleep(batch / args.rate)
-    producer.flush(30)
+    with AppClient(app) as client:
+        while not args.events or sent < args.events:
+            for order in orders(batch, seed=seed + sent):
+                client.send(PLACED.name, order, key=order["customer_id"])
+            sent += batch
+            client.flush()
+            print(f"generated {sent} orders", flush=True)
+            time.sleep(batch / args.rate)
 
 
 if __name__ == "__main__":

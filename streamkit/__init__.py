@@ -14,9 +14,21 @@
 """
 
 from streamkit.app import App, Topic, load_app
-from streamkit.errors import StreamkitError
-from streamkit.failures.policy import Retry, RetryPolicy
-from streamkit.processor import KEEP_KEY, Context, Emit
+from streamkit.errors import ConfigError, StreamkitError
+from streamkit.failures import (
+    Action,
+    DeadLetter,
+    Decision,
+    Failure,
+    FailureHandler,
+    FailurePolicy,
+    Retry,
+    RetryPolicy,
+    Stage,
+)
+from streamkit.ops.client import AppClient
+from streamkit.processor import KEEP_KEY, Context, Emit, Middleware, RecordInfo
+from streamkit.records import Event
 from streamkit.settings import Settings
 from streamkit.state.dedupe import Dedupe
 
@@ -24,13 +36,25 @@ __version__ = "0.1.0"
 
 __all__ = [
     "KEEP_KEY",
+    "Action",
     "App",
+    "AppClient",
+    "ConfigError",
     "Context",
+    "DeadLetter",
+    "Decision",
     "Dedupe",
     "Emit",
+    "Event",
+    "Failure",
+    "FailureHandler",
+    "FailurePolicy",
+    "Middleware",
+    "RecordInfo",
     "Retry",
     "RetryPolicy",
     "Settings",
+    "Stage",
     "StreamkitError",
     "Topic",
     "__version__",

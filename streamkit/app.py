@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from streamkit.errors import ConfigError
-from streamkit.failures.dead_letter import dlq_topic, parked_topic
 from streamkit.failures.policy import RetryPolicy
-from streamkit.processor import ProcessorSpec
-from streamkit.runtime.middleware import Middleware
-from streamkit.state.aggregate import AggregateSpec, changelog_topic
-from streamkit.state.dedupe import Dedupe, dedupe_store
+from streamkit.processor import Middleware, ProcessorSpec
+from streamkit.state.aggregate import AggregateSpec
+from streamkit.state.dedupe import Dedupe
+from streamkit.state.stores import validate_kind
 
-__all__ = ["App", "RetryTopic", "Topic", "load_app"]
+__all__ = ["App", "Topic", "load_app"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _PLAIN_FORMATS = frozenset({"json", "string", "bytes"})
@@ -56,6 +55,9 @@ class Topic:
 class App:
     """A streamkit application: ``App("orders")`` runs as consumer group ``orders``.
 
+    The app holds declarations only; every name derived from them (dead-letter, retry
+    and changelog topics, stores, groups) is in :class:`streamkit.topology.Topology`.
+
     Args:
         name: the app's name; the consumer group id unless ``group_id`` is given.
         group_id: override the consumer group id.
@@ -67,7 +69,7 @@ class App:
             when False a failure stops the worker instead.
         max_redrives: a record that fails again after this many redrives is parked in
             ``<app>-<input>-parked`` instead of going back to the DLQ.
-        middleware: :class:`~streamkit.runtime.middleware.Middleware` around every record.
+        middleware: :class:`~streamkit.Middleware` around every record.
         guarantee: ``at_least_once`` (default) or ``exactly_once``: outputs, changelog
             writes, dead letters and input offsets in one Kafka transaction per batch,
             ``read_committed`` consumers, zombies fenced.
@@ -160,7 +162,7 @@ class App:
                 retry_topics=retry_topics,
                 dedupe=dedupe,
             )
-            if spec.name in self._processors:
+            if spec.name in self._processors or spec.name in self._aggregates:
                 raise ConfigError(f"app {self.name} already has a processor named {spec.name}")
             self._processors[spec.name] = spec
             return fn
@@ -177,15 +179,18 @@ class App:
         ttl: float | None = None,
         store_kind: str = "memory",
         name: str | None = None,
+        dedupe: Dedupe | None = None,
     ) -> Callable[[F], F]:
         """Decorate a fold ``(state | None, event) -> state | None`` (None deletes).
 
         State lives per key in ``store`` (``memory`` or ``rocksdb``) and in the compacted
         changelog ``<app>-<store>-changelog``; a worker restores a partition's store
         before processing it. ``key`` names the event field holding the state key (or is a
-        function of the event; default: the record key) and the input must be partitioned
-        by it. ``output`` receives every new state (a projection). ``ttl`` (seconds)
-        expires keys without updates. States must be JSON values.
+        function of the event; default: the record key) and the input must be keyed by
+        it: a record whose Kafka key is not its state key is dead-lettered. ``output``
+        receives every new state (a projection). ``ttl`` (seconds) expires keys without
+        updates. ``dedupe=Dedupe(...)`` folds an event once per event id. States must be
+        JSON values.
         """
 
         def register(fold: F) -> F:
@@ -204,7 +209,8 @@ class App:
                 key=key,
                 output=_topic_name(output) if output is not None else None,
                 ttl=ttl,
-                store_kind=AggregateSpec.validate_kind(store_kind),
+                store_kind=validate_kind(store_kind),
+                dedupe=dedupe,
             )
             return fold
 
@@ -216,47 +222,6 @@ class App:
         """The declared aggregates, in declaration order."""
         return list(self._aggregates.values())
 
-    def _inputs(self) -> list[str]:
-        found = [p.input for p in self._processors.values()]
-        found += [a.input for a in self._aggregates.values()]
-        return list(dict.fromkeys(found))
-
-    def store_specs(self) -> list[AggregateSpec]:
-        """Every store: the aggregates' and the dedupe stores of processors."""
-        stores = list(self._aggregates.values())
-        for spec in self._processors.values():
-            if spec.dedupe is not None:
-                stores.append(
-                    AggregateSpec(
-                        name=f"{spec.name}.dedupe",
-                        fold=_never_folded,
-                        input=spec.input,
-                        store=dedupe_store(spec.name),
-                        key=None,
-                        output=None,
-                        ttl=spec.dedupe.seconds,
-                        store_kind="memory",
-                    )
-                )
-        return stores
-
-    def state_topics(self) -> list[Topic]:
-        """The changelog topics of the stores: compacted, partitioned like the input."""
-        topics = []
-        for spec in self.store_specs():
-            source = self._topics.get(spec.input)
-            topics.append(
-                Topic(
-                    changelog_topic(self.name, spec.store),
-                    "bytes",
-                    "string",
-                    source.partitions if source else 1,
-                    source.replication_factor if source else 1,
-                    {"cleanup.policy": "compact"},
-                )
-            )
-        return topics
-
     @property
     def processors(self) -> list[ProcessorSpec]:
         """The declared processors, in declaration order."""
@@ -267,53 +232,12 @@ class App:
         """The declared topics by name."""
         return dict(self._topics)
 
-    def input_topics(self) -> list[str]:
-        """Every topic the app's workers consume: inputs and retry topics."""
-        inputs = self._inputs()
-        inputs += [r.name for r in self.retry_topics().values()]
-        return list(dict.fromkeys(inputs))
-
     def retry_policy(self, processor: str) -> RetryPolicy:
         """The retry policy of ``processor`` (its own, else the app's)."""
         spec = self._processors[processor]
         if spec.retry is None:
             return self.retry
         return spec.retry
-
-    def retry_topics(self) -> dict[str, RetryTopic]:
-        """The non-blocking retry topics of the app's processors, by name."""
-        found: dict[str, RetryTopic] = {}
-        for spec in self._processors.values():
-            source = self._topics.get(spec.input)
-            partitions = source.partitions if source else 1
-            for index, delay in enumerate(spec.retry_topics):
-                name = f"{self.name}-{spec.name}-retry-{index + 1}"
-                found[name] = RetryTopic(name, spec.name, spec.input, index, delay, partitions)
-        return found
-
-    def failure_topics(self) -> list[Topic]:
-        """Dead-letter, parked and retry topics, partitioned like their inputs."""
-        topics: list[Topic] = []
-        if self.dead_letters:
-            for name in self._inputs():
-                source = self._topics.get(name)
-                partitions = source.partitions if source else 1
-                replicas = source.replication_factor if source else 1
-                topics.append(
-                    Topic(dlq_topic(self.name, name), "bytes", "bytes", partitions, replicas)
-                )
-                topics.append(
-                    Topic(parked_topic(self.name, name), "bytes", "bytes", partitions, replicas)
-                )
-        topics += [
-            Topic(r.name, "bytes", "bytes", r.partitions) for r in self.retry_topics().values()
-        ]
-        return topics
-
-    def all_topics(self) -> dict[str, Topic]:
-        """Declared topics plus the failure and state topics the app derives from them."""
-        derived = [*self.failure_topics(), *self.state_topics()]
-        return {**self._topics, **{t.name: t for t in derived}}
 
     def schemas_dir(self) -> Path:
         """Where the contracts are: the ``schemas`` argument, else env, else ./schemas."""
@@ -337,22 +261,6 @@ class App:
 
     def __repr__(self) -> str:
         return f"App({self.name!r}, processors={list(self._processors)})"
-
-
-@dataclass(frozen=True)
-class RetryTopic:
-    """A delay topic of a processor's non-blocking retries."""
-
-    name: str
-    processor: str
-    source: str
-    index: int
-    delay: float
-    partitions: int
-
-
-def _never_folded(state: Any, event: Any) -> Any:
-    raise TypeError("a dedupe store is not folded")
 
 
 def _topic_name(topic: str | Topic) -> str:

@@ -14,6 +14,8 @@ __all__ = [
     "ConfigError",
     "ContractError",
     "KafkaOperationError",
+    "KafkaUnreachableError",
+    "KeyMismatchError",
     "ProcessingFailedError",
     "SerializationError",
     "StreamkitError",
@@ -34,6 +36,11 @@ class BrokerError(StreamkitError):
 
 class KafkaOperationError(StreamkitError):
     """A Kafka client or admin operation failed (timeout, refused, unknown topic...)."""
+
+
+class KafkaUnreachableError(KafkaOperationError):
+    """No broker of the bootstrap servers answers (refused, unresolvable, timing out, or
+    refusing the credentials)."""
 
 
 class SerializationError(StreamkitError):
@@ -69,6 +76,11 @@ class SerializationError(StreamkitError):
 
 class ContractError(SerializationError):
     """An event does not satisfy the Avro contract declared for its topic."""
+
+
+class KeyMismatchError(StreamkitError):
+    """A record's Kafka key is not the state key it would be folded into: folding it would
+    split that key's state across partitions. Never retried: the record is dead-lettered."""
 
 
 class ProcessingFailedError(StreamkitError):

@@ -9,20 +9,35 @@ returns decides what is produced:
 * a list or tuple of values and/or :class:`Emit`: several records, in that order (fan-out).
 
 An emitted record keeps the input's key unless the :class:`Emit` gives another one.
+
+Everything around processor functions (metrics, tracing, custom checks) is
+:class:`Middleware`: typed hooks that an app declares with ``App(middleware=[...])``.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from streamkit.errors import ConfigError, StreamkitError
-from streamkit.failures.policy import RetryPolicy, parse_duration
+from streamkit.failures.failure import Decision, Failure
+from streamkit.failures.policy import RetryPolicy
+from streamkit.records import Headers
+from streamkit.settings import parse_duration
 from streamkit.state.dedupe import Dedupe
 
-__all__ = ["KEEP_KEY", "Context", "Emit", "ProcessorSpec", "route"]
+__all__ = [
+    "KEEP_KEY",
+    "Context",
+    "Emit",
+    "Middleware",
+    "ProcessorSpec",
+    "RecordInfo",
+    "route",
+]
 
 
 class _KeepKey:
@@ -57,7 +72,7 @@ class Context:
         offset: int,
         timestamp: int,
         key: Any,
-        headers: Sequence[tuple[str, bytes | None]],
+        headers: Headers,
         processor: str,
     ) -> None:
         self.topic = topic
@@ -199,3 +214,58 @@ def _checked(spec: ProcessorSpec, emit: Emit) -> Emit:
             f"outputs ({declared})"
         )
     return emit
+
+
+@dataclass(frozen=True, slots=True)
+class RecordInfo:
+    """The record a middleware hook is about."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    headers: Headers
+    group: str
+
+
+class Middleware:
+    """Base class of middleware: every hook does nothing until overridden.
+
+    Only the hooks a subclass overrides are called (the others cost nothing). Hooks are
+    typed and named for what they observe; an exception raised by a hook is not swallowed.
+
+    =====================  ==========================================================
+    ``on_consumed``        records taken from a topic in one batch
+    ``on_record``          around one record: enter before its processors run, exit after;
+                           the headers it yields are added to every output and dead letter
+    ``on_processed``       one processor call: duration and how it ended
+    ``on_failure``         a failure and the decision taken
+    ``on_produced``        acknowledged records per topic (once per loop iteration)
+    ``on_rebalance``       partitions assigned, revoked or lost
+    =====================  ==========================================================
+    """
+
+    def on_consumed(self, topic: str, count: int) -> None:
+        """``count`` records of ``topic`` were taken in one batch."""
+
+    def on_record(
+        self, record: RecordInfo
+    ) -> AbstractContextManager[list[tuple[str, bytes]]] | None:
+        """A context entered around the record's processing (None: nothing to do).
+
+        The value it yields is a list of headers added to the record's outputs and dead
+        letters (a trace context, for example).
+        """
+        return None
+
+    def on_processed(self, processor: str, seconds: float, outcome: str) -> None:
+        """A processor call ended: ``outcome`` is emitted, filtered or failed."""
+
+    def on_failure(self, failure: Failure, decision: Decision) -> None:
+        """A record failed; ``decision`` is what happens to it."""
+
+    def on_produced(self, counts: Mapping[str, int]) -> None:
+        """Records acknowledged by the broker since the last call, per topic."""
+
+    def on_rebalance(self, kind: Literal["assigned", "revoked", "lost"], count: int) -> None:
+        """Partitions changed hands."""

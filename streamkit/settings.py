@@ -9,20 +9,66 @@ passed through with ``STREAMKIT_KAFKA_<PROPERTY>``, dots written as underscores:
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from streamkit.errors import ConfigError
 
-__all__ = ["DEFAULT_BOOTSTRAP_SERVERS", "Settings", "is_secret_key", "redact"]
+__all__ = [
+    "DEFAULT_BOOTSTRAP_SERVERS",
+    "Settings",
+    "is_secret_key",
+    "parse_duration",
+    "redact",
+    "remember_secrets",
+    "scrub",
+    "secrets_known",
+]
 
 DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
 _KAFKA_PREFIX = "STREAMKIT_KAFKA_"
 _SECRET_MARKERS = ("password", "secret", "jaas", "user.info", "credentials", "token", "key.pem")
 _REDACTED = "***"
+KAFKA_LOGGER = "streamkit.kafka"
+"""The logger every Kafka client of streamkit logs through (librdkafka's own lines)."""
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_secrets: list[str] = []
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``"250ms"``, ``"10s"``, ``"1m"``, ``"2h"`` or ``"1d"``."""
+    match = _DURATION.match(text.strip())
+    if match is None:
+        raise ConfigError(f"{text!r} is not a duration such as 500ms, 10s, 1m, 2h or 1d")
+    return float(match.group(1)) * _UNIT[match.group(2)]
+
+
+def remember_secrets(values: Iterable[str]) -> None:
+    """Values that must never appear in a log line, error message or header of this
+    process (see :func:`scrub`)."""
+    for value in values:
+        if value and len(value) >= 3 and value not in _secrets:
+            _secrets.append(value)
+    _secrets.sort(key=len, reverse=True)
+
+
+def secrets_known() -> bool:
+    """Whether any secret was remembered (nothing to scrub otherwise)."""
+    return bool(_secrets)
+
+
+def scrub(text: str) -> str:
+    """``text`` with every remembered secret replaced by ``***``."""
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, _REDACTED)
+    return text
 
 
 def is_secret_key(key: str) -> bool:
@@ -108,8 +154,14 @@ class Settings:
         self, defaults: Mapping[str, Any] | None = None, /, **overrides: Any
     ) -> dict[str, Any]:
         """librdkafka configuration for a client: bootstrap, ``defaults`` (which the
-        ``STREAMKIT_KAFKA_*`` passthrough replaces), the passthrough, then ``overrides``."""
-        config: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers}
+        ``STREAMKIT_KAFKA_*`` passthrough replaces), the passthrough, then ``overrides``.
+
+        librdkafka's own log lines go to the ``streamkit.kafka`` logger (the worker shows
+        its warnings; the other commands keep them out of the terminal)."""
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "logger": logging.getLogger(KAFKA_LOGGER),
+        }
         config.update(defaults or {})
         config.update(self.kafka)
         config.update(overrides)

@@ -10,6 +10,7 @@ from typing import IO, Any
 
 import click
 
+from streamkit.cli._kafka import kafka_settings
 from streamkit.contracts.repository import SchemaRepository
 from streamkit.contracts.serde import AvroSerde, ConfluentAvroSerde, Serde, registry_client
 from streamkit.errors import SerializationError
@@ -76,7 +77,7 @@ def produce(
 
     Every record is acknowledged by the broker (acks=all) before the command succeeds.
     """
-    settings = Settings.from_env()
+    settings = kafka_settings()
     name = "stdin" if source is sys.stdin.buffer or source.name == "<stdin>" else source.name
     encode = json_value
     if schema:
@@ -106,7 +107,7 @@ def consume(
     schemas_dir: Path | None,
 ) -> None:
     """Print TOPIC's records as JSON lines (all partitions, no consumer group, no commits)."""
-    settings = Settings.from_env()
+    settings = kafka_settings()
     out = sys.stdout.buffer
     decode: Callable[[bytes], Any] = json_or_text
     if schema:

@@ -11,13 +11,13 @@ import click
 import orjson
 
 from streamkit.app import load_app
+from streamkit.cli._kafka import kafka_settings
 from streamkit.errors import ConfigError, SerializationError
 from streamkit.failures.dead_letter import DeadLetter
-from streamkit.failures.operator import Selection, list_dead_letters, redrive, scan
-from streamkit.failures.policy import parse_duration
 from streamkit.ops.console import json_or_text
-from streamkit.runtime.pipeline import Pipeline
-from streamkit.settings import Settings
+from streamkit.ops.dlq import Selection, list_dead_letters, redrive, scan
+from streamkit.runtime.serdes import TopicSerdes, app_serdes
+from streamkit.settings import parse_duration
 
 _app_option = click.option("--app", "target", required=True, metavar="MODULE[:APP]")
 
@@ -67,7 +67,7 @@ def dlq() -> None:
 def list_(target: str) -> None:
     """Every DLQ (and parked) topic of the app: records, oldest and newest failure."""
     app = load_app(target)
-    rows = list_dead_letters(app, Settings.from_env().client_config())
+    rows = list_dead_letters(app, kafka_settings().client_config())
     click.echo(f"{'topic':<48}{'records':>9}  {'oldest failure':<22}{'newest failure':<22}")
     for row in rows:
         click.echo(
@@ -75,10 +75,10 @@ def list_(target: str) -> None:
         )
 
 
-def _decoded(pipeline: Pipeline, letter: DeadLetter) -> Any:
+def _decoded(serdes_of: dict[str, TopicSerdes], letter: DeadLetter) -> Any:
     if letter.value is None:
         return None
-    serdes = pipeline.serdes.get(letter.source_topic)
+    serdes = serdes_of.get(letter.source_topic)
     if serdes is not None:
         with contextlib.suppress(SerializationError):  # undecodable: why many are here
             return serdes.value.decode(letter.value)
@@ -99,8 +99,8 @@ def show(
 ) -> None:
     """Dead letters with their error headers, decoded with their topic's contract."""
     app = load_app(target)
-    settings = Settings.from_env()
-    pipeline = Pipeline(app, settings)
+    settings = kafka_settings()
+    serdes_of = app_serdes(app, settings)
     selection = Selection(processor, error, _since_ms(since), max_records)
     out = sys.stdout.buffer
     if not as_json:
@@ -110,7 +110,7 @@ def show(
             doc = {
                 "dlq": f"{letter.dlq_topic}/{letter.dlq_partition}/{letter.dlq_offset}",
                 "key": (letter.key or b"").decode("utf-8", "replace") if letter.key else None,
-                "value": _decoded(pipeline, letter),
+                "value": _decoded(serdes_of, letter),
                 "headers": [[k, (v or b"").decode("utf-8", "replace")] for k, v in letter.headers],
                 "error": letter.error,
                 "redrives": letter.redrives,
@@ -152,7 +152,7 @@ def redrive_(
     selection = Selection(processor, error, _since_ms(since), max_records)
     plan = redrive(
         app,
-        Settings.from_env().client_config(),
+        kafka_settings().client_config(),
         selection,
         to=to,
         execute=execute,

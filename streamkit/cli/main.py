@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 
 import click
+from confluent_kafka import KafkaException
 
 from streamkit import __version__
 from streamkit.cli.broker import broker
@@ -17,9 +19,8 @@ from streamkit.cli.schemas import schemas
 from streamkit.cli.state import state
 from streamkit.cli.status import status
 from streamkit.cli.topics import topics
-from streamkit.errors import StreamkitError
-from streamkit.observability.logs import remember_secrets, scrub
-from streamkit.settings import Settings
+from streamkit.errors import KafkaUnreachableError, StreamkitError
+from streamkit.settings import KAFKA_LOGGER, Settings, remember_secrets, scrub
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -41,9 +42,15 @@ cli.add_command(state)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the command line; a streamkit error becomes one ``error:`` line and exit code 1."""
+    """Run the command line; an error becomes one ``error:`` line: exit code 2 when Kafka
+    cannot be reached, 1 for any other error."""
     with contextlib.suppress(StreamkitError):  # a bad setting is reported by the command
         remember_secrets(Settings.from_env().secret_values())
+    # librdkafka's own lines (a refused connection is one line a second per broker) stay
+    # out of the terminal: the command says in one line what went wrong.
+    kafka_log = logging.getLogger(KAFKA_LOGGER)
+    kafka_log.addHandler(logging.NullHandler())
+    kafka_log.propagate = False
     try:
         cli.main(args=argv, prog_name="streamkit", standalone_mode=False)
     except click.exceptions.Abort:
@@ -52,8 +59,15 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except KafkaUnreachableError as exc:
+        click.echo(f"error: {scrub(str(exc))}", err=True)
+        sys.exit(2)
     except StreamkitError as exc:
         click.echo(f"error: {scrub(str(exc))}", err=True)
+        sys.exit(1)
+    except (KafkaException, TimeoutError) as exc:  # a client error no command translated
+        reason = exc.args[0].str() if isinstance(exc, KafkaException) else "timed out"
+        click.echo(f"error: Kafka: {scrub(reason)}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -15,8 +15,8 @@ from rich.progress import (
 )
 
 from streamkit.app import load_app
+from streamkit.cli._kafka import kafka_settings
 from streamkit.errors import ConfigError
-from streamkit.failures.policy import parse_duration
 from streamkit.ops.replay import (
     Redirect,
     ResetTarget,
@@ -27,7 +27,7 @@ from streamkit.ops.replay import (
     shadow_replay,
     summary_lines,
 )
-from streamkit.settings import Settings
+from streamkit.settings import parse_duration
 
 _app_option = click.option("--app", "target", required=True, metavar="MODULE[:APP]")
 _topic_option = click.option(
@@ -104,7 +104,7 @@ def reset(
             chosen = [int(p) for p in partitions.split(",")]
         except ValueError as exc:
             raise ConfigError(f"--partitions {partitions!r}: expected numbers like 0,2,5") from exc
-    admin = AdminClient(Settings.from_env().client_config())
+    admin = AdminClient(kafka_settings().client_config())
     plan = plan_reset(app, admin, where, topics=list(topics) or None, partitions=chosen)
     click.echo(f"{'topic':<32}{'partition':>10}{'current':>12}{'new':>12}{'reprocess':>12}")
     for line in plan:
@@ -163,7 +163,7 @@ def shadow(
 
         summary = shadow_replay(
             app,
-            Settings.from_env(),
+            kafka_settings(),
             parse_bound(start),
             parse_bound(until) if until else None,
             redirect,

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
 
 from streamkit.app import load_app
+from streamkit.cli._kafka import kafka_settings
 from streamkit.engines.kafka import WorkerOptions
+from streamkit.host.supervisor import Supervisor, SupervisorOptions
+from streamkit.host.worker import ProcessOptions
 from streamkit.observability.logs import configure_logging
 from streamkit.runtime import instance
 from streamkit.runtime.pipeline import Pipeline
-from streamkit.runtime.supervisor import Supervisor, SupervisorOptions
-from streamkit.runtime.worker_process import ProcessOptions
-from streamkit.settings import Settings
 
 
 @click.command()
@@ -50,7 +51,12 @@ from streamkit.settings import Settings
     show_default=True,
     help="Serve /metrics, /healthz, /readyz; worker i listens on PORT+i (0: off).",
 )
-@click.option("--http-host", default="0.0.0.0", show_default=True)  # noqa: S104
+@click.option(
+    "--http-host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Interface of the HTTP endpoints (0.0.0.0 in a container, to be scraped).",
+)
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text")
 @click.option("--tracing", is_flag=True, help="One OpenTelemetry span per record.")
 @click.option(
@@ -78,7 +84,7 @@ def run(
     """
     configure_logging(log_level, fmt=log_format)
     app = load_app(target)
-    settings = Settings.from_env()
+    settings = kafka_settings()
     Pipeline(app, settings)  # fail here, once, on a bad app or contract
     options = SupervisorOptions(
         workers=workers,
@@ -95,11 +101,14 @@ def run(
             commit_interval=commit_interval,
         ),
     )
-    click.echo(
+    started = (
         f"running app {app.name} (group {app.group_id}) with {workers} worker(s) on "
-        f"{settings.bootstrap_servers}",
-        err=True,
+        f"{settings.bootstrap_servers}"
     )
+    if log_format == "json":  # every line of the run is then a JSON object
+        logging.getLogger("streamkit.supervisor").warning(started)
+    else:
+        click.echo(started, err=True)
     claimed = instance.claim(app.group_id, settings.state_dir / "instances")
     try:
         code = Supervisor(target, options, claimed.id).run()

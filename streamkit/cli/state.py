@@ -8,8 +8,8 @@ import click
 import orjson
 
 from streamkit.app import load_app
-from streamkit.settings import Settings
-from streamkit.state.query import read_state
+from streamkit.cli._kafka import kafka_settings
+from streamkit.ops.state import read_state
 
 
 @click.group()
@@ -23,7 +23,8 @@ def state() -> None:
 @click.argument("key")
 def get(target: str, store: str, key: str) -> None:
     """Print KEY's state in STORE as JSON (from the changelog); exit 3 when it has none."""
-    answer = read_state(load_app(target), Settings.from_env().client_config(), store, key)
+    app = load_app(target)
+    answer = read_state(app, kafka_settings().client_config(), store, key)
     if not answer.found:
         click.echo(f"no state for {key!r} in store {store}", err=True)
         sys.exit(3)

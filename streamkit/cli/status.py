@@ -10,8 +10,8 @@ from rich.live import Live
 from rich.table import Table
 
 from streamkit.app import load_app
-from streamkit.observability.status import GroupStatus, group_status, with_rates
-from streamkit.settings import Settings
+from streamkit.cli._kafka import kafka_settings
+from streamkit.ops.status import GroupStatus, group_status, with_rates
 
 
 def _render(status: GroupStatus) -> Group:
@@ -44,7 +44,7 @@ def _render(status: GroupStatus) -> Group:
 def status(target: str, once: bool, interval: float) -> None:
     """Members of the app's group, partitions per member, lag and rates (Ctrl-C stops)."""
     app = load_app(target)
-    config = Settings.from_env().client_config()
+    config = kafka_settings().client_config()
     console = Console()
     current = group_status(app, config)
     if once:

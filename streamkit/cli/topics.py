@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from streamkit.app import App, load_app
+from streamkit.app import load_app
+from streamkit.cli._kafka import kafka_settings
 from streamkit.errors import KafkaOperationError
 from streamkit.ops.admin import (
     TopicSpec,
@@ -14,7 +15,7 @@ from streamkit.ops.admin import (
     describe_topics,
 )
 from streamkit.ops.offsets import committed_offsets, offsets_for, partitions_of
-from streamkit.settings import Settings
+from streamkit.topology import Topology
 
 
 @click.group()
@@ -33,11 +34,11 @@ def create(target: str) -> None:
     command exits 1.
     """
     app = load_app(target)
-    admin = admin_client(Settings.from_env().client_config())
+    admin = admin_client(kafka_settings().client_config())
     existing = describe_topics(admin)
     mismatches = []
     wanted = []
-    for topic in app.all_topics().values():
+    for topic in Topology(app).topics().values():
         have = existing.get(topic.name)
         if have is None:
             wanted.append(
@@ -56,43 +57,24 @@ def create(target: str) -> None:
         raise KafkaOperationError("; ".join(mismatches))
 
 
-def _roles(app: App) -> dict[str, str]:
-    roles: dict[str, set[str]] = {}
-    for spec in app.processors:
-        roles.setdefault(spec.input, set()).add("input")
-        for out in spec.outputs:
-            roles.setdefault(out, set()).add("output")
-    for name in app.topics:
-        roles.setdefault(name, set()).add("declared")
-    for topic in app.failure_topics():
-        kind = topic.name.rpartition("-")[2]
-        roles.setdefault(topic.name, set()).add(
-            {"dlq": "dead letters", "parked": "parked"}.get(kind, "retry")
-        )
-    order = ("input", "output", "dead letters", "parked", "retry", "declared")
-    return {
-        name: ", ".join(r for r in order if r in found and (r != "declared" or len(found) == 1))
-        for name, found in roles.items()
-    }
-
-
 def _describe(target: str, with_lag: bool) -> None:
     app = load_app(target)
-    config = Settings.from_env().client_config()
+    topology = Topology(app)
+    config = kafka_settings().client_config()
     admin = admin_client(config)
     existing = describe_topics(admin)
-    names = list(app.all_topics())
+    names = list(topology.topics())
     policies = cleanup_policies(admin, [n for n in names if n in existing])
-    roles = _roles(app)
-    click.echo(f"{'topic':<48}{'role':<16}{'partitions':>11}  {'cleanup':<10}")
+    roles = {name: ", ".join(found) for name, found in topology.roles().items()}
+    click.echo(f"{'topic':<48}{'role':<20}{'partitions':>11}  {'cleanup':<10}")
     for name in names:
         partitions = str(existing[name]) if name in existing else "missing"
         click.echo(
-            f"{name:<48}{roles.get(name, ''):<16}{partitions:>11}  {policies.get(name, '-'):<10}"
+            f"{name:<48}{roles.get(name, ''):<20}{partitions:>11}  {policies.get(name, '-'):<10}"
         )
     if not with_lag:
         return
-    inputs = [n for n in dict.fromkeys(p.input for p in app.processors) if n in existing]
+    inputs = [n for n in topology.inputs() if n in existing]
     parts = partitions_of(admin, inputs)
     committed = committed_offsets(admin, app.group_id, parts)
     ends = offsets_for(admin, parts, "latest")

@@ -1,5 +1,6 @@
-"""Where processors run: on Kafka (the worker) and in memory (for tests)."""
+"""Where tasks run: on Kafka (``kafka``: the worker), in memory (``memory``: behind
+``TestDriver``), and aside from the live group (``shadow``: replay)."""
 
-from streamkit.engines.memory import MemoryEngine, StoredRecord
+from streamkit.engines.memory import MemoryEngine
 
-__all__ = ["MemoryEngine", "StoredRecord"]
+__all__ = ["MemoryEngine"]

@@ -1,66 +1,95 @@
-"""The in-memory engine: an App's processors run in-process, without Kafka.
+"""The in-memory engine: an App's tasks run in-process, without Kafka.
 
-It is a test tool (like Kafka Streams' TopologyTestDriver), not a substitute for Kafka:
-records go through the same :class:`~streamkit.runtime.pipeline.Pipeline` as on a broker,
-so contracts are enforced, but there are no partitions to balance and nothing to commit.
-Outputs that are inputs of other processors of the app are processed in turn.
+It is a test tool (like Kafka Streams' TopologyTestDriver), not a substitute for Kafka.
+Topics are in-memory logs with partitions; each input partition has a task, the same
+:class:`~streamkit.runtime.task.PartitionTask` the Kafka worker runs, so contracts,
+retries, dead letters and state behave as on a broker. Records derived from an appended
+one are processed in turn, in the order they were appended. Time is virtual: a hold (a
+blocking retry, a retry record not yet due) moves the engine's clock forward instead of
+sleeping, and :meth:`MemoryEngine.advance` moves it on request.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-import zlib
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from streamkit.app import App
-from streamkit.runtime.failure import FailureHandler
+from streamkit.failures.failure import FailureHandler
+from streamkit.records import TP, Headers, Record, key_partition
+from streamkit.runtime.offsets import Chunk
+from streamkit.runtime.outcome import OutRecord, ProduceError
 from streamkit.runtime.pipeline import Pipeline
+from streamkit.runtime.task import Counters, Hold, PartitionTask
 from streamkit.settings import Settings
+from streamkit.state.partition import PartitionState
 
-__all__ = ["MemoryEngine", "StoredRecord"]
+__all__ = ["MemoryEngine"]
 
 _MAX_HOPS = 10_000
-Headers = Sequence[tuple[str, bytes | None]]
-
-
-@dataclass(frozen=True)
-class StoredRecord:
-    """A record as the memory engine keeps it (raw bytes, like a broker would)."""
-
-    topic: str
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
-    headers: tuple[tuple[str, bytes | None], ...] = ()
 
 
 @dataclass
 class _Log:
-    records: list[StoredRecord] = field(default_factory=list)
-    next_offset: dict[int, int] = field(default_factory=dict)
+    records: list[Record] = field(default_factory=list)
+    partitions: dict[int, list[Record]] = field(default_factory=dict)
 
 
 class MemoryEngine:
-    """Topics as in-memory logs, and the app's pipeline run on every appended record."""
+    """Topics as in-memory logs, and the app's tasks run on every record of an input."""
 
     def __init__(
         self,
         app: App,
         settings: Settings | None = None,
         failure_handler: FailureHandler | None = None,
+        *,
+        start_ms: int | None = None,
     ) -> None:
-        self.pipeline = Pipeline(app, settings, failure_handler, memory_stores=True)
+        self._clock = int(time.time() * 1000) if start_ms is None else start_ms
+        self.pipeline = Pipeline(app, settings, failure_handler, clock=self.now_ms)
         self.app = app
-        self._topics = app.all_topics()
+        self.topology = self.pipeline.topology
+        self._topics = self.topology.topics()
         self._logs: dict[str, _Log] = {name: _Log() for name in self._topics}
-        self.filtered: list[tuple[str, StoredRecord]] = []
+        self._consumed = set(self.topology.consumed())
+        self.tasks: dict[TP, PartitionTask] = {}
+        self.held: dict[TP, PartitionTask] = {}
+        self._positions: dict[TP, int] = {}
+        self._queue: deque[tuple[TP, int]] = deque()
+        self.counters = Counters()
+        self.log = logging.getLogger("streamkit.memory")
+        self.filtered: list[Record] = []
+        """Input records that a processor filtered out (returned nothing for)."""
         self.waits: list[tuple[str, int, float]] = []
         """(processor, failed attempt, seconds it would have waited) per retry."""
 
+    # -- the tasks' Port ------------------------------------------------------------------
+    def now_ms(self) -> int:
+        """The virtual clock."""
+        return self._clock
+
+    def pause(self, task: PartitionTask, hold: Hold) -> None:
+        """Hold the task's partition: its position goes back to the held record."""
+        self._positions[task.tp] = hold.offset
+        self.held[task.tp] = task
+        self.waits.extend(hold.waits)
+
+    def resume(self, task: PartitionTask) -> None:
+        """Deliver the task's partition again, from its position."""
+        self.held.pop(task.tp, None)
+        topic, partition = task.tp
+        end = len(self._logs[topic].partitions.get(partition, []))
+        self._queue.extend((task.tp, o) for o in range(self._positions.get(task.tp, 0), end))
+
+    def state_of(self, tp: TP) -> PartitionState | None:
+        """The state of partition ``tp`` (every partition is here)."""
+        return self._task(tp).state
+
+    # -- records --------------------------------------------------------------------------
     def append(
         self,
         topic: str,
@@ -68,75 +97,103 @@ class MemoryEngine:
         value: bytes | None,
         headers: Headers | None = None,
         timestamp: int | None = None,
-    ) -> StoredRecord:
+    ) -> Record:
         """Append a raw record to ``topic`` and run everything downstream of it.
 
-        Failure decisions are carried out at once: blocking retries re-run the failed
-        processors (``self.waits`` records each delay instead of sleeping), retry-topic
-        records are processed as soon as they are appended, dead letters are appended to
-        the dead-letter (or parked) topic.
+        Failure decisions are carried out as on Kafka: blocking retries hold the partition
+        (the clock moves on by the delay; ``waits`` records it), retry-topic records are
+        processed when due, dead letters go to the dead-letter (or parked) topic.
         """
         first = self._store(topic, key, value, headers, timestamp)
-        pending = deque([first])
+        try:
+            self._drain()
+        except BaseException:
+            self._queue.clear()
+            raise
+        return first
+
+    def redeliver(self, tp: TP, offset: int) -> None:
+        """Deliver partition ``tp`` again from ``offset``, as a restarted worker would
+        from its last committed offset."""
+        task = self._task(tp)
+        task.retrying = None
+        self._positions[tp] = offset
+        end = len(self._log(tp[0]).partitions.get(tp[1], []))
+        self._queue.extend((tp, o) for o in range(offset, end))
+        self._drain()
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward and run what became due."""
+        self._clock += int(seconds * 1000)
+        self._drain()
+
+    def records(self, topic: str) -> list[Record]:
+        """Every record of ``topic`` in the order they were appended."""
+        return list(self._log(topic).records)
+
+    def _drain(self) -> None:
         hops = 0
-        while pending:
-            record = pending.popleft()
+        while True:
+            if not self._queue:
+                if not self.held:
+                    return
+                self._clock = max(self._clock, min(t.hold.until_ms for t in self.held.values()
+                                                   if t.hold is not None))  # fmt: skip
+                for task in list(self.held.values()):
+                    if task.due(self._clock):
+                        task.release()
+                continue
+            tp, offset = self._queue.popleft()
+            task = self._task(tp)
+            if task.hold is not None or offset != self._positions.get(tp, 0):
+                continue  # held, or delivered again from its position on resume
             hops += 1
             if hops > _MAX_HOPS:
                 raise RuntimeError(f"more than {_MAX_HOPS} records from one input: a cycle?")
-            self._run(record, pending)
-        return first
+            self._run(task, self._logs[tp[0]].partitions[tp[1]][offset])
 
-    def _run(self, record: StoredRecord, pending: deque[StoredRecord]) -> None:
-        def sink(
-            out_topic: str,
-            out_key: bytes | None,
-            out_value: bytes | None,
-            out_headers: Headers | None,
-            out_timestamp: int,
-            out_partition: int = -1,
-        ) -> None:
-            stored = self._store(
-                out_topic, out_key, out_value, out_headers, out_timestamp, out_partition
-            )
-            pending.append(stored)
-
-        topic, partition, offset = record.topic, record.partition, record.offset
-        timestamp, headers = record.timestamp, record.headers
-        attempt, only = 1, None
-        origin = (
-            self.pipeline.retry_origin(headers) if topic in self.pipeline.retry_topics else None
+    def _run(self, task: PartitionTask, record: Record) -> None:
+        offset = record.offset()
+        self._positions[task.tp] = offset + 1
+        chunk = task.offsets.open(_MemoryChunk(self, offset))
+        again = task.retrying is not None and task.retrying.offset == offset
+        fast_filtered = self.pipeline.fast_filtered
+        try:
+            outcome = task.handle(record, chunk)
+        finally:
+            chunk.sealed = True
+        task.offsets.advance(task.delivery_failed)
+        filtered = self.pipeline.fast_filtered > fast_filtered or (
+            outcome is not None and outcome.filtered > 0
         )
-        if origin is not None:
-            topic, partition, offset = origin.topic, origin.partition, origin.offset
-            timestamp, headers = origin.timestamp, tuple(origin.headers)
-            attempt, only = origin.attempt, frozenset({origin.processor})
-            self.waits.append(
-                (origin.processor, attempt - 1, max(0.0, origin.due_ms / 1000 - time.time()))
-            )
-        specs = self.pipeline.by_input.get(topic, [])
-        while True:
-            outcome = self.pipeline.process(
-                topic, partition, offset, timestamp, record.key, record.value, headers, sink,
-                attempt=attempt, only=only,
-            )  # fmt: skip
-            if specs and outcome.filtered and attempt == 1:
-                self.filtered.append((record.topic, record))
-            for failure in outcome.dead:
-                dead = self.pipeline.dead_letter_record(
-                    failure, record.key, record.value, headers, timestamp, outcome.extra_headers
-                )
-                self._store(*dead, None)
-            for failure, retry_topic, delay in outcome.forward:
-                forwarded = self.pipeline.retry_record(
-                    failure, retry_topic, delay, record.key, record.value, headers, timestamp
-                )
-                pending.append(self._store(*forwarded, None))
-            if not outcome.retry:
-                return
-            for processor, delay in outcome.retry.items():
-                self.waits.append((processor, attempt, delay))
-            attempt, only = attempt + 1, frozenset(outcome.retry)
+        if filtered and not again and task.topic in self.pipeline.by_input:
+            self.filtered.append(record)
+
+    def _task(self, tp: TP) -> PartitionTask:
+        task = self.tasks.get(tp)
+        if task is None:
+            state = self.pipeline.open_state(*tp, Path(), memory=True)  # no files
+            task = PartitionTask(tp, self.pipeline, self, state)
+            self.tasks[tp] = task
+        return task
+
+    def _log(self, topic: str) -> _Log:
+        log = self._logs.get(topic)
+        if log is None:
+            raise KeyError(f"topic {topic} is not declared by app {self.app.name}")
+        return log
+
+    def store(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None,
+        timestamp: int | None,
+        partition: int = -1,
+    ) -> Record:
+        """Append a record to ``topic`` (to be processed if the app reads it)."""
+        return self._store(topic, key, value, headers, timestamp, partition)
 
     def _store(
         self,
@@ -146,30 +203,45 @@ class MemoryEngine:
         headers: Headers | None,
         timestamp: int | None,
         partition: int = -1,
-    ) -> StoredRecord:
-        log = self._logs.get(topic)
-        if log is None:
-            raise KeyError(f"topic {topic} is not declared by app {self.app.name}")
+    ) -> Record:
+        log = self._log(topic)
         if partition < 0:
             partitions = self._topics[topic].partitions
-            partition = zlib.crc32(key) % partitions if key is not None else 0
-        offset = log.next_offset.get(partition, 0)
-        log.next_offset[partition] = offset + 1
-        record = StoredRecord(
-            topic,
-            partition,
-            offset,
-            int(time.time() * 1000) if timestamp is None else timestamp,
-            key,
-            value,
-            tuple(headers or ()),
-        )
+            partition = key_partition(key, partitions) if key is not None else 0
+        entries = log.partitions.setdefault(partition, [])
+        record = Record(
+            topic, partition, len(entries), self._clock if timestamp is None else timestamp,
+            key, value, tuple(headers or ()),
+        )  # fmt: skip
+        entries.append(record)
         log.records.append(record)
+        if topic in self._consumed:
+            self._queue.append(((topic, partition), record.offset()))
         return record
 
-    def records(self, topic: str) -> list[StoredRecord]:
-        """Every record of ``topic`` in the order they were appended."""
-        log = self._logs.get(topic)
-        if log is None:
-            raise KeyError(f"topic {topic} is not declared by app {self.app.name}")
-        return list(log.records)
+
+class _MemoryChunk(Chunk):
+    """Outputs appended to the engine's logs at once (nothing to acknowledge)."""
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: MemoryEngine, first: int) -> None:
+        super().__init__(first)
+        self._engine = engine
+
+    def __call__(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None,
+        timestamp: int,
+        partition: int = -1,
+    ) -> ProduceError | None:
+        self._engine.store(topic, key, value, headers, timestamp, partition)
+        return None
+
+    def reroute(self, record: OutRecord) -> ProduceError | None:
+        topic, key, value, headers = record
+        self._engine.store(topic, key, value, headers, None)
+        return None

@@ -5,6 +5,7 @@ The DLQ record keeps the input's key, value and headers byte for byte, and appen
 
 =============================  ===============================================
 ``exception.class.name``       the exception's qualified class name
+``exception.class.hierarchy``  it and its base classes, comma-separated
 ``exception.message``          its message (at most 1,000 characters)
 ``exception.stacktrace``       the traceback (at most 4,000 characters)
 ``stage``                      decode, process, encode or produce
@@ -24,8 +25,9 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from streamkit.observability.logs import scrub
-from streamkit.runtime.failure import Failure
+from streamkit.failures.failure import Failure
+from streamkit.records import Headers
+from streamkit.settings import scrub
 
 __all__ = [
     "ERROR_PREFIX",
@@ -34,32 +36,28 @@ __all__ = [
     "REDRIVE_PROCESSOR",
     "DeadLetter",
     "dead_letter_headers",
-    "dlq_topic",
+    "dead_letter_record",
     "original_headers",
-    "parked_topic",
     "read_dead_letter",
+    "redrive_count",
+    "redrive_target",
 ]
 
 ERROR_PREFIX = "__streamkit.error."
 REDRIVE_COUNT = "__streamkit.redrive.count"
 REDRIVE_FROM = "__streamkit.redrive.from"
 REDRIVE_PROCESSOR = "__streamkit.redrive.processor"
+RETRY_BOOKKEEPING = "__streamkit.retry."
 _MESSAGE_LIMIT = 1000
 _TRACE_LIMIT = 4000
 
 
-def dlq_topic(app: str, input_topic: str) -> str:
-    """The dead-letter topic of ``app`` for records of ``input_topic``."""
-    return f"{app}-{input_topic}-dlq"
-
-
-def parked_topic(app: str, input_topic: str) -> str:
-    """Where records that failed again after too many redrives are parked."""
-    return f"{app}-{input_topic}-parked"
-
-
 def _truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 15] + "... [truncated]"
+
+
+def _qualified(kind: type) -> str:
+    return f"{kind.__module__}.{kind.__qualname__}"
 
 
 def dead_letter_headers(
@@ -70,7 +68,8 @@ def dead_letter_headers(
     kind = type(error)
     trace = "".join(traceback.format_exception(kind, error, error.__traceback__))
     values = {
-        "exception.class.name": f"{kind.__module__}.{kind.__qualname__}",
+        "exception.class.name": _qualified(kind),
+        "exception.class.hierarchy": ",".join(_qualified(c) for c in kind.__mro__[:-1]),
         "exception.message": _truncate(scrub(str(error)), _MESSAGE_LIMIT),
         "exception.stacktrace": _truncate(scrub(trace), _TRACE_LIMIT),
         "stage": failure.stage.value,
@@ -85,6 +84,46 @@ def dead_letter_headers(
         "failed.at": str(now_ms if now_ms is not None else int(time.time() * 1000)),
     }
     return [(ERROR_PREFIX + name, value.encode("utf-8")) for name, value in values.items()]
+
+
+def dead_letter_record(
+    failure: Failure,
+    topic: str,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Headers | None,
+    *,
+    app: str,
+    group: str,
+    source_timestamp: int,
+    trace: Headers = (),
+    now_ms: int | None = None,
+) -> tuple[str, bytes | None, bytes | None, list[tuple[str, bytes | None]]]:
+    """The record that carries ``failure``'s input to ``topic`` (a DLQ or parked topic):
+    the original key, value and headers (without retry bookkeeping), the error headers,
+    then ``trace`` (headers middleware added to the input's outputs)."""
+    original = [(k, v) for k, v in (headers or ()) if not k.startswith(RETRY_BOOKKEEPING)]
+    extra = dead_letter_headers(
+        failure, app=app, group=group, source_timestamp=source_timestamp, now_ms=now_ms
+    )
+    return topic, key, value, [*original, *extra, *trace]
+
+
+def redrive_count(headers: Headers | None) -> int:
+    """How many times a record was redriven (0: never)."""
+    count = 0
+    for name, raw in headers or ():
+        if name == REDRIVE_COUNT and raw:
+            count = int(raw.decode() or 0)
+    return count
+
+
+def redrive_target(headers: Headers | None) -> frozenset[str] | None:
+    """The processor a redriven record is meant for (None: every processor)."""
+    for name, raw in headers or ():
+        if name == REDRIVE_PROCESSOR and raw:
+            return frozenset({raw.decode("utf-8", "replace")})
+    return None
 
 
 def original_headers(
@@ -127,6 +166,13 @@ class DeadLetter:
         return self.error.get("exception.class.name", "")
 
     @property
+    def error_classes(self) -> list[str]:
+        """The exception's class and its base classes, qualified (just the class for a
+        dead letter written before the hierarchy was recorded)."""
+        hierarchy = self.error.get("exception.class.hierarchy", "")
+        return hierarchy.split(",") if hierarchy else [self.error_class]
+
+    @property
     def failed_at(self) -> int:
         """When it failed, in milliseconds since the epoch."""
         return int(self.error.get("failed.at", "0") or 0)
@@ -146,10 +192,7 @@ def read_dead_letter(
         for k, v in headers
         if k.startswith(ERROR_PREFIX)
     }
-    redrives = 0
-    for k, v in headers:
-        if k == REDRIVE_COUNT and v:
-            redrives = int(v.decode() or 0)
     return DeadLetter(
-        topic, partition, offset, key, value, tuple(original_headers(headers)), error, redrives
-    )
+        topic, partition, offset, key, value, tuple(original_headers(headers)), error,
+        redrive_count(headers),
+    )  # fmt: skip

@@ -4,33 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from confluent_kafka import KafkaError
-
-from streamkit.errors import KafkaOperationError
+from streamkit.errors import KafkaOperationError, KeyMismatchError
+from streamkit.failures.failure import DEAD_LETTER, STOP, Action, Decision, Failure, Stage
 from streamkit.failures.policy import Retry, RetryPolicy
-from streamkit.runtime.failure import DEAD_LETTER, STOP, Action, Decision, Failure, Stage
 
-__all__ = ["FailurePolicy", "OutputTooLargeError", "is_too_large"]
-
-_TOO_LARGE = frozenset(
-    {KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.INVALID_RECORD}
-)
+__all__ = ["FailurePolicy", "OutputTooLargeError"]
 
 
 class OutputTooLargeError(KafkaOperationError):
     """An output record is larger than its topic (or the producer) accepts."""
 
 
-def is_too_large(error: KafkaError) -> bool:
-    """True for the errors that mean "this record can never be written"."""
-    return error.code() in _TOO_LARGE
-
-
 class FailurePolicy:
     """Retries per processor policy; dead letters for the rest (or stops, without DLQs).
 
-    Decode and encode failures, contract violations and outputs that are too large are
-    never retried: the record goes to the dead-letter topic at once.
+    Decode and encode failures, contract violations, outputs that are too large and
+    records keyed by something other than their state key are never retried: the record
+    goes to the dead-letter topic at once.
     """
 
     def __init__(
@@ -50,6 +40,8 @@ class FailurePolicy:
             return give_up
         policy = self.policies.get(failure.processor, self.default)
         error = failure.error
+        if isinstance(error, KeyMismatchError):
+            return give_up
         if not policy.retryable(error) or failure.attempt >= policy.attempts:
             return give_up
         if isinstance(error, Retry) and error.delay is not None:

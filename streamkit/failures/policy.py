@@ -10,23 +10,11 @@ is spent, or the failure is not retryable, the record goes to the dead-letter to
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass
 
 from streamkit.errors import ConfigError
 
-__all__ = ["Retry", "RetryPolicy", "parse_duration"]
-
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)$")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in ``"250ms"``, ``"10s"``, ``"1m"`` or ``"2h"``."""
-    match = _DURATION.match(text.strip())
-    if match is None:
-        raise ConfigError(f"{text!r} is not a duration such as 500ms, 10s, 1m or 2h")
-    return float(match.group(1)) * _UNIT[match.group(2)]
+__all__ = ["Retry", "RetryPolicy"]
 
 
 class Retry(Exception):  # noqa: N818 - a control-flow signal, not an error

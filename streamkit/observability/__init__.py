@@ -1,6 +1,6 @@
 """Observability: ``metrics`` (Prometheus), ``http`` (/metrics, /healthz, /readyz),
-``tracing`` (OpenTelemetry, optional extra), ``logs`` (text or JSON, secrets redacted) and
-``status`` (a consumer group at a glance). Import the module you need."""
+``tracing`` (OpenTelemetry, optional extra) and ``logs`` (text or JSON, secrets redacted).
+Import the module you need."""
 
 from streamkit.observability.logs import configure_logging, record_fields, scrub
 

@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from streamkit.errors import ConfigError
 from streamkit.observability.metrics import PrometheusMetrics, WorkerCollector
-from streamkit.state.query import key_partition
+from streamkit.records import key_partition
 
 if TYPE_CHECKING:
     from streamkit.engines.kafka import KafkaWorker
@@ -30,14 +30,15 @@ __all__ = ["WorkerHttpServer"]
 
 
 class WorkerHttpServer:
-    """Serves one worker's endpoints from a daemon thread on 127.0.0.1 or ``host``."""
+    """Serves one worker's endpoints from a daemon thread on ``host`` (127.0.0.1 unless
+    told otherwise: ``/state`` answers anyone who can connect)."""
 
     def __init__(
         self,
         worker: KafkaWorker,
         metrics: PrometheusMetrics,
         port: int,
-        host: str = "0.0.0.0",  # noqa: S104 - containers must be reachable; set --http-host
+        host: str = "127.0.0.1",
         max_poll_interval: float = 300.0,
     ) -> None:
         self.worker = worker
@@ -100,19 +101,18 @@ class WorkerHttpServer:
     def state(self, path: str) -> tuple[int, dict[str, Any]]:
         """``/state/{store}/{key}``: the key's state if this worker holds it, else where."""
         parts = [unquote(p) for p in path.split("/")[2:]]
-        manager = self.worker.state
-        stores = sorted(manager.by_store) if manager is not None else []
-        if len(parts) != 2 or manager is None or parts[0] not in manager.by_store:
-            return 404, {"error": f"no such store; stores here: {stores}"}
+        specs = {s.name: s for s in self.worker.topology.stores()}
+        if len(parts) != 2 or parts[0] not in specs:
+            return 404, {"error": f"no such store; stores here: {sorted(specs)}"}
         store, key = parts
-        found = manager.get(store, key)
+        found = self.worker.state_get(store, key)
         if found is not None:
-            partition, entry = found
-            return 200, {"store": store, "key": key, "partition": partition, "state": entry.state}
-        spec = manager.by_store[store]
-        partitions = sorted({p for t, p in self.worker.assigned if t == spec.input})
-        declared = self.worker.app.topics.get(spec.input)
-        likely = key_partition(key, declared.partitions) if declared else None
+            partition, state = found
+            return 200, {"store": store, "key": key, "partition": partition, "state": state}
+        spec = specs[store]
+        partitions = sorted({p for t, p in self.worker.assigned if t == spec.source})
+        declared = self.worker.app.topics.get(spec.source)
+        likely = key_partition(key.encode(), declared.partitions) if declared else None
         here = likely in partitions
         return 404, {
             "error": "no state for this key" if here else "not held by this worker",

@@ -10,43 +10,30 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
-__all__ = ["JsonFormatter", "RedactingFilter", "configure_logging", "record_fields", "scrub"]
+from streamkit.records import record_fields
+from streamkit.settings import remember_secrets, scrub, secrets_known
+
+__all__ = [
+    "JsonFormatter",
+    "RedactingFilter",
+    "configure_logging",
+    "record_fields",
+    "remember_secrets",
+    "scrub",
+]
 
 _RECORD_FIELDS = ("topic", "partition", "offset", "processor")
-_secrets: list[str] = []
-
-
-def remember_secrets(values: Iterable[str]) -> None:
-    """Values that must never appear in a log line or error message of this process."""
-    for value in values:
-        if value and len(value) >= 3 and value not in _secrets:
-            _secrets.append(value)
-    _secrets.sort(key=len, reverse=True)
-
-
-def scrub(text: str) -> str:
-    """``text`` with every remembered secret replaced by ``***``."""
-    for secret in _secrets:
-        if secret in text:
-            text = text.replace(secret, "***")
-    return text
-
-
-def record_fields(topic: str, partition: int, offset: int, processor: str = "") -> dict[str, Any]:
-    """``extra=`` for a log call about one record."""
-    return {"topic": topic, "partition": partition, "offset": offset, "processor": processor}
 
 
 class RedactingFilter(logging.Filter):
     """Replaces remembered secrets in the formatted message and its arguments."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if _secrets:
+        if secrets_known():
             record.msg = scrub(record.getMessage())
             record.args = None
             if record.exc_info and record.exc_info[1] is not None:

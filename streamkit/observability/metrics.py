@@ -36,8 +36,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from streamkit.runtime.failure import Action, Decision, Failure
-from streamkit.runtime.middleware import Middleware
+from streamkit.failures.failure import Action, Decision, Failure
+from streamkit.processor import Middleware
 
 if TYPE_CHECKING:
     from streamkit.engines.kafka import KafkaWorker

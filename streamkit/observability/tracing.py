@@ -21,8 +21,8 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from streamkit.runtime.failure import Action, Decision, Failure
-from streamkit.runtime.middleware import Headers, Middleware, RecordInfo
+from streamkit.failures.failure import Action, Decision, Failure
+from streamkit.processor import Middleware, RecordInfo
 
 __all__ = ["TracingMiddleware", "configure_tracing"]
 
@@ -36,11 +36,11 @@ class TracingMiddleware(Middleware):
     def __init__(self, tracer_provider: Any = None) -> None:
         self.tracer = trace.get_tracer("streamkit", tracer_provider=tracer_provider)
 
-    def on_record(self, record: RecordInfo) -> AbstractContextManager[Headers]:
+    def on_record(self, record: RecordInfo) -> AbstractContextManager[list[tuple[str, bytes]]]:
         return self._span(record)
 
     @contextmanager
-    def _span(self, record: RecordInfo) -> Iterator[Headers]:
+    def _span(self, record: RecordInfo) -> Iterator[list[tuple[str, bytes]]]:
         carrier: dict[str, str] = {}
         for name, value in record.headers:
             if name in _CARRIED and value:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -13,7 +14,8 @@ from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.admin._resource import ResourceType
 from confluent_kafka.cimpl import NewTopic
 
-from streamkit.errors import KafkaOperationError
+from streamkit.errors import KafkaOperationError, KafkaUnreachableError
+from streamkit.settings import Settings
 
 __all__ = [
     "TopicSpec",
@@ -22,6 +24,7 @@ __all__ = [
     "create_topics",
     "delete_topics",
     "describe_topics",
+    "ensure_reachable",
     "wait_for_leaders",
 ]
 
@@ -39,6 +42,32 @@ class TopicSpec:
 def admin_client(config: Mapping[str, Any]) -> AdminClient:
     """An AdminClient for a librdkafka ``config`` (as from ``Settings.client_config()``)."""
     return AdminClient(dict(config))
+
+
+def ensure_reachable(settings: Settings, timeout: float = 10.0) -> None:
+    """Fail within seconds, in one line naming the address, when Kafka cannot be reached.
+
+    A TCP connection to the bootstrap servers first (refused or unresolvable: at once),
+    then the cluster's metadata (credentials, TLS, a broker that is not Kafka).
+    """
+    servers = settings.bootstrap_servers
+    reasons = []
+    for server in servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=3).close()
+            break
+        except OSError as exc:
+            reasons.append(exc.strerror or str(exc) or type(exc).__name__)
+    else:
+        raise KafkaUnreachableError(f"cannot reach Kafka at {servers}: {reasons[0]}")
+    admin = AdminClient(settings.client_config())
+    try:
+        admin.list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise KafkaUnreachableError(
+            f"cannot reach Kafka at {servers}: {exc.args[0].str()}"
+        ) from exc
 
 
 def describe_topics(admin: AdminClient, timeout: float = 10.0) -> dict[str, int]:

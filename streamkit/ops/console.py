@@ -30,6 +30,7 @@ from confluent_kafka import (
 from confluent_kafka import TopicPartition as KafkaTopicPartition
 
 from streamkit.errors import KafkaOperationError, SerializationError
+from streamkit.records import message_headers
 
 __all__ = [
     "ConsoleRecord",
@@ -251,15 +252,6 @@ def _require_topic(info: Any, topic: str) -> Any:
             raise KafkaOperationError(f"topic {topic}: {info.error.str()}")
         raise KafkaOperationError(f"topic {topic} does not exist")
     return info
-
-
-def message_headers(msg: Message) -> list[tuple[str, bytes | None]]:
-    """A consumed message's headers as (name, bytes) pairs, in order."""
-    raw = msg.headers()
-    if not raw:
-        return []
-    items = raw.items() if isinstance(raw, dict) else raw
-    return [(name, value.encode() if isinstance(value, str) else value) for name, value in items]
 
 
 def _console_record(msg: Message) -> ConsoleRecord:

@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from confluent_kafka import (
-    Consumer,
-    ConsumerGroupTopicPartitions,
-    KafkaException,
-    Message,
-    TopicPartition,
-)
+from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._listoffsets import OffsetSpec
 
 from streamkit.errors import KafkaOperationError
+from streamkit.records import TP
 
 __all__ = [
-    "TP",
     "alter_committed",
     "committed_offsets",
     "group_members",
     "offsets_for",
     "partitions_of",
-    "read_until",
 ]
-
-TP = tuple[str, int]
 
 
 def _spec(kind: str, timestamp_ms: int = 0) -> OffsetSpec:
@@ -125,45 +115,3 @@ def alter_committed(admin: AdminClient, group: str, offsets: Mapping[TP, int]) -
             raise KafkaOperationError(
                 f"moving {tp.topic}[{tp.partition}] of group {group} failed: {tp.error.str()}"
             )
-
-
-def read_until(
-    consumer: Consumer, ranges: Mapping[TP, tuple[int, int]], *, stall: float = 60.0
-) -> Iterator[Message]:
-    """Every record of each partition from its start up to its end (exclusive).
-
-    A partition is done when the consumer's *position* reaches its end, not when a record
-    at ``end - 1`` arrives: transaction markers take offsets but are never delivered, so a
-    transactional topic's last record can sit before its end. Raises
-    :class:`KafkaOperationError` when nothing arrives for ``stall`` seconds.
-    """
-    todo = {tp: end for tp, (start, end) in ranges.items() if end > start}
-    if not todo:
-        return
-    consumer.assign([TopicPartition(t, p, ranges[(t, p)][0]) for t, p in todo])
-    idle_since = time.monotonic()
-    while todo:
-        # What has arrived, without waiting for a full batch (a small partition would
-        # otherwise cost the whole timeout); only when nothing has, wait for a record.
-        batch = consumer.consume(1000, timeout=0)
-        if not batch:
-            first = consumer.poll(0.2)
-            batch = [] if first is None else [first]
-        for msg in batch:
-            error = msg.error()
-            if error is not None:
-                if error.fatal():
-                    raise KafkaOperationError(f"reading {msg.topic()} failed: {error.str()}")
-                continue
-            end = todo.get((msg.topic() or "", msg.partition() or 0))
-            if end is not None and (msg.offset() or 0) < end:
-                yield msg
-        for tp in list(todo):
-            (position,) = consumer.position([TopicPartition(*tp)])
-            if position.offset >= todo[tp]:
-                del todo[tp]
-        if batch:
-            idle_since = time.monotonic()
-        elif todo and time.monotonic() - idle_since > stall:
-            where = ", ".join(f"{t}[{p}]" for t, p in sorted(todo))
-            raise KafkaOperationError(f"reading {where} stalled before its end")

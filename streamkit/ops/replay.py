@@ -5,40 +5,37 @@
 records to reprocess per partition), apply only when asked, and never while the group has
 active members unless forced.
 
-**Shadow** runs the app's processors over a bounded range of the input under a throwaway
-consumer group that commits nothing, with every output redirected (a suffix, one named
-topic, or discarded), and stops at the end of the range. The live group is untouched.
-Outputs keep the input's key and timestamp, so replaying a range twice writes the same
-bytes.
+**Shadow** runs the app's processors and aggregates over a bounded range of the input
+(see :mod:`streamkit.engines.shadow`) under a throwaway consumer that commits nothing,
+with every output, projection and dead letter redirected (a suffix, one named topic, or
+discarded), and stops at the end of the range. The live group is untouched. Outputs keep
+the input's key and timestamp, so replaying a range twice writes the same bytes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from streamkit.app import App
-from streamkit.errors import ConfigError, KafkaOperationError
-from streamkit.failures.policy import parse_duration
+from streamkit.engines.shadow import ShadowReplay, ShadowSummary
+from streamkit.errors import ConfigError
 from streamkit.ops.admin import TopicSpec, create_topics, describe_topics
-from streamkit.ops.console import message_headers
 from streamkit.ops.offsets import (
-    TP,
     alter_committed,
     committed_offsets,
     group_members,
     offsets_for,
     partitions_of,
 )
-from streamkit.runtime.pipeline import Pipeline
-from streamkit.settings import Settings
+from streamkit.records import TP
+from streamkit.settings import Settings, parse_duration
+from streamkit.topology import Role, Topology
 
 __all__ = [
     "Bound",
@@ -96,7 +93,7 @@ class ResetLine:
 def _selected(
     app: App, admin: AdminClient, topics: list[str] | None, partitions: list[int] | None
 ) -> list[TP]:
-    inputs = [p.input for p in app.processors]
+    inputs = Topology(app).inputs()
     chosen = list(dict.fromkeys(topics or inputs))
     for topic in chosen:
         if topic not in inputs:
@@ -196,18 +193,6 @@ class Redirect:
         return None
 
 
-@dataclass
-class ShadowSummary:
-    """What a shadow replay read and wrote."""
-
-    read: int = 0
-    emitted: dict[str, int] = field(default_factory=dict)
-    dead_lettered: int = 0
-    filtered: int = 0
-    seconds: float = 0.0
-    created: list[str] = field(default_factory=list)
-
-
 def _bound_offsets(admin: AdminClient, parts: list[TP], bound: Bound) -> dict[TP, int]:
     if bound.kind == "offset":
         return dict.fromkeys(parts, int(bound.value))
@@ -217,18 +202,16 @@ def _bound_offsets(admin: AdminClient, parts: list[TP], bound: Bound) -> dict[TP
 def _ensure_targets(
     admin: AdminClient, app: App, redirect: Redirect, summary: ShadowSummary
 ) -> None:
-    outputs = {o for p in app.processors for o in p.outputs}
-    failure = {t.name for t in app.failure_topics()}
+    topology = Topology(app)
+    written = (Role.OUTPUT, Role.PROJECTION, Role.DEAD_LETTERS, Role.PARKED)
+    topics = topology.topics()
     wanted: dict[str, int] = {}
-    for name in outputs | failure:
+    for name, roles in topology.roles().items():
         target = redirect.target(name)
-        if target is None:
+        if target is None or not any(r in roles for r in written):
             continue
-        declared = app.all_topics().get(name)
-        partitions = declared.partitions if declared is not None else 1
-        wanted[target] = max(wanted.get(target, 1), partitions)
-    live = set(app.all_topics())
-    clash = sorted(t for t in wanted if t in live)
+        wanted[target] = max(wanted.get(target, 1), topics[name].partitions)
+    clash = sorted(t for t in wanted if t in topics)
     if clash:
         raise ConfigError(f"a shadow replay must not write to the app's own topics: {clash}")
     existing = describe_topics(admin)
@@ -263,115 +246,13 @@ def shadow_replay(
     progress: Callable[[int, int], None] | None = None,
 ) -> ShadowSummary:
     """Run the app's processors over ``[start, until)`` of its inputs; see the module doc."""
-    config = settings.client_config()
-    admin = AdminClient(config)
+    admin = AdminClient(settings.client_config())
     todo = _ranges(admin, _selected(app, admin, topics, None), start, until)
-    total = sum(e - b for b, e in todo.values())
-    if total == 0:
+    if not todo:
         raise ConfigError("nothing to replay: the range holds no record in any partition")
-    summary = ShadowSummary()
-    _ensure_targets(admin, app, redirect, summary)
-    pipeline = Pipeline(app, settings)
-    producer = Producer({**config, "enable.idempotence": True, "acks": "all", "linger.ms": 20})
-    errors: list[str] = []
-
-    def delivered(err: KafkaError | None, msg: Any) -> None:
-        if err is not None:
-            errors.append(f"{msg.topic()}: {err.str()}")
-
-    def sink(topic: str, key: bytes | None, value: bytes | None, headers: Any, ts: int) -> None:
-        summary.emitted[topic] = summary.emitted.get(topic, 0) + 1
-        target = redirect.target(topic)
-        if target is None:
-            return
-        kwargs: dict[str, Any] = {"on_delivery": delivered}
-        if headers:
-            kwargs["headers"] = headers
-        if ts > 0:
-            kwargs["timestamp"] = ts
-        while True:
-            try:
-                producer.produce(target, value, key, **kwargs)
-                return
-            except BufferError:
-                producer.poll(0.1)
-
-    consumer = Consumer(
-        {**config, "group.id": f"{app.group_id}-shadow-{uuid.uuid4().hex[:8]}",
-         "enable.auto.commit": False, "enable.auto.offset.store": False,
-         "isolation.level": "read_committed"}
-    )  # fmt: skip
-    began = time.monotonic()
-    try:
-        _consume_range(consumer, todo, total, pipeline, sink, summary, producer, progress)
-    finally:
-        consumer.close()
-    if producer.flush(60) or errors:
-        raise KafkaOperationError(f"shadow outputs not all written: {errors[:1] or 'timeout'}")
-    summary.seconds = time.monotonic() - began
-    return summary
-
-
-def _consume_range(
-    consumer: Consumer,
-    todo: dict[TP, tuple[int, int]],
-    total: int,
-    pipeline: Pipeline,
-    sink: Callable[..., None],
-    summary: ShadowSummary,
-    producer: Producer,
-    progress: Callable[[int, int], None] | None,
-) -> None:
-    consumer.assign([TopicPartition(t, p, b) for (t, p), (b, _) in todo.items()])
-    remaining = dict(todo)
-    while remaining:
-        for msg in consumer.consume(500, timeout=1.0):
-            if msg.error() is not None:
-                continue
-            tp = (msg.topic() or "", msg.partition() or 0)
-            window = remaining.get(tp)
-            offset = msg.offset() or 0
-            if window is None or offset >= window[1]:
-                continue
-            _replay_record(pipeline, msg, tp, offset, sink, summary)
-            if offset + 1 >= window[1]:
-                del remaining[tp]
-                consumer.incremental_unassign([TopicPartition(*tp)])
-        producer.poll(0)
-        if progress is not None:
-            progress(summary.read, total)
-
-
-def _replay_record(
-    pipeline: Pipeline,
-    msg: Any,
-    tp: TP,
-    offset: int,
-    sink: Callable[..., None],
-    summary: ShadowSummary,
-) -> None:
-    """One record through the processors; retries inline, dead letters through the sink."""
-    headers = message_headers(msg)
-    timestamp = msg.timestamp()[1]
-    attempt, only = 1, None
-    while True:
-        outcome = pipeline.process(
-            tp[0], tp[1], offset, timestamp, msg.key(), msg.value(), headers, sink,
-            attempt=attempt, only=only,
-        )  # fmt: skip
-        summary.filtered += outcome.filtered
-        failed = list(outcome.dead) + [f for f, _, _ in outcome.forward]
-        for failure in failed:
-            record = pipeline.dead_letter_record(
-                failure, msg.key(), msg.value(), headers, timestamp
-            )
-            summary.dead_lettered += 1
-            sink(record[0], record[1], record[2], record[3], timestamp)
-        if not outcome.retry:
-            break
-        time.sleep(max(outcome.retry.values()))
-        attempt, only = attempt + 1, frozenset(outcome.retry)
-    summary.read += 1
+    replay = ShadowReplay(app, settings, todo, redirect.target)
+    _ensure_targets(admin, app, redirect, replay.summary)
+    return replay.run(progress)
 
 
 def summary_lines(summary: ShadowSummary, redirect: Redirect) -> list[str]:

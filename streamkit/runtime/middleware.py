@@ -1,71 +1,18 @@
-"""Middleware: the one extension point around processor functions.
-
-A middleware subclasses :class:`Middleware` and overrides the hooks it needs; the others
-are no-ops and cost nothing (only overridden hooks are called). Hooks are typed and named
-for what they observe; an exception raised by a hook is not swallowed.
-
-=====================  ==========================================================
-``on_consumed``        records taken from a topic in one batch
-``on_record``          around one record: enter before its processors run, exit after;
-                       the headers it returns are added to every output and dead letter
-``on_processed``       one processor call: duration and how it ended
-``on_failure``         a failure and the decision taken
-``on_produced``        acknowledged records per topic (once per loop iteration)
-``on_rebalance``       partitions assigned, revoked or lost
-=====================  ==========================================================
-"""
+"""The middleware chain: each hook of the app's :class:`~streamkit.processor.Middleware`
+bound once, only where a middleware overrides it, so an unused hook costs nothing."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, ExitStack, contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
 from typing import Literal
 
-from streamkit.runtime.failure import Decision, Failure
+from streamkit.failures.failure import Decision, Failure
+from streamkit.processor import Middleware, RecordInfo
 
 __all__ = ["Middleware", "MiddlewareChain", "RecordInfo"]
 
-Headers = list[tuple[str, bytes]]
-
-
-@dataclass(frozen=True, slots=True)
-class RecordInfo:
-    """The record a hook is about."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    headers: Sequence[tuple[str, bytes | None]]
-    group: str
-
-
-class Middleware:
-    """Base class: every hook does nothing until overridden."""
-
-    def on_consumed(self, topic: str, count: int) -> None:
-        """``count`` records of ``topic`` were taken in one batch."""
-
-    def on_record(self, record: RecordInfo) -> AbstractContextManager[Headers] | None:
-        """A context entered around the record's processing (None: nothing to do).
-
-        The value it yields is a list of headers added to the record's outputs and dead
-        letters (a trace context, for example).
-        """
-        return None
-
-    def on_processed(self, processor: str, seconds: float, outcome: str) -> None:
-        """A processor call ended: ``outcome`` is emitted, filtered or failed."""
-
-    def on_failure(self, failure: Failure, decision: Decision) -> None:
-        """A record failed; ``decision`` is what happens to it."""
-
-    def on_produced(self, counts: Mapping[str, int]) -> None:
-        """Records acknowledged by the broker since the last call, per topic."""
-
-    def on_rebalance(self, kind: Literal["assigned", "revoked", "lost"], count: int) -> None:
-        """Partitions changed hands."""
+AddedHeaders = list[tuple[str, bytes]]
 
 
 def _overrides(middleware: Middleware, hook: str) -> bool:
@@ -102,9 +49,9 @@ class MiddlewareChain:
             hook(topic, count)
 
     @contextmanager
-    def record(self, record: RecordInfo) -> Iterator[Headers]:
+    def record(self, record: RecordInfo) -> Iterator[AddedHeaders]:
         """Enter every ``on_record`` context; yield the headers they add."""
-        headers: Headers = []
+        headers: AddedHeaders = []
         with ExitStack() as stack:
             for hook in self._record:
                 context = hook(record)

@@ -1,54 +1,64 @@
-"""At-least-once offset tracking: an input offset becomes committable only after every
-record produced from it (and from everything before it in its partition) is acknowledged.
+"""At-least-once offset tracking per partition: an input offset becomes committable only
+after every record produced from it (and from everything before it in its partition) is
+acknowledged.
 
-Records are handled in batches. A batch counts the deliveries it still waits for; when
-it is sealed and that count reaches zero, its input offsets are complete. Batches complete
-in order: a later batch's offsets never overtake an earlier batch's unacknowledged ones.
+A partition's records are handled in chunks: the records of one partition taken in one
+batch (or, with concurrency, one record). A chunk counts the deliveries it still waits
+for; once it is sealed and that count reaches zero, it is done. Chunks complete in order:
+the committable offset is the one after the last record of the last chunk in an unbroken
+run of done chunks, so nothing is ever committed past an incomplete record.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
-from streamkit.runtime.failure import Failure
+from streamkit.failures.failure import Failure
+from streamkit.records import Headers, Message
+from streamkit.runtime.outcome import OutRecord, ProduceError
 
-__all__ = ["Batch", "DeliveryFailure", "LostOutput", "OffsetTracker", "TopicPartitionKey"]
-
-TopicPartitionKey = tuple[str, int]
+__all__ = ["Chunk", "DeliveryFailure", "LostOutput", "PartitionOffsets"]
 
 
 @dataclass(frozen=True)
 class DeliveryFailure:
-    """A produce that failed after the fact: the failure, its input message, and whether
+    """A produce that failed after the fact: the failure, its input record, and whether
     the failed record was a dead letter or retry record (internal) or an output."""
 
     failure: Failure
-    message: Any
+    message: Message
     internal: bool = False
 
 
 @dataclass(frozen=True)
 class LostOutput:
-    """An output of a batch failed after the fact, acknowledged per batch: which input it
-    came from is not known, only the batch's ``inputs`` (the consumed messages)."""
+    """An output of a chunk failed after the fact, acknowledged per chunk: which input it
+    came from is not known, only that it was one of the chunk's records."""
 
-    error: Any
+    error: str
     output_topic: str
-    inputs: Sequence[Any]
 
 
-class Batch:
-    """Inputs handled together and the deliveries they wait for."""
+class Chunk:
+    """Records of one partition handled together, and the deliveries they wait for.
 
-    __slots__ = ("failures", "next_offsets", "pending", "sealed")
+    An engine subclasses it as the sink of those records: calling the chunk produces one
+    output (see :class:`~streamkit.runtime.outcome.Sink`), :meth:`reroute` one dead-letter
+    or retry record. ``current`` is the record being handled, ``next_offset`` the offset
+    after the last record whose handling is settled (None: none yet).
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("current", "failures", "first", "last", "next_offset", "pending", "sealed")
+
+    def __init__(self, first: int) -> None:
+        self.first = first
+        self.last = first
+        self.next_offset: int | None = None
         self.pending = 0
         self.sealed = False
-        self.next_offsets: dict[TopicPartitionKey, int] = {}
+        self.current: Message | None = None
         self.failures: list[DeliveryFailure | LostOutput] = []
 
     @property
@@ -56,60 +66,64 @@ class Batch:
         """Sealed and every delivery acknowledged (or failed)."""
         return self.sealed and self.pending == 0
 
+    def __call__(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None,
+        timestamp: int,
+        partition: int = -1,
+    ) -> ProduceError | None:
+        raise NotImplementedError
 
-class OffsetTracker:
-    """Batches in flight, and the offsets that are safe to commit."""
+    def reroute(self, record: OutRecord) -> ProduceError | None:
+        """Produce a dead-letter or retry record of the current input."""
+        raise NotImplementedError
+
+
+class PartitionOffsets:
+    """A partition's chunks in flight, and the offset that is safe to commit."""
 
     def __init__(self) -> None:
-        self._in_flight: deque[Batch] = deque()
-        self.ready: dict[TopicPartitionKey, int] = {}
+        self._chunks: deque[Chunk] = deque()
+        self.ready: int | None = None
 
-    def begin(self) -> Batch:
-        """Start a batch; it must be sealed once all its inputs are handled."""
-        batch = Batch()
-        self._in_flight.append(batch)
-        return batch
+    def open(self, chunk: Chunk) -> Chunk:
+        """Track ``chunk``; it must be sealed once all its records are handled."""
+        self._chunks.append(chunk)
+        return chunk
 
-    @property
-    def in_flight(self) -> int:
-        """How many batches still wait for deliveries."""
-        return len(self._in_flight)
+    def __iter__(self) -> Iterator[Chunk]:
+        return iter(self._chunks)
 
-    def advance(self, on_failure: Callable[[Batch, DeliveryFailure | LostOutput], None]) -> None:
-        """Move completed head batches into ``ready``, in order.
+    def __len__(self) -> int:
+        return len(self._chunks)
 
-        A completed batch with failed deliveries first hands each failure to
-        ``on_failure`` (which may add deliveries to the batch, or :meth:`cap` offsets);
-        if that raises, the batch stays at the head and none of its offsets (nor any
-        later batch's) become ready.
+    def advance(self, on_failure: Callable[[Chunk, DeliveryFailure | LostOutput], None]) -> None:
+        """Move past done head chunks, in order, making their offsets ready.
+
+        A done chunk with failed deliveries first hands each failure to ``on_failure``
+        (which may add deliveries to the chunk, or :meth:`cap` offsets); if that raises,
+        the chunk stays at the head and neither its offset nor a later one becomes ready.
         """
-        while self._in_flight and self._in_flight[0].done:
-            batch = self._in_flight[0]
-            while batch.failures:
-                on_failure(batch, batch.failures[0])
-                batch.failures.pop(0)
-            if not batch.done:  # handling a failure added deliveries to wait for
+        chunks = self._chunks
+        while chunks and chunks[0].done:
+            chunk = chunks[0]
+            while chunk.failures:
+                on_failure(chunk, chunk.failures[0])
+                chunk.failures.pop(0)
+            if not chunk.done:  # handling a failure added deliveries to wait for
                 return
-            self._in_flight.popleft()
-            self.ready.update(batch.next_offsets)
+            chunks.popleft()
+            if chunk.next_offset is not None:
+                self.ready = chunk.next_offset
 
-    def cap(self, tp: TopicPartitionKey, offset: int) -> None:
-        """Nothing of ``tp`` at or after ``offset`` may become committable (a rewind)."""
-        for batch in self._in_flight:
-            if batch.next_offsets.get(tp, -1) > offset:
-                batch.next_offsets[tp] = offset
+    def cap(self, offset: int) -> None:
+        """Nothing at or after ``offset`` may become committable (a rewind)."""
+        for chunk in self._chunks:
+            if chunk.next_offset is not None and chunk.next_offset > offset:
+                chunk.next_offset = offset
 
-    def take(
-        self, partitions: Iterable[TopicPartitionKey] | None = None
-    ) -> dict[TopicPartitionKey, int]:
-        """Ready offsets (of ``partitions``, or all) to commit; they stay ready until dropped."""
-        if partitions is None:
-            return dict(self.ready)
-        return {tp: self.ready[tp] for tp in partitions if tp in self.ready}
-
-    def drop(self, partitions: Iterable[TopicPartitionKey]) -> None:
-        """Forget partitions that were revoked or lost."""
-        for tp in partitions:
-            self.ready.pop(tp, None)
-            for batch in self._in_flight:
-                batch.next_offsets.pop(tp, None)
+    def __repr__(self) -> str:
+        return f"PartitionOffsets(ready={self.ready}, chunks={len(self._chunks)})"

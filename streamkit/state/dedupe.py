@@ -1,11 +1,11 @@
 """Idempotent consumers: run a processor once per event id within a window.
 
-``@app.processor(..., dedupe=Dedupe(field="event_id", window="1h"))`` remembers each id
-(taken from an event field or a header) in a store backed by the compacted topic
-``<app>-<processor>-dedupe-changelog`` (restored like any store), so a redelivered or
-re-sent event does not run the processor's side effects twice. An id is remembered when
-the processor succeeds; a record seen again within ``window`` is skipped and its outputs
-are not produced again.
+``@app.processor(..., dedupe=Dedupe(field="event_id", window="1h"))`` (or
+``@app.aggregate(..., dedupe=...)``) remembers each id (taken from an event field or a
+header) in a store backed by a compacted changelog (restored like any store), so a
+redelivered or re-sent event does not run the processor's side effects, or fold, twice.
+An id is remembered when the processor succeeds; a record seen again within ``window`` is
+skipped and its outputs are not produced again.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamkit.errors import ConfigError
-from streamkit.failures.policy import parse_duration
+from streamkit.settings import parse_duration
 
 __all__ = ["Dedupe"]
 
@@ -57,8 +57,3 @@ class Dedupe:
             if name == self.header and raw is not None:
                 found = raw.decode("utf-8", "replace")
         return found
-
-
-def dedupe_store(processor: str) -> str:
-    """The store name of a processor's dedupe ids."""
-    return f"{processor}-dedupe"

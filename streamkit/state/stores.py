@@ -15,7 +15,42 @@ import orjson
 
 from streamkit.errors import ConfigError
 
-__all__ = ["Entry", "MemoryStore", "Store", "decode_entry", "encode_entry", "open_store"]
+__all__ = [
+    "Entry",
+    "MemoryStore",
+    "RocksDBStore",
+    "Store",
+    "StoreSpec",
+    "decode_entry",
+    "encode_entry",
+    "open_store",
+]
+
+STORE_KINDS = frozenset({"memory", "rocksdb"})
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """A store of an app, as the runtime opens it for each partition of its source.
+
+    Attributes:
+        name: the store's name (unique in the app).
+        source: the input topic it is partitioned like (partition p of the store holds the
+            keys of partition p of ``source``).
+        changelog: its compacted changelog topic.
+        kind: ``memory`` or ``rocksdb``.
+        ttl: seconds after which an entry without updates expires (None: never).
+    """
+
+    name: str
+    source: str
+    changelog: str
+    kind: str = "memory"
+    ttl: float | None = None
+
+    def expired(self, entry: Entry, now_ms: int) -> bool:
+        """Whether ``entry`` outlived the store's TTL at ``now_ms``."""
+        return self.ttl is not None and entry.timestamp + self.ttl * 1000 < now_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,3 +178,10 @@ def open_store(kind: str, path: Path) -> Store:
     if kind == "rocksdb":
         return RocksDBStore(path)
     raise ConfigError(f"unknown store kind {kind!r} (memory or rocksdb)")
+
+
+def validate_kind(kind: str) -> str:
+    """Refuse an unknown store kind at declaration."""
+    if kind not in STORE_KINDS:
+        raise ConfigError(f"store kind {kind!r}: expected memory or rocksdb")
+    return kind

@@ -10,32 +10,29 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from streamkit.app import App
-from streamkit.engines.memory import MemoryEngine, StoredRecord
+from streamkit.engines.memory import MemoryEngine
 from streamkit.failures.dead_letter import DeadLetter, read_dead_letter
-from streamkit.runtime.failure import FailureHandler
+from streamkit.failures.failure import FailureHandler
+from streamkit.records import Event, Record
 from streamkit.settings import Settings
+from streamkit.topology import Role
 
 __all__ = ["DriverRecord", "TestDriver"]
 
-
-@dataclass(frozen=True)
-class DriverRecord:
-    """A record decoded with its topic's contract."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: Any
-    value: Any
-    headers: dict[str, bytes | None]
+DriverRecord = Event
+"""A record decoded with its topic's contract (see :class:`streamkit.records.Event`)."""
 
 
 class TestDriver:
-    """Run an :class:`App` without Kafka: pipe events in, read outputs per topic."""
+    """Run an :class:`App` without Kafka: pipe events in, read outputs per topic.
+
+    It runs the app's partitions through the same per-partition tasks as a Kafka worker,
+    in memory, on a virtual clock: retries and retry topics move the clock instead of
+    sleeping.
+    """
 
     __test__ = False  # not a pytest test class
 
@@ -59,8 +56,12 @@ class TestDriver:
         key: Any = None,
         headers: Mapping[str, str | bytes] | None = None,
         timestamp: int | None = None,
-    ) -> DriverRecord:
-        """Encode ``value`` with ``topic``'s contract, append it, run the processors."""
+    ) -> Event:
+        """Encode ``value`` with ``topic``'s contract, append it, run everything downstream.
+
+        Returns the appended record, decoded. Raises the error of a contract violation, or
+        :class:`~streamkit.errors.ProcessingFailedError` when the app stops at a failure.
+        """
         serdes = self.engine.pipeline.serdes[topic]
         raw_key = None if key is None else serdes.key.encode(key)
         raw_value = None if value is None else serdes.value.encode(value)
@@ -74,8 +75,14 @@ class TestDriver:
         """Append bytes as they are (to test what malformed input does)."""
         self.engine.append(topic, key, value)
 
-    def records(self, topic: str) -> list[DriverRecord]:
-        """Every record of ``topic``, decoded."""
+    def redeliver(self, topic: str, partition: int, offset: int) -> None:
+        """Deliver ``topic``'s partition again from ``offset``, as a worker restarted after
+        a crash would: to test that processing is idempotent under at-least-once."""
+        self.engine.redeliver((topic, partition), offset)
+
+    def records(self, topic: str) -> list[Event]:
+        """Every record of ``topic``, in the order written, decoded with its contract
+        (records of a dead-letter, retry or changelog topic keep raw bytes)."""
         return [self._decode(r) for r in self.engine.records(topic)]
 
     def values(self, topic: str) -> list[Any]:
@@ -83,47 +90,56 @@ class TestDriver:
         return [r.value for r in self.records(topic)]
 
     @property
-    def filtered(self) -> list[DriverRecord]:
+    def filtered(self) -> list[Event]:
         """Input records that some processor filtered out (returned None for)."""
-        return [self._decode(r) for _, r in self.engine.filtered]
+        return [self._decode(r) for r in self.engine.filtered]
 
     def dead_letters(self, input_topic: str | None = None) -> list[DeadLetter]:
-        """Records dead-lettered (or parked) so far, of one input topic or all."""
+        """Records dead-lettered (or parked) so far, of one input topic or all: each a
+        :class:`~streamkit.failures.DeadLetter` with the original key, value and headers
+        and the ``error`` headers (class, message, stage, attempts, source...)."""
         found = []
-        for topic in self.app.failure_topics():
-            if not topic.name.endswith(("-dlq", "-parked")):
+        for name, roles in self.engine.topology.roles().items():
+            if Role.DEAD_LETTERS not in roles and Role.PARKED not in roles:
                 continue
-            for r in self.engine.records(topic.name):
-                letter = read_dead_letter(r.topic, r.partition, r.offset, r.key, r.value, r.headers)
+            for r in self.engine.records(name):
+                letter = read_dead_letter(
+                    r.topic(), r.partition(), r.offset(), r.key(), r.value(), r.headers()
+                )
                 if input_topic is None or letter.source_topic == input_topic:
                     found.append(letter)
         return found
 
     def state(self, store: str, key: Any) -> Any:
-        """The current state of ``key`` in aggregate store ``store`` (None: none)."""
-        manager = self.engine.pipeline.state
-        if manager is None:
-            raise KeyError(f"app {self.app.name} has no aggregates")
-        found = manager.get(store, str(key))
-        return None if found is None else found[1].state
+        """The current state of ``key`` in store ``store`` (None: none)."""
+        if store not in {s.name for s in self.engine.topology.stores()}:
+            raise KeyError(f"app {self.app.name} has no store {store!r}")
+        now = self.engine.now_ms()
+        for task in self.engine.tasks.values():
+            if task.state is not None and store in task.state.specs:
+                entry = task.state.get(store, str(key), now)
+                if entry is not None:
+                    return entry.state
+        return None
 
     @property
     def waits(self) -> list[tuple[str, int, float]]:
-        """(processor, failed attempt, delay in seconds) of every retry; nothing sleeps."""
+        """(processor, failed attempt, delay in seconds) of every retry, blocking or
+        through a retry topic; nothing sleeps."""
         return list(self.engine.waits)
 
-    def _decode(self, record: StoredRecord) -> DriverRecord:
-        serdes = self.engine.pipeline.serdes.get(record.topic)
-        if serdes is None:  # a failure topic: raw bytes
-            return DriverRecord(
-                record.topic, record.partition, record.offset, record.key, record.value,
-                dict(record.headers),
-            )  # fmt: skip
-        return DriverRecord(
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=None if record.key is None else serdes.key.decode(record.key),
-            value=None if record.value is None else serdes.value.decode(record.value),
-            headers=dict(record.headers),
+    def _decode(self, record: Record) -> Event:
+        serdes = self.engine.pipeline.serdes.get(record.topic())
+        key, value = record.key(), record.value()
+        if serdes is not None:  # a declared topic, else a failure or state topic: raw bytes
+            key = None if key is None else serdes.key.decode(key)
+            value = None if value is None else serdes.value.decode(value)
+        return Event(
+            topic=record.topic(),
+            partition=record.partition(),
+            offset=record.offset(),
+            key=key,
+            value=value,
+            headers=dict(record.headers()),
+            timestamp=record.timestamp()[1],
         )

@@ -11,8 +11,7 @@ from typing import Any
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from streamkit import App
-from streamkit.engines.kafka import KafkaWorker, WorkerOptions
-from streamkit.ops.offsets import read_until
+from streamkit.engines.kafka import KafkaWorker, WorkerOptions, read_until
 from streamkit.settings import Settings
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, TopicPartition
 
-from streamkit.ops.offsets import read_until
+from streamkit.engines.kafka import read_until
 from tests.e2e.chaos.app import tally
 
 

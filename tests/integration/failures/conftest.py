@@ -15,7 +15,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from streamkit.contracts import AvroSerde, SchemaRepository
 from streamkit.failures.dead_letter import DeadLetter, read_dead_letter
 from streamkit.ops.admin import admin_client, delete_topics
-from streamkit.ops.console import message_headers
+from streamkit.records import message_headers
 from tests.integration.helpers import committed_offsets, read_all, stop, stop_all
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -15,10 +15,11 @@ import orjson
 from confluent_kafka import Producer
 
 from streamkit import App
-from streamkit.failures.dead_letter import dlq_topic, parked_topic, read_dead_letter
+from streamkit.failures.dead_letter import read_dead_letter
 from streamkit.ops.admin import TopicSpec, admin_client, create_topics, delete_topics
-from streamkit.ops.console import message_headers
+from streamkit.records import message_headers
 from streamkit.testing.plugin import TopicFactory
+from streamkit.topology import Topology
 from tests.integration.helpers import committed_offsets, read_all, start_worker
 from tests.integration.runtime.conftest import wait_for
 
@@ -41,7 +42,7 @@ def test_outputs_refused_by_the_topic_are_found_per_record_and_dead_lettered(
         return {"n": event["n"], "pad": os.urandom(20_000).hex()}
 
     admin = admin_client(kafka_config)
-    dlq, parked = dlq_topic(app.name, source), parked_topic(app.name, source)
+    dlq, parked = Topology(app).dlq(source), Topology(app).parked(source)
     create_topics(admin, [TopicSpec(dlq, PARTITIONS, 1), TopicSpec(parked, PARTITIONS, 1)])
     producer = Producer(kafka_config)
     for n in range(RECORDS):

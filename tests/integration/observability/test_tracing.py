@@ -13,10 +13,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from streamkit import App
 from streamkit.engines.kafka import KafkaWorker, WorkerOptions
-from streamkit.failures.dead_letter import dlq_topic
 from streamkit.observability.tracing import TracingMiddleware
 from streamkit.ops.admin import TopicSpec, admin_client, create_topics, delete_topics
 from streamkit.settings import Settings
+from streamkit.topology import Topology
 from tests.integration.runtime.conftest import wait_for
 
 ROOT_TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -52,7 +52,7 @@ def test_trace_context_flows_through_two_apps_and_into_dead_letters(
             raise ValueError("poisoned")
         return {**event, "done": True}
 
-    dlq = dlq_topic(downstream.name, second)
+    dlq = Topology(downstream).dlq(second)
     admin = admin_client(kafka_config)
     parked = f"{downstream.name}-{second}-parked"
     create_topics(admin, [TopicSpec(dlq), TopicSpec(parked)])

@@ -12,8 +12,8 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from streamkit import App
-from streamkit.engines import kafka as kafka_engine
-from streamkit.engines._transactions import Transactions
+from streamkit.engines.kafka import worker as kafka_worker
+from streamkit.engines.kafka.transactions import Transactions
 from streamkit.testing.plugin import TopicFactory
 from tests.integration.helpers import start_worker
 from tests.integration.runtime.conftest import wait_for
@@ -47,7 +47,7 @@ def test_a_committed_transaction_resets_the_partitions_abort_backoff(
     def same(event: Any) -> Any:
         return event
 
-    monkeypatch.setattr(kafka_engine, "Transactions", AbortFirst)
+    monkeypatch.setattr(kafka_worker, "Transactions", AbortFirst)
     monkeypatch.setattr(AbortFirst, "aborted", 0)
     producer = Producer(kafka_config)
     for n in range(3):
@@ -71,7 +71,11 @@ def test_a_committed_transaction_resets_the_partitions_abort_backoff(
         wait_for(lambda: visible() >= 3, 60, "the 3 records after one abort")
         assert AbortFirst.aborted == 1
         # The same thread resets the backoff right after the commit that made them visible.
-        wait_for(lambda: not worker.blocker.backoffs, 10, "the abort backoff to start over")
+        wait_for(
+            lambda: all(t.backoff.current == 0 for t in list(worker.tasks.values())),
+            10,
+            "the abort backoff to start over",
+        )
         visible()
     finally:
         worker.request_stop()

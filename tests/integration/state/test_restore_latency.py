@@ -34,14 +34,13 @@ def test_small_partitions_restore_without_waiting(
 
     worker = KafkaWorker(app, settings=Settings(bootstrap_servers=kafka_bootstrap))
     try:
-        worker._read_changelog(changelog, 0, 0)  # connect and warm up outside the timing
+        worker.restore(changelog, 0, 0)  # connect and warm up outside the timing
         started = time.monotonic()
-        counts = [len(list(worker._read_changelog(changelog, p, 0)[1])) for p in range(PARTITIONS)]
+        counts = [len(list(worker.restore(changelog, p, 0)[1])) for p in range(PARTITIONS)]
         took = time.monotonic() - started
     finally:
         worker.consumer.close()
-        if worker._restore_consumer is not None:
-            worker._restore_consumer.close()
+        worker.restore.close()
     assert counts == [PER_PARTITION] * PARTITIONS
     # Each partition used to cost about one second (two 500 ms fetch waits).
     assert took < 0.4 * PARTITIONS, f"{PARTITIONS} small partitions took {took:.1f}s to restore"

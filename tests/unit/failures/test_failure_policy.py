@@ -7,9 +7,11 @@ import pytest
 
 from streamkit import App, Emit
 from streamkit.errors import ConfigError, ProcessingFailedError
-from streamkit.failures import Retry, RetryPolicy, parse_duration
+from streamkit.failures import Retry, RetryPolicy
 from streamkit.failures.dead_letter import REDRIVE_COUNT
+from streamkit.settings import parse_duration
 from streamkit.testing import TestDriver
+from streamkit.topology import Topology
 
 
 def _app(**kwargs: Any) -> App:
@@ -121,7 +123,7 @@ def test_without_dead_letters_a_failure_stops_the_worker() -> None:
 
     with pytest.raises(ProcessingFailedError, match=r"RuntimeError: boom"):
         TestDriver(app).send("in", {"n": 1}, key="k")
-    assert [t.name for t in app.failure_topics()] == []
+    assert [t.name for t in Topology(app).failure_topics()] == []
 
 
 def test_retry_topics_carry_the_record_then_the_dlq_takes_it() -> None:
@@ -218,6 +220,6 @@ def test_failure_topics_are_declared_with_the_inputs_partitions() -> None:
     def f(event: Any) -> Any:
         return event
 
-    topics = {t.name: t.partitions for t in app.failure_topics()}
+    topics = {t.name: t.partitions for t in Topology(app).failure_topics()}
     assert topics == {"t-in-dlq": 2, "t-in-parked": 2, "t-f-retry-1": 2}
-    assert "t-f-retry-1" in app.input_topics()
+    assert "t-f-retry-1" in Topology(app).consumed()

@@ -28,20 +28,23 @@ def worker() -> Iterator[KafkaWorker]:
 
 
 def test_a_failed_commit_is_forgotten_so_the_next_commit_sends_it(worker: KafkaWorker) -> None:
-    worker._committed[("in", 0)] = 42
-    worker._committed[("in", 1)] = 7
-    worker._on_commit(KafkaError(KafkaError.REBALANCE_IN_PROGRESS), [TopicPartition("in", 0, 42)])
-    assert ("in", 0) not in worker._committed
-    assert worker._committed[("in", 1)] == 7
+    first, second = worker.open_task(("in", 0)), worker.open_task(("in", 1))
+    first.committed_at(42)
+    second.committed_at(7)
+    worker.on_commit(KafkaError(KafkaError.REBALANCE_IN_PROGRESS), [TopicPartition("in", 0, 42)])
+    assert first.committed is None
+    assert second.committed == 7
 
 
 def test_a_later_commit_is_not_forgotten_for_an_earlier_failure(worker: KafkaWorker) -> None:
-    worker._committed[("in", 0)] = 50  # committed again since the failed one was sent
-    worker._on_commit(KafkaError(KafkaError.REBALANCE_IN_PROGRESS), [TopicPartition("in", 0, 42)])
-    assert worker._committed[("in", 0)] == 50
+    task = worker.open_task(("in", 0))
+    task.committed_at(50)  # committed again since the failed one was sent
+    worker.on_commit(KafkaError(KafkaError.REBALANCE_IN_PROGRESS), [TopicPartition("in", 0, 42)])
+    assert task.committed == 50
 
 
 def test_a_successful_commit_changes_nothing(worker: KafkaWorker) -> None:
-    worker._committed[("in", 0)] = 42
-    worker._on_commit(None, [TopicPartition("in", 0, 42)])
-    assert worker._committed[("in", 0)] == 42
+    task = worker.open_task(("in", 0))
+    task.committed_at(42)
+    worker.on_commit(None, [TopicPartition("in", 0, 42)])
+    assert task.committed == 42

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from streamkit.engines._transactions import transactional_id
+from streamkit.engines.kafka.transactions import transactional_id
 from streamkit.runtime import instance
 
 

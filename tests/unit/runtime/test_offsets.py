@@ -3,84 +3,84 @@
 import pytest
 
 from streamkit.errors import KafkaOperationError
-from streamkit.runtime.failure import Failure, Stage
-from streamkit.runtime.offsets import Batch, DeliveryFailure, OffsetTracker
+from streamkit.failures.failure import Failure, Stage
+from streamkit.records import Record
+from streamkit.runtime.offsets import Chunk, DeliveryFailure, LostOutput, PartitionOffsets
 
 
-def _raise(batch: Batch, item: DeliveryFailure) -> None:
+def _raise(chunk: Chunk, item: DeliveryFailure | LostOutput) -> None:
+    assert isinstance(item, DeliveryFailure)
     raise RuntimeError(item.failure.describe())
 
 
-def test_offsets_become_ready_only_after_all_deliveries_and_in_batch_order() -> None:
-    tracker = OffsetTracker()
-    first = tracker.begin()
-    first.next_offsets[("t", 0)] = 10
+def _chunk(offsets: PartitionOffsets, first: int, next_offset: int | None) -> Chunk:
+    chunk = offsets.open(Chunk(first))
+    chunk.next_offset = next_offset
+    return chunk
+
+
+def _failed(offset: int) -> DeliveryFailure:
+    failure = Failure(Stage.PRODUCE, "t", 0, offset, KafkaOperationError("timed out"))
+    return DeliveryFailure(failure, Record("t", 0, offset, 0, None, b""))
+
+
+def test_offsets_become_ready_only_after_all_deliveries_and_in_chunk_order() -> None:
+    offsets = PartitionOffsets()
+    first = _chunk(offsets, 0, 10)
     first.pending = 2
     first.sealed = True
-    second = tracker.begin()
-    second.next_offsets[("t", 0)] = 20
-    second.next_offsets[("t", 1)] = 5
+    second = _chunk(offsets, 10, 20)
     second.sealed = True  # nothing to deliver: done at once, but behind `first`
-    tracker.advance(_raise)
-    assert tracker.take() == {}
+    offsets.advance(_raise)
+    assert offsets.ready is None
     first.pending -= 1
-    tracker.advance(_raise)
-    assert tracker.take() == {}
+    offsets.advance(_raise)
+    assert offsets.ready is None
     first.pending -= 1
-    tracker.advance(_raise)
-    assert tracker.take() == {("t", 0): 20, ("t", 1): 5}
-    assert tracker.in_flight == 0
+    offsets.advance(_raise)
+    assert offsets.ready == 20
+    assert len(offsets) == 0
 
 
-def test_unsealed_batch_is_never_ready() -> None:
-    tracker = OffsetTracker()
-    batch = tracker.begin()
-    batch.next_offsets[("t", 0)] = 3
-    tracker.advance(_raise)
-    assert tracker.take() == {}
+def test_an_unsealed_chunk_is_never_ready() -> None:
+    offsets = PartitionOffsets()
+    _chunk(offsets, 0, 3)
+    offsets.advance(_raise)
+    assert offsets.ready is None
 
 
-def test_failed_delivery_holds_back_its_batch_and_later_ones() -> None:
-    tracker = OffsetTracker()
-    bad = tracker.begin()
-    bad.next_offsets[("t", 0)] = 4
-    failure = Failure(Stage.PRODUCE, "t", 0, 3, KafkaOperationError("timed out"))
-    bad.failures.append(DeliveryFailure(failure, None))
+def test_a_chunk_that_settled_no_record_keeps_the_ready_offset() -> None:
+    offsets = PartitionOffsets()
+    _chunk(offsets, 0, 4).sealed = True
+    _chunk(offsets, 4, None).sealed = True  # its only record is held for a retry
+    offsets.advance(_raise)
+    assert offsets.ready == 4
+
+
+def test_a_failed_delivery_holds_back_its_chunk_and_later_ones() -> None:
+    offsets = PartitionOffsets()
+    bad = _chunk(offsets, 3, 4)
+    bad.failures.append(_failed(3))
     bad.sealed = True
-    later = tracker.begin()
-    later.next_offsets[("t", 0)] = 9
-    later.sealed = True
+    _chunk(offsets, 4, 9).sealed = True
     with pytest.raises(RuntimeError, match=r"produce failed for t\[0\]@3"):
-        tracker.advance(_raise)
-    assert tracker.take() == {}
-    assert tracker.in_flight == 2
-
-
-def test_revoked_partitions_are_forgotten() -> None:
-    tracker = OffsetTracker()
-    batch = tracker.begin()
-    batch.next_offsets.update({("t", 0): 4, ("t", 1): 7})
-    batch.sealed = True
-    tracker.advance(_raise)
-    tracker.drop([("t", 0)])
-    assert tracker.take() == {("t", 1): 7}
-    assert tracker.take([("t", 0)]) == {}
+        offsets.advance(_raise)
+    assert offsets.ready is None
+    assert len(offsets) == 2
 
 
 def test_a_handled_failure_that_adds_a_delivery_waits_for_it_and_a_cap_holds() -> None:
-    tracker = OffsetTracker()
-    batch = tracker.begin()
-    batch.next_offsets[("t", 0)] = 8
-    failure = Failure(Stage.PRODUCE, "t", 0, 5, KafkaOperationError("too large"))
-    batch.failures.append(DeliveryFailure(failure, None))
-    batch.sealed = True
+    offsets = PartitionOffsets()
+    chunk = _chunk(offsets, 0, 8)
+    chunk.failures.append(_failed(5))
+    chunk.sealed = True
 
-    def dead_letter(b: Batch, item: DeliveryFailure) -> None:
-        b.pending += 1  # the DLQ write
+    def dead_letter(c: Chunk, item: DeliveryFailure | LostOutput) -> None:
+        c.pending += 1  # the DLQ write
 
-    tracker.advance(dead_letter)
-    assert tracker.take() == {}
-    batch.pending -= 1
-    tracker.cap(("t", 0), 5)
-    tracker.advance(dead_letter)
-    assert tracker.take() == {("t", 0): 5}
+    offsets.advance(dead_letter)
+    assert offsets.ready is None
+    chunk.pending -= 1
+    offsets.cap(5)
+    offsets.advance(dead_letter)
+    assert offsets.ready == 5

@@ -7,7 +7,7 @@ import pytest
 from streamkit import App, Context, Emit
 from streamkit.app import load_app
 from streamkit.errors import ConfigError, ProcessingFailedError
-from streamkit.runtime.failure import Action, Decision, Failure, Stage
+from streamkit.failures.failure import Action, Decision, Failure, Stage
 from streamkit.testing import TestDriver
 
 

@@ -2,7 +2,7 @@
 (regression: found by the chaos suite, where backoff only ever grew, so each crash of a
 long-lived worker waited longer than the last)."""
 
-from streamkit.runtime.supervisor import Supervisor, SupervisorOptions, _Slot
+from streamkit.host.supervisor import Supervisor, SupervisorOptions, _Slot
 
 
 def test_backoff_doubles_within_the_window_and_resets_after_it() -> None:

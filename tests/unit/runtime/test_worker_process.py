@@ -7,7 +7,7 @@ import gc
 import pytest
 
 from streamkit.engines.kafka import WorkerOptions
-from streamkit.runtime import worker_process
+from streamkit.host import worker as worker_process
 
 
 class _Worker:

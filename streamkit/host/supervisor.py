@@ -22,8 +22,8 @@ from types import FrameType
 import orjson
 
 from streamkit.engines.kafka import WorkerOptions
+from streamkit.host.worker import EXIT_CANNOT_START, EXIT_OK, ProcessOptions
 from streamkit.runtime import instance
-from streamkit.runtime.worker_process import EXIT_CANNOT_START, EXIT_OK, ProcessOptions
 
 __all__ = ["Supervisor", "SupervisorOptions"]
 
@@ -95,7 +95,7 @@ class Supervisor:
         if process.http_port:
             process = replace(process, http_port=process.http_port + slot.index)
         command = [
-            sys.executable, "-m", "streamkit.runtime.worker_process", self.target,
+            sys.executable, "-m", "streamkit.host", self.target,
             "--options", orjson.dumps(payload).decode(), "--log-level", self.options.log_level,
             "--process", orjson.dumps(asdict(process)).decode(),
         ]  # fmt: skip

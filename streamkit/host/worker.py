@@ -1,6 +1,6 @@
 """One worker process: load the app, run a :class:`KafkaWorker`, exit with a status.
 
-Started by the supervisor as ``python -m streamkit.runtime.worker_process``. Exit codes:
+Started by the supervisor as ``python -m streamkit.host``. Exit codes:
 0 stopped cleanly, 1 stopped by a record failure, 2 could not start (configuration,
 missing topics, unreachable broker), 3 did not stop within the shutdown timeout.
 """
@@ -25,7 +25,7 @@ from streamkit.errors import ConfigError, ProcessingFailedError, StreamkitError
 from streamkit.observability.http import WorkerHttpServer
 from streamkit.observability.logs import configure_logging, record_fields, remember_secrets
 from streamkit.observability.metrics import PrometheusMetrics
-from streamkit.runtime.middleware import Middleware
+from streamkit.processor import Middleware
 from streamkit.settings import Settings
 
 EXIT_OK = 0
@@ -46,7 +46,7 @@ class ProcessOptions:
     """
 
     http_port: int = 0
-    http_host: str = "0.0.0.0"  # noqa: S104 - containers are scraped from outside
+    http_host: str = "127.0.0.1"
     log_format: str = "text"
     tracing: bool = False
 
@@ -149,7 +149,3 @@ def main(argv: list[str] | None = None) -> None:
     process = ProcessOptions(**orjson.loads(args.process))
     configure_logging(args.log_level, options.worker_id, process.log_format)
     sys.exit(run_worker(args.target, options, process))
-
-
-if __name__ == "__main__":
-    main()

@@ -10,7 +10,6 @@ redriven record of each DLQ partition, so the next run starts after it
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,18 +17,17 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from streamkit.app import App
+from streamkit.engines.kafka.clients import read_until
 from streamkit.errors import KafkaOperationError
 from streamkit.failures.dead_letter import (
     REDRIVE_COUNT,
     REDRIVE_FROM,
     REDRIVE_PROCESSOR,
     DeadLetter,
-    dlq_topic,
-    parked_topic,
     read_dead_letter,
 )
-from streamkit.ops.console import message_headers
-from streamkit.ops.offsets import read_until
+from streamkit.records import TP, message_headers
+from streamkit.topology import Topology
 
 __all__ = ["DlqSummary", "Selection", "list_dead_letters", "redrive", "scan"]
 
@@ -52,6 +50,7 @@ class Selection:
 
     processor: str | None = None
     error: str | None = None
+    """An exception class, short or qualified: matches it and its subclasses."""
     since_ms: int | None = None
     max_records: int | None = None
 
@@ -60,8 +59,8 @@ class Selection:
         if self.processor is not None and letter.processor != self.processor:
             return False
         if self.error is not None:
-            name = letter.error_class
-            if name != self.error and name.rpartition(".")[2] != self.error:
+            names = letter.error_classes
+            if not any(self.error in (name, name.rpartition(".")[2]) for name in names):
                 return False
         return self.since_ms is None or letter.failed_at >= self.since_ms
 
@@ -74,56 +73,54 @@ def _consumer(config: Mapping[str, Any], group: str) -> Consumer:
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "enable.partition.eof": False,
+            # Reads to known ends: a long-polling fetch would add its wait to each read.
+            "fetch.wait.max.ms": 20,
         }
     )
 
 
-def _partitions(consumer: Consumer, topic: str) -> list[int]:
-    info = consumer.list_topics(topic, timeout=10).topics.get(topic)
-    if info is None or info.error is not None:
-        return []
-    return sorted(info.partitions)
-
-
-def _record_at(consumer: Consumer, topic: str, partition: int, offset: int) -> Any:
-    consumer.assign([TopicPartition(topic, partition, offset)])
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        msg = consumer.poll(0.5)
-        if msg is not None and msg.error() is None:
-            return msg
-    return None
+def _extents(consumer: Consumer, topics: list[str]) -> dict[TP, tuple[int, int]]:
+    """``(low, high)`` of every non-empty partition of ``topics`` that exist."""
+    found: dict[TP, tuple[int, int]] = {}
+    metadata = consumer.list_topics(timeout=10).topics
+    for topic in topics:
+        info = metadata.get(topic)
+        if info is None or info.error is not None:
+            continue
+        for partition in sorted(info.partitions):
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+            if high > low:
+                found[(topic, partition)] = (low, high)
+    return found
 
 
 def list_dead_letters(app: App, config: Mapping[str, Any]) -> list[DlqSummary]:
-    """Every DLQ and parked topic of ``app`` with counts and oldest/newest failure times."""
+    """Every DLQ and parked topic of ``app`` with counts and oldest/newest failure times.
+
+    Reads only each partition's first and last record, all partitions at once.
+    """
+    topology = Topology(app)
+    named = [(topology.dlq(s), s, False) for s in topology.inputs()]
+    named += [(topology.parked(s), s, True) for s in topology.inputs()]
     consumer = _consumer(config, f"{app.group_id}-dlq-inspect")
-    summaries = []
+    times: dict[str, list[int]] = {}
     try:
-        for source in dict.fromkeys(spec.input for spec in app.processors):
-            for topic, parked in (
-                (dlq_topic(app.name, source), False),
-                (parked_topic(app.name, source), True),
-            ):
-                records, oldest, newest = 0, None, None
-                for partition in _partitions(consumer, topic):
-                    low, high = consumer.get_watermark_offsets(
-                        TopicPartition(topic, partition), timeout=10
-                    )
-                    if high <= low:
-                        continue
-                    records += high - low
-                    for offset in (low, high - 1):
-                        msg = _record_at(consumer, topic, partition, offset)
-                        if msg is None:
-                            continue
-                        letter = _letter(msg)
-                        when = letter.failed_at or msg.timestamp()[1]
-                        oldest = when if oldest is None else min(oldest, when)
-                        newest = when if newest is None else max(newest, when)
-                summaries.append(DlqSummary(topic, source, parked, records, oldest, newest))
+        extents = _extents(consumer, [topic for topic, _, _ in named])
+        for ends in (
+            {tp: (low, low + 1) for tp, (low, _) in extents.items()},
+            {tp: (high - 1, high) for tp, (_, high) in extents.items()},
+        ):
+            for msg in read_until(consumer, ends, stall=30):
+                when = _letter(msg).failed_at or msg.timestamp()[1]
+                times.setdefault(msg.topic() or "", []).append(when)
     finally:
         consumer.close()
+    summaries = []
+    for topic, source, parked in named:
+        records = sum(high - low for (t, _), (low, high) in extents.items() if t == topic)
+        seen = times.get(topic, [])
+        oldest, newest = (min(seen), max(seen)) if seen else (None, None)
+        summaries.append(DlqSummary(topic, source, parked, records, oldest, newest))
     return summaries
 
 
@@ -145,37 +142,27 @@ def scan(
 
     With ``from_cursor`` each DLQ is read from the redrive group's committed position.
     """
-    names = topics or [
-        dlq_topic(app.name, s) for s in dict.fromkeys(p.input for p in app.processors)
-    ]
-    consumer = _consumer(config, redrive_group(app))
+    topology = Topology(app)
+    names = topics or [topology.dlq(source) for source in topology.inputs()]
+    consumer = _consumer(config, topology.redrive_group)
     shown = 0
     try:
-        for topic in names:
-            for partition in _partitions(consumer, topic):
-                low, high = consumer.get_watermark_offsets(
-                    TopicPartition(topic, partition), timeout=10
-                )
-                start = low
-                if from_cursor:
-                    (committed,) = consumer.committed(
-                        [TopicPartition(topic, partition)], timeout=10
-                    )
-                    start = max(low, committed.offset) if committed.offset >= 0 else low
-                for msg in read_until(consumer, {(topic, partition): (start, high)}):
-                    letter = _letter(msg)
-                    if selection.matches(letter):
-                        yield letter
-                        shown += 1
-                        if selection.max_records is not None and shown >= selection.max_records:
-                            return
+        extents = _extents(consumer, names)
+        if from_cursor and extents:
+            parts = [TopicPartition(*tp) for tp in extents]
+            for tp in consumer.committed(parts, timeout=10):
+                low, high = extents[(tp.topic, tp.partition)]
+                if tp.offset >= 0:
+                    extents[(tp.topic, tp.partition)] = (max(low, tp.offset), high)
+        for msg in read_until(consumer, extents, stall=30):
+            letter = _letter(msg)
+            if selection.matches(letter):
+                yield letter
+                shown += 1
+                if selection.max_records is not None and shown >= selection.max_records:
+                    return
     finally:
         consumer.close()
-
-
-def redrive_group(app: App) -> str:
-    """The consumer group that remembers how far each DLQ of ``app`` was redriven."""
-    return f"{app.group_id}-dlq-redrive"
 
 
 @dataclass(frozen=True)
@@ -243,7 +230,7 @@ def redrive(
             f"redrive incomplete: {len(failures)} records failed ({failures[:1]}); cursor not moved"
         )
     if cursor:
-        consumer = _consumer(config, redrive_group(app))
+        consumer = _consumer(config, Topology(app).redrive_group)
         try:
             consumer.commit(
                 offsets=[TopicPartition(t, p, o) for (t, p), o in cursor.items()],

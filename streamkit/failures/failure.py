@@ -3,7 +3,7 @@
 Whatever fails for a record (decoding its bytes, its contract, the processor function,
 encoding an output, producing it) becomes a :class:`Failure` handed to the engine's
 :class:`FailureHandler`, which answers with a :class:`Decision`: retry after a delay,
-dead-letter the record, skip it, or stop the worker. The engines carry the decision out;
+dead-letter the record, skip it, or stop the worker. The runtime carries the decision out;
 the default handler of an app is :class:`streamkit.failures.FailurePolicy`.
 """
 
@@ -13,9 +13,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from streamkit.errors import ProcessingFailedError
-
-__all__ = ["Action", "Decision", "Failure", "FailureHandler", "Stage", "StopOnFailure"]
+__all__ = [
+    "DEAD_LETTER",
+    "SKIP",
+    "STOP",
+    "Action",
+    "Decision",
+    "Failure",
+    "FailureHandler",
+    "Stage",
+]
 
 
 class Stage(StrEnum):
@@ -80,15 +87,3 @@ class FailureHandler(Protocol):
     def on_failure(self, failure: Failure) -> Decision:
         """Decide for one failure."""
         ...
-
-
-class StopOnFailure:
-    """Stop the worker at the first failure."""
-
-    def on_failure(self, failure: Failure) -> Decision:
-        return STOP
-
-
-def stop(failure: Failure) -> ProcessingFailedError:
-    """The error that stops a worker for ``failure``."""
-    return ProcessingFailedError(failure)

@@ -13,6 +13,7 @@ from confluent_kafka.admin import AdminClient
 from streamkit.app import App
 from streamkit.errors import KafkaOperationError
 from streamkit.ops.offsets import offsets_for
+from streamkit.topology import Topology
 
 __all__ = ["GroupStatus", "PartitionStatus", "group_status", "with_rates"]
 
@@ -68,7 +69,7 @@ def group_status(app: App, config: Mapping[str, Any], timeout: float = 10.0) -> 
         metadata = admin.list_topics(timeout=timeout)
         inputs = [
             TopicPartition(topic, p)
-            for topic in app.input_topics()
+            for topic in Topology(app).consumed()
             if topic in metadata.topics
             for p in sorted(metadata.topics[topic].partitions)
         ]

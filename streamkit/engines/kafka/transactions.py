@@ -16,11 +16,11 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
+from streamkit.records import TP
 from streamkit.runtime import failpoints, instance
 
 __all__ = ["Transactions", "transactional_id"]
 
-TopicPartitionKey = tuple[str, int]
 _TIMEOUT = 30.0
 _COMMIT_TRIES = 3
 
@@ -59,7 +59,7 @@ class Transactions:
             self.log.warning("abort failed (%s); re-creating the producer", exc.args[0].str())
             self._recreate()
 
-    def commit(self, offsets: Mapping[TopicPartitionKey, int]) -> bool:
+    def commit(self, offsets: Mapping[TP, int]) -> bool:
         """Commit the batch with its input ``offsets``; False when it was aborted."""
         parts = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
         try:
@@ -83,7 +83,7 @@ class Transactions:
                 return self._failed(error, "committing", offsets)
         return False
 
-    def _failed(self, error: Any, what: str, offsets: Mapping[TopicPartitionKey, int]) -> bool:
+    def _failed(self, error: Any, what: str, offsets: Mapping[TP, int]) -> bool:
         if error.txn_requires_abort():
             self.log.warning("%s the transaction failed (%s); aborting", what, error.str())
             self.abort()
@@ -101,7 +101,7 @@ class Transactions:
         self.producer = self.make_producer()
         self.producer.init_transactions(_TIMEOUT)
 
-    def _landed(self, offsets: Mapping[TopicPartitionKey, int]) -> bool:
+    def _landed(self, offsets: Mapping[TP, int]) -> bool:
         """Whether the group's committed offsets are the batch's (the commit went through)."""
         if not offsets:
             return False

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,12 +10,12 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from streamkit.app import App
+from streamkit.engines.kafka.clients import read_until
 from streamkit.errors import ConfigError
-from streamkit.ops.offsets import read_until
-from streamkit.state.aggregate import changelog_topic
 from streamkit.state.stores import decode_entry
+from streamkit.topology import Topology
 
-__all__ = ["StateAnswer", "key_partition", "read_state"]
+__all__ = ["StateAnswer", "read_state"]
 
 
 @dataclass(frozen=True)
@@ -30,17 +29,13 @@ class StateAnswer:
     partition: int | None = None
 
 
-def key_partition(key: str, partitions: int) -> int:
-    """The partition librdkafka's default partitioner (CRC32) gives ``key``."""
-    return zlib.crc32(key.encode()) % partitions
-
-
 def read_state(app: App, config: Mapping[str, Any], store: str, key: str) -> StateAnswer:
     """Scan ``store``'s changelog (every partition, compacted) for ``key``'s last value."""
+    topology = Topology(app)
     stores = {a.store for a in app.aggregates}
     if store not in stores:
         raise ConfigError(f"app {app.name} has no store {store!r} (stores: {sorted(stores)})")
-    topic = changelog_topic(app.name, store)
+    topic = topology.changelog(store)
     consumer = Consumer(
         {**config, "group.id": f"state-get-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
          "isolation.level": "read_committed"}

@@ -1,0 +1,181 @@
+"""The Kafka clients of a worker: their configurations, and reading a partition to an end.
+
+Users override any default here with ``STREAMKIT_KAFKA_*`` (see
+:meth:`streamkit.settings.Settings.client_config`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+
+from streamkit.errors import ConfigError, KafkaOperationError
+from streamkit.records import TP
+from streamkit.settings import Settings
+from streamkit.topology import Topology
+
+__all__ = [
+    "FETCH",
+    "ChangelogReader",
+    "check_topics",
+    "consumer_config",
+    "producer_config",
+    "read_until",
+]
+
+# The consumer's fetching.
+# - Prefetch bounded: librdkafka's defaults (64 MB of queued records, 50 MB fetches) let
+#   a worker facing a backlog grow to about 190 MB, most of it fetch buffers that queued
+#   records keep alive. With these it peaks near 130 MB, with no throughput cost beyond
+#   run-to-run noise (1M-record backlog, benchmarks/harness.py). A short queue backoff
+#   keeps the small queue fed: librdkafka otherwise waits 1 s before fetching for a
+#   partition whose queue was full.
+# - Fetches gathered for up to 5 ms: with the default (answer as soon as 1 byte is there)
+#   a stream of 5,000 records/s came in fetches of 1-3 records, and the fetching cost
+#   the broker and the worker so much CPU on 2 cores that p99 latency swung from 21 ms to
+#   over 1 s between passes; with 4 KiB or 5 ms it stayed at 29-49 ms (p50 10 ms instead
+#   of 7-12 ms). 64 KiB cost a backlog a fifth of its throughput; 4 KiB cost nothing
+#   measurable. The price: an idle worker asks the broker every 5 ms, not every 500 ms.
+FETCH = {
+    "queued.max.messages.kbytes": 8192,
+    "fetch.max.bytes": 4 * 1024 * 1024,
+    "fetch.queue.backoff.ms": 10,
+    "fetch.min.bytes": 4096,
+    "fetch.wait.max.ms": 5,
+}
+
+
+def client_id(app: str, worker_id: str) -> str:
+    """The client id of a worker's consumer and producer (shown by `streamkit status`)."""
+    return f"{app}-w{worker_id}-{os.getpid()}"
+
+
+def consumer_config(
+    settings: Settings, group_id: str, *, exactly_once: bool, extra: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A worker's consumer: manual offset stores and commits, cooperative rebalancing."""
+    return settings.client_config(
+        FETCH,
+        **{
+            "group.id": group_id,
+            "partition.assignment.strategy": "cooperative-sticky",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed" if exactly_once else "read_uncommitted",
+            **dict(extra),
+        },
+    )
+
+
+def producer_config(settings: Settings, extra: Mapping[str, Any]) -> dict[str, Any]:
+    """A worker's producer: idempotent, ``acks=all``, batched and compressed."""
+    return settings.client_config(
+        **{
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            **dict(extra),
+        }
+    )
+
+
+def check_topics(consumer: Consumer, settings: Settings, topology: Topology) -> None:
+    """Fail fast when the broker does not answer or a topic of the app is missing."""
+    try:
+        metadata = consumer.list_topics(timeout=15.0)
+    except KafkaException as exc:
+        raise KafkaOperationError(
+            f"cannot reach Kafka at {settings.bootstrap_servers}: {exc.args[0].str()}"
+        ) from exc
+    names = {*topology.consumed(), *topology.outputs(), *topology.topics()}
+    missing = sorted(n for n in names if n not in metadata.topics)
+    if missing:
+        raise ConfigError(
+            f"topics of app {topology.name} do not exist: {', '.join(missing)} "
+            "(create them with `streamkit topics create MODULE`)"
+        )
+
+
+class ChangelogReader:
+    """Reads changelog partitions for restores, with a consumer that never joins a group."""
+
+    def __init__(self, settings: Settings, topology: Topology) -> None:
+        self._config = settings.client_config(
+            **{
+                "group.id": topology.restore_group,
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "isolation.level": "read_committed",
+                # Restores read to a known end, one partition after another: a
+                # long-polling fetch (500 ms by default) or its backoff would hold up
+                # the next partition's first fetch.
+                "fetch.wait.max.ms": 20,
+                "fetch.error.backoff.ms": 20,
+            }
+        )
+        self._consumer: Consumer | None = None
+
+    def __call__(
+        self, topic: str, partition: int, start: int
+    ) -> tuple[int, Iterator[tuple[bytes | None, bytes | None, int]]]:
+        """The changelog partition's end, and its records from ``start`` to that end."""
+        if self._consumer is None:
+            self._consumer = Consumer(self._config)
+        consumer = self._consumer
+        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=15)
+        messages = read_until(consumer, {(topic, partition): (max(start, low), high)})
+        return high, ((m.key(), m.value(), m.offset() or 0) for m in messages)
+
+    def close(self) -> None:
+        """Close the consumer, if one was made."""
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+
+
+def read_until(
+    consumer: Consumer, ranges: Mapping[TP, tuple[int, int]], *, stall: float = 60.0
+) -> Iterator[Message]:
+    """Every record of each partition from its start up to its end (exclusive).
+
+    A partition is done when the consumer's *position* reaches its end, not when a record
+    at ``end - 1`` arrives: transaction markers take offsets but are never delivered, so a
+    transactional topic's last record can sit before its end. Raises
+    :class:`KafkaOperationError` when nothing arrives for ``stall`` seconds.
+    """
+    todo = {tp: end for tp, (start, end) in ranges.items() if end > start}
+    if not todo:
+        return
+    consumer.assign([TopicPartition(t, p, ranges[(t, p)][0]) for t, p in todo])
+    idle_since = time.monotonic()
+    while todo:
+        # What has arrived, without waiting for a full batch (a small partition would
+        # otherwise cost the whole timeout); only when nothing has, wait for a record.
+        batch = consumer.consume(1000, timeout=0)
+        if not batch:
+            first = consumer.poll(0.2)
+            batch = [] if first is None else [first]
+        for msg in batch:
+            error = msg.error()
+            if error is not None:
+                if error.fatal():
+                    raise KafkaOperationError(f"reading {msg.topic()} failed: {error.str()}")
+                continue
+            end = todo.get((msg.topic() or "", msg.partition() or 0))
+            if end is not None and (msg.offset() or 0) < end:
+                yield msg
+        for tp in list(todo):
+            (position,) = consumer.position([TopicPartition(*tp)])
+            if position.offset >= todo[tp]:
+                del todo[tp]
+        if batch:
+            idle_since = time.monotonic()
+        elif todo and time.monotonic() - idle_since > stall:
+            where = ", ".join(f"{t}[{p}]" for t, p in sorted(todo))
+            raise KafkaOperationError(f"reading {where} stalled before its end")

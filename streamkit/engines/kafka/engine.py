@@ -1,0 +1,214 @@
+"""What the Kafka worker and shadow replay share: an app's tasks fed in batches from a
+consumer, their records produced through a producer.
+
+The loop works per batch: ``consume(num_messages=N)``, then each record goes to its
+partition's :class:`~streamkit.runtime.task.PartitionTask` with the chunk that collects
+that partition's outputs of the batch; delivery reports are served once per loop. Holding
+a partition (a blocking retry, a retry record not yet due, an unwritable DLQ) is pausing
+it and seeking it back to the record, while the consumer keeps polling and other
+partitions keep flowing; when the hold is over it resumes and the record comes again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from streamkit.engines.kafka.delivery import KafkaChunk
+from streamkit.errors import KafkaOperationError
+from streamkit.records import TP
+from streamkit.runtime.pipeline import Pipeline
+from streamkit.runtime.task import Counters, Hold, PartitionTask
+from streamkit.state.partition import PartitionState
+
+__all__ = ["KafkaEngine"]
+
+
+class KafkaEngine:
+    """Tasks of assigned partitions, run from a consumer's batches (the tasks' Port).
+
+    Subclasses make ``consumer`` and ``producer`` and decide how partitions are
+    assigned and what is committed.
+    """
+
+    consumer: Consumer
+    producer: Producer
+    chunk_type: type[KafkaChunk] = KafkaChunk
+    """The sink of a partition's records in a batch (shadow replay redirects it)."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        log: logging.Logger,
+        *,
+        batch_size: int,
+        max_in_flight: int,
+        state_dir: Path,
+        memory_stores: bool = False,
+    ) -> None:
+        self.pipeline = pipeline
+        self.app = pipeline.app
+        self.topology = pipeline.topology
+        self.chain = pipeline.chain
+        self.log = log
+        self.batch_size = batch_size
+        self.max_in_flight = max_in_flight
+        self.state_dir = state_dir
+        self.memory_stores = memory_stores
+        self.counters = Counters()
+        self.tasks: dict[TP, PartitionTask] = {}
+        self.held: dict[TP, PartitionTask] = {}
+        self.consumed = 0
+        self.produced = 0
+        self.produced_by_topic: dict[str, int] = {}
+        self.count_topics = bool(self.chain.middlewares)
+        # Per-record delivery reports where each delivered output matters on its own:
+        # state stores track their changelog offsets, middleware counts per topic.
+        self.per_record = bool(self.topology.stores()) or self.count_topics
+
+    # -- the tasks' Port ------------------------------------------------------------------
+    def now_ms(self) -> int:
+        """Wall-clock milliseconds."""
+        return int(time.time() * 1000)
+
+    def pause(self, task: PartitionTask, hold: Hold) -> None:
+        """Pause the task's partition and set its position back to the held record."""
+        partition = TopicPartition(task.topic, task.partition, hold.offset)
+        try:
+            self.consumer.pause([partition])
+            self.consumer.seek(partition)
+        except KafkaException as exc:
+            raise KafkaOperationError(
+                f"cannot hold {task.topic}[{task.partition}] at offset {hold.offset}: "
+                f"{exc.args[0].str()}"
+            ) from exc
+        self.held[task.tp] = task
+
+    def resume(self, task: PartitionTask) -> None:
+        """Resume the task's partition (a pause never outlives its hold)."""
+        self.held.pop(task.tp, None)
+        try:
+            self.consumer.resume([TopicPartition(task.topic, task.partition)])
+        except KafkaException as exc:  # revoked in the meantime: nothing to resume
+            self.log.debug("resume of %s skipped: %s", task.tp, exc.args[0].str())
+
+    def state_of(self, tp: TP) -> PartitionState | None:
+        """The state of partition ``tp`` when a task here holds it."""
+        task = self.tasks.get(tp)
+        return None if task is None else task.state
+
+    # -- tasks ----------------------------------------------------------------------------
+    def open_task(self, tp: TP) -> PartitionTask:
+        """A task for a newly assigned partition, with its stores opened (not restored)."""
+        directory = self.state_dir / self.app.name
+        state = self.pipeline.open_state(*tp, directory, memory=self.memory_stores)
+        task = PartitionTask(tp, self.pipeline, self, state)
+        self.tasks[tp] = task
+        return task
+
+    def close_tasks(self, tps: list[TP]) -> None:
+        """Close the tasks of partitions that were revoked or lost."""
+        for tp in tps:
+            task = self.tasks.pop(tp, None)
+            if task is not None:
+                task.close()
+
+    @property
+    def blocked_partitions(self) -> int:
+        """Partitions held right now (waiting for a retry, a due retry record, or a DLQ)."""
+        return len(self.held)
+
+    @property
+    def filtered(self) -> int:
+        """Processor results that filtered their record out, so far."""
+        return self.pipeline.fast_filtered + self.counters.filtered
+
+    # -- the batch ------------------------------------------------------------------------
+    def wake(self) -> None:
+        """Resume the partitions whose hold is over."""
+        if not self.held:
+            return
+        now = self.now_ms()
+        for task in list(self.held.values()):
+            if task.due(now):
+                task.release()
+
+    def next_batch(self, wait: float = 0.2) -> list[Message]:
+        """What is queued, up to the batch size; when nothing is, wait for a first record.
+
+        ``consume(n, timeout)`` waits for ``n`` records or the timeout, so at a modest rate
+        every record would wait for its batch to fill. Taking what the prefetch queue holds
+        keeps full batches under load and adds no wait when the stream is slow.
+        """
+        messages = self.consumer.consume(num_messages=self.batch_size, timeout=0)
+        if messages:
+            return messages
+        first = self.consumer.poll(wait)
+        if first is None:
+            return []
+        rest = self.consumer.consume(num_messages=self.batch_size - 1, timeout=0)
+        return [first, *rest]
+
+    def handle(self, messages: list[Message]) -> list[KafkaChunk]:
+        """Hand each record to its partition's task; return the batch's chunks, sealed."""
+        chunks: dict[TP, KafkaChunk] = {}
+        task: PartitionTask | None = None
+        chunk: KafkaChunk | None = None
+        last: TP = ("", -1)
+        try:
+            for msg in messages:
+                error = msg.error()
+                if error is not None:
+                    self._message_error(error)
+                    continue
+                partition, topic = msg.partition() or 0, msg.topic() or ""
+                if partition != last[1] or topic != last[0]:
+                    last = (topic, partition)
+                    task = self.tasks.get(last)
+                    chunk = chunks.get(last)
+                if task is None or task.hold is not None:
+                    continue  # revoked, or fetched before it was held: it comes again
+                if chunk is None:
+                    chunk = self.chunk_type(task, msg.offset() or 0, self)
+                    chunks[last] = chunk
+                    task.offsets.open(chunk)
+                task.handle(msg, chunk)
+        finally:
+            for sealed in chunks.values():
+                sealed.sealed = True
+            self.consumed += len(messages)
+            if self.chain.middlewares:
+                per_topic: dict[str, int] = {}
+                for msg in messages:
+                    name = msg.topic() or ""
+                    per_topic[name] = per_topic.get(name, 0) + 1
+                for name, count in per_topic.items():
+                    self.chain.consumed(name, count)
+        return list(chunks.values())
+
+    def deliveries(self) -> None:
+        """Serve delivery reports, settle what they completed; wait for the broker while
+        more records than allowed are unacknowledged."""
+        self.producer.poll(0)
+        if self.produced_by_topic:
+            counts, self.produced_by_topic = self.produced_by_topic, {}
+            self.chain.produced(counts)
+        self.advance()
+        while len(self.producer) > self.max_in_flight:
+            self.producer.poll(0.05)
+            self.advance()
+
+    def advance(self) -> None:
+        """Move every task past its completed chunks (handling their failed deliveries)."""
+        for task in list(self.tasks.values()):
+            task.offsets.advance(task.delivery_failed)
+
+    def _message_error(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._PARTITION_EOF:
+            return
+        if error.fatal():
+            raise KafkaOperationError(f"fatal consumer error: {error.str()}")
+        self.log.warning("consumer error (retried by the client): %s", error.str())

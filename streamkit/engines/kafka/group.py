@@ -1,0 +1,174 @@
+"""Commits and rebalances: a worker as a member of its app's consumer group.
+
+At least once: an input offset is committed only after every record derived from it
+(outputs, dead letters, retry records, changelog writes), and everything before it in its
+partition, is acknowledged by the broker. A partition assigned gets a task, its stores
+restored before its first record; a partition revoked is flushed and committed up to what
+was acknowledged, then its task is closed; a lost one is closed without a commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from streamkit.engines.kafka.clients import ChangelogReader
+from streamkit.engines.kafka.engine import KafkaEngine
+from streamkit.records import TP
+from streamkit.runtime import failpoints
+
+__all__ = ["GroupMember", "describe"]
+
+
+class GroupMember(KafkaEngine):
+    """The group side of a worker: assignment callbacks, offset commits, lag."""
+
+    restore: ChangelogReader
+    exactly_once: bool
+    shutdown_timeout: float
+
+    def init_group(self) -> None:
+        """Fields of the group side (called by the worker's constructor)."""
+        self.ever_assigned = False
+        self.lag: dict[TP, int] = {}
+        self.failed = False
+        self._callback_error: BaseException | None = None
+
+    @property
+    def assigned(self) -> set[TP]:
+        """The partitions this member holds."""
+        return set(self.tasks)
+
+    def subscribe(self) -> None:
+        """Join the group on the app's input and retry topics."""
+        self.consumer.subscribe(
+            self.topology.consumed(),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
+        )
+
+    def raise_callback_error(self) -> None:
+        """Re-raise, in the loop, what a rebalance callback could not raise itself."""
+        if self._callback_error is not None:
+            error, self._callback_error = self._callback_error, None
+            raise error
+
+    # -- rebalances -----------------------------------------------------------------------
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        keys = [(p.topic, p.partition) for p in partitions]
+        for tp in keys:
+            task = self.open_task(tp)
+            if task.state is not None:
+                try:
+                    task.state.restore(self.restore)
+                except BaseException as exc:  # noqa: BLE001 - re-raised by the loop
+                    self._callback_error = exc
+        self.ever_assigned = True
+        self.chain.rebalance("assigned", len(keys))
+        self.log.info("assigned %s", describe(keys))
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        keys = [(p.topic, p.partition) for p in partitions]
+        try:
+            if not self.failed and not self.exactly_once:
+                remaining = self.producer.flush(self.shutdown_timeout)
+                if remaining:
+                    self.log.warning("%d records unacknowledged at revoke", remaining)
+                self.advance()
+                self.commit(asynchronous=False, only=keys)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the loop after consume()
+            self.failed = True
+            self._callback_error = exc
+        finally:
+            self.close_tasks(keys)
+            self.chain.rebalance("revoked", len(keys))
+            self.log.info("revoked %s", describe(keys))
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        keys = [(p.topic, p.partition) for p in partitions]
+        self.close_tasks(keys)
+        self.chain.rebalance("lost", len(keys))
+        self.log.warning("lost %s (not committed; the new owner reprocesses)", describe(keys))
+
+    # -- commits --------------------------------------------------------------------------
+    def commit(self, *, asynchronous: bool, only: Iterable[TP] | None = None) -> bool:
+        """Commit what is ready; False when the commit was refused (it is sent again)."""
+        if self.exactly_once:
+            return True  # offsets are committed inside each batch's transaction
+        chosen = self.tasks if only is None else {tp: self.tasks[tp] for tp in only
+                                                  if tp in self.tasks}  # fmt: skip
+        changed = [
+            TopicPartition(t, p, task.offsets.ready)
+            for (t, p), task in chosen.items()
+            if task.offsets.ready is not None and task.offsets.ready != task.committed
+        ]
+        if not changed:
+            return True
+        if failpoints.ARMED:
+            failpoints.reached("produce")
+        try:
+            if asynchronous:
+                self.consumer.commit(offsets=changed, asynchronous=True)
+            else:
+                self.consumer.commit(offsets=changed, asynchronous=False)
+        except KafkaException as exc:
+            self.log.warning("offset commit failed (will retry): %s", exc.args[0].str())
+            return False
+        if failpoints.ARMED:
+            failpoints.reached("commit")
+        self.mark_committed({(tp.topic, tp.partition): tp.offset for tp in changed})
+        return True
+
+    def mark_committed(self, offsets: Mapping[TP, int]) -> None:
+        """Offsets that were committed: remembered by their tasks, whose next
+        infrastructure wait starts small again (at least once and exactly once alike)."""
+        for tp, offset in offsets.items():
+            task = self.tasks.get(tp)
+            if task is not None:
+                task.committed_at(offset)
+
+    def on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """The result of a commit: what did not land is forgotten, so it is sent again.
+
+        An asynchronous commit can fail after the loop moved on (a rebalance in progress,
+        a coordinator change); without this the worker would believe those offsets were
+        committed and never send them again.
+        """
+        if error is not None and error.code() == KafkaError._NO_OFFSET:
+            return  # there was nothing to commit
+        failed = [tp for tp in partitions if error is not None or tp.error is not None]
+        for tp in failed:
+            task = self.tasks.get((tp.topic, tp.partition))
+            if task is not None and task.committed == tp.offset:
+                task.committed = None
+        if failed:
+            first = error or failed[0].error
+            where = describe([(tp.topic, tp.partition) for tp in failed])
+            reason = first.str() if first is not None else "unknown error"
+            self.log.info("offset commit of %s failed (sent again): %s", where, reason)
+
+    def refresh_lag(self) -> None:
+        """Lag per assigned partition from cached watermarks (no broker round trip)."""
+        lag: dict[TP, int] = {}
+        for (t, p), task in list(self.tasks.items()):
+            try:
+                _, high = self.consumer.get_watermark_offsets(TopicPartition(t, p), cached=True)
+            except KafkaException:
+                continue
+            done = task.committed
+            if done is None:
+                (position,) = self.consumer.position([TopicPartition(t, p)])
+                done = position.offset if position.offset >= 0 else high
+            if high >= 0:
+                lag[(t, p)] = max(0, high - done)
+        self.lag = lag
+
+
+def describe(keys: Iterable[TP]) -> str:
+    """``topic[p], ...`` for a log line."""
+    found = sorted(keys)
+    if not found:
+        return "nothing"
+    return ", ".join(f"{t}[{p}]" for t, p in found)

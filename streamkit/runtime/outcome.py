@@ -1,0 +1,75 @@
+"""What one record did, and the sink its records go to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from streamkit.failures.failure import Failure
+from streamkit.records import Headers
+
+__all__ = ["OutRecord", "Outcome", "ProduceError", "Sink"]
+
+OutRecord = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes | None]]]
+"""A record to produce: topic, key, value, headers."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProduceError:
+    """A record the engine could not even queue for ``topic``.
+
+    Attributes:
+        topic: where it was going.
+        reason: the client's words.
+        too_large: the record can never be written (larger than the topic accepts).
+    """
+
+    topic: str
+    reason: str
+    too_large: bool = False
+
+
+class Sink(Protocol):
+    """Where the records derived from an input go: the engine's producer for them."""
+
+    def __call__(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None,
+        timestamp: int,
+        partition: int = -1,
+    ) -> ProduceError | None:
+        """Produce one output; ``partition`` -1 lets the partitioner choose. Returns the
+        error when the record could not be queued (nothing raised)."""
+        ...
+
+
+@dataclass
+class Outcome:
+    """What one record did: counts, and the failures the task must act on.
+
+    Attributes:
+        emitted: output records handed to the sink.
+        filtered: processors that returned nothing.
+        done: processors that finished (their outputs are in the sink).
+        retry: processors to retry on this record (blocking), with the delay in seconds.
+        forward: (failure, retry topic, delay) for processors with retry topics.
+        dead: failures whose record goes to the dead-letter topic.
+        skipped: failures the handler chose to skip.
+        deduplicated: processors skipped because the event id was seen.
+        extra_headers: headers middleware adds to the record's outputs and dead letters.
+        produce_errors: outputs the sink could not queue.
+    """
+
+    emitted: int = 0
+    filtered: int = 0
+    done: list[str] = field(default_factory=list)
+    retry: dict[str, float] = field(default_factory=dict)
+    forward: list[tuple[Failure, str, float]] = field(default_factory=list)
+    dead: list[Failure] = field(default_factory=list)
+    skipped: int = 0
+    deduplicated: int = 0
+    extra_headers: list[tuple[str, bytes]] = field(default_factory=list)
+    produce_errors: list[ProduceError] = field(default_factory=list)

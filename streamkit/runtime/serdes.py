@@ -1,0 +1,78 @@
+"""The serdes of an app's topics: a key and a value serde per declared topic, with the
+contracts parsed once (and the Schema Registry asked only when a contract is used)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from streamkit.app import App, Topic
+from streamkit.contracts.repository import SchemaRepository
+from streamkit.contracts.serde import (
+    AvroSerde,
+    BytesSerde,
+    ConfluentAvroSerde,
+    JsonSerde,
+    Serde,
+    StringSerde,
+    registry_client,
+)
+from streamkit.settings import Settings
+
+__all__ = ["TopicSerdes", "app_serdes", "make_serde"]
+
+
+@dataclass(frozen=True)
+class TopicSerdes:
+    """Key and value serdes of one topic."""
+
+    key: Serde
+    value: Serde
+
+
+def make_serde(
+    fmt: str,
+    repository: Callable[[], SchemaRepository],
+    *,
+    registry: Callable[[], Any] | None = None,
+    subject: str = "",
+) -> Serde:
+    """The serde for a topic format: json, string, bytes, or an Avro contract name."""
+    if fmt == "json":
+        return JsonSerde()
+    if fmt == "string":
+        return StringSerde()
+    if fmt == "bytes":
+        return BytesSerde()
+    if registry is not None:
+        return ConfluentAvroSerde(registry(), repository(), fmt, subject)
+    return AvroSerde(repository(), fmt)
+
+
+def app_serdes(app: App, settings: Settings) -> dict[str, TopicSerdes]:
+    """The serdes of every topic ``app`` declares; a bad contract fails here, once."""
+    repository: list[SchemaRepository] = []
+    registry: list[Any] = []
+
+    def contracts() -> SchemaRepository:
+        if not repository:
+            repository.append(SchemaRepository.from_directory(app.schemas_dir()))
+        return repository[0]
+
+    def client() -> Any:
+        if not registry:
+            registry.append(registry_client(settings.schema_registry_url))
+        return registry[0]
+
+    chosen = client if settings.schema_registry_url else None
+
+    def serdes(topic: Topic) -> TopicSerdes:
+        return TopicSerdes(
+            key=make_serde(topic.key, contracts, registry=chosen, subject=f"{topic.name}-key"),
+            value=make_serde(
+                topic.value, contracts, registry=chosen, subject=f"{topic.name}-value"
+            ),
+        )
+
+    return {name: serdes(topic) for name, topic in app.topics.items()}

@@ -1,0 +1,341 @@
+"""The per-partition task: everything about one assigned input partition, in one object.
+
+A task owns its partition's offsets (chunks in flight and the committable offset), its
+hold (a blocking retry, a retry record not yet due, an unwritable DLQ or output), its
+pending retry, and its stores. Every engine (the Kafka worker, the in-memory engine behind
+``TestDriver``, shadow replay) hands its records to tasks and lets them settle each
+outcome through the same :meth:`PartitionTask.settle`; an engine only supplies a clock, a
+sink (the chunk) and what holding a partition means to it (the :class:`Port`). Revoking
+a partition closes its task; there is no per-partition dictionary elsewhere to forget.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol
+
+from streamkit.failures.failure import Failure, Stage
+from streamkit.failures.handler import OutputTooLargeError
+from streamkit.failures.retry import retry_origin
+from streamkit.records import TP, Headers, Message, Record, message_headers, record_fields
+from streamkit.runtime.offsets import Chunk, DeliveryFailure, LostOutput, PartitionOffsets
+from streamkit.runtime.outcome import Outcome, OutRecord
+from streamkit.runtime.pipeline import Pipeline
+from streamkit.state.partition import PartitionState
+
+__all__ = ["Backoff", "Counters", "Hold", "PartitionTask", "Port", "RetryState"]
+
+
+@dataclass
+class Counters:
+    """Counts of what an engine's tasks did (exported as metrics)."""
+
+    filtered: int = 0
+    retries: int = 0
+    dead_letters: int = 0
+    retry_forwards: int = 0
+    rewinds: int = 0
+
+
+@dataclass
+class Backoff:
+    """Growing waits for an infrastructure problem (1 s, 2 s, 4 s ... up to 30 s)."""
+
+    initial: float = 1.0
+    maximum: float = 30.0
+    current: float = 0.0
+
+    def next(self) -> float:
+        """The next wait, and grow."""
+        self.current = min(self.maximum, self.current * 2 if self.current else self.initial)
+        return self.current
+
+    def reset(self) -> None:
+        """Progress was made: the next wait starts small again."""
+        self.current = 0.0
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A partition held at ``offset`` until ``until_ms`` (the engine's clock).
+
+    ``waits`` are the retries it waits for: (processor, failed attempt, seconds).
+    """
+
+    offset: int
+    until_ms: int
+    waits: tuple[tuple[str, int, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class RetryState:
+    """A blocking retry pending at ``offset``: the next attempt, of these processors."""
+
+    offset: int
+    attempt: int
+    only: frozenset[str]
+
+
+class Port(Protocol):
+    """What a task needs of the engine that runs it."""
+
+    log: logging.Logger
+    counters: Counters
+
+    def now_ms(self) -> int:
+        """The engine's wall clock, in milliseconds."""
+        ...
+
+    def pause(self, task: PartitionTask, hold: Hold) -> None:
+        """Deliver nothing more of the task's partition; when resumed, start again at
+        ``hold.offset``."""
+        ...
+
+    def resume(self, task: PartitionTask) -> None:
+        """Deliver the task's partition again."""
+        ...
+
+    def state_of(self, tp: TP) -> PartitionState | None:
+        """The state of partition ``tp`` if this engine holds it (a retry record is
+        processed with its origin partition's state)."""
+        ...
+
+
+class PartitionTask:
+    """One assigned input partition (see the module docstring)."""
+
+    def __init__(
+        self, tp: TP, pipeline: Pipeline, port: Port, state: PartitionState | None = None
+    ) -> None:
+        self.tp = tp
+        self.topic, self.partition = tp
+        self.pipeline = pipeline
+        self.port = port
+        self.state = state
+        self.offsets = PartitionOffsets()
+        self.committed: int | None = None
+        self.retrying: RetryState | None = None
+        self.hold: Hold | None = None
+        self.backoff = Backoff()
+        self.exact_until: int | None = None
+        """Records up to this offset get a delivery report each (after a lost output)."""
+        self.closed = False
+        self.last_rewind: str | None = None
+        """Why the partition was last rewound (an infrastructure failure), if ever."""
+        self._retry_source = self.topic in pipeline.retry_topics
+        self.fast = None if self._retry_source else pipeline.fast_path(self.topic)
+
+    # -- records --------------------------------------------------------------------------
+    def handle(self, msg: Message, chunk: Chunk) -> Outcome | None:
+        """Process one consumed record of this partition into ``chunk`` and settle it.
+
+        Returns the outcome, or None when the fast path finished the record plainly.
+        """
+        offset = msg.offset() or 0
+        chunk.current = msg
+        chunk.last = offset
+        if self.fast is not None and self.retrying is None:
+            value = msg.value()
+            if value is not None:
+                timestamp = msg.timestamp()[1]
+                outcome = self.fast(self.partition, offset, timestamp, msg.key(), value, chunk)
+                if outcome is None:
+                    chunk.next_offset = offset + 1
+                    return None
+                self.settle(msg, chunk, outcome, message_headers(msg), timestamp, 1)
+                return outcome
+        if self._retry_source:
+            return self._handle_retry_record(msg, chunk)
+        attempt, only = 1, None
+        retrying = self.retrying
+        if retrying is not None and retrying.offset == offset:
+            attempt, only = retrying.attempt, retrying.only
+        headers = message_headers(msg)
+        outcome = self.pipeline.process(
+            msg, chunk, headers=headers, state=self.state, attempt=attempt, only=only
+        )
+        self.port.counters.filtered += outcome.filtered
+        self.settle(msg, chunk, outcome, headers, msg.timestamp()[1], attempt)
+        return outcome
+
+    def _handle_retry_record(self, msg: Message, chunk: Chunk) -> Outcome | None:
+        offset = msg.offset() or 0
+        origin = retry_origin(message_headers(msg))
+        if origin is None:
+            self.port.log.error("%s[%d]@%d is not a streamkit retry record; skipped", *self.tp,
+                                offset)  # fmt: skip
+            chunk.next_offset = offset + 1
+            return None
+        wait_ms = origin.due_ms - self.port.now_ms()
+        if wait_ms > 0:
+            waits = ((origin.processor, origin.attempt - 1, wait_ms / 1000),)
+            self.hold_at(offset, wait_ms / 1000, waits)
+            return None
+        at_origin = Record(
+            origin.topic, origin.partition, origin.offset, origin.timestamp, msg.key(),
+            msg.value(), origin.headers,
+        )  # fmt: skip
+        outcome = self.pipeline.process(
+            at_origin, chunk, headers=origin.headers, attempt=origin.attempt,
+            only=frozenset({origin.processor}),
+            state=self.port.state_of((origin.topic, origin.partition)),
+        )  # fmt: skip
+        self.settle(msg, chunk, outcome, origin.headers, origin.timestamp, 0)
+        return outcome
+
+    def settle(
+        self,
+        msg: Message,
+        chunk: Chunk,
+        outcome: Outcome,
+        headers: Headers,
+        timestamp: int,
+        attempt: int,
+    ) -> None:
+        """Carry out one record's outcome: dead letters, retry-topic records, a blocking
+        retry; then advance the partition past the record, or hold it there.
+
+        ``headers`` and ``timestamp`` are the record's (its origin's, for a retry record);
+        ``attempt`` is 0 for a record of a retry topic (its retries go through topics).
+        """
+        offset = msg.offset() or 0
+        for error in outcome.produce_errors:
+            if not error.too_large:
+                self.rewind(offset, f"producing to {error.topic} failed: {error.reason}")
+                return
+            failure = Failure(
+                Stage.PRODUCE, self.topic, self.partition, offset,
+                OutputTooLargeError(error.reason), output_topic=error.topic,
+                attempt=max(attempt, 1),
+            )  # fmt: skip
+            self.pipeline.decide(failure, outcome)
+        counters, log = self.port.counters, self.port.log
+        trace = outcome.extra_headers
+        for failure in outcome.dead:
+            record = self.pipeline.dead_letter(
+                failure, msg.key(), msg.value(), headers, timestamp, trace
+            )
+            if not self._reroute(chunk, offset, record):
+                return
+            counters.dead_letters += 1
+            log.warning(
+                "dead-lettered to %s: %s", record[0], failure.describe(),
+                extra=record_fields(failure.topic, failure.partition, failure.offset,
+                                    failure.processor),
+            )  # fmt: skip
+        for failure, retry_topic, delay in outcome.forward:
+            record = self.pipeline.retry_record(
+                failure, retry_topic, delay, msg.key(), msg.value(), headers, timestamp, trace
+            )
+            if not self._reroute(chunk, offset, record):
+                return
+            counters.retry_forwards += 1
+        if outcome.retry and attempt:
+            self.retrying = RetryState(offset, attempt + 1, frozenset(outcome.retry))
+            delay = max(outcome.retry.values())
+            counters.retries += len(outcome.retry)
+            log.info(
+                "retrying %s[%d]@%d (%s) in %.2fs, attempt %d",
+                *self.tp, offset, ", ".join(outcome.retry), delay, attempt + 1,
+                extra=record_fields(*self.tp, offset, ", ".join(outcome.retry)),
+            )  # fmt: skip
+            waits = tuple((name, attempt, wait) for name, wait in outcome.retry.items())
+            self.hold_at(offset, delay, waits)
+            chunk.next_offset = offset
+            return
+        self.retrying = None
+        chunk.next_offset = offset + 1
+
+    def _reroute(self, chunk: Chunk, offset: int, record: OutRecord) -> bool:
+        """Produce a dead-letter or retry record; when it cannot be queued, hold here."""
+        error = chunk.reroute(record)
+        if error is None:
+            return True
+        self.rewind(offset, f"cannot write to {record[0]}: {error.reason}")
+        return False
+
+    # -- deliveries that failed after the fact --------------------------------------------
+    def delivery_failed(self, chunk: Chunk, item: DeliveryFailure | LostOutput) -> None:
+        """A produce of ``chunk`` failed after it was handled: dead-letter the input whose
+        output can never be written, or rewind to the record and hold."""
+        if self.closed:
+            return  # revoked meanwhile: the new owner reprocesses from the last commit
+        if isinstance(item, LostOutput):
+            first, last = chunk.first, chunk.last
+            self.exact_until = max(last, self.exact_until or last)
+            self.rewind(
+                first,
+                f"an output write to {item.output_topic} failed ({item.error}) for one of "
+                f"offsets {first}-{last}, processed again with a delivery report each",
+            )
+            return
+        failure, msg = item.failure, item.message
+        if not item.internal and isinstance(failure.error, OutputTooLargeError):
+            outcome = Outcome()
+            self.pipeline.decide(failure, outcome)
+            if not outcome.dead:
+                return
+            record = self.pipeline.dead_letter(
+                outcome.dead[0], msg.key(), msg.value(), message_headers(msg), msg.timestamp()[1]
+            )
+            chunk.current = msg
+            if chunk.reroute(record) is None:
+                self.port.counters.dead_letters += 1
+                return
+        what = "dead-letter/retry topic" if item.internal else "output"
+        self.rewind(failure.offset, f"{what} write failed: {failure.error}")
+
+    # -- holding the partition ------------------------------------------------------------
+    def rewind(self, offset: int, reason: str) -> None:
+        """Hold at ``offset`` with a growing backoff: nothing at or after it is committed
+        until it is processed again."""
+        delay = self.backoff.next()
+        self.port.counters.rewinds += 1
+        self.last_rewind = reason
+        self.port.log.warning(
+            "%s; holding %s[%d] at offset %d, retrying in %.0fs (nothing after it is committed)",
+            reason, *self.tp, offset, delay, extra=record_fields(*self.tp, offset),
+        )  # fmt: skip
+        self.offsets.cap(offset)
+        self.retrying = None
+        self.hold_at(offset, delay)
+
+    def hold_at(
+        self, offset: int, delay: float, waits: tuple[tuple[str, int, float], ...] = ()
+    ) -> None:
+        """Deliver nothing of this partition for ``delay`` seconds, then start at ``offset``.
+
+        A partition already held at an earlier offset stays there: a hold never moves a
+        partition forward past records that must be processed again.
+        """
+        if self.hold is not None:
+            offset = min(offset, self.hold.offset)
+        self.hold = Hold(offset, self.port.now_ms() + int(delay * 1000), waits)
+        self.port.pause(self, self.hold)
+
+    def due(self, now_ms: int) -> bool:
+        """Whether the hold is over at ``now_ms``."""
+        return self.hold is not None and self.hold.until_ms <= now_ms
+
+    def release(self) -> None:
+        """End the hold: the engine delivers the partition again from the held offset."""
+        if self.hold is not None:
+            self.hold = None
+            self.port.resume(self)
+
+    def committed_at(self, offset: int) -> None:
+        """``offset`` was committed: remembered, and the next infrastructure wait starts
+        small again."""
+        self.committed = offset
+        self.backoff.reset()
+
+    def close(self) -> None:
+        """The partition was revoked or lost: release the hold, close the stores."""
+        self.closed = True
+        self.release()
+        if self.state is not None:
+            self.state.close()
+
+    def __repr__(self) -> str:
+        return f"PartitionTask({self.topic}[{self.partition}], {self.offsets!r})"

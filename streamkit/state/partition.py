@@ -1,0 +1,152 @@
+"""The state of one input partition: its stores, restored from their changelogs.
+
+Partition p of a store holds the keys of partition p of the store's source topic, and its
+changelog partition p holds the same entries. A worker opens a partition's stores when
+the partition is assigned, restores them before processing it, and closes them when the
+partition goes: there is no state of a partition anywhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from streamkit.state.stores import Entry, Store, StoreSpec, decode_entry, open_store
+
+__all__ = ["ChangelogReader", "PartitionState"]
+
+log = logging.getLogger("streamkit.state")
+
+ChangelogReader = Callable[
+    [str, int, int], tuple[int, Iterable[tuple[bytes | None, bytes | None, int]]]
+]
+"""``read(changelog, partition, start)``: the changelog partition's end offset, and its
+records ``(key, value, offset)`` from ``start`` to that end."""
+
+
+class PartitionState:
+    """The stores of one partition, with a journal that rolls back an aborted transaction.
+
+    A record is folded at most once per store: each entry remembers the input offset that
+    produced it, so a redelivered record (after a crash or a rebalance) re-emits the
+    current state instead of folding again, and state rebuilt from the changelog equals a
+    fold of the input.
+    """
+
+    def __init__(self, partition: int, specs: Sequence[StoreSpec], directory: Path) -> None:
+        self.partition = partition
+        self.specs = {spec.name: spec for spec in specs}
+        self._stores: dict[str, Store] = {
+            spec.name: open_store(spec.kind, directory / spec.name / str(partition))
+            for spec in specs
+        }
+        self._by_changelog = {spec.changelog: spec.name for spec in specs}
+        self._journal: list[tuple[Store, str, Entry | None]] | None = None
+        self.restored_records = 0
+
+    # -- reads and writes -----------------------------------------------------------------
+    def get(self, store: str, key: str, now_ms: int) -> Entry | None:
+        """The live entry of ``key`` in ``store`` (None: none, or expired at ``now_ms``)."""
+        entry = self._stores[store].get(key)
+        if entry is not None and self.specs[store].expired(entry, now_ms):
+            return None
+        return entry
+
+    def put(self, store: str, key: str, entry: Entry | None) -> None:
+        """Set (or with None delete) ``key`` in ``store``, journaled inside a transaction."""
+        local = self._stores[store]
+        if self._journal is not None:
+            self._journal.append((local, key, local.get(key)))
+        if entry is None:
+            local.delete(key)
+        else:
+            local.put(key, entry)
+
+    def __len__(self) -> int:
+        return sum(len(store) for store in self._stores.values())
+
+    # -- transactions (exactly once): changes of an aborted batch are rolled back ---------
+    def begin(self) -> None:
+        """Start journaling changes (the batch of a transaction)."""
+        self._journal = []
+
+    def commit(self) -> None:
+        """The transaction committed: forget the journal."""
+        self._journal = None
+
+    def rollback(self) -> None:
+        """The transaction aborted: undo its changes, newest first."""
+        for store, key, old in reversed(self._journal or []):
+            if old is None:
+                store.delete(key)
+            else:
+                store.put(key, old)
+        self._journal = None
+
+    # -- changelog ------------------------------------------------------------------------
+    def delivered(self, changelog: str, offset: int) -> None:
+        """A changelog record was acknowledged at ``offset``: checkpoint past it."""
+        name = self._by_changelog.get(changelog)
+        if name is not None:
+            local = self._stores[name]
+            if offset + 1 > local.checkpoint():
+                local.set_checkpoint(offset + 1)
+
+    def restore(self, read: ChangelogReader) -> None:
+        """Rebuild every store of this partition from its changelog (from its checkpoint)."""
+        for spec in self.specs.values():
+            self.restored_records += _restore(
+                self._stores[spec.name], spec.changelog, self.partition, read
+            )
+
+    def close(self) -> None:
+        """Close every store."""
+        for local in self._stores.values():
+            local.close()
+        self._stores.clear()
+
+
+def _restore(store: Store, changelog: str, partition: int, read: ChangelogReader) -> int:
+    start = store.checkpoint()
+    began = time.monotonic()
+    end, records = read(changelog, partition, start)
+    total = max(0, end - start)
+    done = 0
+    with _progress(f"restoring {changelog}[{partition}]", total) as advance:
+        for key, value, offset in records:
+            if key is not None:
+                if value is None:
+                    store.delete(key.decode())
+                else:
+                    store.put(key.decode(), decode_entry(value))
+            done += 1
+            if done % 10_000 == 0:
+                advance(done)
+                if done % 50_000 == 0:
+                    log.info("restoring %s[%d]: %d/%d records", changelog, partition, done, total)
+            if offset + 1 >= end:
+                break
+    store.set_checkpoint(max(end, start))
+    seconds = time.monotonic() - began
+    log.info(
+        "restored %s[%d]: %d records (%d keys) in %.2fs (%.0f records/s)",
+        changelog, partition, done, len(store), seconds, done / seconds if seconds else 0,
+    )  # fmt: skip
+    return done
+
+
+@contextmanager
+def _progress(title: str, total: int) -> Iterator[Callable[[int], None]]:
+    """A progress bar on an interactive terminal (for restores worth watching), else nothing."""
+    if total < 50_000 or not sys.stderr.isatty():
+        yield lambda done: None
+        return
+    from rich.progress import Progress  # noqa: PLC0415 - only for interactive restores
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(title, total=total)
+        yield lambda done: bar.update(task, completed=done)
