@@ -201,7 +201,7 @@ class Topology:
                 found[out].add(Role.OUTPUT)
         for agg in self.app.aggregates:
             if agg.output:
-                found[agg.output].add(Role.PROJECTION)
+                found[agg.output].update((Role.OUTPUT, Role.PROJECTION))
         if self.app.dead_letters:
             for name in self.inputs():
                 found[self.dlq(name)].add(Role.DEAD_LETTERS)

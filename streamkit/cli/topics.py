@@ -1,4 +1,5 @@
-"""``streamkit topics create MODULE``: create what an app declares, check what exists."""
+"""``streamkit topics create | list | describe``: create what an app declares (or plain
+topics), check what exists, show roles, policies and lag."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import click
 
 from streamkit.app import load_app
 from streamkit.cli._kafka import kafka_settings
-from streamkit.errors import KafkaOperationError
+from streamkit.errors import ConfigError, KafkaOperationError
 from streamkit.ops.admin import (
     TopicSpec,
     admin_client,
@@ -15,6 +16,8 @@ from streamkit.ops.admin import (
     describe_topics,
 )
 from streamkit.ops.offsets import committed_offsets, offsets_for, partitions_of
+from streamkit.runtime.serdes import app_serdes
+from streamkit.settings import Settings
 from streamkit.topology import Topology
 
 
@@ -24,37 +27,69 @@ def topics() -> None:
 
 
 @topics.command()
-@click.argument("target", metavar="MODULE[:APP]")
-def create(target: str) -> None:
-    """Create every topic MODULE's app declares (and its DLQ, parked and retry topics);
-    report any that exist differently.
+@click.argument("target", metavar="[MODULE[:APP]]", required=False)
+@click.option("--topic", "names", multiple=True, help="A plain topic to create (repeatable).")
+@click.option(
+    "--partitions", type=click.IntRange(1), default=1, show_default=True,
+    help="Partitions of each --topic.",
+)  # fmt: skip
+@click.option("--replication-factor", type=click.IntRange(1), default=1, show_default=True)
+@click.option(
+    "--config", "configs", multiple=True, metavar="KEY=VALUE",
+    help="A topic config of each --topic, e.g. cleanup.policy=compact (repeatable).",
+)  # fmt: skip
+def create(
+    target: str | None,
+    names: tuple[str, ...],
+    partitions: int,
+    replication_factor: int,
+    configs: tuple[str, ...],
+) -> None:
+    """Create every topic MODULE's app declares (and its DLQ, parked, retry and changelog
+    topics), and/or plain topics named with --topic; report any that exist differently.
 
-    Idempotent: existing topics with the declared partition count are left alone. A
-    topic that exists with another partition count is reported, not changed, and the
-    command exits 1.
+    The app's contracts are loaded first, so a schema that does not exist is reported
+    before anything is created. Idempotent: existing topics with the expected partition
+    count are left alone. A topic that exists with another partition count is reported,
+    not changed, and the command exits 1.
     """
-    app = load_app(target)
+    if not target and not names:
+        raise click.UsageError("name an app (MODULE) or topics (--topic NAME)")
+    config = dict(_pair(c) for c in configs)
+    expected = [TopicSpec(n, partitions, replication_factor, config) for n in names]
+    label = "requested"
+    if target:
+        app = load_app(target)
+        app_serdes(app, Settings.from_env())  # a bad contract fails here, before creating
+        label = f"app {app.name} declares"
+        expected += [
+            TopicSpec(t.name, t.partitions, t.replication_factor, t.config)
+            for t in Topology(app).topics().values()
+        ]
     admin = admin_client(kafka_settings().client_config())
     existing = describe_topics(admin)
     mismatches = []
     wanted = []
-    for topic in Topology(app).topics().values():
-        have = existing.get(topic.name)
+    for spec in expected:
+        have = existing.get(spec.name)
         if have is None:
-            wanted.append(
-                TopicSpec(topic.name, topic.partitions, topic.replication_factor, topic.config)
-            )
-        elif have != topic.partitions:
-            mismatches.append(
-                f"{topic.name} has {have} partitions; app {app.name} declares {topic.partitions}"
-            )
+            wanted.append(spec)
+        elif have != spec.partitions:
+            mismatches.append(f"{spec.name} has {have} partitions; {label} {spec.partitions}")
         else:
-            click.echo(f"exists   {topic.name} ({have} partitions)")
+            click.echo(f"exists   {spec.name} ({have} partitions)")
     for name, outcome in create_topics(admin, wanted).items():
-        spec = next(s for s in wanted if s.name == name)
-        click.echo(f"{outcome:<8} {name} ({spec.partitions} partitions)")
+        made = next(s for s in wanted if s.name == name)
+        click.echo(f"{outcome:<8} {name} ({made.partitions} partitions)")
     if mismatches:
         raise KafkaOperationError("; ".join(mismatches))
+
+
+def _pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--config {text!r}: expected KEY=VALUE, e.g. retention.ms=86400000")
+    return key.strip(), value.strip()
 
 
 def _describe(target: str, with_lag: bool) -> None:

@@ -9,6 +9,7 @@ reader on the current version can still read events written with an older one.
 from __future__ import annotations
 
 import copy
+import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -194,7 +195,10 @@ class SchemaRepository:
         if len(matches) == 1:
             return matches[0]
         known = ", ".join(sorted(self._current)) or "none"
-        raise ConfigError(f"unknown schema {name!r} (known: {known})")
+        names = [*self._current, *(full.rpartition(".")[2] for full in self._current)]
+        close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"unknown schema {name!r}{hint} (known: {known})")
 
     def by_fingerprint(self, value: bytes) -> Contract | None:
         """The contract (any version) with this CRC-64-AVRO fingerprint, if known."""

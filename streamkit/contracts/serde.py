@@ -18,13 +18,16 @@ from __future__ import annotations
 import contextlib
 import struct
 import warnings
+from collections.abc import Callable
 from io import BytesIO
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
 from fastavro import schemaless_reader, schemaless_writer
 from fastavro.schema import parse_schema
+from fastavro.validation import ValidationError, validate
 
+from streamkit.contracts._strict import unknown_field_checker
 from streamkit.contracts.repository import Contract, SchemaRepository
 from streamkit.errors import ConfigError, ContractError, SerializationError
 
@@ -111,14 +114,42 @@ class JsonSerde:
             raise SerializationError(f"malformed JSON: {exc}", schema="json") from exc
 
 
-def _write(contract: Contract, value: Any, header: bytes = b"") -> bytes:
+def _write(
+    contract: Contract,
+    value: Any,
+    header: bytes = b"",
+    unknown: Callable[[Any], str | None] | None = None,
+) -> bytes:
+    """``value`` in Avro after ``header``; a field the contract lacks is refused (fastavro
+    would drop it silently), and a violation names the field."""
+    if unknown is not None:
+        extra = unknown(value)
+        if extra is not None:
+            raise ContractError(
+                f"event violates the contract: field {extra} is not in it", schema=contract.name
+            )
     buffer = BytesIO()
     buffer.write(header)
     try:
         schemaless_writer(buffer, contract.parsed, value)
     except (TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
-        raise ContractError(f"event violates the contract: {exc}", schema=contract.name) from exc
+        raise ContractError(
+            f"event violates the contract: {_explain(contract, value, exc)}", schema=contract.name
+        ) from exc
     return buffer.getvalue()
+
+
+def _explain(contract: Contract, value: Any, error: Exception) -> str:
+    """What is wrong, naming the field (fastavro's writer often does not: "'Z' is not in
+    list" for an enum)."""
+    try:
+        validate(value, contract.parsed, raise_errors=True)
+    except ValidationError as invalid:
+        if invalid.errors:
+            return str(invalid.errors[0])[:500]
+    except Exception:  # noqa: BLE001, S110 - the writer's own words below
+        pass
+    return str(error)
 
 
 def _read(data: bytes, start: int, writer: Contract, reader: Contract) -> Any:
@@ -144,9 +175,10 @@ class AvroSerde:
         self.contract = repository.get(schema)
         self.name = f"avro:{self.contract.name}"
         self._header = SINGLE_OBJECT_MAGIC + self.contract.fingerprint
+        self._unknown = unknown_field_checker(self.contract.parsed)
 
     def encode(self, value: Any) -> bytes:
-        return _write(self.contract, value, self._header)
+        return _write(self.contract, value, self._header, self._unknown)
 
     def decode(self, data: bytes) -> Any:
         if data.startswith(self._header):  # written with the current schema: the hot path
@@ -207,6 +239,7 @@ class ConfluentAvroSerde:
         self.contract = repository.get(schema)
         self.subject = subject
         self.name = f"avro:{self.contract.name}@registry"
+        self._unknown = unknown_field_checker(self.contract.parsed)
         self._writer_id: int | None = None
         self._header = b""
         self._writers: dict[int, Contract] = {}
@@ -230,7 +263,7 @@ class ConfluentAvroSerde:
 
     def encode(self, value: Any) -> bytes:
         header = self._header or self._register()
-        return _write(self.contract, value, header)
+        return _write(self.contract, value, header, self._unknown)
 
     def _writer(self, schema_id: int) -> Contract:
         writer = self._writers.get(schema_id)

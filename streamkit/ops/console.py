@@ -248,10 +248,17 @@ def _require_topic(info: Any, topic: str) -> Any:
     if info is None or info.error is not None or not info.partitions:
         if info is not None and info.error is not None:
             if info.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-                raise KafkaOperationError(f"topic {topic} does not exist")
+                raise KafkaOperationError(_missing(topic))
             raise KafkaOperationError(f"topic {topic}: {info.error.str()}")
-        raise KafkaOperationError(f"topic {topic} does not exist")
+        raise KafkaOperationError(_missing(topic))
     return info
+
+
+def _missing(topic: str) -> str:
+    return (
+        f"topic {topic} does not exist (create it with "
+        f"`streamkit topics create --topic {topic} --partitions N`)"
+    )
 
 
 def _console_record(msg: Message) -> ConsoleRecord:

@@ -6,20 +6,37 @@ Fixtures:
         that needs a broker fails when none can be had; elsewhere it is skipped.
     kafka_config: a librdkafka configuration dict for that broker.
     topic_factory: creates uniquely named topics and deletes them after the test.
+    app_client: ``app_client(app)`` gives an :class:`~streamkit.AppClient` on that broker,
+        to create an app's topics, send its events and read them back, decoded.
+
+Markers: ``kafka`` (needs the broker) and ``docker`` (needs a Docker engine: skipped
+without one, failed under ``CI=true``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from streamkit.errors import StreamkitError
 
+if TYPE_CHECKING:
+    from streamkit.app import App
+    from streamkit.ops.client import AppClient
+
 TopicFactory = Callable[..., str]
+AppClientFactory = Callable[["App"], "AppClient"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the plugin's markers (so ``--strict-markers`` accepts them anywhere)."""
+    config.addinivalue_line("markers", "kafka: needs a real Kafka broker (kafka_bootstrap)")
+    config.addinivalue_line("markers", "docker: needs a Docker engine (skipped without one)")
 
 
 def _in_ci() -> bool:
@@ -93,3 +110,25 @@ def topic_factory(kafka_config: dict[str, Any]) -> Iterator[TopicFactory]:
         yield make
     finally:
         delete_topics(admin, made)
+
+
+@pytest.fixture
+def app_client(kafka_bootstrap: str) -> Iterator[AppClientFactory]:
+    """``app_client(app)``: an :class:`~streamkit.AppClient` for ``app`` on the test broker
+    (``STREAMKIT_KAFKA_*`` applied), closed when the test ends."""
+    from streamkit.ops.client import AppClient  # noqa: PLC0415
+    from streamkit.settings import Settings  # noqa: PLC0415
+
+    settings = dataclasses.replace(Settings.from_env(), bootstrap_servers=kafka_bootstrap)
+    made: list[AppClient] = []
+
+    def make(app: App) -> AppClient:
+        client = AppClient(app, settings)
+        made.append(client)
+        return client
+
+    try:
+        yield make
+    finally:
+        for client in made:
+            client.close()

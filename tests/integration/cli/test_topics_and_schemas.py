@@ -9,7 +9,7 @@ from pathlib import Path
 
 import orjson
 
-from streamkit.ops.admin import admin_client, delete_topics
+from streamkit.ops.admin import admin_client, cleanup_policies, delete_topics
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -114,3 +114,41 @@ def test_produce_with_schema_refuses_an_event_that_breaks_the_contract(
     message = done.stderr.decode().strip()
     assert message.startswith("error: stdin:1: event violates the contract")
     assert "OrderRejected" in message
+
+
+def test_topics_create_makes_plain_topics_with_their_configs(kafka_bootstrap: str) -> None:
+    name = f"plain-{uuid.uuid4().hex[:8]}"
+    env = {"STREAMKIT_BOOTSTRAP_SERVERS": kafka_bootstrap}
+    missing = _streamkit("produce", name, env=env, stdin=b'{"value": 1}\n')
+    assert missing.returncode == 1
+    assert f"streamkit topics create --topic {name}" in missing.stderr.decode()
+    try:
+        made = _streamkit(
+            "topics", "create", "--topic", name, "--partitions", "3",
+            "--config", "cleanup.policy=compact", env=env,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        assert f"created  {name} (3 partitions)" in made.stdout.decode()
+        admin = admin_client({"bootstrap.servers": kafka_bootstrap})
+        assert cleanup_policies(admin, [name]) == {name: "compact"}
+        produced = _streamkit("produce", name, env=env, stdin=b'{"key": "k", "value": 1}\n')
+        assert produced.returncode == 0, produced.stderr
+        bad = _streamkit("topics", "create", "--topic", name, "--config", "nonsense", env=env)
+        assert bad.returncode == 1
+        assert "expected KEY=VALUE" in bad.stderr.decode()
+    finally:
+        delete_topics(admin_client({"bootstrap.servers": kafka_bootstrap}), [name])
+
+
+def test_topics_create_checks_the_contracts_before_creating_anything(
+    kafka_bootstrap: str,
+) -> None:
+    name = f"typo-{uuid.uuid4().hex[:8]}"
+    env = {"STREAMKIT_BOOTSTRAP_SERVERS": kafka_bootstrap, "TYPO_TOPIC": name}
+    done = _streamkit("topics", "create", "tests.integration.apps.typo", env=env)
+    assert done.returncode == 1
+    assert "unknown schema 'OrderPlacd'; did you mean 'OrderPlaced'" in done.stderr.decode()
+    assert (
+        name
+        not in admin_client({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=10).topics
+    )

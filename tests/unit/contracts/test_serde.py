@@ -225,3 +225,28 @@ def test_schemas_are_parsed_once_not_per_message(
         serde.decode(serde.encode({**V1_ORDER, "channel": "web"}))
         confluent.decode(confluent.encode({**V1_ORDER, "channel": "web"}))
     assert calls == []
+
+
+def test_a_field_the_contract_lacks_is_a_contract_error_naming_it(repo: SchemaRepository) -> None:
+    serde = AvroSerde(repo, "OrderPlaced")
+    order = {**V1_ORDER, "channel": "web"}
+    with pytest.raises(ContractError, match=r"field OrderPlaced\.colour is not in it"):
+        serde.encode({**order, "colour": "red"})  # fastavro alone drops it silently
+    line = {**V1_ORDER["lines"][0], "gift": True}  # type: ignore[dict-item]
+    with pytest.raises(ContractError, match=r"field OrderPlaced\.lines\[0\]\.gift is not in it"):
+        serde.encode({**order, "lines": [line]})
+    assert serde.decode(serde.encode(order))["channel"] == "web"  # nothing else refused
+    assert serde.decode(serde.encode(V1_ORDER))["channel"] == "web"  # a default still applies
+
+
+def test_an_enum_violation_names_the_field(repo: SchemaRepository) -> None:
+    serde = AvroSerde(repo, "OrderPlaced")
+    with pytest.raises(ContractError, match=r"OrderPlaced\.channel is <fax>"):
+        serde.encode({**V1_ORDER, "channel": "fax"})
+
+
+def test_an_unknown_schema_name_suggests_the_closest(repo: SchemaRepository) -> None:
+    with pytest.raises(
+        ConfigError, match=r"unknown schema 'OrderPlacd'; did you mean 'OrderPlaced'"
+    ):
+        repo.get("OrderPlacd")

@@ -133,3 +133,31 @@ def test_dedupe_by_header_and_bad_declarations() -> None:
         Dedupe()
     with pytest.raises(ConfigError, match="store kind"):
         app.aggregate(input="in", store="s", store_kind="redis")(lambda s, e: e)
+
+
+def test_a_record_keyed_by_something_else_is_dead_lettered_not_folded() -> None:
+    driver = TestDriver(_totals_app())
+    driver.send("orders", {"customer": "a", "amount": 5}, key="a")
+    driver.send("orders", {"customer": "a", "amount": 7}, key="b")  # not keyed by customer
+    driver.send("orders", {"customer": "a", "amount": 9})  # no key at all
+    assert driver.state("totals", "a") == {"n": 1, "sum": 5}
+    letters = driver.dead_letters("orders")
+    assert [letter.error_class for letter in letters] == ["streamkit.errors.KeyMismatchError"] * 2
+    assert "record key 'b' is not its state key 'a'" in letters[0].error["exception.message"]
+    assert letters[0].error["attempts"] == "1"  # never retried
+    assert [r.key for r in driver.records("t-totals-changelog")] == [b"a"]
+
+
+def test_an_aggregate_with_dedupe_folds_each_event_id_once() -> None:
+    app = App("t")
+    app.topic("payments")
+
+    @app.aggregate(input="payments", store="paid", key="account", dedupe=Dedupe(field="id"))
+    def paid(state: int | None, payment: dict[str, Any]) -> int:
+        return (state or 0) + payment["amount"]
+
+    driver = TestDriver(app)
+    for payment_id, amount in [("p1", 10), ("p2", 5), ("p1", 10), ("p3", 1)]:
+        driver.send("payments", {"id": payment_id, "account": "x", "amount": amount}, key="x")
+    assert driver.state("paid", "x") == 16
+    assert len(driver.records("t-paid-dedupe-changelog")) == 3
