@@ -1,9 +1,11 @@
-"""`make demo`: the orders pipeline on a real broker, with a summary.
+"""`make demo`: the example pipelines on a real broker, with a summary.
 
-Creates the app's topics, starts ``streamkit run processors.orders --workers 2``, produces
-generated OrderPlaced events (Avro, single-object encoding), waits until the group has
-processed and committed all of them, stops the workers with SIGTERM and prints what went
-where. Uses ``STREAMKIT_BOOTSTRAP_SERVERS`` (the Makefile starts a local broker for it).
+Creates the topics of the orders and clicks apps, starts ``streamkit run
+processors.orders --workers 2`` and ``streamkit run processors.clicks``, produces generated
+OrderPlaced events and page views (Avro, single-object encoding), waits until each group
+has processed and committed all of them (and the clickstream's last minute has closed),
+stops the workers with SIGTERM and prints what went where. Uses
+``STREAMKIT_BOOTSTRAP_SERVERS`` (the Makefile starts a local broker for it).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from processors.generator import orders
+from processors import clicks
+from processors.generator import PAGES, orders, page_views
 from processors.orders import PLACED, VALIDATED, app
 from streamkit import AppClient, Settings
 
@@ -42,6 +45,64 @@ def _totals(client: AppClient) -> dict[str, int]:
     return {name: sum(e for (t, _), e in ends.items() if t == name) for name in app.topics}
 
 
+def _start(target: str, workers: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "streamkit", "run", target, "--workers", str(workers),
+         "--log-level", "warning"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+
+
+def _clickstream(settings: Settings, timeout: float) -> list[str] | str:
+    """Run the clicks app over 6 minutes of page views; its summary, or what went wrong."""
+    minutes = 6
+    with AppClient(clicks.app, settings) as client:
+        client.create_topics()
+        # Event time starts at this minute, or after the windows of an earlier demo run
+        # on this broker (which moved the stream time on: earlier records would be late).
+        ends = [int(e.value["end"].timestamp() * 1000) for e in client.read(clicks.PER_MINUTE.name)]
+        start = max([int(time.time() * 1000) // 60_000 * 60_000, *(e + 60_000 for e in ends)])
+        inputs = [clicks.VIEWS, clicks.PER_MINUTE, clicks.STATS]
+        workers = _start("processors.clicks", 1)
+        try:
+            error = _wait(lambda: client.assigned() >= sum(t.partitions for t in inputs),
+                          workers, timeout, "the clicks worker joined its group")  # fmt: skip
+            if error is not None:
+                return error
+            views = list(page_views(minutes, 50, start_ms=start, spike=("pricing", 4)))
+            for view in views:
+                client.send(clicks.VIEWS.name, view, key=view["page"], timestamp=view["viewed_at"])
+            client.flush()
+            counted = len(PAGES) * minutes
+            error = _wait(
+                lambda: len([e for e in client.read(clicks.PER_MINUTE.name)
+                             if e.value["start"].timestamp() * 1000 >= start]) >= counted
+                and client.caught_up(),
+                workers, timeout, "every minute's count (the last closes after 5 s idle)",
+            )  # fmt: skip
+            if error is not None:
+                return error
+            anomalies = [
+                e.value for e in client.read(clicks.ANOMALIES.name)
+                if e.value["minute"].timestamp() * 1000 >= start
+            ]  # fmt: skip
+        finally:
+            if workers.poll() is None:
+                workers.send_signal(signal.SIGTERM)
+                workers.wait(timeout=60)
+    flagged = f"{len(anomalies)} anomal{'y' if len(anomalies) == 1 else 'ies'} flagged"
+    lines = [
+        f"clicks: {len(views):,} page views over {minutes} minutes of event time -> {counted} "
+        f"per-minute counts ({len(PAGES)} pages x {minutes} minutes, each closed once), " + flagged
+    ]
+    for a in anomalies:
+        minute = (a["minute"].timestamp() * 1000 - start) // 60_000
+        lines.append(f"  {a['page']}: minute {minute:.0f}, {a['views']} views "
+                     f"(usual {a['usual']:.0f})")  # fmt: skip
+    return lines
+
+
 def main() -> int:
     """Run the demo; return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -54,12 +115,7 @@ def main() -> int:
     with AppClient(app, settings) as client:
         client.create_topics()
         before = _totals(client)
-        workers = subprocess.Popen(
-            [sys.executable, "-m", "streamkit", "run", "processors.orders",
-             "--workers", str(args.workers), "--log-level", "warning"],
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )  # fmt: skip
+        workers = _start("processors.orders", args.workers)
         try:
             every = PLACED.partitions + VALIDATED.partitions
             error = _wait(lambda: client.assigned() >= every, workers, args.timeout,
@@ -95,7 +151,15 @@ def main() -> int:
         f"including the 1 s commit interval); "
         f"workers stopped with exit code {workers.returncode}"
     )
-    return 0 if workers.returncode == 0 else 1
+    if workers.returncode != 0:
+        return 1
+    print()
+    summary = _clickstream(settings, args.timeout)
+    if isinstance(summary, str):
+        print(f"error: {summary}", file=sys.stderr)
+        return 1
+    print("\n".join(summary))
+    return 0
 
 
 if __name__ == "__main__":

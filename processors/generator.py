@@ -60,3 +60,26 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+PAGES = ("home", "pricing", "docs", "blog", "signup", "about", "careers", "status")
+
+
+def page_views(
+    minutes: int, per_minute: int, *, start_ms: int, spike: tuple[str, int] | None, seed: int = 7
+) -> Iterator[dict[str, Any]]:
+    """Page views over ``minutes`` of event time from ``start_ms``, about ``per_minute``
+    per page per minute, in time order; ``spike=(page, minute)`` makes that page's minute
+    five times busier."""
+    rng = random.Random(seed)  # noqa: S311 - demo data, not cryptography
+    views: list[dict[str, Any]] = []
+    for minute in range(minutes):
+        for page in PAGES:
+            count = per_minute + rng.randint(-per_minute // 5, per_minute // 5)
+            if spike == (page, minute):
+                count *= 5
+            for _ in range(count):
+                at = start_ms + minute * 60_000 + rng.randint(0, 59_999)
+                views.append({"page": page, "visitor": f"v-{rng.randint(1, 500)}",
+                              "viewed_at": at})  # fmt: skip
+    yield from sorted(views, key=lambda v: int(v["viewed_at"]))

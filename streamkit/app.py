@@ -14,9 +14,11 @@ from typing import Any, TypeVar
 from streamkit.errors import ConfigError
 from streamkit.failures.policy import RetryPolicy
 from streamkit.processor import Middleware, ProcessorSpec
+from streamkit.settings import parse_duration
 from streamkit.state.aggregate import AggregateSpec
 from streamkit.state.dedupe import Dedupe
 from streamkit.state.stores import validate_kind
+from streamkit.state.windows import WindowSpec
 
 __all__ = ["App", "Topic", "load_app"]
 
@@ -95,6 +97,7 @@ class App:
         self._topics: dict[str, Topic] = {}
         self._processors: dict[str, ProcessorSpec] = {}
         self._aggregates: dict[str, AggregateSpec] = {}
+        self._windows: dict[str, WindowSpec] = {}
         self.retry = retry or RetryPolicy()
         self.dead_letters = dead_letters
         if max_redrives < 1:
@@ -138,6 +141,7 @@ class App:
         retries: int | RetryPolicy | None = None,
         retry_topics: Sequence[str] = (),
         dedupe: Dedupe | None = None,
+        on_timer: Callable[..., Any] | None = None,
     ) -> Callable[[F], F]:
         """Decorate a function ``(event) -> result`` or ``(event, ctx) -> result``.
 
@@ -148,6 +152,9 @@ class App:
         keeping per-partition order. ``retry_topics=["1s", "10s"]`` retries through
         delay topics instead, trading per-key order for throughput.
         ``dedupe=Dedupe(field="event_id", window="1h")`` runs it once per event id.
+        ``on_timer=fn`` (``(timer) -> result`` or ``(timer, ctx) -> result``) is called
+        when a timer the processor set with ``ctx.timers.schedule(...)`` fires; timers are
+        durable (kept in ``<app>-<processor>-timers-changelog``).
         The function itself is returned unchanged, so it stays testable as is.
         """
 
@@ -161,9 +168,9 @@ class App:
                 retries=retries,
                 retry_topics=retry_topics,
                 dedupe=dedupe,
+                on_timer=on_timer,
             )
-            if spec.name in self._processors or spec.name in self._aggregates:
-                raise ConfigError(f"app {self.name} already has a processor named {spec.name}")
+            self._claim(spec.name)
             self._processors[spec.name] = spec
             return fn
 
@@ -195,12 +202,7 @@ class App:
 
         def register(fold: F) -> F:
             label = str(name or getattr(fold, "__name__", "aggregate"))
-            if label in self._processors or label in self._aggregates:
-                raise ConfigError(f"app {self.name} already has a processor named {label}")
-            if any(a.store == store for a in self._aggregates.values()):
-                raise ConfigError(f"store {store} is used by another aggregate")
-            if not _NAME.match(store):
-                raise ConfigError(f"store name {store!r} must be 1-249 of [A-Za-z0-9._-]")
+            self._claim(label, store)
             self._aggregates[label] = AggregateSpec(
                 name=label,
                 fold=fold,
@@ -216,11 +218,82 @@ class App:
 
         return register
 
+    def window(
+        self,
+        input: str | Topic,
+        store: str,
+        *,
+        key: str | Callable[[Any], Any] | None = None,
+        size: str | float | None = None,
+        hop: str | float | None = None,
+        gap: str | float | None = None,
+        sliding: bool = False,
+        grace: str | float = 0,
+        emit: str = "final",
+        close_idle: str | float | None = None,
+        output: str | Topic | None = None,
+        form: str = "fold",
+        timestamp: str | Callable[[Any], Any] | None = None,
+        merge: Callable[[Any, Any], Any] | None = None,
+        result: Callable[[str, int, int, Any], Any] | None = None,
+        max_bytes: int = 900_000,
+        store_kind: str = "memory",
+        name: str | None = None,
+    ) -> Callable[[F], F]:
+        """Decorate the function of a windowed aggregation (see
+        :mod:`streamkit.state.windows`): a fold ``(state | None, event) -> state``, with
+        ``form="reduce"`` a ``(a, b) -> c``, with ``form="collect"`` what to keep of an
+        event.
+
+        ``size`` (tumbling; ``hop`` for hopping; ``sliding=True``) or ``gap`` (session),
+        as ``"1m"`` or seconds. A window takes records up to ``grace`` after its end and
+        then closes; ``close_idle`` also closes it after that much wall-clock time without
+        a record. ``emit="final"`` gives one result per window when it closes, ``"update"``
+        one per change; results go to ``output`` keyed by the window key, with the
+        window's start and end. Event time is the record timestamp, or ``timestamp`` (a
+        field or a function). Late records go to ``<app>-<store>-late``. The input must be
+        keyed by the window ``key``.
+        """
+
+        def register(fn: F) -> F:
+            label = str(name or getattr(fn, "__name__", "window"))
+            self._claim(label, store)
+            self._windows[label] = WindowSpec(
+                name=label, fn=fn, input=_topic_name(input), store=store, key=key,
+                output=_topic_name(output) if output is not None else None,
+                size_ms=_ms(size), hop_ms=_ms(hop), gap_ms=_ms(gap), sliding=sliding,
+                grace_ms=_ms(grace), emit=emit,
+                close_idle_ms=None if close_idle is None else _ms(close_idle), form=form,
+                timestamp=timestamp, merge=merge, result=result, max_bytes=max_bytes,
+                store_kind=validate_kind(store_kind),
+            )  # fmt: skip
+            return fn
+
+        return register
+
+    def _claim(self, label: str, store: str | None = None) -> None:
+        """Refuse a second processor of one name, or a second use of one store."""
+        if label in self._processors or label in self._aggregates or label in self._windows:
+            raise ConfigError(f"app {self.name} already has a processor named {label}")
+        if store is None:
+            return
+        stores = [a.store for a in self._aggregates.values()]
+        stores += [w.store for w in self._windows.values()]
+        if store in stores:
+            raise ConfigError(f"store {store} is used by another aggregate or window")
+        if not _NAME.match(store):
+            raise ConfigError(f"store name {store!r} must be 1-249 of [A-Za-z0-9._-]")
+
     # -- what the runtime needs ---------------------------------------------------------
     @property
     def aggregates(self) -> list[AggregateSpec]:
         """The declared aggregates, in declaration order."""
         return list(self._aggregates.values())
+
+    @property
+    def windows(self) -> list[WindowSpec]:
+        """The declared windows, in declaration order."""
+        return list(self._windows.values())
 
     @property
     def processors(self) -> list[ProcessorSpec]:
@@ -247,10 +320,11 @@ class App:
 
     def validate(self) -> None:
         """Fail fast on an incomplete app: no processors, or topics used but not declared."""
-        if not self._processors and not self._aggregates:
+        if not self._processors and not self._aggregates and not self._windows:
             raise ConfigError(f"app {self.name} declares no processors")
         used = [(s.name, [s.input, *s.outputs]) for s in self._processors.values()]
         used += [(a.name, [a.input, *([a.output] if a.output else [])]) for a in self.aggregates]
+        used += [(w.name, [w.input, *([w.output] if w.output else [])]) for w in self.windows]
         for name, topics in used:
             for topic in topics:
                 if topic not in self._topics:
@@ -261,6 +335,14 @@ class App:
 
     def __repr__(self) -> str:
         return f"App({self.name!r}, processors={list(self._processors)})"
+
+
+def _ms(duration: str | float | None) -> int:
+    """Milliseconds of ``"1m"`` or a number of seconds (None: 0)."""
+    if duration is None:
+        return 0
+    seconds = duration if isinstance(duration, int | float) else parse_duration(duration)
+    return int(seconds * 1000)
 
 
 def _topic_name(topic: str | Topic) -> str:

@@ -19,6 +19,7 @@ __all__ = [
     "ProcessingFailedError",
     "SerializationError",
     "StreamkitError",
+    "WindowStateTooLargeError",
 ]
 
 
@@ -81,6 +82,11 @@ class ContractError(SerializationError):
 class KeyMismatchError(StreamkitError):
     """A record's Kafka key is not the state key it would be folded into: folding it would
     split that key's state across partitions. Never retried: the record is dead-lettered."""
+
+
+class WindowStateTooLargeError(StreamkitError):
+    """A window's state would be larger than a record Kafka accepts (``max_bytes``); the
+    record is not folded, never retried: it is dead-lettered."""
 
 
 class ProcessingFailedError(StreamkitError):

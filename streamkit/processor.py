@@ -16,6 +16,7 @@ Everything around processor functions (metrics, tracing, custom checks) is
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -28,6 +29,7 @@ from streamkit.failures.policy import RetryPolicy
 from streamkit.records import Headers
 from streamkit.settings import parse_duration
 from streamkit.state.dedupe import Dedupe
+from streamkit.state.timers import Timer, TimerStore
 
 __all__ = [
     "KEEP_KEY",
@@ -36,6 +38,7 @@ __all__ = [
     "Middleware",
     "ProcessorSpec",
     "RecordInfo",
+    "Timers",
     "route",
 ]
 
@@ -59,10 +62,67 @@ class Emit:
     headers: Mapping[str, str | bytes] | Sequence[tuple[str, str | bytes]] | None = None
 
 
-class Context:
-    """Where the event came from; a processor gets it by taking a second parameter."""
+class Timers:
+    """A processor's durable timers (``ctx.timers``; see :mod:`streamkit.state.timers`).
 
-    __slots__ = ("headers", "key", "offset", "partition", "processor", "timestamp", "topic")
+    ``schedule`` sets one timer per key (and name); it fires once, through the
+    processor's ``on_timer`` function, after a restart too.
+    """
+
+    __slots__ = ("_event_ms", "_now_ms", "_offset", "_store")
+
+    def __init__(self, store: TimerStore, offset: int, now_ms: int, event_ms: int) -> None:
+        self._store = store
+        self._offset = offset
+        self._now_ms = now_ms
+        self._event_ms = event_ms
+
+    def schedule(
+        self,
+        key: Any,
+        *,
+        at: int | dt.datetime | None = None,
+        after: float | str | None = None,
+        clock: str = "wall",
+        name: str = "",
+        data: Any = None,
+    ) -> Timer:
+        """Set a timer for ``key`` at a time (``at``, ms or a datetime) or ``after`` a delay
+        (seconds or ``"30s"``) from now (``clock="wall"``, the worker's clock) or from the
+        record's event time (``clock="event"``: fires when the partition's stream time
+        gets there). Replaces the key's timer of the same name. ``data`` (a JSON value)
+        comes back when it fires."""
+        if (at is None) == (after is None):
+            raise ConfigError("schedule a timer with exactly one of at= or after=")
+        if at is not None:
+            due = int(at.timestamp() * 1000) if isinstance(at, dt.datetime) else int(at)
+        else:
+            delay = after if isinstance(after, int | float) else parse_duration(str(after))
+            base = self._event_ms if clock == "event" else self._now_ms
+            due = base + int(delay * 1000)
+        timer = Timer(str(key), due, clock, name, data)
+        self._store.schedule(timer, self._offset)
+        return timer
+
+    def cancel(self, key: Any, name: str = "") -> bool:
+        """Remove ``key``'s timer (of ``name``); whether one was set."""
+        return self._store.cancel(str(key), name)
+
+    def get(self, key: Any, name: str = "") -> Timer | None:
+        """``key``'s timer (of ``name``), if one is set."""
+        return self._store.get(str(key), name)
+
+
+class Context:
+    """Where the event came from; a processor gets it by taking a second parameter.
+
+    ``timers`` is the processor's :class:`Timers` when it declares ``on_timer=`` (else
+    None); a timer firing gets a context too, with ``offset`` -1.
+    """
+
+    __slots__ = (
+        "headers", "key", "offset", "partition", "processor", "timers", "timestamp", "topic",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -74,7 +134,9 @@ class Context:
         key: Any,
         headers: Headers,
         processor: str,
+        timers: Timers | None = None,
     ) -> None:
+        self.timers = timers
         self.topic = topic
         self.partition = partition
         self.offset = offset
@@ -117,6 +179,8 @@ class ProcessorSpec:
         retry_topics: delays of its non-blocking retry topics, in seconds (empty: retries
             block the partition instead).
         dedupe: run at most once per event id within a window (see ``streamkit.state.dedupe``).
+        on_timer: ``(timer) -> result`` or ``(timer, ctx) -> result``, called when a timer
+            the processor set fires; its result is routed like the processor's.
     """
 
     name: str
@@ -128,6 +192,12 @@ class ProcessorSpec:
     retry: RetryPolicy | None = None
     retry_topics: tuple[float, ...] = ()
     dedupe: Dedupe | None = None
+    on_timer: Callable[..., Any] | None = None
+
+    @property
+    def timer_takes_context(self) -> bool:
+        """Whether ``on_timer`` takes a second, :class:`Context`, parameter."""
+        return self.on_timer is not None and _positional(self.on_timer) == 2
 
     @classmethod
     def build(
@@ -141,22 +211,23 @@ class ProcessorSpec:
         retries: int | RetryPolicy | None = None,
         retry_topics: Sequence[str] = (),
         dedupe: Dedupe | None = None,
+        on_timer: Callable[..., Any] | None = None,
     ) -> ProcessorSpec:
         """Check a decorated function's declaration and make its spec."""
         label = str(name or getattr(fn, "__name__", repr(fn)))
         if not callable(fn):
             raise ConfigError(f"processor {label}: {fn!r} is not callable")
-        try:
-            params = [
-                p
-                for p in inspect.signature(fn).parameters.values()
-                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-            ]
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"processor {label}: cannot read its signature: {exc}") from exc
-        if not 1 <= len(params) <= 2:
+        count = _positional(fn, label)
+        if not 1 <= count <= 2:
             raise ConfigError(
-                f"processor {label} must take (event) or (event, ctx), not {len(params)} parameters"
+                f"processor {label} must take (event) or (event, ctx), not {count} parameters"
+            )
+        if on_timer is not None and not 1 <= _positional(on_timer, label) <= 2:
+            raise ConfigError(f"processor {label}: on_timer must take (timer) or (timer, ctx)")
+        if on_timer is not None and count != 2:
+            raise ConfigError(
+                f"processor {label} has on_timer= but takes no ctx to set timers with: "
+                "make it (event, ctx) and call ctx.timers.schedule(...)"
             )
         if not input or not isinstance(input, str):
             raise ConfigError(f"processor {label}: input must be a topic name")
@@ -177,11 +248,21 @@ class ProcessorSpec:
             input,
             output,
             allowed,
-            takes_context=len(params) == 2,
+            takes_context=count == 2,
             retry=policy,
             retry_topics=delays,
             dedupe=dedupe,
+            on_timer=on_timer,
         )
+
+
+def _positional(fn: Callable[..., Any], label: str = "") -> int:
+    """How many positional parameters ``fn`` takes."""
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"processor {label}: cannot read the signature of {fn!r}: {exc}") from exc
+    return sum(1 for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
 
 
 def route(spec: ProcessorSpec, result: Any) -> list[Emit]:
@@ -242,6 +323,7 @@ class Middleware:
     ``on_failure``         a failure and the decision taken
     ``on_produced``        acknowledged records per topic (once per loop iteration)
     ``on_rebalance``       partitions assigned, revoked or lost
+    ``on_late``            records too late for a window store (sent to its late topic)
     =====================  ==========================================================
     """
 
@@ -269,3 +351,6 @@ class Middleware:
 
     def on_rebalance(self, kind: Literal["assigned", "revoked", "lost"], count: int) -> None:
         """Partitions changed hands."""
+
+    def on_late(self, store: str, count: int) -> None:
+        """``count`` records came too late for the windows of ``store`` (to its late topic)."""

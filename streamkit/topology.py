@@ -9,8 +9,10 @@ these names, and a topic's role is looked up here, never recovered by parsing it
 ``<app>-<input>-parked``                   dead letters that failed again after redrives
 ``<app>-<processor>-retry-<n>``            the n-th delay topic of a processor
 ``<app>-<store>-changelog``                a store's compacted changelog
+``<app>-<store>-late``                     records too late for a window store's windows
 ``<processor>-dedupe``                     the store of a processor's (or aggregate's)
                                            dedupe ids
+``<processor>-timers``                     the store of a processor's timers
 ``<group>-dlq-redrive``                    the redrive cursor of ``streamkit dlq``
 ``<group>-restore``                        the consumer that restores stores
 =========================================  ============================================
@@ -36,6 +38,7 @@ class Role(StrEnum):
     DEAD_LETTERS = "dead letters"
     PARKED = "parked"
     RETRY = "retry"
+    LATE = "late"
     CHANGELOG = "changelog"
     DECLARED = "declared"
 
@@ -83,6 +86,13 @@ class Topology:
             StoreSpec(a.store, a.input, self.changelog(a.store), a.store_kind, a.ttl)
             for a in app.aggregates
         ]
+        self._stores += [
+            StoreSpec(w.store, w.input, self.changelog(w.store), w.store_kind) for w in app.windows
+        ]
+        for spec in app.processors:
+            if spec.on_timer is not None:
+                store = self.timer_store(spec.name)
+                self._stores.append(StoreSpec(store, spec.input, self.changelog(store)))
         deduped = [(p.name, p.input, p.dedupe) for p in app.processors]
         deduped += [(a.name, a.input, a.dedupe) for a in app.aggregates]
         for owner, source, dedupe in deduped:
@@ -105,6 +115,15 @@ class Topology:
         """The compacted changelog of ``store`` (Kafka Streams' naming)."""
         return f"{self.name}-{store}-changelog"
 
+    def late(self, store: str) -> str:
+        """Where the records too late for the windows of ``store`` go."""
+        return f"{self.name}-{store}-late"
+
+    @staticmethod
+    def timer_store(processor: str) -> str:
+        """The store of ``processor``'s timers."""
+        return f"{processor}-timers"
+
     @staticmethod
     def dedupe_store(owner: str) -> str:
         """The store of the dedupe ids of processor or aggregate ``owner``."""
@@ -125,6 +144,7 @@ class Topology:
         """The topics the app's processors and aggregates read, in declaration order."""
         found = [p.input for p in self.app.processors]
         found += [a.input for a in self.app.aggregates]
+        found += [w.input for w in self.app.windows]
         return list(dict.fromkeys(found))
 
     def consumed(self) -> list[str]:
@@ -135,6 +155,7 @@ class Topology:
         """Every topic the app writes results to: outputs and projections."""
         found = [o for p in self.app.processors for o in p.outputs]
         found += [a.output for a in self.app.aggregates if a.output]
+        found += [w.output for w in self.app.windows if w.output]
         return list(dict.fromkeys(found))
 
     def retry_topics(self) -> dict[str, RetryTopic]:
@@ -169,6 +190,16 @@ class Topology:
             Topic(r.name, "bytes", "bytes", r.partitions, self._replicas(r.source))
             for r in self._retry.values()
         ]
+        topics += [
+            Topic(
+                self.late(w.store),
+                "bytes",
+                "bytes",
+                self._partitions(w.input),
+                self._replicas(w.input),
+            )
+            for w in self.app.windows
+        ]
         return topics
 
     def state_topics(self) -> list[Topic]:
@@ -202,6 +233,10 @@ class Topology:
         for agg in self.app.aggregates:
             if agg.output:
                 found[agg.output].update((Role.OUTPUT, Role.PROJECTION))
+        for window in self.app.windows:
+            found[self.late(window.store)].add(Role.LATE)
+            if window.output:
+                found[window.output].add(Role.OUTPUT)
         if self.app.dead_letters:
             for name in self.inputs():
                 found[self.dlq(name)].add(Role.DEAD_LETTERS)

@@ -6,7 +6,8 @@ Topics are in-memory logs with partitions; each input partition has a task, the 
 retries, dead letters and state behave as on a broker. Records derived from an appended
 one are processed in turn, in the order they were appended. Time is virtual: a hold (a
 blocking retry, a retry record not yet due) moves the engine's clock forward instead of
-sleeping, and :meth:`MemoryEngine.advance` moves it on request.
+sleeping, and :meth:`MemoryEngine.advance` moves it on request, the event time too (as if
+records that much later had come), closing windows and firing timers.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from streamkit.records import TP, Headers, Record, key_partition
 from streamkit.runtime.offsets import Chunk
 from streamkit.runtime.outcome import OutRecord, ProduceError
 from streamkit.runtime.pipeline import Pipeline
-from streamkit.runtime.task import Counters, Hold, PartitionTask
+from streamkit.runtime.port import Counters, Hold
+from streamkit.runtime.task import PartitionTask
 from streamkit.settings import Settings
 from streamkit.state.partition import PartitionState
 
@@ -50,6 +52,8 @@ class MemoryEngine:
         start_ms: int | None = None,
     ) -> None:
         self._clock = int(time.time() * 1000) if start_ms is None else start_ms
+        self.event_time = -1
+        """The highest event time so far: of the records appended, or moved by advance."""
         self.pipeline = Pipeline(app, settings, failure_handler, clock=self.now_ms)
         self.app = app
         self.topology = self.pipeline.topology
@@ -84,6 +88,11 @@ class MemoryEngine:
         topic, partition = task.tp
         end = len(self._logs[topic].partitions.get(partition, []))
         self._queue.extend((task.tp, o) for o in range(self._positions.get(task.tp, 0), end))
+
+    def caught_up(self, task: PartitionTask) -> bool:
+        """Whether every record of the task's partition was delivered."""
+        log = self._logs[task.topic].partitions.get(task.partition, [])
+        return self._positions.get(task.tp, 0) >= len(log)
 
     def state_of(self, tp: TP) -> PartitionState | None:
         """The state of partition ``tp`` (every partition is here)."""
@@ -122,10 +131,36 @@ class MemoryEngine:
         self._queue.extend((tp, o) for o in range(offset, end))
         self._drain()
 
-    def advance(self, seconds: float) -> None:
-        """Move the clock forward and run what became due."""
-        self._clock += int(seconds * 1000)
+    def advance(self, seconds: float, *, wall: bool = True, event: bool = True) -> None:
+        """Move the wall clock and (the highest) event time forward by ``seconds``, and run
+        what became due: windows close, timers fire, held partitions resume."""
+        step = int(seconds * 1000)
+        if wall:
+            self._clock += step
+        if event and self.event_time >= 0:
+            self.event_time += step
+            for task in list(self.tasks.values()):
+                if task.timed and task.state is not None:
+                    self.pipeline.time.advance(task.topic, task.state, self.event_time)
+                    self._fire(task)
         self._drain()
+
+    def _tick(self) -> bool:
+        """Fire what the clock made due (idle windows, wall-clock timers); whether any."""
+        fired = False
+        for task in list(self.tasks.values()):
+            if task.wall_due(self._clock):
+                self._fire(task)
+                fired = True
+        return fired
+
+    def _fire(self, task: PartitionTask) -> None:
+        chunk = task.offsets.open(_MemoryChunk(self, -1))
+        try:
+            task.fire(chunk)
+        finally:
+            chunk.sealed = True
+        task.offsets.advance(task.delivery_failed)
 
     def records(self, topic: str) -> list[Record]:
         """Every record of ``topic`` in the order they were appended."""
@@ -135,6 +170,8 @@ class MemoryEngine:
         hops = 0
         while True:
             if not self._queue:
+                if self._tick():
+                    continue
                 if not self.held:
                     return
                 self._clock = max(self._clock, min(t.hold.until_ms for t in self.held.values()
@@ -216,6 +253,7 @@ class MemoryEngine:
         entries.append(record)
         log.records.append(record)
         if topic in self._consumed:
+            self.event_time = max(self.event_time, record.timestamp()[1])
             self._queue.append(((topic, partition), record.offset()))
         return record
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from streamkit.errors import KafkaOperationError, KeyMismatchError
+from streamkit.errors import KafkaOperationError, KeyMismatchError, WindowStateTooLargeError
 from streamkit.failures.failure import DEAD_LETTER, STOP, Action, Decision, Failure, Stage
 from streamkit.failures.policy import Retry, RetryPolicy
 
@@ -18,9 +18,9 @@ class OutputTooLargeError(KafkaOperationError):
 class FailurePolicy:
     """Retries per processor policy; dead letters for the rest (or stops, without DLQs).
 
-    Decode and encode failures, contract violations, outputs that are too large and
-    records keyed by something other than their state key are never retried: the record
-    goes to the dead-letter topic at once.
+    Decode and encode failures, contract violations, outputs that are too large, records
+    keyed by something other than their state key and window states that would be too
+    large are never retried: the record goes to the dead-letter topic at once.
     """
 
     def __init__(
@@ -40,7 +40,7 @@ class FailurePolicy:
             return give_up
         policy = self.policies.get(failure.processor, self.default)
         error = failure.error
-        if isinstance(error, KeyMismatchError):
+        if isinstance(error, KeyMismatchError | WindowStateTooLargeError):
             return give_up
         if not policy.retryable(error) or failure.attempt >= policy.attempts:
             return give_up

@@ -5,7 +5,8 @@
 * ``/readyz`` is 200 once the worker joined its group and received an assignment, else 503.
 * ``/metrics`` is the worker's Prometheus registry.
 * ``/state/{store}/{key}`` answers a key's state when this worker holds its partition,
-  else 404 with the partitions it holds and the key's likely partition.
+  else 404 with the partitions it holds and the key's likely partition; for a window
+  store, the key's windows (``?from=MS&to=MS`` narrows them).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -59,7 +60,7 @@ class WorkerHttpServer:
                     ok, why = server.ready()
                     self._send(200 if ok else 503, why.encode(), "text/plain")
                 elif path.startswith("/state/"):
-                    status, body = server.state(path)
+                    status, body = server.state(self.path)
                     self._send(status, orjson.dumps(body), "application/json")
                 else:
                     self._send(404, b"not found\n", "text/plain")
@@ -100,12 +101,16 @@ class WorkerHttpServer:
 
     def state(self, path: str) -> tuple[int, dict[str, Any]]:
         """``/state/{store}/{key}``: the key's state if this worker holds it, else where."""
+        path, _, query = path.partition("?")
+        asked = parse_qs(query)
+        since = int(asked.get("from", ["0"])[0] or 0)
+        until = int(asked["to"][0]) if asked.get("to") else None
         parts = [unquote(p) for p in path.split("/")[2:]]
         specs = {s.name: s for s in self.worker.topology.stores()}
         if len(parts) != 2 or parts[0] not in specs:
             return 404, {"error": f"no such store; stores here: {sorted(specs)}"}
         store, key = parts
-        found = self.worker.state_get(store, key)
+        found = self.worker.state_get(store, key, since, until)
         if found is not None:
             partition, state = found
             return 200, {"store": store, "key": key, "partition": partition, "state": state}

@@ -15,6 +15,7 @@ metric                                         type       labels
 ``streamkit_retries_total``                    counter    app, worker, processor
 ``streamkit_dead_letters_total``               counter    app, worker, topic
 ``streamkit_rebalances_total``                 counter    app, worker, kind
+``streamkit_late_records_total``               counter    app, worker, store
 ``streamkit_assigned_partitions``              gauge      app, worker
 ``streamkit_blocked_partitions``               gauge      app, worker
 ``streamkit_consumer_lag``                     gauge      app, worker, topic, partition
@@ -74,6 +75,9 @@ class PrometheusMetrics(Middleware):
         self._retries = counter("streamkit_retries", "Retries scheduled.", "processor")
         self._dead = counter("streamkit_dead_letters", "Records dead-lettered.", "topic")
         self._rebalances = counter("streamkit_rebalances", "Partition changes.", "kind")
+        self._late = counter(
+            "streamkit_late_records", "Records too late for their windows.", "store"
+        )
         self._base = base
         self._children: dict[tuple[str, ...], Any] = {}
 
@@ -105,6 +109,9 @@ class PrometheusMetrics(Middleware):
 
     def on_rebalance(self, kind: Literal["assigned", "revoked", "lost"], count: int) -> None:
         self._child(self._rebalances, kind).inc(count)
+
+    def on_late(self, store: str, count: int) -> None:
+        self._child(self._late, store).inc(count)
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""

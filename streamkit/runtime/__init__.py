@@ -5,7 +5,8 @@ middleware chain. Engines supply a clock, a sink and what holding a partition me
 from streamkit.runtime.offsets import Chunk, PartitionOffsets
 from streamkit.runtime.outcome import Outcome, ProduceError, Sink
 from streamkit.runtime.pipeline import Pipeline
-from streamkit.runtime.task import Counters, Hold, PartitionTask, Port
+from streamkit.runtime.port import Counters, Hold, Port
+from streamkit.runtime.task import PartitionTask
 
 __all__ = [
     "Chunk",

@@ -1,5 +1,6 @@
 """The steps of the record path that read and write a partition's stores: dedupe checks
-and aggregate folds, each change also written to the store's changelog."""
+and aggregate folds; :meth:`StatefulSteps.flush` writes every change of a partition's
+stores to their changelogs, with the record it came from."""
 
 from __future__ import annotations
 
@@ -13,13 +14,28 @@ from streamkit.runtime.outcome import Outcome, Sink
 from streamkit.runtime.serdes import TopicSerdes
 from streamkit.state.aggregate import AggregateSpec, fold
 from streamkit.state.partition import PartitionState
-from streamkit.state.stores import Entry, encode_entry
+from streamkit.state.stores import Entry
 from streamkit.topology import Topology
 
-__all__ = ["StatefulSteps", "Where"]
+__all__ = ["StatefulSteps", "Where", "key_mismatch"]
 
 Where = tuple[str, int, int, int]
 """(topic, partition, offset, timestamp) of the record being processed."""
+
+
+def key_mismatch(
+    owner: str, key: object, record_key: object, state_key: str, topic: str
+) -> KeyMismatchError | None:
+    """The error when a record's Kafka key is not the state key it would be folded under
+    (``key`` the declared one: None means the record key, which always matches)."""
+    if key is None or (record_key is not None and str(record_key) == state_key):
+        return None
+    how = f"field {key!r}" if isinstance(key, str) else "its key function"
+    return KeyMismatchError(
+        f"record key {record_key!r} is not its state key {state_key!r} ({how}) of {owner}: "
+        f"folding it here would split that key's state across partitions; key the records "
+        f"of {topic} by {how}"
+    )
 
 
 class StatefulSteps:
@@ -57,14 +73,16 @@ class StatefulSteps:
         """``owner`` handled ``event_id``: remember it, in the store and its changelog."""
         if state is None:  # a retried record whose origin partition is not held here
             return
-        _, partition, offset, timestamp = where
-        entry = Entry(True, offset, self.clock())
-        store = Topology.dedupe_store(owner)
-        state.put(store, event_id, entry)
-        changelog = self.topology.changelog(store)
-        error = sink(changelog, event_id.encode(), encode_entry(entry), None, timestamp, partition)
-        if error is not None:
-            outcome.produce_errors.append(error)
+        state.put(Topology.dedupe_store(owner), event_id, Entry(True, where[2], self.clock()))
+
+    @staticmethod
+    def flush(state: PartitionState, sink: Sink, timestamp: int, outcome: Outcome) -> None:
+        """Write the changelog records of ``state``'s changes (part of the at-least-once
+        unit of the record they came from)."""
+        for changelog, key, value in state.changes():
+            error = sink(changelog, key, value, None, timestamp, state.partition)
+            if error is not None:
+                outcome.produce_errors.append(error)
 
     # -- aggregates -----------------------------------------------------------------------
     def fold_all(
@@ -103,13 +121,8 @@ class StatefulSteps:
         if state_key is None:
             outcome.filtered += 1
             return
-        if agg.key is not None and (event_key is None or str(event_key) != state_key):
-            how = f"field {agg.key!r}" if isinstance(agg.key, str) else "its key function"
-            mismatch = KeyMismatchError(
-                f"record key {event_key!r} is not its state key {state_key!r} ({how}) of "
-                f"aggregate {agg.name}: folding it here would split that key's state across "
-                f"partitions; key the records of {topic} by {how}"
-            )
+        mismatch = key_mismatch(f"aggregate {agg.name}", agg.key, event_key, state_key, topic)
+        if mismatch is not None:
             self.decide(Failure(Stage.PROCESS, topic, partition, offset, mismatch, agg.name),
                         outcome)  # fmt: skip
             return
@@ -120,7 +133,7 @@ class StatefulSteps:
             return
         try:
             current = state.get(agg.store, state_key, self.clock())
-            entry, folded = fold(agg, current, event, offset, timestamp)
+            entry, _ = fold(agg, current, event, offset, timestamp)
         except Exception as exc:  # noqa: BLE001 - the fold is user code
             failure = Failure(
                 Stage.PROCESS, topic, partition, offset, exc, agg.name, attempt=attempt
@@ -136,15 +149,13 @@ class StatefulSteps:
                 self.decide(Failure(Stage.ENCODE, topic, partition, offset, located, agg.name,
                                     agg.output), outcome)  # fmt: skip
                 return
-        if folded:
-            state.put(agg.store, state_key, entry)
-        raw_key = state_key.encode()
-        changelog = self.topology.changelog(agg.store)
-        value = None if entry is None else encode_entry(entry)
-        errors = [sink(changelog, raw_key, value, None, timestamp, partition)]
+        # Put again when not folded (a redelivery): its changelog record is written again,
+        # in case the first write is what failed.
+        state.put(agg.store, state_key, entry)
         if agg.output is not None:
-            errors.append(sink(agg.output, raw_key, projection, None, timestamp))
-        outcome.produce_errors += [error for error in errors if error is not None]
+            error = sink(agg.output, state_key.encode(), projection, None, timestamp)
+            if error is not None:
+                outcome.produce_errors.append(error)
         if event_id is not None:
             self.remember(state, agg.name, where, event_id, sink, outcome)
         outcome.done.append(agg.name)

@@ -32,6 +32,7 @@ class MiddlewareChain:
         self._failure = [m.on_failure for m in ms if _overrides(m, "on_failure")]
         self._produced = [m.on_produced for m in ms if _overrides(m, "on_produced")]
         self._rebalance = [m.on_rebalance for m in ms if _overrides(m, "on_rebalance")]
+        self._late = [m.on_late for m in ms if _overrides(m, "on_late")]
 
     @property
     def wants_records(self) -> bool:
@@ -78,3 +79,8 @@ class MiddlewareChain:
         """Call every ``on_rebalance``."""
         for hook in self._rebalance:
             hook(kind, count)
+
+    def late(self, store: str, count: int) -> None:
+        """Call every ``on_late``."""
+        for hook in self._late:
+            hook(store, count)

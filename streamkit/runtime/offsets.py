@@ -47,10 +47,13 @@ class Chunk:
     An engine subclasses it as the sink of those records: calling the chunk produces one
     output (see :class:`~streamkit.runtime.outcome.Sink`), :meth:`reroute` one dead-letter
     or retry record. ``current`` is the record being handled, ``next_offset`` the offset
-    after the last record whose handling is settled (None: none yet).
+    after the last record whose handling is settled (None: none yet). A chunk with
+    ``first`` -1 holds no record: what time did (windows closed, timers fired).
     """
 
-    __slots__ = ("current", "failures", "first", "last", "next_offset", "pending", "sealed")
+    __slots__ = (
+        "current", "failures", "first", "last", "next_offset", "pending", "sealed", "undo",
+    )  # fmt: skip
 
     def __init__(self, first: int) -> None:
         self.first = first
@@ -60,6 +63,8 @@ class Chunk:
         self.sealed = False
         self.current: Message | None = None
         self.failures: list[DeliveryFailure | LostOutput] = []
+        self.undo: list[Callable[[], None]] = []
+        """What puts back the windows closed into this chunk, if its outputs fail."""
 
     @property
     def done(self) -> bool:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from streamkit.failures.failure import Failure
 from streamkit.records import Headers
 
-__all__ = ["OutRecord", "Outcome", "ProduceError", "Sink"]
+__all__ = ["Late", "OutRecord", "Outcome", "ProduceError", "Sink"]
 
 OutRecord = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes | None]]]
 """A record to produce: topic, key, value, headers."""
@@ -46,6 +47,23 @@ class Sink(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class Late:
+    """The record was too late for every window of ``store`` it belongs to.
+
+    Attributes:
+        store: the window store.
+        window_end: the end of the (last) window it was too late for.
+        watermark: the stream time minus the grace, when it came.
+        event_time: its event time.
+    """
+
+    store: str
+    window_end: int
+    watermark: int
+    event_time: int
+
+
 @dataclass
 class Outcome:
     """What one record did: counts, and the failures the task must act on.
@@ -61,6 +79,10 @@ class Outcome:
         deduplicated: processors skipped because the event id was seen.
         extra_headers: headers middleware adds to the record's outputs and dead letters.
         produce_errors: outputs the sink could not queue.
+        late: window stores the record was too late for (it goes to their late topics).
+        reroutes: records to produce with a delivery report each (a timer's dead letter).
+        undo: what puts back the windows closed with the outcome, when its outputs cannot
+            be written (they close again later).
     """
 
     emitted: int = 0
@@ -73,3 +95,6 @@ class Outcome:
     deduplicated: int = 0
     extra_headers: list[tuple[str, bytes]] = field(default_factory=list)
     produce_errors: list[ProduceError] = field(default_factory=list)
+    late: list[Late] = field(default_factory=list)
+    reroutes: list[OutRecord] = field(default_factory=list)
+    undo: list[Callable[[], None]] = field(default_factory=list)

@@ -34,6 +34,7 @@ from streamkit.processor import (
 from streamkit.records import Headers, Message
 from streamkit.runtime._fast import FastPath, compile_fast_path
 from streamkit.runtime._stateful import StatefulSteps, Where
+from streamkit.runtime._time import TimeSteps
 from streamkit.runtime.middleware import MiddlewareChain
 from streamkit.runtime.outcome import Outcome, OutRecord, Sink
 from streamkit.runtime.serdes import TopicSerdes, app_serdes
@@ -88,6 +89,7 @@ class Pipeline:
         }
         self.specs = {spec.name: spec for spec in app.processors}
         self.stateful = StatefulSteps(self.topology, self.serdes, clock, self.decide)
+        self.time = TimeSteps(self.topology, self.serdes, clock, self.decide, self.deliver)
         self.retry_topics = {} if inline_retry_topics else self.topology.retry_topics()
         self._inline_retries = inline_retry_topics
         self.fast_filtered = 0
@@ -110,6 +112,8 @@ class Pipeline:
         None for the general path (see :mod:`streamkit.runtime._fast`)."""
         specs = self.by_input.get(topic, [])
         if len(specs) != 1 or topic in self.aggregates_by_input or self.chain.middlewares:
+            return None
+        if self.time.has_time(topic):
             return None
         return compile_fast_path(self, specs[0], topic)
 
@@ -155,7 +159,8 @@ class Pipeline:
         topic = msg.topic() or ""
         specs = self.by_input.get(topic, [])
         folds = self.aggregates_by_input.get(topic, [])
-        if not specs and not folds:
+        windows = topic in self.time.windows
+        if not specs and not folds and not windows:
             return outcome
         if headers:
             only = redrive_target(headers) or only
@@ -187,6 +192,10 @@ class Pipeline:
             self.stateful.fold_all(
                 folds, event, event_key, headers, only, attempt, where, sink, outcome, state
             )
+        if windows:
+            self.time.window_all(event, event_key, where, sink, outcome, state, only)
+        if state is not None:
+            self.stateful.flush(state, sink, where[3], outcome)
         return outcome
 
     def _run(
@@ -204,7 +213,7 @@ class Pipeline:
         outcome: Outcome,
         state: PartitionState | None,
     ) -> None:
-        topic, partition, offset, _ = where
+        topic, partition, offset, timestamp = where
         timing = self.chain.wants_timing
         for spec in specs:
             if only is not None and spec.name not in only:
@@ -221,6 +230,7 @@ class Pipeline:
                 if spec.takes_context:
                     assert ctx is not None  # noqa: S101 - built above when any spec takes it
                     ctx.processor = spec.name
+                    ctx.timers = self.time.context_timers(spec, state, offset, timestamp)
                     result = spec.fn(event, ctx)
                 else:
                     result = spec.fn(event)
@@ -303,6 +313,15 @@ class Pipeline:
                 return None
             out.append((emit.topic, out_key, out_value, _headers(emit.headers)))
         return out
+
+    # -- time -----------------------------------------------------------------------------
+    def fire(self, topic: str, state: PartitionState, sink: Sink, *, idle: bool) -> Outcome:
+        """Close the due windows (idle ones too when ``idle``) and fire the due timers of a
+        partition of ``topic``."""
+        outcome = Outcome()
+        self.time.fire(topic, state, sink, outcome, idle=idle)
+        self.stateful.flush(state, sink, self.clock(), outcome)
+        return outcome
 
     # -- failures -------------------------------------------------------------------------
     def decide(self, failure: Failure, outcome: Outcome) -> None:

@@ -11,95 +11,18 @@ a partition closes its task; there is no per-partition dictionary elsewhere to f
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
-from typing import Protocol
-
 from streamkit.failures.failure import Failure, Stage
 from streamkit.failures.handler import OutputTooLargeError
 from streamkit.failures.retry import retry_origin
 from streamkit.records import TP, Headers, Message, Record, message_headers, record_fields
+from streamkit.runtime._time import late_record
 from streamkit.runtime.offsets import Chunk, DeliveryFailure, LostOutput, PartitionOffsets
 from streamkit.runtime.outcome import Outcome, OutRecord
 from streamkit.runtime.pipeline import Pipeline
+from streamkit.runtime.port import Backoff, Hold, Port, RetryState
 from streamkit.state.partition import PartitionState
 
-__all__ = ["Backoff", "Counters", "Hold", "PartitionTask", "Port", "RetryState"]
-
-
-@dataclass
-class Counters:
-    """Counts of what an engine's tasks did (exported as metrics)."""
-
-    filtered: int = 0
-    retries: int = 0
-    dead_letters: int = 0
-    retry_forwards: int = 0
-    rewinds: int = 0
-
-
-@dataclass
-class Backoff:
-    """Growing waits for an infrastructure problem (1 s, 2 s, 4 s ... up to 30 s)."""
-
-    initial: float = 1.0
-    maximum: float = 30.0
-    current: float = 0.0
-
-    def next(self) -> float:
-        """The next wait, and grow."""
-        self.current = min(self.maximum, self.current * 2 if self.current else self.initial)
-        return self.current
-
-    def reset(self) -> None:
-        """Progress was made: the next wait starts small again."""
-        self.current = 0.0
-
-
-@dataclass(frozen=True)
-class Hold:
-    """A partition held at ``offset`` until ``until_ms`` (the engine's clock).
-
-    ``waits`` are the retries it waits for: (processor, failed attempt, seconds).
-    """
-
-    offset: int
-    until_ms: int
-    waits: tuple[tuple[str, int, float], ...] = ()
-
-
-@dataclass(frozen=True)
-class RetryState:
-    """A blocking retry pending at ``offset``: the next attempt, of these processors."""
-
-    offset: int
-    attempt: int
-    only: frozenset[str]
-
-
-class Port(Protocol):
-    """What a task needs of the engine that runs it."""
-
-    log: logging.Logger
-    counters: Counters
-
-    def now_ms(self) -> int:
-        """The engine's wall clock, in milliseconds."""
-        ...
-
-    def pause(self, task: PartitionTask, hold: Hold) -> None:
-        """Deliver nothing more of the task's partition; when resumed, start again at
-        ``hold.offset``."""
-        ...
-
-    def resume(self, task: PartitionTask) -> None:
-        """Deliver the task's partition again."""
-        ...
-
-    def state_of(self, tp: TP) -> PartitionState | None:
-        """The state of partition ``tp`` if this engine holds it (a retry record is
-        processed with its origin partition's state)."""
-        ...
+__all__ = ["PartitionTask", "describe_failure"]
 
 
 class PartitionTask:
@@ -125,6 +48,10 @@ class PartitionTask:
         """Why the partition was last rewound (an infrastructure failure), if ever."""
         self._retry_source = self.topic in pipeline.retry_topics
         self.fast = None if self._retry_source else pipeline.fast_path(self.topic)
+        self.timed = state is not None and pipeline.time.has_time(self.topic)
+        """Whether windows close or timers fire in this partition."""
+        self.time_after = 0
+        """No window closes or timer fires before this (ms): time's outputs failed."""
 
     # -- records --------------------------------------------------------------------------
     def handle(self, msg: Message, chunk: Chunk) -> Outcome | None:
@@ -157,6 +84,8 @@ class PartitionTask:
         )
         self.port.counters.filtered += outcome.filtered
         self.settle(msg, chunk, outcome, headers, msg.timestamp()[1], attempt)
+        if self.timed and self.hold is None:
+            self.fire(chunk)  # the record moved the stream time on
         return outcome
 
     def _handle_retry_record(self, msg: Message, chunk: Chunk) -> Outcome | None:
@@ -212,6 +141,15 @@ class PartitionTask:
             self.pipeline.decide(failure, outcome)
         counters, log = self.port.counters, self.port.log
         trace = outcome.extra_headers
+        for late in outcome.late:
+            record = late_record(
+                late, self.pipeline.topology.late(late.store), (self.topic, self.partition, offset),
+                msg.key(), msg.value(), headers,
+            )  # fmt: skip
+            if not self._reroute(chunk, offset, record):
+                return
+            counters.late += 1
+            self.pipeline.chain.late(late.store, 1)
         for failure in outcome.dead:
             record = self.pipeline.dead_letter(
                 failure, msg.key(), msg.value(), headers, timestamp, trace
@@ -255,12 +193,58 @@ class PartitionTask:
         self.rewind(offset, f"cannot write to {record[0]}: {error.reason}")
         return False
 
+    # -- time -----------------------------------------------------------------------------
+    def wall_due(self, now_ms: int) -> bool:
+        """Whether a wall-clock timer or an idle window of the partition is due."""
+        if not self.timed or self.state is None or self.hold is not None:
+            return False
+        idle = self.port.caught_up(self)
+        due = self.pipeline.time.next_wall(self.topic, self.state, idle=idle)
+        return due is not None and due <= now_ms and now_ms >= self.time_after
+
+    def fire(self, chunk: Chunk) -> None:
+        """Close the due windows and fire the due timers into ``chunk``."""
+        if self.state is None or self.closed or self.port.now_ms() < self.time_after:
+            return
+        outcome = self.pipeline.fire(self.topic, self.state, chunk, idle=self.port.caught_up(self))
+        chunk.undo += outcome.undo
+        errors = [e.reason for e in outcome.produce_errors]
+        for record in outcome.reroutes:
+            error = chunk.reroute(record)
+            if error is not None:
+                errors.append(error.reason)
+            else:
+                self.port.counters.dead_letters += 1
+        if errors:
+            self._time_failed(chunk, errors[0])
+
+    def _time_failed(self, chunk: Chunk, reason: str) -> None:
+        """What time produced could not be written: the closed windows are put back and
+        close again after a growing wait (their results are written then)."""
+        for undo in chunk.undo:
+            undo()
+        chunk.undo.clear()
+        delay = self.backoff.next()
+        self.time_after = self.port.now_ms() + int(delay * 1000)
+        self.port.counters.rewinds += 1
+        self.last_rewind = reason
+        self.port.log.warning(
+            "writing what time closed or fired in %s[%d] failed (%s); again in %.0fs",
+            *self.tp, reason, delay,
+        )  # fmt: skip
+
     # -- deliveries that failed after the fact --------------------------------------------
     def delivery_failed(self, chunk: Chunk, item: DeliveryFailure | LostOutput) -> None:
         """A produce of ``chunk`` failed after it was handled: dead-letter the input whose
         output can never be written, or rewind to the record and hold."""
         if self.closed:
             return  # revoked meanwhile: the new owner reprocesses from the last commit
+        if chunk.first < 0:  # what time produced: no record to go back to
+            self._time_failed(chunk, describe_failure(item))
+            return
+        for undo in chunk.undo:  # closed windows close again after the records' replay
+            undo()
+        chunk.undo.clear()
         if isinstance(item, LostOutput):
             first, last = chunk.first, chunk.last
             self.exact_until = max(last, self.exact_until or last)
@@ -339,3 +323,10 @@ class PartitionTask:
 
     def __repr__(self) -> str:
         return f"PartitionTask({self.topic}[{self.partition}], {self.offsets!r})"
+
+
+def describe_failure(item: DeliveryFailure | LostOutput) -> str:
+    """One line for a failed delivery."""
+    if isinstance(item, LostOutput):
+        return f"an output write to {item.output_topic} failed ({item.error})"
+    return item.failure.describe()

@@ -15,7 +15,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from streamkit.state.stores import Entry, Store, StoreSpec, decode_entry, open_store
+from streamkit.state.stores import (
+    Entry,
+    Store,
+    StoreSpec,
+    decode_entry,
+    encode_entry,
+    open_store,
+)
 
 __all__ = ["ChangelogReader", "PartitionState"]
 
@@ -46,6 +53,11 @@ class PartitionState:
         }
         self._by_changelog = {spec.changelog: spec.name for spec in specs}
         self._journal: list[tuple[Store, str, Entry | None]] | None = None
+        self._changes: list[tuple[str, str, Entry | None]] = []
+        self.on_rollback: list[Callable[[], None]] = []
+        """Called after a rollback (what keeps an index of a store rebuilds it)."""
+        self.views: dict[str, object] = {}
+        """Indexes over the stores, by store name (windows, timers), kept by their users."""
         self.restored_records = 0
 
     # -- reads and writes -----------------------------------------------------------------
@@ -57,7 +69,8 @@ class PartitionState:
         return entry
 
     def put(self, store: str, key: str, entry: Entry | None) -> None:
-        """Set (or with None delete) ``key`` in ``store``, journaled inside a transaction."""
+        """Set (or with None delete) ``key`` in ``store``, journaled inside a transaction;
+        the change waits in :meth:`changes` for its changelog record."""
         local = self._stores[store]
         if self._journal is not None:
             self._journal.append((local, key, local.get(key)))
@@ -65,6 +78,21 @@ class PartitionState:
             local.delete(key)
         else:
             local.put(key, entry)
+        self._changes.append((store, key, entry))
+
+    def items(self, store: str) -> Iterator[tuple[str, Entry]]:
+        """Every key of ``store`` with its entry."""
+        return self._stores[store].items()
+
+    def changes(self) -> list[tuple[str, bytes, bytes | None]]:
+        """The changelog records of the changes since the last call: (changelog topic,
+        key, value; None deletes). The runtime writes them with the records they came
+        from, to partition :attr:`partition` of each changelog."""
+        drained, self._changes = self._changes, []
+        return [
+            (self.specs[store].changelog, key.encode(), None if e is None else encode_entry(e))
+            for store, key, e in drained
+        ]
 
     def __len__(self) -> int:
         return sum(len(store) for store in self._stores.values())
@@ -86,6 +114,9 @@ class PartitionState:
             else:
                 store.put(key, old)
         self._journal = None
+        self._changes.clear()
+        for rebuild in self.on_rollback:
+            rebuild()
 
     # -- changelog ------------------------------------------------------------------------
     def delivered(self, changelog: str, offset: int) -> None:
@@ -102,6 +133,7 @@ class PartitionState:
             self.restored_records += _restore(
                 self._stores[spec.name], spec.changelog, self.partition, read
             )
+        self.views.clear()  # indexes of the stores as they were: built again on first use
 
     def close(self) -> None:
         """Close every store."""

@@ -7,6 +7,7 @@ changelog topic holds the same entries; a store is rebuilt from it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -98,6 +99,10 @@ class Store(Protocol):
 
     def __len__(self) -> int: ...
 
+    def items(self) -> Iterator[tuple[str, Entry]]:
+        """Every key and its entry (in key order for RocksDB, insertion order in memory)."""
+        ...
+
     def close(self) -> None:
         """Release resources."""
         ...
@@ -126,6 +131,9 @@ class MemoryStore:
 
     def __len__(self) -> int:
         return len(self._data)
+
+    def items(self) -> Iterator[tuple[str, Entry]]:
+        return iter(list(self._data.items()))
 
     def close(self) -> None:
         self._data.clear()
@@ -166,6 +174,11 @@ class RocksDBStore:
     def __len__(self) -> int:
         # Rdict iterates like a list (by index); keys() walks the keys.
         return sum(1 for key in self._db.keys() if key != _CHECKPOINT)  # noqa: SIM118
+
+    def items(self) -> Iterator[tuple[str, Entry]]:
+        for key, raw in self._db.items():
+            if key != _CHECKPOINT:
+                yield key.decode(), decode_entry(raw)
 
     def close(self) -> None:
         self._db.close()

@@ -18,6 +18,7 @@ from streamkit.failures.dead_letter import DeadLetter, read_dead_letter
 from streamkit.failures.failure import FailureHandler
 from streamkit.records import Event, Record
 from streamkit.settings import Settings
+from streamkit.state.window_store import window_store
 from streamkit.topology import Role
 
 __all__ = ["DriverRecord", "TestDriver"]
@@ -74,6 +75,33 @@ class TestDriver:
     def send_raw(self, topic: str, value: bytes | None, *, key: bytes | None = None) -> None:
         """Append bytes as they are (to test what malformed input does)."""
         self.engine.append(topic, key, value)
+
+    def advance(self, seconds: float, *, clock: str = "both") -> None:
+        """Let ``seconds`` pass: the wall clock and the event time (as if records that
+        much later had come), or only one with ``clock="wall"`` or ``"event"``. Windows
+        close and timers fire as they would on a broker, in milliseconds, nothing sleeps.
+        """
+        if clock not in {"both", "wall", "event"}:
+            raise ValueError(f"clock {clock!r}: expected both, wall or event")
+        self.engine.advance(seconds, wall=clock != "event", event=clock != "wall")
+
+    @property
+    def now(self) -> int:
+        """The driver's wall clock, in milliseconds (it starts at the real time)."""
+        return self.engine.now_ms()
+
+    def windows(self, store: str, key: Any) -> list[dict[str, Any]]:
+        """The windows of ``key`` in window store ``store`` held now (open, or closed by
+        idleness and kept until the stream time passes them): start, end, value,
+        closed."""
+        found: list[dict[str, Any]] = []
+        spec = next((w for w in self.app.windows if w.store == store), None)
+        if spec is None:
+            raise KeyError(f"app {self.app.name} has no window store {store!r}")
+        for task in self.engine.tasks.values():
+            if task.state is not None and store in task.state.specs:
+                found += window_store(task.state, spec, self.now).windows(str(key))
+        return sorted(found, key=lambda w: (w["start"], w["end"]))
 
     def redeliver(self, topic: str, partition: int, offset: int) -> None:
         """Deliver ``topic``'s partition again from ``offset``, as a worker restarted after

@@ -161,7 +161,9 @@ class KafkaChunk(Chunk):
             if state is not None:
                 state.delivered(name, out.offset() or 0)
             return
-        assert msg is not None  # noqa: S101 - per-record reports are made while handling one
+        if msg is None:  # an output of time (a window closed, a timer fired)
+            self.failures.append(LostOutput(err.str(), out.topic() or ""))
+            return
         kind = OutputTooLargeError if is_too_large(err) else KafkaOperationError
         failure = Failure(
             Stage.PRODUCE, msg.topic() or "", msg.partition() or 0, msg.offset() or 0,

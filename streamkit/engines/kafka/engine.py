@@ -21,7 +21,8 @@ from streamkit.engines.kafka.delivery import KafkaChunk
 from streamkit.errors import KafkaOperationError
 from streamkit.records import TP
 from streamkit.runtime.pipeline import Pipeline
-from streamkit.runtime.task import Counters, Hold, PartitionTask
+from streamkit.runtime.port import Counters, Hold
+from streamkit.runtime.task import PartitionTask
 from streamkit.state.partition import PartitionState
 
 __all__ = ["KafkaEngine"]
@@ -61,6 +62,7 @@ class KafkaEngine:
         self.counters = Counters()
         self.tasks: dict[TP, PartitionTask] = {}
         self.held: dict[TP, PartitionTask] = {}
+        self._ends: dict[TP, tuple[float, int, int]] = {}
         self.consumed = 0
         self.produced = 0
         self.produced_by_topic: dict[str, int] = {}
@@ -68,6 +70,8 @@ class KafkaEngine:
         # Per-record delivery reports where each delivered output matters on its own:
         # state stores track their changelog offsets, middleware counts per topic.
         self.per_record = bool(self.topology.stores()) or self.count_topics
+        self.timed = any(pipeline.time.has_time(t) for t in self.topology.inputs())
+        """Whether any partition has windows or timers (a tick has something to do)."""
 
     # -- the tasks' Port ------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -95,6 +99,29 @@ class KafkaEngine:
         except KafkaException as exc:  # revoked in the meantime: nothing to resume
             self.log.debug("resume of %s skipped: %s", task.tp, exc.args[0].str())
 
+    def caught_up(self, task: PartitionTask) -> bool:
+        """Whether the consumer's position in the task's partition is at its end.
+
+        Once records of the partition flow, the end is the one the last fetch reported (no
+        round trip). Before the first record since the assignment, the position is the
+        committed offset (the group's, learnt at assignment) and the end is asked of the
+        broker (at most once a second): a cached end may be from an earlier assignment.
+        """
+        partition = TopicPartition(task.topic, task.partition)
+        try:
+            (position,) = self.consumer.position([partition])
+            if position.offset >= 0:
+                _, high = self.consumer.get_watermark_offsets(partition, cached=True)
+                return bool(high >= 0 and position.offset >= high)
+            asked_at, low, high = self._ends.get(task.tp, (0.0, 0, -1))
+            if time.monotonic() - asked_at > 1.0:
+                low, high = self.consumer.get_watermark_offsets(partition, timeout=2)
+                self._ends[task.tp] = (time.monotonic(), low, high)
+        except KafkaException:
+            return False
+        at = task.committed if task.committed is not None else low
+        return bool(high >= 0 and at >= high)
+
     def state_of(self, tp: TP) -> PartitionState | None:
         """The state of partition ``tp`` when a task here holds it."""
         task = self.tasks.get(tp)
@@ -112,6 +139,7 @@ class KafkaEngine:
     def close_tasks(self, tps: list[TP]) -> None:
         """Close the tasks of partitions that were revoked or lost."""
         for tp in tps:
+            self._ends.pop(tp, None)
             task = self.tasks.pop(tp, None)
             if task is not None:
                 task.close()
@@ -188,6 +216,30 @@ class KafkaEngine:
                 for name, count in per_topic.items():
                     self.chain.consumed(name, count)
         return list(chunks.values())
+
+    def tick_due(self) -> bool:
+        """Whether an idle window or a wall-clock timer of some partition is due."""
+        if not self.timed:
+            return False
+        now = self.now_ms()
+        return any(task.wall_due(now) for task in list(self.tasks.values()))
+
+    def tick(self) -> list[KafkaChunk]:
+        """Close idle windows and fire wall-clock timers that are due, each partition's
+        into a chunk of no record; return those chunks, sealed."""
+        if not self.timed:
+            return []
+        now, chunks = self.now_ms(), []
+        for task in list(self.tasks.values()):
+            if task.wall_due(now):
+                chunk = self.chunk_type(task, -1, self)
+                task.offsets.open(chunk)
+                chunks.append(chunk)
+                try:
+                    task.fire(chunk)
+                finally:
+                    chunk.sealed = True
+        return chunks
 
     def deliveries(self) -> None:
         """Serve delivery reports, settle what they completed; wait for the broker while

@@ -65,9 +65,22 @@ class GroupMember(KafkaEngine):
                     task.state.restore(self.restore)
                 except BaseException as exc:  # noqa: BLE001 - re-raised by the loop
                     self._callback_error = exc
+        if self.timed:  # where each partition stands: idle windows close once caught up
+            self._learn_committed(partitions)
         self.ever_assigned = True
         self.chain.rebalance("assigned", len(keys))
         self.log.info("assigned %s", describe(keys))
+
+    def _learn_committed(self, partitions: list[TopicPartition]) -> None:
+        try:
+            found = self.consumer.committed(partitions, timeout=10)
+        except KafkaException as exc:
+            self.log.info("committed offsets unknown at assignment: %s", exc.args[0].str())
+            return
+        for tp in found:
+            task = self.tasks.get((tp.topic, tp.partition))
+            if task is not None and tp.offset >= 0:
+                task.committed = tp.offset
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = [(p.topic, p.partition) for p in partitions]

@@ -37,6 +37,7 @@ from streamkit.runtime.offsets import Chunk, DeliveryFailure, LostOutput
 from streamkit.runtime.pipeline import Pipeline
 from streamkit.settings import Settings
 from streamkit.state.partition import PartitionState
+from streamkit.state.window_store import window_store
 
 __all__ = ["KafkaWorker", "WorkerOptions"]
 
@@ -131,12 +132,21 @@ class KafkaWorker(GroupMember):
         """Fail fast when the broker does not answer or a topic of the app is missing."""
         check_topics(self.consumer, self.settings, self.topology)
 
-    def state_get(self, store: str, key: str) -> tuple[int, Any] | None:
-        """The partition and state of ``key`` in ``store`` where this worker holds it."""
+    def state_get(
+        self, store: str, key: str, since: int = 0, until: int | None = None
+    ) -> tuple[int, Any] | None:
+        """The partition and state of ``key`` in ``store`` where this worker holds it; for
+        a window store, its windows overlapping ``[since, until)``."""
         now = self.now_ms()
+        spec = next((w for w in self.app.windows if w.store == store), None)
         for task in list(self.tasks.values()):  # read from HTTP threads
             state = task.state
             if state is None or store not in state.specs:
+                continue
+            if spec is not None:
+                windows = window_store(state, spec, now).windows(key, since, until)
+                if windows:
+                    return task.partition, windows
                 continue
             entry = state.get(store, key, now)
             if entry is not None:
@@ -170,10 +180,13 @@ class KafkaWorker(GroupMember):
                 messages = self.next_batch()
                 self.last_poll = time.monotonic()
                 self.raise_callback_error()
-                if messages and self.transactions is not None:
-                    self._handle_transaction(messages, self.transactions)
-                elif messages:
-                    self.handle(messages)
+                if self.transactions is not None:
+                    if messages or self.tick_due():
+                        self._handle_transaction(messages, self.transactions)
+                else:
+                    if messages:
+                        self.handle(messages)
+                    self.tick()
                 self.deliveries()
                 if time.monotonic() - last_commit >= self.options.commit_interval:
                     self.commit(asynchronous=True)
@@ -193,7 +206,7 @@ class KafkaWorker(GroupMember):
             state.begin()
         txn.begin()
         try:
-            chunks = self.handle(messages)
+            chunks = self.handle(messages) + self.tick()
             if failpoints.ARMED:
                 failpoints.reached("transaction")
         except BaseException:

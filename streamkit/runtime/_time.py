@@ -1,0 +1,254 @@
+"""Time in the record path: a record into its windows (or, too late, to the late topic),
+and what time does: windows that close, timers that fire.
+
+Closing and firing happen after each record (its event time moves the stream time on)
+and on the engine's clock ticks (wall-clock timers, windows idle for ``close_idle``).
+Their outputs go to the same sink as a record's; the windows a close removed are put back
+(``Outcome.undo``) when those outputs cannot be written, so they close again later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import orjson
+
+from streamkit.failures.dead_letter import dead_letter_record
+from streamkit.failures.failure import Failure, Stage
+from streamkit.processor import Context, Emit, ProcessorSpec, Timers, route
+from streamkit.records import Headers
+from streamkit.runtime._stateful import Where, key_mismatch
+from streamkit.runtime.outcome import Late, Outcome, OutRecord, Sink
+from streamkit.runtime.serdes import TopicSerdes
+from streamkit.state.partition import PartitionState
+from streamkit.state.timers import Timer, timer_store
+from streamkit.state.window_store import WindowResult, window_store
+from streamkit.state.windows import WindowSpec
+from streamkit.topology import Topology
+
+__all__ = ["LATE_HEADER", "TimeSteps", "late_record"]
+
+WINDOW_HEADER = "__streamkit.window."
+LATE_HEADER = "__streamkit.late."
+Deliver = Callable[[ProcessorSpec, list[Emit], Where, bytes | None, Any, Sink, Outcome], str]
+
+
+class TimeSteps:
+    """Windows and timers of one app (see the module docstring)."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        serdes: dict[str, TopicSerdes],
+        clock: Callable[[], int],
+        decide: Callable[[Failure, Outcome], None],
+        deliver: Deliver,
+    ) -> None:
+        app = topology.app
+        self.topology = topology
+        self.serdes = serdes
+        self.clock = clock
+        self.decide = decide
+        self.deliver = deliver
+        self.windows: dict[str, list[WindowSpec]] = {}
+        for spec in app.windows:
+            self.windows.setdefault(spec.input, []).append(spec)
+        self.timed: dict[str, list[ProcessorSpec]] = {}
+        for processor in app.processors:
+            if processor.on_timer is not None:
+                self.timed.setdefault(processor.input, []).append(processor)
+
+    def has_time(self, topic: str) -> bool:
+        """Whether records of ``topic`` feed windows or timers."""
+        return topic in self.windows or topic in self.timed
+
+    # -- a record ---------------------------------------------------------------------------
+    def window_all(
+        self,
+        event: Any,
+        event_key: Any,
+        where: Where,
+        sink: Sink,
+        outcome: Outcome,
+        state: PartitionState | None,
+        only: frozenset[str] | None,
+    ) -> None:
+        """Fold the event into the windows of each window spec of its topic."""
+        assert state is not None  # noqa: S101 - a partition with windows has state
+        topic, partition, offset, timestamp = where
+        for spec in self.windows.get(topic, []):
+            if only is not None and spec.name not in only:
+                continue
+            key = spec.state_key(event, event_key)
+            if key is None:
+                outcome.filtered += 1
+                continue
+            mismatch = key_mismatch(f"window {spec.name}", spec.key, event_key, key, topic)
+            if mismatch is not None:
+                failure = Failure(Stage.PROCESS, topic, partition, offset, mismatch, spec.name)
+                self.decide(failure, outcome)
+                continue
+            try:
+                t = spec.event_time(event, timestamp)
+                now = self.clock()
+                added = window_store(state, spec, now).add(key, t, event, offset, now)
+            except Exception as exc:  # noqa: BLE001 - the fold and event time are user code
+                self.decide(Failure(Stage.PROCESS, topic, partition, offset, exc, spec.name),
+                            outcome)  # fmt: skip
+                continue
+            if added.late:
+                outcome.late.append(Late(spec.store, added.window_end, added.watermark, t))
+                continue
+            outcome.done.append(spec.name)
+            for result in added.updates:
+                self._emit(spec, result, partition, sink, outcome)
+
+    def context_timers(
+        self, spec: ProcessorSpec, state: PartitionState | None, offset: int, timestamp: int
+    ) -> Timers | None:
+        """The ``ctx.timers`` of a processor with ``on_timer`` for a record at ``timestamp``
+        (its stream time moves on with it)."""
+        if spec.on_timer is None or state is None:
+            return None
+        store = timer_store(state, Topology.timer_store(spec.name))
+        store.advance(timestamp)
+        return Timers(store, offset, self.clock(), timestamp)
+
+    # -- time passing -----------------------------------------------------------------------
+    def next_wall(self, topic: str, state: PartitionState, *, idle: bool) -> int | None:
+        """When the next wall-clock timer of the partition is due, or (``idle``: it is
+        caught up) its next idle window."""
+        now = self.clock()
+        due = [window_store(state, s, now).next_idle() for s in self.windows.get(topic, [])
+               if idle]  # fmt: skip
+        due += [
+            timer_store(state, Topology.timer_store(p.name)).next_wall()
+            for p in self.timed.get(topic, [])
+        ]
+        found = [d for d in due if d is not None]
+        return min(found) if found else None
+
+    def advance(self, topic: str, state: PartitionState, event_ms: int) -> None:
+        """Move the partition's stream time to ``event_ms`` (a test driver's clock)."""
+        for spec in self.windows.get(topic, []):
+            store = window_store(state, spec, self.clock())
+            store.stream_time = max(store.stream_time, event_ms)
+        for processor in self.timed.get(topic, []):
+            timer_store(state, Topology.timer_store(processor.name)).advance(event_ms)
+
+    def fire(
+        self, topic: str, state: PartitionState, sink: Sink, outcome: Outcome, *, idle: bool
+    ) -> None:
+        """Close the partition's due windows (idle ones too when ``idle``: it is caught up)
+        and fire its due timers, into ``sink``."""
+        now = self.clock()
+        for spec in self.windows.get(topic, []):
+            windows = window_store(state, spec, now)
+            results, priors = windows.close_due(now, idle=idle)
+            if priors:
+                outcome.undo.append(partial(windows.reopen, priors))
+            for result in results:
+                self._emit(spec, result, state.partition, sink, outcome)
+        for processor in self.timed.get(topic, []):
+            store = timer_store(state, Topology.timer_store(processor.name))
+            for timer in store.due(now):
+                self._fire_timer(processor, timer, (topic, state.partition), state, sink, outcome)
+
+    def _fire_timer(
+        self,
+        spec: ProcessorSpec,
+        timer: Timer,
+        tp: tuple[str, int],
+        state: PartitionState,
+        sink: Sink,
+        outcome: Outcome,
+    ) -> None:
+        topic, partition = tp
+        assert spec.on_timer is not None  # noqa: S101 - only such processors have timers
+        store = timer_store(state, Topology.timer_store(spec.name))
+        ctx = Context(
+            topic=topic, partition=partition, offset=-1, timestamp=timer.due, key=timer.key,
+            headers=[], processor=spec.name,
+            timers=Timers(store, -1, self.clock(), max(store.stream_time, timer.due)),
+        )  # fmt: skip
+        raw_key = self.serdes[topic].key.encode(timer.key)
+        fired = Outcome()
+        try:
+            result = spec.on_timer(timer, ctx) if spec.timer_takes_context else spec.on_timer(timer)
+            emits = route(spec, result)
+        except Exception as exc:  # noqa: BLE001 - user code; the handler decides
+            failure = Failure(
+                Stage.PROCESS, topic, partition, -1, exc, spec.name, attempt=timer.attempt
+            )
+            self.decide(failure, fired)
+        else:
+            where = (topic, partition, -1, timer.due)
+            self.deliver(spec, emits, where, raw_key, timer.key, sink, fired)
+        outcome.produce_errors += fired.produce_errors
+        if fired.retry or fired.forward:  # fire again later (wall clock)
+            delay = max([*fired.retry.values(), *(d for _, _, d in fired.forward)])
+            again = Timer(timer.key, self.clock() + int(delay * 1000), "wall", timer.name,
+                          timer.data, timer.attempt + 1)  # fmt: skip
+            store.schedule(again, -1)
+        for failure in fired.dead:
+            doc = {"key": timer.key, "name": timer.name, "due": timer.due,
+                   "clock": timer.clock, "data": timer.data}  # fmt: skip
+            outcome.reroutes.append(self._dead(failure, raw_key, {"timer": doc}, timer.due))
+
+    def _emit(
+        self, spec: WindowSpec, result: WindowResult, partition: int, sink: Sink, outcome: Outcome
+    ) -> None:
+        """A window's result to the window's output, keyed by the window key."""
+        if spec.output is None:
+            return
+        serdes = self.serdes[spec.output]
+        try:
+            value = serdes.value.encode(spec.value(result.key, result.start, result.end,
+                                                   result.state))  # fmt: skip
+            key = serdes.key.encode(result.key)
+        except Exception as exc:  # noqa: BLE001 - a contract, or the user's result function
+            failure = Failure(Stage.ENCODE, spec.input, partition, -1, exc, spec.name, spec.output)
+            doc = {"key": result.key, "start": result.start, "end": result.end,
+                   "value": result.state}  # fmt: skip
+            outcome.reroutes.append(self._dead(failure, result.key.encode(), doc, result.end))
+            return
+        headers: Headers = [
+            (WINDOW_HEADER + "start", str(result.start).encode()),
+            (WINDOW_HEADER + "end", str(result.end).encode()),
+            (WINDOW_HEADER + "final", b"true" if result.final else b"false"),
+        ]
+        error = sink(spec.output, key, value, headers, max(1, result.end))
+        if error is not None:
+            outcome.produce_errors.append(error)
+
+    def _dead(self, failure: Failure, key: bytes | None, doc: Any, when: int) -> OutRecord:
+        """The dead letter of something time produced (a timer, a window's result): no
+        input record, so its value is the thing itself, as JSON."""
+        value = orjson.dumps(doc, default=str)
+        topology = self.topology
+        return dead_letter_record(
+            failure, topology.dlq(failure.topic), key, value, None, app=topology.name,
+            group=topology.group_id, source_timestamp=when, now_ms=self.clock(),
+        )  # fmt: skip
+
+
+def late_record(
+    late: Late,
+    topic: str,
+    where: tuple[str, int, int],
+    key: bytes | None,
+    value: bytes | None,
+    headers: Headers,
+) -> OutRecord:
+    """The record that carries a late input to ``topic`` (the store's late topic): its key,
+    value and headers as they were, and ``__streamkit.late.*`` headers saying why."""
+    source, partition, offset = where
+    why = {
+        "store": late.store, "window.end": str(late.window_end),
+        "watermark": str(late.watermark), "event.time": str(late.event_time),
+        "topic": source, "partition": str(partition), "offset": str(offset),
+    }  # fmt: skip
+    extra = [(LATE_HEADER + name, text.encode()) for name, text in why.items()]
+    return topic, key, value, [*headers, *extra]

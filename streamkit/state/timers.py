@@ -1,0 +1,146 @@
+"""Durable timers: a processor schedules a timer per key; it fires once, after a restart
+too.
+
+A processor's timers live in its own store (``<processor>-timers``, partitioned like its
+input, in a compacted changelog like every store): scheduling or cancelling is a store
+change written with the record that made it, and a partition's timers are restored with
+it. An **event-time** timer fires when the partition's stream time (the highest record
+timestamp seen) reaches it; a **wall-clock** timer when the worker's clock does. The index
+of what is due next is rebuilt from the store after a restore or a rollback.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from typing import Any
+
+from streamkit.errors import ConfigError
+from streamkit.state.partition import PartitionState
+from streamkit.state.stores import Entry
+
+__all__ = ["CLOCKS", "Timer", "TimerStore", "timer_store"]
+
+CLOCKS = ("event", "wall")
+STREAM_TIME = "\x00stream-time"
+_SEP = "\x1f"
+
+
+@dataclass(frozen=True)
+class Timer:
+    """A scheduled timer.
+
+    Attributes:
+        key: what it is about (a state key, an order id...).
+        due: when it fires, in milliseconds since the epoch.
+        clock: ``event`` (the partition's stream time) or ``wall`` (the worker's clock).
+        name: tells apart several timers of one key (default "").
+        data: a JSON value handed back when it fires.
+        attempt: 1, or more when its function failed and it fires again.
+    """
+
+    key: str
+    due: int
+    clock: str = "wall"
+    name: str = ""
+    data: Any = None
+    attempt: int = 1
+
+    def __post_init__(self) -> None:
+        if self.clock not in CLOCKS:
+            raise ConfigError(f"timer clock {self.clock!r}: expected event or wall")
+
+
+class TimerStore:
+    """The timers of one processor in one partition's ``state``."""
+
+    def __init__(self, store: str, state: PartitionState) -> None:
+        self.store = store
+        self.state = state
+        self.rebuild()
+        state.on_rollback.append(self.rebuild)
+
+    def rebuild(self) -> None:
+        """Index the store's timers (after a restore or a rollback)."""
+        self.stream_time = -1
+        self._due: dict[str, list[tuple[int, str]]] = {"event": [], "wall": []}
+        for store_key, entry in self.state.items(self.store):
+            if store_key == STREAM_TIME:
+                self.stream_time = int(entry.state)
+                continue
+            timer = _timer(entry)
+            heapq.heappush(self._due[timer.clock], (timer.due, store_key))
+
+    def schedule(self, timer: Timer, offset: int) -> None:
+        """Set ``timer`` (replacing one of the same key and name)."""
+        doc = {"k": timer.key, "n": timer.name, "d": timer.due, "c": timer.clock,
+               "x": timer.data, "a": timer.attempt}  # fmt: skip
+        store_key = _join(timer.key, timer.name)
+        self.state.put(self.store, store_key, Entry(doc, offset, timer.due))
+        heapq.heappush(self._due[timer.clock], (timer.due, store_key))
+
+    def cancel(self, key: str, name: str = "") -> bool:
+        """Remove the timer of ``key`` and ``name``; whether there was one."""
+        store_key = _join(key, name)
+        if self.state.get(self.store, store_key, 0) is None:
+            return False
+        self.state.put(self.store, store_key, None)
+        return True
+
+    def get(self, key: str, name: str = "") -> Timer | None:
+        """The timer of ``key`` and ``name``, if one is set."""
+        entry = self.state.get(self.store, _join(key, name), 0)
+        return None if entry is None else _timer(entry)
+
+    def advance(self, t: int) -> None:
+        """A record at ``t`` was seen: the stream time moves on."""
+        self.stream_time = max(self.stream_time, t)
+
+    def next_wall(self) -> int | None:
+        """When the next wall-clock timer is due (ms), if one is set."""
+        return self._due["wall"][0][0] if self._due["wall"] else None
+
+    def due(self, wall_ms: int) -> list[Timer]:
+        """The timers due now (by stream time or ``wall_ms``), removed from the store."""
+        fired = self._pop("event", self.stream_time) + self._pop("wall", wall_ms)
+        if any(t.clock == "event" for t in fired):  # the stream time outlives its timers
+            self.state.put(self.store, STREAM_TIME, Entry(self.stream_time, -1, self.stream_time))
+        return fired
+
+    def _pop(self, clock: str, now: int) -> list[Timer]:
+        heap, fired = self._due[clock], []
+        while heap and heap[0][0] <= now:
+            due, store_key = heapq.heappop(heap)
+            entry = self.state.get(self.store, store_key, 0)
+            if entry is None or entry.state["d"] != due or entry.state["c"] != clock:
+                continue  # cancelled, or set again for another time
+            self.state.put(self.store, store_key, None)
+            fired.append(_timer(entry))
+        return fired
+
+    def timers(self, key: str | None = None) -> list[Timer]:
+        """Every timer set (of ``key``), by due time."""
+        found = [
+            _timer(entry)
+            for store_key, entry in self.state.items(self.store)
+            if store_key != STREAM_TIME and (key is None or entry.state["k"] == key)
+        ]
+        return sorted(found, key=lambda t: t.due)
+
+
+def timer_store(state: PartitionState, store: str) -> TimerStore:
+    """The timers of ``store`` in ``state`` (indexed once per partition)."""
+    found = state.views.get(store)
+    if not isinstance(found, TimerStore):
+        found = TimerStore(store, state)
+        state.views[store] = found
+    return found
+
+
+def _timer(entry: Entry) -> Timer:
+    doc = entry.state
+    return Timer(doc["k"], int(doc["d"]), doc["c"], doc["n"], doc.get("x"), doc.get("a", 1))
+
+
+def _join(key: str, name: str) -> str:
+    return f"{key}{_SEP}{name}"

@@ -1,0 +1,231 @@
+"""Windows and timers on a real broker: every window's final result equals a batch
+computation over the input (an oracle), after a clean run, a ``kill -9`` mid-window and
+restart, and a rebalance 1 -> 2 -> 1; windows close by idleness with no further input;
+every late record is in the late topic; timers set before a kill fire after the restart."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from confluent_kafka import Producer
+
+from streamkit.ops.admin import admin_client, delete_topics
+from streamkit.records import key_partition
+from tests.integration.helpers import read_all, stop, stop_all
+from tests.integration.runtime.conftest import wait_for
+from tests.integration.state.conftest import children_of
+
+ROOT = Path(__file__).resolve().parents[3]
+APP = "tests.integration.apps.windows"
+MINUTE = 60_000
+# Recent, on a minute: older records would go with the broker's 7-day retention mid-test.
+T0 = (int(time.time() * 1000) // MINUTE - 120) * MINUTE
+GRACE = 5_000
+
+
+@dataclass
+class Windows:
+    bootstrap: str
+    config: dict[str, Any]
+    tag: str
+    state_dir: Path
+    partitions: int = 3
+    sent: list[tuple[str, int, int]] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def topic(self, name: str) -> str:
+        return f"win-{name}-{self.tag}"
+
+    @property
+    def group(self) -> str:
+        return f"win-{self.tag}"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            **os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": self.bootstrap,
+            "STREAMKIT_STATE_DIR": str(self.state_dir),
+            "STREAMKIT_KAFKA_SESSION_TIMEOUT_MS": "6000",
+            "STREAMKIT_KAFKA_TRANSACTION_TIMEOUT_MS": "15000",
+            "WIN_GROUP": self.group, "WIN_VIEWS": self.topic("views"),
+            "WIN_COUNTS": self.topic("counts"), "WIN_ORDERS": self.topic("orders"),
+            "WIN_REMINDERS": self.topic("reminders"), "WIN_PARTITIONS": str(self.partitions),
+            "PYTHONPATH": str(ROOT), **extra,
+        }  # fmt: skip
+
+    def start(self, **env: str) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamkit", "run", APP, "--batch-size", "50",
+             "--commit-interval", "0.3"],
+            env=self.env(**env), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        self.processes.append(process)
+        return process
+
+    def send_views(self, count: int, seed: int) -> None:
+        """``count`` views, ~1 s of event time apart, one in eight 5-20 s behind."""
+        producer = Producer({**self.config, "enable.idempotence": True, "linger.ms": 5})
+        t = T0 + len(self.sent) * 1000
+        for n in range(len(self.sent), len(self.sent) + count):
+            page = f"p{(n * 7 + seed) % 5}"
+            t += 1000
+            at = t - (5000 + (n * 13) % 15_000 if n % 8 == 7 else 0)
+            self.sent.append((page, at, n))
+            producer.produce(self.topic("views"), orjson.dumps({"page": page, "n": n}),
+                             page.encode(), timestamp=at)  # fmt: skip
+        assert producer.flush(30) == 0
+
+    def results(self) -> list[tuple[str, int, int, int]]:
+        """Every result written: (page, start, end, count)."""
+        found = []
+        for msg in read_all(self.config, self.topic("counts"), isolation="read_committed"):
+            doc = orjson.loads(msg.value())
+            found.append((doc["key"], doc["start"], doc["end"], doc["value"]))
+        return found
+
+    def late(self) -> set[int]:
+        topic = f"{self.group}-per-minute-late"
+        return {orjson.loads(m.value())["n"]
+                for m in read_all(self.config, topic, isolation="read_committed")}  # fmt: skip
+
+    def oracle(self) -> tuple[dict[tuple[str, int, int], int], set[int]]:
+        """The windows' counts and the late records, by the rules: a record is late when
+        its partition's stream time reached its window's end plus the grace."""
+        counts: dict[tuple[str, int, int], int] = defaultdict(int)
+        late, stream = set(), defaultdict(lambda: -1)
+        for page, t, n in self.sent:
+            partition = key_partition(page.encode(), self.partitions)
+            start = t - t % MINUTE
+            if stream[partition] >= start + MINUTE + GRACE:
+                late.add(n)
+            else:
+                counts[(page, start, start + MINUTE)] += 1
+            stream[partition] = max(stream[partition], t)
+        return dict(counts), late
+
+
+@pytest.fixture
+def windows(
+    kafka_bootstrap: str, kafka_config: dict[str, Any], tmp_path: Path
+) -> Iterator[Windows]:
+    setup = Windows(kafka_bootstrap, kafka_config, uuid.uuid4().hex[:8], tmp_path / "state")
+    created = subprocess.run(
+        [sys.executable, "-m", "streamkit", "topics", "create", APP], env=setup.env(),
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    yield setup
+    stop_all(setup.processes, timeout=60)
+    made = [line.split()[1] for line in created.stdout.splitlines() if line.startswith("created")]
+    delete_topics(admin_client(kafka_config), made)
+
+
+def _check(windows: Windows, *, exactly_once: bool) -> None:
+    """Every window's final result is the oracle's; every late record is in the late topic."""
+    counts, late = windows.oracle()
+    results = windows.results()
+    by_window: dict[tuple[str, int, int], set[int]] = defaultdict(set)
+    for page, start, end, value in results:
+        by_window[(page, start, end)].add(value)
+    assert {w: v for w, values in by_window.items() for v in values} == counts
+    assert all(len(values) == 1 for values in by_window.values())  # duplicates identical
+    if exactly_once:
+        assert max(Counter((p, s, e) for p, s, e, _ in results).values()) == 1
+    assert late
+    assert late <= windows.late()  # every late record is kept (redeliveries may add some)
+    assert sum(counts.values()) + len(late) == len(windows.sent)
+
+
+def _all_closed(windows: Windows, timeout: float = 120) -> None:
+    """Wait until every window of the oracle has a result; else fail naming the missing."""
+    expected = set(windows.oracle()[0])
+    deadline = time.monotonic() + timeout
+    while True:
+        missing = expected - {(p, s, e) for p, s, e, _ in windows.results()}
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"after {timeout:.0f}s, no result for {sorted(missing)[:5]} "
+                        f"({len(missing)} of {len(expected)} windows)")  # fmt: skip
+        time.sleep(0.3)
+
+
+@pytest.mark.parametrize("eos", [False, True], ids=["at-least-once", "exactly-once"])
+def test_final_results_equal_the_oracle_after_a_clean_run(windows: Windows, eos: bool) -> None:
+    run = windows.start(WIN_EOS="1" if eos else "0")
+    windows.send_views(600, seed=1)
+    # The last minute of each page closes by idleness: no record comes after it.
+    _all_closed(windows, 90)
+    _check(windows, exactly_once=eos)
+    code, err = stop(run, 90)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("eos", [False, True], ids=["at-least-once", "exactly-once"])
+def test_a_kill_9_mid_window_and_a_restart_keep_every_final_result(
+    windows: Windows, eos: bool
+) -> None:
+    mode = "1" if eos else "0"
+    # Idle longer than the test's pauses (a caught-up worker's windows close then).
+    run = windows.start(WIN_EOS=mode, WIN_DELAY_MS="3", WIN_IDLE_S="10")
+    windows.send_views(900, seed=2)
+    wait_for(lambda: len(windows.results()) >= 10, 90, "some windows closed")
+    (worker,) = children_of(run.pid)
+    os.kill(worker, signal.SIGKILL)  # mid-window: the supervisor starts a new worker
+    wait_for(lambda: children_of(run.pid) not in ([], [worker]), 60, "a new worker")
+    windows.send_views(300, seed=3)
+    _all_closed(windows)
+    _check(windows, exactly_once=eos)
+    code, err = stop(run, 90)
+    assert code == 0, err
+    assert "exited with code -9; restarting" in err
+
+
+def test_a_rebalance_one_two_one_keeps_every_final_result(windows: Windows) -> None:
+    # Idle longer than the test's pauses (a caught-up worker's windows close then).
+    first = windows.start(WIN_DELAY_MS="2", WIN_IDLE_S="10")
+    windows.send_views(400, seed=4)
+    second = windows.start(WIN_DELAY_MS="2", WIN_IDLE_S="10")
+    windows.send_views(400, seed=5)
+    wait_for(lambda: len(windows.results()) >= 20, 90, "windows closing with two workers")
+    code, err = stop(second, 90)
+    assert code == 0, err
+    windows.send_views(300, seed=6)
+    _all_closed(windows)
+    _check(windows, exactly_once=False)
+    code, err = stop(first, 90)
+    assert code == 0, err
+
+
+def test_timers_set_before_a_kill_fire_after_the_restart_once(windows: Windows) -> None:
+    run = windows.start(WIN_EOS="1", WIN_TIMER_S="4")
+    producer = Producer({**windows.config, "enable.idempotence": True})
+    for n in range(40):
+        producer.produce(windows.topic("orders"), orjson.dumps({"id": f"o{n}", "n": n}),
+                         f"o{n}".encode())  # fmt: skip
+    assert producer.flush(30) == 0
+    changelog = f"{windows.group}-placed-timers-changelog"
+    wait_for(lambda: len(read_all(windows.config, changelog, isolation="read_committed")) >= 40,
+             60, "every timer set (in the changelog)")  # fmt: skip
+    (worker,) = children_of(run.pid)
+    os.kill(worker, signal.SIGKILL)  # before any timer is due
+    reminders = windows.topic("reminders")
+
+    def fired() -> list[int]:
+        records = read_all(windows.config, reminders, isolation="read_committed")
+        return [orjson.loads(m.value())["n"] for m in records]
+
+    assert fired() == []
+    wait_for(lambda: len(fired()) >= 40, 90, "every timer fired after the restart")
+    assert sorted(fired()) == list(range(40))  # each once (exactly once)
+    code, err = stop(run, 90)
+    assert code == 0, err

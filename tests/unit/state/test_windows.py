@@ -1,0 +1,242 @@
+"""Windows through TestDriver: final results equal a batch computation over the same input
+(an oracle), late records are never lost, windows close by idleness, time is virtual."""
+
+import random
+from collections import defaultdict
+from typing import Any
+
+import orjson
+import pytest
+
+from streamkit import App
+from streamkit.errors import ConfigError
+from streamkit.records import key_partition
+from streamkit.testing import TestDriver
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+MINUTE = 60_000
+
+
+def _app(**window: Any) -> App:
+    app = App("w")
+    app.topic("clicks", partitions=3)
+    app.topic("counts", partitions=3)
+    form = window.pop("form", "fold")
+    fn: Any = {
+        "fold": lambda state, click: (state or 0) + click["n"],
+        "reduce": lambda a, b: {"n": a["n"] + b["n"]},
+        "collect": lambda click: click["n"],
+    }[form]
+    app.window(input="clicks", store="per-page", key="page", output="counts", form=form,
+               **window)(fn)  # fmt: skip
+    return app
+
+
+def _clicks(seed: int, count: int = 400, disorder_s: int = 20) -> list[tuple[str, int, int]]:
+    """(page, event time, n): mostly in order, some up to ``disorder_s`` late."""
+    rng = random.Random(seed)
+    clicks, t = [], T0
+    for n in range(count):
+        t += rng.randint(0, 4000)
+        late = rng.random() < 0.2
+        clicks.append((f"p{rng.randint(1, 5)}", t - (rng.randint(0, disorder_s * 1000) if late
+                                                    else 0), n))  # fmt: skip
+    return clicks
+
+
+def _run(driver: TestDriver, clicks: list[tuple[str, int, int]]) -> None:
+    for page, t, n in clicks:
+        driver.send("clicks", {"page": page, "n": n}, key=page, timestamp=t)
+    driver.advance(3600)  # every window closes
+
+
+def _results(driver: TestDriver) -> dict[tuple[str, int, int], Any]:
+    found: dict[tuple[str, int, int], Any] = {}
+    for r in driver.records("counts"):
+        window = (r.value["key"], r.value["start"], r.value["end"])
+        assert window not in found, f"{window} emitted twice"
+        found[window] = r.value["value"]
+    return found
+
+
+def _late(driver: TestDriver) -> set[int]:
+    """The ``n`` of every record in the late topic."""
+    return {orjson.loads(r.value)["n"] for r in driver.records("w-per-page-late")}
+
+
+def _oracle_fixed(
+    clicks: list[tuple[str, int, int]], size: int, hop: int, grace: int
+) -> dict[tuple[str, int, int], int]:
+    """Each record in every window that covers it and was still open when it came: a
+    window closes when its partition's stream time reaches its end plus the grace."""
+    found: dict[tuple[str, int, int], int] = defaultdict(int)
+    stream: dict[int, int] = defaultdict(lambda: -1)
+    for page, t, n in clicks:
+        partition = key_partition(page.encode(), 3)
+        start = t - t % hop
+        while start > t - size:
+            if stream[partition] < start + size + grace:
+                found[(page, start, start + size)] += n
+            start -= hop
+        stream[partition] = max(stream[partition], t)
+    return dict(found)
+
+
+@pytest.mark.parametrize(("size", "hop"), [(MINUTE, MINUTE), (MINUTE, 20_000)])
+def test_tumbling_and_hopping_results_equal_a_batch_fold_and_late_records_are_kept(
+    size: int, hop: int
+) -> None:
+    clicks = _clicks(seed=size + hop, disorder_s=(size - hop) // 1000 + 45)
+    driver = TestDriver(_app(size=size / 1000, hop=hop / 1000, grace="10s"))
+    _run(driver, clicks)
+    late = _late(driver)
+    assert late, "the input has records later than the grace"
+    assert _results(driver) == _oracle_fixed(clicks, size, hop, 10_000)
+    # A late record came after the stream time passed its windows' ends plus the grace.
+    for _page, t, n in clicks:
+        if n in late:
+            assert t < max(t2 for _, t2, _ in clicks[: n + 1]) - 10_000
+
+
+def test_a_late_record_carries_why_and_its_bytes_unchanged() -> None:
+    driver = TestDriver(_app(size="1m", grace="10s"))
+    driver.send("clicks", {"page": "a", "n": 1}, key="a", timestamp=T0 + 5 * MINUTE)
+    driver.send("clicks", {"page": "a", "n": 2}, key="a", timestamp=T0 + 10_000)
+    (late,) = driver.records("w-per-page-late")
+    assert late.key == b"a"
+    assert late.value == b'{"page":"a","n":2}'
+    assert late.headers["__streamkit.late.window.end"] == str(T0 + MINUTE).encode()
+    assert late.headers["__streamkit.late.watermark"] == str(T0 + 5 * MINUTE - 10_000).encode()
+    assert driver.engine.counters.late == 1
+
+
+def _late_by_rule(clicks: list[tuple[str, int, int]], closes_at: Any) -> set[int]:
+    """The records that come when their partition's stream time has reached
+    ``closes_at(t)``: too late for any window they could start or join."""
+    late, stream = set(), defaultdict(lambda: -1)
+    for page, t, n in clicks:
+        partition = key_partition(page.encode(), 3)
+        if stream[partition] >= closes_at(t):
+            late.add(n)
+        stream[partition] = max(stream[partition], t)
+    return late
+
+
+def _oracle_sessions(
+    clicks: list[tuple[str, int, int]], late: set[int], gap: int
+) -> dict[tuple[str, int, int], int]:
+    by_page: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for page, t, n in clicks:
+        if n not in late:
+            by_page[page].append((t, n))
+    found = {}
+    for page, events in by_page.items():
+        events.sort()
+        start, end, total = events[0][0], events[0][0], 0
+        for t, n in events:
+            if t - end > gap:
+                found[(page, start, end)] = total
+                start, total = t, 0
+            end, total = t, total + n
+        found[(page, start, end)] = total
+    return found
+
+
+def test_session_windows_merge_bridged_sessions_and_equal_a_batch_sessionization() -> None:
+    clicks = _clicks(seed=3, count=300, disorder_s=60)
+    driver = TestDriver(_app(gap="5s", grace="30s", merge=lambda a, b: a + b))
+    _run(driver, clicks)
+    late = _late_by_rule(clicks, lambda t: t + 5000 + 30_000 + 1)
+    assert late
+    assert _late(driver) == late
+    assert _results(driver) == _oracle_sessions(clicks, late, 5000)
+
+
+def test_a_record_bridging_two_sessions_merges_them() -> None:
+    driver = TestDriver(_app(gap="15s", grace="30s", merge=lambda a, b: a + b, emit="update"))
+    for t, n in [(0, 1), (25_000, 2), (12_000, 4)]:  # 12 s bridges [0, 0] and [25, 25]
+        driver.send("clicks", {"page": "a", "n": n}, key="a", timestamp=T0 + t)
+    assert driver.windows("per-page", "a") == [
+        {"start": T0, "end": T0 + 25_000, "value": 7, "closed": False}
+    ]
+
+
+def test_a_session_fold_without_merge_is_refused_at_declaration() -> None:
+    with pytest.raises(ConfigError, match="needs merge="):
+        _app(gap="5s")
+
+
+def test_sliding_windows_end_at_each_record_and_equal_a_batch_computation() -> None:
+    clicks = _clicks(seed=5, count=200)
+    driver = TestDriver(_app(size="30s", sliding=True, grace="10s"))
+    _run(driver, clicks)
+    late = _late_by_rule(clicks, lambda t: t + 10_000 + 1)
+    assert late
+    assert _late(driver) == late
+    expected = {}
+    for page, t, n in clicks:
+        if n in late:
+            continue
+        inside = [m for p2, t2, m in clicks if p2 == page and m not in late
+                  and t - 30_000 <= t2 <= t]  # fmt: skip
+        expected[(page, t - 30_000, t)] = sum(inside)
+    assert _results(driver) == expected
+
+
+def test_update_emits_a_result_per_change_and_nothing_at_the_close() -> None:
+    driver = TestDriver(_app(size="1m", emit="update"))
+    for n in (1, 2, 3):
+        driver.send("clicks", {"page": "a", "n": n}, key="a", timestamp=T0 + n)
+    driver.advance(600)
+    assert [r.value["value"] for r in driver.records("counts")] == [1, 3, 6]
+    assert {r.headers["__streamkit.window.final"] for r in driver.records("counts")} == {b"false"}
+
+
+def test_a_window_closes_on_wall_clock_idleness_without_a_next_record() -> None:
+    driver = TestDriver(_app(size="1h", close_idle="30s"))
+    driver.send("clicks", {"page": "a", "n": 5}, key="a", timestamp=T0)
+    driver.advance(29, clock="wall")
+    assert driver.records("counts") == []
+    driver.advance(2, clock="wall")  # 31 s without a record: closed, the hour not over
+    (result,) = driver.records("counts")
+    assert result.value == {"key": "a", "start": T0, "end": T0 + 3_600_000, "value": 5}
+    driver.send("clicks", {"page": "a", "n": 1}, key="a", timestamp=T0 + 1000)
+    assert len(driver.records("w-per-page-late")) == 1  # its window was closed
+    assert driver.windows("per-page", "a")[0]["closed"] is True
+
+
+def test_reduce_and_collect_forms_and_a_state_too_large_is_dead_lettered() -> None:
+    reduced = TestDriver(_app(size="1m", form="reduce"))
+    collected = TestDriver(_app(size="1m", form="collect", max_bytes=200))
+    for n in range(40):
+        for driver in (reduced, collected):
+            driver.send("clicks", {"page": "a", "n": n}, key="a", timestamp=T0 + n)
+    reduced.advance(120)
+    collected.advance(120)
+    assert reduced.values("counts")[0]["value"] == {"n": sum(range(40))}
+    kept = collected.values("counts")[0]["value"]
+    assert kept == list(range(len(kept)))  # the records that fit, in order
+    letters = collected.dead_letters("clicks")
+    assert len(kept) + len(letters) == 40
+    assert {x.error_class for x in letters} == {"streamkit.errors.WindowStateTooLargeError"}
+    assert "over max_bytes=200" in letters[0].error["exception.message"]
+    assert {x.error["attempts"] for x in letters} == {"1"}  # never retried
+
+
+def test_event_time_from_a_field_and_mis_keyed_records_are_dead_lettered() -> None:
+    driver = TestDriver(_app(size="1m", timestamp="at"))
+    driver.send("clicks", {"page": "a", "n": 1, "at": T0 + 5}, key="a", timestamp=1)
+    driver.send("clicks", {"page": "a", "n": 2, "at": T0 + 7}, key="b", timestamp=1)
+    assert driver.windows("per-page", "a") == [
+        {"start": T0, "end": T0 + MINUTE, "value": 1, "closed": False}
+    ]
+    (letter,) = driver.dead_letters("clicks")
+    assert letter.error_class == "streamkit.errors.KeyMismatchError"
+
+
+def test_a_redelivered_record_is_not_folded_twice_into_its_windows() -> None:
+    driver = TestDriver(_app(size="1m", hop="30s"))
+    first = driver.send("clicks", {"page": "a", "n": 4}, key="a", timestamp=T0 + 40_000)
+    driver.send("clicks", {"page": "a", "n": 1}, key="a", timestamp=T0 + 41_000)
+    driver.redeliver("clicks", first.partition, first.offset)
+    assert [w["value"] for w in driver.windows("per-page", "a")] == [5, 5]
