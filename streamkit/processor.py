@@ -61,6 +61,13 @@ class Emit:
     key: Any = KEEP_KEY
     headers: Mapping[str, str | bytes] | Sequence[tuple[str, str | bytes]] | None = None
 
+    def header_bytes(self) -> list[tuple[str, bytes]] | None:
+        """The headers as (name, bytes) pairs (None: none)."""
+        if not self.headers:
+            return None
+        items = self.headers.items() if isinstance(self.headers, Mapping) else self.headers
+        return [(k, v.encode() if isinstance(v, str) else v) for k, v in items]
+
 
 class Timers:
     """A processor's durable timers (``ctx.timers``; see :mod:`streamkit.state.timers`).

@@ -311,7 +311,7 @@ class Pipeline:
                 )  # fmt: skip
                 self.decide(failure, outcome)
                 return None
-            out.append((emit.topic, out_key, out_value, _headers(emit.headers)))
+            out.append((emit.topic, out_key, out_value, emit.header_bytes()))
         return out
 
     # -- time -----------------------------------------------------------------------------
@@ -385,17 +385,10 @@ class Pipeline:
 
 def default_failure_policy(app: App) -> FailurePolicy:
     """Each processor's retry policy (retry topics set the attempts), DLQs as the app says."""
-    policies = {agg.name: app.retry for agg in app.aggregates}
+    policies = {}
     for spec in app.processors:
         policy = app.retry_policy(spec.name)
         if spec.retry_topics:
             policy = replace(policy, attempts=len(spec.retry_topics) + 1)
         policies[spec.name] = policy
     return FailurePolicy(policies, app.retry, dead_letters=app.dead_letters)
-
-
-def _headers(headers: Any) -> list[tuple[str, bytes]] | None:
-    if not headers:
-        return None
-    items = headers.items() if hasattr(headers, "items") else headers
-    return [(k, v.encode() if isinstance(v, str) else v) for k, v in items]
