@@ -31,6 +31,7 @@ from streamkit.processor import KEEP_KEY, Context, Emit, Middleware, RecordInfo
 from streamkit.records import Event
 from streamkit.settings import Settings
 from streamkit.state.dedupe import Dedupe
+from streamkit.state.timers import Timer
 
 __version__ = "0.1.0"
 
@@ -56,6 +57,7 @@ __all__ = [
     "Settings",
     "Stage",
     "StreamkitError",
+    "Timer",
     "Topic",
     "__version__",
     "load_app",

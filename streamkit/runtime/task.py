@@ -273,8 +273,10 @@ class PartitionTask:
     # -- holding the partition ------------------------------------------------------------
     def rewind(self, offset: int, reason: str) -> None:
         """Hold at ``offset`` with a growing backoff: nothing at or after it is committed
-        until it is processed again."""
-        delay = self.backoff.next()
+        until it is processed again. Failures that come together (a chunk's records) share
+        one step of the backoff."""
+        delay = self.backoff.current if self.hold is not None else 0.0
+        delay = delay or self.backoff.next()
         self.port.counters.rewinds += 1
         self.last_rewind = reason
         self.port.log.warning(

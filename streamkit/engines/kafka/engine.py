@@ -72,6 +72,9 @@ class KafkaEngine:
         self.per_record = bool(self.topology.stores()) or self.count_topics
         self.timed = any(pipeline.time.has_time(t) for t in self.topology.inputs())
         """Whether any partition has windows or timers (a tick has something to do)."""
+        self.track_deliveries = True
+        """Whether the tasks track their chunks' deliveries (at least once). Under exactly
+        once the transaction decides: an aborted one's reports ("purged") mean nothing."""
 
     # -- the tasks' Port ------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -202,7 +205,8 @@ class KafkaEngine:
                 if chunk is None:
                     chunk = self.chunk_type(task, msg.offset() or 0, self)
                     chunks[last] = chunk
-                    task.offsets.open(chunk)
+                    if self.track_deliveries:
+                        task.offsets.open(chunk)
                 task.handle(msg, chunk)
         finally:
             for sealed in chunks.values():
@@ -233,7 +237,8 @@ class KafkaEngine:
         for task in list(self.tasks.values()):
             if task.wall_due(now):
                 chunk = self.chunk_type(task, -1, self)
-                task.offsets.open(chunk)
+                if self.track_deliveries:
+                    task.offsets.open(chunk)
                 chunks.append(chunk)
                 try:
                     task.fire(chunk)

@@ -95,6 +95,7 @@ class KafkaWorker(GroupMember):
         )
         self.init_group()
         self.exactly_once = app.guarantee == "exactly_once"
+        self.track_deliveries = not self.exactly_once
         self.shutdown_timeout = self.options.shutdown_timeout
         self.restore = ChangelogReader(self.settings, self.topology)
         self.last_poll = time.monotonic()

@@ -301,7 +301,10 @@ class Run:
         delete_topics(
             self._admin, [self.input, self.output, self.dlq_topic, self.parked, self.changelog]
         )
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if os.environ.get("CHAOS_KEEP") == "1":  # the workers' logs, to read a failure
+            print(f"{self.scenario}: kept {self.workdir}", flush=True)
+        else:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def _wait(condition: Callable[[], bool], timeout: float, message: str) -> None:

@@ -11,8 +11,7 @@ import os
 import time
 from typing import Any
 
-from streamkit import App, Context
-from streamkit.state.timers import Timer
+from streamkit import App, Context, Timer
 
 PARTITIONS = int(os.environ.get("WIN_PARTITIONS", "3"))
 DELAY = float(os.environ.get("WIN_DELAY_MS", "0")) / 1000
