@@ -51,17 +51,22 @@ demo: install ## Run the example pipeline on a local Kafka (or $$STREAMKIT_BOOTS
 	  STREAMKIT_BOOTSTRAP_SERVERS=127.0.0.1:$(DEMO_PORT) $(PY) -m processors.demo; \
 	fi
 
-bench: install bench-peers ## The peer benchmark (BENCH_ARGS="--records 200000 --runs 3" to change)
+bench: install bench-peers ## The peer benchmarks (BENCH_ARGS="--records 200000 --runs 3", WINDOW_ARGS likewise)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m benchmarks.harness $(BENCH_ARGS)
+	$(PY) -m benchmarks.windows $(WINDOW_ARGS)
 
-bench-peers: ## Virtualenvs for faust-streaming and Quix Streams, and the Kafka Streams build
+KSTREAMS_BUILT := benchmarks/kstreams/target/.built
+$(KSTREAMS_BUILT): benchmarks/kstreams/pom.xml $(wildcard benchmarks/kstreams/src/main/java/bench/*.java)
+	mvn -q -B -f benchmarks/kstreams/pom.xml \
+	  compile dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=target/lib
+	@touch $@
+
+bench-peers: $(KSTREAMS_BUILT) ## Virtualenvs for faust-streaming and Quix Streams, and the Kafka Streams build
 	@[ -x .venv-bench-faust/bin/python ] || { $(PYTHON) -m venv .venv-bench-faust && \
 	  .venv-bench-faust/bin/pip install --quiet faust-streaming fastavro orjson cramjam; }
 	@[ -x .venv-bench-quix/bin/python ] || { $(PYTHON) -m venv .venv-bench-quix && \
 	  .venv-bench-quix/bin/pip install --quiet quixstreams fastavro orjson; }
-	@[ -d benchmarks/kstreams/target/classes ] || mvn -q -B -f benchmarks/kstreams/pom.xml \
-	  compile dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=target/lib
 
 chaos: install ## The reliability suite in long cycles, then its table (CHAOS_ARGS="--short --only kill-9")
 	$(PY) -m tests.e2e.chaos $(CHAOS_ARGS)

@@ -98,6 +98,7 @@ class TimeSteps:
                 self.decide(Failure(Stage.PROCESS, topic, partition, offset, exc, spec.name),
                             outcome)  # fmt: skip
                 continue
+            outcome.time_due = outcome.time_due or added.due
             if added.late:
                 outcome.late.append(Late(spec.store, added.window_end, added.watermark, t))
                 continue
@@ -117,18 +118,23 @@ class TimeSteps:
         return Timers(store, offset, self.clock(), timestamp)
 
     # -- time passing -----------------------------------------------------------------------
-    def next_wall(self, topic: str, state: PartitionState, *, idle: bool) -> int | None:
-        """When the next wall-clock timer of the partition is due, or (``idle``: it is
-        caught up) its next idle window."""
+    def timers_due(self, topic: str, state: PartitionState) -> bool:
+        """Whether the stream time fires a timer of the partition (that it closes a window
+        the record's outcome says: ``time_due``)."""
+        return any(
+            timer_store(state, Topology.timer_store(p.name)).event_due()
+            for p in self.timed.get(topic, [])
+        )
+
+    def next_wall(self, topic: str, state: PartitionState) -> tuple[int | None, int | None]:
+        """When the partition's next wall-clock timer is due, and its next idle window."""
         now = self.clock()
-        due = [window_store(state, s, now).next_idle() for s in self.windows.get(topic, [])
-               if idle]  # fmt: skip
-        due += [
+        idle = [window_store(state, s, now).next_idle() for s in self.windows.get(topic, [])]
+        timers = [
             timer_store(state, Topology.timer_store(p.name)).next_wall()
             for p in self.timed.get(topic, [])
         ]
-        found = [d for d in due if d is not None]
-        return min(found) if found else None
+        return _earliest(timers), _earliest(idle)
 
     def advance(self, topic: str, state: PartitionState, event_ms: int) -> None:
         """Move the partition's stream time to ``event_ms`` (a test driver's clock)."""
@@ -252,3 +258,8 @@ def late_record(
     }  # fmt: skip
     extra = [(LATE_HEADER + name, text.encode()) for name, text in why.items()]
     return topic, key, value, [*headers, *extra]
+
+
+def _earliest(times: list[int | None]) -> int | None:
+    found = [t for t in times if t is not None]
+    return min(found) if found else None

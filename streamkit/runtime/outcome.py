@@ -83,6 +83,7 @@ class Outcome:
         reroutes: records to produce with a delivery report each (a timer's dead letter).
         undo: what puts back the windows closed with the outcome, when its outputs cannot
             be written (they close again later).
+        time_due: the record moved the stream time past a window's close.
     """
 
     emitted: int = 0
@@ -98,3 +99,4 @@ class Outcome:
     late: list[Late] = field(default_factory=list)
     reroutes: list[OutRecord] = field(default_factory=list)
     undo: list[Callable[[], None]] = field(default_factory=list)
+    time_due: bool = False

@@ -84,8 +84,11 @@ class PartitionTask:
         )
         self.port.counters.filtered += outcome.filtered
         self.settle(msg, chunk, outcome, headers, msg.timestamp()[1], attempt)
-        if self.timed and self.hold is None:
-            self.fire(chunk)  # the record moved the stream time on
+        state = self.state
+        if self.timed and self.hold is None and state is not None:
+            time = self.pipeline.time  # did the record move the stream time past something?
+            if outcome.time_due or time.timers_due(self.topic, state):
+                self.fire(chunk, idle=False)
         return outcome
 
     def _handle_retry_record(self, msg: Message, chunk: Chunk) -> Outcome | None:
@@ -195,18 +198,25 @@ class PartitionTask:
 
     # -- time -----------------------------------------------------------------------------
     def wall_due(self, now_ms: int) -> bool:
-        """Whether a wall-clock timer or an idle window of the partition is due."""
+        """Whether a wall-clock timer, or an idle window while the partition is caught up,
+        is due (the cheap checks first: the engine asks on every loop)."""
         if not self.timed or self.state is None or self.hold is not None:
             return False
-        idle = self.port.caught_up(self)
-        due = self.pipeline.time.next_wall(self.topic, self.state, idle=idle)
-        return due is not None and due <= now_ms and now_ms >= self.time_after
+        if now_ms < self.time_after:
+            return False
+        timer, idle = self.pipeline.time.next_wall(self.topic, self.state)
+        if timer is not None and timer <= now_ms:
+            return True
+        return idle is not None and idle <= now_ms and self.port.caught_up(self)
 
-    def fire(self, chunk: Chunk) -> None:
-        """Close the due windows and fire the due timers into ``chunk``."""
+    def fire(self, chunk: Chunk, *, idle: bool | None = None) -> None:
+        """Close the due windows (idle ones when the partition is caught up, or as
+        ``idle`` says) and fire the due timers into ``chunk``."""
         if self.state is None or self.closed or self.port.now_ms() < self.time_after:
             return
-        outcome = self.pipeline.fire(self.topic, self.state, chunk, idle=self.port.caught_up(self))
+        if idle is None:
+            idle = self.port.caught_up(self)
+        outcome = self.pipeline.fire(self.topic, self.state, chunk, idle=idle)
         chunk.undo += outcome.undo
         errors = [e.reason for e in outcome.produce_errors]
         for record in outcome.reroutes:

@@ -53,7 +53,7 @@ class PartitionState:
         }
         self._by_changelog = {spec.changelog: spec.name for spec in specs}
         self._journal: list[tuple[Store, str, Entry | None]] | None = None
-        self._changes: list[tuple[str, str, Entry | None]] = []
+        self._changes: list[tuple[str, str, Entry | None, bytes | None]] = []
         self.on_rollback: list[Callable[[], None]] = []
         """Called after a rollback (what keeps an index of a store rebuilds it)."""
         self.views: dict[str, object] = {}
@@ -68,9 +68,10 @@ class PartitionState:
             return None
         return entry
 
-    def put(self, store: str, key: str, entry: Entry | None) -> None:
+    def put(self, store: str, key: str, entry: Entry | None, raw: bytes | None = None) -> None:
         """Set (or with None delete) ``key`` in ``store``, journaled inside a transaction;
-        the change waits in :meth:`changes` for its changelog record."""
+        the change waits in :meth:`changes` for its changelog record (``raw``: the entry
+        encoded already)."""
         local = self._stores[store]
         if self._journal is not None:
             self._journal.append((local, key, local.get(key)))
@@ -78,7 +79,7 @@ class PartitionState:
             local.delete(key)
         else:
             local.put(key, entry)
-        self._changes.append((store, key, entry))
+        self._changes.append((store, key, entry, raw))
 
     def items(self, store: str) -> Iterator[tuple[str, Entry]]:
         """Every key of ``store`` with its entry."""
@@ -90,9 +91,10 @@ class PartitionState:
         from, to partition :attr:`partition` of each changelog."""
         drained, self._changes = self._changes, []
         return [
-            (self.specs[store].changelog, key.encode(), None if e is None else encode_entry(e))
-            for store, key, e in drained
-        ]
+            (self.specs[store].changelog, key.encode(),
+             None if e is None else raw or encode_entry(e))
+            for store, key, e, raw in drained
+        ]  # fmt: skip
 
     def __len__(self) -> int:
         return sum(len(store) for store in self._stores.values())

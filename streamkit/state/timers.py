@@ -96,6 +96,11 @@ class TimerStore:
         """A record at ``t`` was seen: the stream time moves on."""
         self.stream_time = max(self.stream_time, t)
 
+    def event_due(self) -> bool:
+        """Whether an event-time timer is due at the stream time."""
+        heap = self._due["event"]
+        return bool(heap) and heap[0][0] <= self.stream_time
+
     def next_wall(self) -> int | None:
         """When the next wall-clock timer is due (ms), if one is set."""
         return self._due["wall"][0][0] if self._due["wall"] else None

@@ -52,12 +52,14 @@ class WindowResult:
 @dataclass
 class Added:
     """What one record did to its windows: ``late`` (every window of it was closed, with
-    the last such window's end and the watermark then), and the results to emit now."""
+    the last such window's end and the watermark then), the results to emit now, and
+    whether the stream time now closes a window (``due``)."""
 
     late: bool = False
     window_end: int = 0
     watermark: int = 0
     updates: list[WindowResult] = field(default_factory=list)
+    due: bool = False
 
 
 class WindowStore:
@@ -68,6 +70,7 @@ class WindowStore:
         self.state = state
         self.store = spec.store
         self.opened_ms = opened_ms
+        self._idle_enabled = spec.close_idle_ms is not None
         """When this partition's windows were opened here: their idle time starts then."""
         self._priors: list[tuple[str, Entry]] = []
         self.rebuild()
@@ -80,6 +83,9 @@ class WindowStore:
         self.open: dict[str, dict[int, int]] = {}
         self._closing: list[tuple[int, str, int]] = []
         self._idle: list[tuple[int, str, int]] = []
+        self._idle_queued: set[tuple[str, int]] = set()
+        """Windows with an entry in the idle queue (one each: a later record does not add
+        another; a stale entry is put back with the window's new deadline when popped)."""
         for store_key, entry in self.state.items(self.store):
             if store_key == STREAM_TIME:
                 self.stream_time = max(self.stream_time, int(entry.state))
@@ -92,16 +98,18 @@ class WindowStore:
         if spec.kind == "sliding":
             for end in doc["p"]:
                 heapq.heappush(self._closing, (spec.closes_at(end), store_key, end))
-            self._watch_idle(store_key, doc, 0)
+            if self._idle_enabled:
+                self._watch_idle(store_key, doc, 0)
             return
         key, start = _split(store_key)
         self.open.setdefault(key, {})[start] = doc["e"]
         heapq.heappush(self._closing, (spec.closes_at(doc["e"]), key, start))
-        if not doc.get("x"):
+        if not doc.get("x") and self._idle_enabled:
             self._watch_idle(key, doc, start)
 
     def _watch_idle(self, key: str, doc: dict[str, Any], start: int) -> None:
-        if self.spec.close_idle_ms is not None:
+        if (key, start) not in self._idle_queued:
+            self._idle_queued.add((key, start))
             heapq.heappush(self._idle, (self._idle_at(doc), key, start))
 
     def _idle_at(self, doc: dict[str, Any]) -> int:
@@ -122,12 +130,15 @@ class WindowStore:
             added = self._add_sliding(key, t, event, offset, wall_ms)
         else:
             added = self._add_fixed(key, t, event, offset, wall_ms)
-        self.stream_time = max(self.stream_time, t)
+        if t > self.stream_time:
+            self.stream_time = t
+            closing = self._closing
+            added.due = bool(closing) and closing[0][0] <= t
         return added
 
     def _add_fixed(self, key: str, t: int, event: Any, offset: int, wall_ms: int) -> Added:
         spec, added = self.spec, Added()
-        writes: list[tuple[str, Entry, int, int, bool]] = []
+        writes: list[tuple[str, Entry, bytes | None, int, int, bool]] = []
         for start, end in spec.spans(t):
             store_key = _join(key, start)
             entry = self.state.get(self.store, store_key, 0)
@@ -135,19 +146,20 @@ class WindowStore:
                 added.window_end, added.watermark = end, self.watermark
                 continue
             if entry is not None and entry.offset >= offset:  # folded before: a redelivery
-                writes.append((store_key, entry, start, end, False))
+                writes.append((store_key, entry, None, start, end, False))
                 continue
             state = spec.add(None if entry is None else entry.state["v"], event, entry is None)
             doc = {"s": start, "e": end, "v": state, "w": wall_ms}
-            writes.append((store_key, self._checked(key, start, end, doc, offset, t), start,
-                           end, entry is None))  # fmt: skip
+            checked, encoded = self._checked(key, start, end, doc, offset, t)
+            writes.append((store_key, checked, encoded, start, end, entry is None))
         added.late = not writes
-        for store_key, entry, start, end, new in writes:
-            self.state.put(self.store, store_key, entry)
+        for store_key, entry, raw, start, end, new in writes:
+            self.state.put(self.store, store_key, entry, raw)
             if new:
                 self.open.setdefault(key, {})[start] = end
                 heapq.heappush(self._closing, (spec.closes_at(end), key, start))
-            self._watch_idle(key, entry.state, start)
+            if self._idle_enabled:
+                self._watch_idle(key, entry.state, start)
             if spec.emit == "update":
                 added.updates.append(WindowResult(key, start, end, entry.state["v"], False))
         return added
@@ -174,15 +186,16 @@ class WindowStore:
         start = min([t, *(s for s, _ in joined)])
         end = max([t, *(e for _, e in joined)])
         doc = {"s": start, "e": end, "v": state, "w": wall_ms}
-        checked = self._checked(key, start, end, doc, offset, max(t, end))
+        checked, raw = self._checked(key, start, end, doc, offset, max(t, end))
         for old_start, _ in joined:
             if old_start != start:
                 self.state.put(self.store, _join(key, old_start), None)
             sessions.pop(old_start, None)
-        self.state.put(self.store, _join(key, start), checked)
+        self.state.put(self.store, _join(key, start), checked, raw)
         self.open.setdefault(key, {})[start] = end
         heapq.heappush(self._closing, (spec.closes_at(end), key, start))
-        self._watch_idle(key, doc, start)
+        if self._idle_enabled:
+            self._watch_idle(key, doc, start)
         updates = [WindowResult(key, start, end, state, False)] if spec.emit == "update" else []
         return Added(updates=updates)
 
@@ -201,10 +214,11 @@ class WindowStore:
         insort(buffer, [t, item], key=lambda x: x[0])
         pending = sorted({*doc["p"], t})
         doc.update(b=buffer, p=pending, w=wall_ms)
-        checked = self._checked(key, t - spec.size_ms, t, doc, offset, t)
-        self.state.put(self.store, key, checked)
+        checked, raw = self._checked(key, t - spec.size_ms, t, doc, offset, t)
+        self.state.put(self.store, key, checked, raw)
         heapq.heappush(self._closing, (spec.closes_at(t), key, t))
-        self._watch_idle(key, doc, 0)
+        if self._idle_enabled:
+            self._watch_idle(key, doc, 0)
         added = Added()
         if spec.emit == "update":
             for end in pending:
@@ -218,24 +232,29 @@ class WindowStore:
 
     def _checked(
         self, key: str, start: int, end: int, doc: dict[str, Any], offset: int, t: int
-    ) -> Entry:
+    ) -> tuple[Entry, bytes]:
+        """The window's new entry and its changelog bytes, once they fit ``max_bytes``."""
         entry = Entry(doc, offset, t)
         try:
-            size = len(encode_entry(entry))
+            raw = encode_entry(entry)
         except TypeError as exc:
             raise WindowStateTooLargeError(
                 f"window {self.spec.name} of key {key!r} [{start}, {end}): its state is not "
                 f"a JSON value: {exc}"
             ) from exc
-        if size > self.spec.max_bytes:
+        if len(raw) > self.spec.max_bytes:
             raise WindowStateTooLargeError(
                 f"window {self.spec.name} of key {key!r} [{start}, {end}) would hold "
-                f"{size:,} bytes of state, over max_bytes={self.spec.max_bytes:,} (a record "
+                f"{len(raw):,} bytes of state, over max_bytes={self.spec.max_bytes:,} (a record "
                 "Kafka accepts); the record was not folded"
             )
-        return entry
+        return entry, raw
 
     # -- closing ----------------------------------------------------------------------------
+    def next_close(self) -> int | None:
+        """The stream time at which the next window closes, if one is open."""
+        return self._closing[0][0] if self._closing else None
+
     def next_idle(self) -> int | None:
         """When the next window may close by idleness (wall clock, ms), if one can."""
         return self._idle[0][0] if self._idle else None
@@ -272,10 +291,15 @@ class WindowStore:
         return [r for r in results if self.spec.emit == "final"], self._priors
 
     def _close_idle(self, key: str, start: int, deadline: int) -> list[WindowResult]:
+        self._idle_queued.discard((key, start))
         store_key = key if self.spec.kind == "sliding" else _join(key, start)
         entry = self.state.get(self.store, store_key, 0)
-        if entry is None or entry.state.get("x") or self._idle_at(entry.state) != deadline:
-            return []  # updated since, or gone
+        if entry is None or entry.state.get("x"):
+            return []  # gone, or closed already
+        if self._idle_at(entry.state) != deadline:  # a record came since: wait again
+            if self._idle_enabled:
+                self._watch_idle(key, entry.state, start)
+            return []
         if self.spec.kind == "sliding":
             return self._close_sliding(key, list(entry.state["p"]))
         closed = {**entry.state, "x": 1}

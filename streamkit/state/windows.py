@@ -146,7 +146,10 @@ class WindowSpec:
 
     def spans(self, t: int) -> list[tuple[int, int]]:
         """The ``[start, end)`` of each tumbling or hopping window holding time ``t``."""
-        step = self.hop_ms or self.size_ms
+        if not self.hop_ms or self.hop_ms == self.size_ms:  # tumbling: one window
+            start = t - t % self.size_ms
+            return [(start, start + self.size_ms)]
+        step = self.hop_ms
         last = t - t % step
         found = []
         start = last

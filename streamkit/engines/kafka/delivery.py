@@ -71,13 +71,18 @@ class KafkaChunk(Chunk):
             callback = partial(self._delivered, self.current, False)
         if failpoints.ARMED:
             failpoints.reached("process")
-        if headers or partition >= 0 or timestamp <= 0:
+        if headers or timestamp <= 0:
             return self._produce(topic, key, value, headers, timestamp, callback, partition)
-        self.pending += 1  # the common case, without building keyword dicts
+        self.pending += 1  # the common cases (outputs, changelog records) without a kwargs dict
         try:
-            self._engine.producer.produce(
-                topic, value, key, on_delivery=callback, timestamp=timestamp
-            )
+            if partition < 0:
+                self._engine.producer.produce(
+                    topic, value, key, on_delivery=callback, timestamp=timestamp
+                )
+            else:
+                self._engine.producer.produce(
+                    topic, value, key, partition, on_delivery=callback, timestamp=timestamp
+                )
         except (BufferError, KafkaException):
             self.pending -= 1
             return self._produce(topic, key, value, headers, timestamp, callback, partition)

@@ -68,8 +68,10 @@ class KafkaEngine:
         self.produced_by_topic: dict[str, int] = {}
         self.count_topics = bool(self.chain.middlewares)
         # Per-record delivery reports where each delivered output matters on its own:
-        # state stores track their changelog offsets, middleware counts per topic.
-        self.per_record = bool(self.topology.stores()) or self.count_topics
+        # RocksDB stores keep the changelog offset they hold (a restart restores only the
+        # tail after it), middleware counts per topic. Memory stores restore from the start.
+        rocksdb = any(s.kind == "rocksdb" for s in self.topology.stores())
+        self.per_record = (rocksdb and not memory_stores) or self.count_topics
         self.timed = any(pipeline.time.has_time(t) for t in self.topology.inputs())
         """Whether any partition has windows or timers (a tick has something to do)."""
         self.track_deliveries = True
