@@ -51,7 +51,7 @@ demo: install ## Run the example pipeline on a local Kafka (or $$STREAMKIT_BOOTS
 	  STREAMKIT_BOOTSTRAP_SERVERS=127.0.0.1:$(DEMO_PORT) $(PY) -m processors.demo; \
 	fi
 
-bench: install bench-peers ## The peer benchmarks (BENCH_ARGS="--records 200000 --runs 3", WINDOW_ARGS likewise)
+bench: install bench-peers ## The peer benchmarks: map, then windowed count (BENCH_ARGS="--records 200000 --runs 3", WINDOW_ARGS likewise)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m benchmarks.harness $(BENCH_ARGS)
 	$(PY) -m benchmarks.windows $(WINDOW_ARGS)

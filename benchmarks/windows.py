@@ -235,7 +235,10 @@ def report(
         f"minutes; 1-minute tumbling windows, final results only: {data.closing_windows:,} "
         f"windows close. {PARTITIONS} partitions, median of {args.runs} runs taken round-robin "
         "on one broker (`python -m benchmarks.windows`; how the rate is taken: its module "
-        "docstring).", "",
+        "docstring). Each implementation's settings, and the docs they come from, are in "
+        "the docstring of its file: `benchmarks/peers/streamkit_windows.py`, "
+        "`benchmarks/peers/quix_windows.py` and `benchmarks/kstreams/` (`BenchStreams.java`).",
+        "",
         "| implementation | records/s | vs Quix Streams | peak RSS MB (per process) |",
         "| --- | ---: | ---: | ---: |",
     ]  # fmt: skip
