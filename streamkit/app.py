@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from streamkit.errors import ConfigError
 from streamkit.failures.policy import RetryPolicy
-from streamkit.processor import Middleware, ProcessorSpec
+from streamkit.processor import Middleware, ProcessorSpec, positional
 from streamkit.settings import parse_duration
 from streamkit.state.aggregate import AggregateSpec
 from streamkit.state.dedupe import Dedupe
@@ -187,8 +187,10 @@ class App:
         store_kind: str = "memory",
         name: str | None = None,
         dedupe: Dedupe | None = None,
+        on_timer: Callable[..., Any] | None = None,
     ) -> Callable[[F], F]:
-        """Decorate a fold ``(state | None, event) -> state | None`` (None deletes).
+        """Decorate a fold ``(state | None, event) -> state | None`` (None deletes), or
+        ``(state, event, ctx)`` (a :class:`~streamkit.processor.Context`).
 
         State lives per key in ``store`` (``memory`` or ``rocksdb``) and in the compacted
         changelog ``<app>-<store>-changelog``; a worker restores a partition's store
@@ -197,11 +199,26 @@ class App:
         it: a record whose Kafka key is not its state key is dead-lettered. ``output``
         receives every new state (a projection). ``ttl`` (seconds) expires keys without
         updates. ``dedupe=Dedupe(...)`` folds an event once per event id. States must be
-        JSON values.
+        JSON values. ``on_timer=fn`` (``(state, timer) -> state | None``, or with a third,
+        ctx, parameter) gives a key's next state when a timer the fold set for it with
+        ``ctx.timers.schedule(after=...)`` fires (an expiry, a reminder, a timeout); timers
+        are durable (``<app>-<name>-timers-changelog``).
         """
 
         def register(fold: F) -> F:
             label = str(name or getattr(fold, "__name__", "aggregate"))
+            count = positional(fold, f"aggregate {label}")
+            if not 2 <= count <= 3:
+                raise ConfigError(f"aggregate {label} must take (state, event) or "
+                                  f"(state, event, ctx), not {count} parameters")  # fmt: skip
+            if on_timer is not None:
+                if not 2 <= positional(on_timer, f"aggregate {label}") <= 3:
+                    raise ConfigError(f"aggregate {label}: on_timer must take (state, timer) "
+                                      "or (state, timer, ctx)")  # fmt: skip
+                if count != 3:
+                    raise ConfigError(f"aggregate {label} has on_timer= but takes no ctx to set "
+                                      "timers with: make it (state, event, ctx) and call "
+                                      "ctx.timers.schedule(...)")  # fmt: skip
             self._claim(label, store)
             self._aggregates[label] = AggregateSpec(
                 name=label,
@@ -213,6 +230,9 @@ class App:
                 ttl=ttl,
                 store_kind=validate_kind(store_kind),
                 dedupe=dedupe,
+                on_timer=on_timer,
+                takes_context=count == 3,
+                timer_takes_context=on_timer is not None and positional(on_timer) == 3,
             )
             return fold
 

@@ -16,7 +16,6 @@ Everything around processor functions (metrics, tracing, custom checks) is
 
 from __future__ import annotations
 
-import datetime as dt
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -29,7 +28,7 @@ from streamkit.failures.policy import RetryPolicy
 from streamkit.records import Headers
 from streamkit.settings import parse_duration
 from streamkit.state.dedupe import Dedupe
-from streamkit.state.timers import Timer, TimerStore
+from streamkit.state.timers import Timers
 
 __all__ = [
     "KEEP_KEY",
@@ -38,7 +37,7 @@ __all__ = [
     "Middleware",
     "ProcessorSpec",
     "RecordInfo",
-    "Timers",
+    "positional",
     "route",
 ]
 
@@ -69,62 +68,12 @@ class Emit:
         return [(k, v.encode() if isinstance(v, str) else v) for k, v in items]
 
 
-class Timers:
-    """A processor's durable timers (``ctx.timers``; see :mod:`streamkit.state.timers`).
-
-    ``schedule`` sets one timer per key (and name); it fires once, through the
-    processor's ``on_timer`` function, after a restart too.
-    """
-
-    __slots__ = ("_event_ms", "_now_ms", "_offset", "_store")
-
-    def __init__(self, store: TimerStore, offset: int, now_ms: int, event_ms: int) -> None:
-        self._store = store
-        self._offset = offset
-        self._now_ms = now_ms
-        self._event_ms = event_ms
-
-    def schedule(
-        self,
-        key: Any,
-        *,
-        at: int | dt.datetime | None = None,
-        after: float | str | None = None,
-        clock: str = "wall",
-        name: str = "",
-        data: Any = None,
-    ) -> Timer:
-        """Set a timer for ``key`` at a time (``at``, ms or a datetime) or ``after`` a delay
-        (seconds or ``"30s"``) from now (``clock="wall"``, the worker's clock) or from the
-        record's event time (``clock="event"``: fires when the partition's stream time
-        gets there). Replaces the key's timer of the same name. ``data`` (a JSON value)
-        comes back when it fires."""
-        if (at is None) == (after is None):
-            raise ConfigError("schedule a timer with exactly one of at= or after=")
-        if at is not None:
-            due = int(at.timestamp() * 1000) if isinstance(at, dt.datetime) else int(at)
-        else:
-            delay = after if isinstance(after, int | float) else parse_duration(str(after))
-            base = self._event_ms if clock == "event" else self._now_ms
-            due = base + int(delay * 1000)
-        timer = Timer(str(key), due, clock, name, data)
-        self._store.schedule(timer, self._offset)
-        return timer
-
-    def cancel(self, key: Any, name: str = "") -> bool:
-        """Remove ``key``'s timer (of ``name``); whether one was set."""
-        return self._store.cancel(str(key), name)
-
-    def get(self, key: Any, name: str = "") -> Timer | None:
-        """``key``'s timer (of ``name``), if one is set."""
-        return self._store.get(str(key), name)
-
-
 class Context:
     """Where the event came from; a processor gets it by taking a second parameter.
 
-    ``timers`` is the processor's :class:`Timers` when it declares ``on_timer=`` (else
-    None); a timer firing gets a context too, with ``offset`` -1.
+    ``timers`` is the processor's (or aggregate's) :class:`~streamkit.state.timers.Timers`
+    when it declares ``on_timer=`` (else None); a timer firing gets a context too, with
+    ``offset`` -1.
     """
 
     __slots__ = (
@@ -204,7 +153,7 @@ class ProcessorSpec:
     @property
     def timer_takes_context(self) -> bool:
         """Whether ``on_timer`` takes a second, :class:`Context`, parameter."""
-        return self.on_timer is not None and _positional(self.on_timer) == 2
+        return self.on_timer is not None and positional(self.on_timer) == 2
 
     @classmethod
     def build(
@@ -224,12 +173,12 @@ class ProcessorSpec:
         label = str(name or getattr(fn, "__name__", repr(fn)))
         if not callable(fn):
             raise ConfigError(f"processor {label}: {fn!r} is not callable")
-        count = _positional(fn, label)
+        count = positional(fn, f"processor {label}")
         if not 1 <= count <= 2:
             raise ConfigError(
                 f"processor {label} must take (event) or (event, ctx), not {count} parameters"
             )
-        if on_timer is not None and not 1 <= _positional(on_timer, label) <= 2:
+        if on_timer is not None and not 1 <= positional(on_timer, f"processor {label}") <= 2:
             raise ConfigError(f"processor {label}: on_timer must take (timer) or (timer, ctx)")
         if on_timer is not None and count != 2:
             raise ConfigError(
@@ -263,12 +212,13 @@ class ProcessorSpec:
         )
 
 
-def _positional(fn: Callable[..., Any], label: str = "") -> int:
-    """How many positional parameters ``fn`` takes."""
+def positional(fn: Callable[..., Any], label: str = "") -> int:
+    """How many positional parameters ``fn`` takes (``label`` names its owner in the error
+    when its signature cannot be read)."""
     try:
         parameters = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"processor {label}: cannot read the signature of {fn!r}: {exc}") from exc
+        raise ConfigError(f"{label}: cannot read the signature of {fn!r}: {exc}") from exc
     return sum(1 for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
 
 

@@ -12,7 +12,7 @@ these names, and a topic's role is looked up here, never recovered by parsing it
 ``<app>-<store>-late``                     records too late for a window store's windows
 ``<processor>-dedupe``                     the store of a processor's (or aggregate's)
                                            dedupe ids
-``<processor>-timers``                     the store of a processor's timers
+``<processor>-timers``                     the store of a processor's (or aggregate's) timers
 ``<group>-dlq-redrive``                    the redrive cursor of ``streamkit dlq``
 ``<group>-restore``                        the consumer that restores stores
 =========================================  ============================================
@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from streamkit.app import App, Topic
+from streamkit.processor import ProcessorSpec
+from streamkit.state.aggregate import AggregateSpec
 from streamkit.state.stores import StoreSpec
 
 __all__ = ["RetryTopic", "Role", "Topology"]
@@ -89,10 +91,11 @@ class Topology:
         self._stores += [
             StoreSpec(w.store, w.input, self.changelog(w.store), w.store_kind) for w in app.windows
         ]
-        for spec in app.processors:
-            if spec.on_timer is not None:
-                store = self.timer_store(spec.name)
-                self._stores.append(StoreSpec(store, spec.input, self.changelog(store)))
+        timed_specs: list[ProcessorSpec | AggregateSpec] = [*app.processors, *app.aggregates]
+        for timed in timed_specs:
+            if timed.on_timer is not None:
+                store = self.timer_store(timed.name)
+                self._stores.append(StoreSpec(store, timed.input, self.changelog(store)))
         deduped = [(p.name, p.input, p.dedupe) for p in app.processors]
         deduped += [(a.name, a.input, a.dedupe) for a in app.aggregates]
         for owner, source, dedupe in deduped:
@@ -121,7 +124,7 @@ class Topology:
 
     @staticmethod
     def timer_store(processor: str) -> str:
-        """The store of ``processor``'s timers."""
+        """The store of ``processor``'s (or an aggregate's) timers."""
         return f"{processor}-timers"
 
     @staticmethod

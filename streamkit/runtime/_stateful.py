@@ -1,6 +1,6 @@
-"""The steps of the record path that read and write a partition's stores: dedupe checks
-and aggregate folds; :meth:`StatefulSteps.flush` writes every change of a partition's
-stores to their changelogs, with the record it came from."""
+"""The steps of the record path that read and write a partition's stores: dedupe checks,
+aggregate folds and the timers a record sets; :meth:`StatefulSteps.flush` writes every
+change of a partition's stores to their changelogs, with the record it came from."""
 
 from __future__ import annotations
 
@@ -9,12 +9,14 @@ from typing import Any
 
 from streamkit.errors import KeyMismatchError, SerializationError
 from streamkit.failures.failure import Failure, Stage
+from streamkit.processor import Context, ProcessorSpec
 from streamkit.records import Headers
 from streamkit.runtime.outcome import Outcome, Sink
 from streamkit.runtime.serdes import TopicSerdes
 from streamkit.state.aggregate import AggregateSpec, fold
 from streamkit.state.partition import PartitionState
 from streamkit.state.stores import Entry
+from streamkit.state.timers import Timers, timer_store
 from streamkit.topology import Topology
 
 __all__ = ["StatefulSteps", "Where", "key_mismatch"]
@@ -84,6 +86,25 @@ class StatefulSteps:
             if error is not None:
                 outcome.produce_errors.append(error)
 
+    # -- timers ---------------------------------------------------------------------------
+    def context_timers(
+        self,
+        spec: ProcessorSpec | AggregateSpec,
+        state: PartitionState | None,
+        where: Where,
+        key: Any,
+    ) -> Timers | None:
+        """The ``ctx.timers`` of a processor or aggregate with ``on_timer`` for the record at
+        ``where`` (the partition's stream time moves on with it), for the record key or,
+        in an aggregate, only the state key ``key``."""
+        if spec.on_timer is None or state is None:
+            return None
+        store = timer_store(state, Topology.timer_store(spec.name))
+        timestamp = where[3]
+        store.advance(timestamp)
+        bound = str(key) if isinstance(spec, AggregateSpec) else None
+        return Timers(store, where[2], self.clock(), timestamp, key=key, bound=bound)
+
     # -- aggregates -----------------------------------------------------------------------
     def fold_all(
         self,
@@ -131,10 +152,17 @@ class StatefulSteps:
             outcome.deduplicated += 1
             outcome.done.append(agg.name)
             return
+        ctx = None
+        if agg.takes_context:
+            ctx = Context(topic=topic, partition=partition, offset=offset, timestamp=timestamp,
+                          key=state_key, headers=headers, processor=agg.name,
+                          timers=self.context_timers(agg, state, where, state_key))  # fmt: skip
         try:
             current = state.get(agg.store, state_key, self.clock())
-            entry, _ = fold(agg, current, event, offset, timestamp)
+            entry, _ = fold(agg, current, event, offset, timestamp, ctx)
         except Exception as exc:  # noqa: BLE001 - the fold is user code
+            if ctx is not None and ctx.timers is not None:
+                ctx.timers.discard()
             failure = Failure(
                 Stage.PROCESS, topic, partition, offset, exc, agg.name, attempt=attempt
             )
@@ -145,6 +173,8 @@ class StatefulSteps:
             try:
                 projection = self.serdes[agg.output].value.encode(entry.state)
             except SerializationError as exc:
+                if ctx is not None and ctx.timers is not None:
+                    ctx.timers.discard()
                 located = exc.at(agg.output)
                 self.decide(Failure(Stage.ENCODE, topic, partition, offset, located, agg.name,
                                     agg.output), outcome)  # fmt: skip

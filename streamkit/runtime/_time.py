@@ -15,15 +15,17 @@ from typing import Any
 
 import orjson
 
+from streamkit.errors import SerializationError
 from streamkit.failures.dead_letter import dead_letter_record
 from streamkit.failures.failure import Failure, Stage
-from streamkit.processor import Context, Emit, ProcessorSpec, Timers, route
+from streamkit.processor import Context, Emit, ProcessorSpec, route
 from streamkit.records import Headers
 from streamkit.runtime._stateful import Where, key_mismatch
 from streamkit.runtime.outcome import Late, Outcome, OutRecord, Sink
 from streamkit.runtime.serdes import TopicSerdes
+from streamkit.state.aggregate import AggregateSpec, fire
 from streamkit.state.partition import PartitionState
-from streamkit.state.timers import Timer, timer_store
+from streamkit.state.timers import Timer, Timers, timer_store
 from streamkit.state.window_store import WindowResult, window_store
 from streamkit.state.windows import WindowSpec
 from streamkit.topology import Topology
@@ -55,10 +57,11 @@ class TimeSteps:
         self.windows: dict[str, list[WindowSpec]] = {}
         for spec in app.windows:
             self.windows.setdefault(spec.input, []).append(spec)
-        self.timed: dict[str, list[ProcessorSpec]] = {}
-        for processor in app.processors:
-            if processor.on_timer is not None:
-                self.timed.setdefault(processor.input, []).append(processor)
+        self.timed: dict[str, list[ProcessorSpec | AggregateSpec]] = {}
+        specs: list[ProcessorSpec | AggregateSpec] = [*app.processors, *app.aggregates]
+        for timed in specs:
+            if timed.on_timer is not None:
+                self.timed.setdefault(timed.input, []).append(timed)
 
     def has_time(self, topic: str) -> bool:
         """Whether records of ``topic`` feed windows or timers."""
@@ -105,17 +108,6 @@ class TimeSteps:
             outcome.done.append(spec.name)
             for result in added.updates:
                 self._emit(spec, result, partition, sink, outcome)
-
-    def context_timers(
-        self, spec: ProcessorSpec, state: PartitionState | None, offset: int, timestamp: int
-    ) -> Timers | None:
-        """The ``ctx.timers`` of a processor with ``on_timer`` for a record at ``timestamp``
-        (its stream time moves on with it)."""
-        if spec.on_timer is None or state is None:
-            return None
-        store = timer_store(state, Topology.timer_store(spec.name))
-        store.advance(timestamp)
-        return Timers(store, offset, self.clock(), timestamp)
 
     # -- time passing -----------------------------------------------------------------------
     def timers_due(self, topic: str, state: PartitionState) -> bool:
@@ -164,7 +156,7 @@ class TimeSteps:
 
     def _fire_timer(
         self,
-        spec: ProcessorSpec,
+        spec: ProcessorSpec | AggregateSpec,
         timer: Timer,
         tp: tuple[str, int],
         state: PartitionState,
@@ -174,24 +166,33 @@ class TimeSteps:
         topic, partition = tp
         assert spec.on_timer is not None  # noqa: S101 - only such processors have timers
         store = timer_store(state, Topology.timer_store(spec.name))
+        bound = timer.key if isinstance(spec, AggregateSpec) else None
+        timers = Timers(store, -1, self.clock(), max(store.stream_time, timer.due),
+                        key=timer.key, bound=bound)  # fmt: skip
         ctx = Context(
             topic=topic, partition=partition, offset=-1, timestamp=timer.due, key=timer.key,
-            headers=[], processor=spec.name,
-            timers=Timers(store, -1, self.clock(), max(store.stream_time, timer.due)),
+            headers=[], processor=spec.name, timers=timers,
         )  # fmt: skip
         raw_key = self.serdes[topic].key.encode(timer.key)
         fired = Outcome()
         try:
-            result = spec.on_timer(timer, ctx) if spec.timer_takes_context else spec.on_timer(timer)
-            emits = route(spec, result)
+            if isinstance(spec, AggregateSpec):
+                self._fire_fold(spec, timer, ctx, state, sink, fired)
+                emits = []
+            elif spec.timer_takes_context:
+                emits = route(spec, spec.on_timer(timer, ctx))
+            else:
+                emits = route(spec, spec.on_timer(timer))
         except Exception as exc:  # noqa: BLE001 - user code; the handler decides
+            timers.discard()
             failure = Failure(
                 Stage.PROCESS, topic, partition, -1, exc, spec.name, attempt=timer.attempt
             )
             self.decide(failure, fired)
         else:
-            where = (topic, partition, -1, timer.due)
-            self.deliver(spec, emits, where, raw_key, timer.key, sink, fired)
+            if isinstance(spec, ProcessorSpec):
+                where = (topic, partition, -1, timer.due)
+                self.deliver(spec, emits, where, raw_key, timer.key, sink, fired)
         outcome.produce_errors += fired.produce_errors
         if fired.retry or fired.forward:  # fire again later (wall clock)
             delay = max([*fired.retry.values(), *(d for _, _, d in fired.forward)])
@@ -202,6 +203,32 @@ class TimeSteps:
             doc = {"key": timer.key, "name": timer.name, "due": timer.due,
                    "clock": timer.clock, "data": timer.data}  # fmt: skip
             outcome.reroutes.append(self._dead(failure, raw_key, {"timer": doc}, timer.due))
+
+    def _fire_fold(
+        self,
+        spec: AggregateSpec,
+        timer: Timer,
+        ctx: Context,
+        state: PartitionState,
+        sink: Sink,
+        outcome: Outcome,
+    ) -> None:
+        """An aggregate's timer fired: the key's next state, into the store and (as its
+        projection) to the aggregate's output. Raises what ``on_timer`` or the output's
+        contract raises; the state stays as it was then."""
+        now = self.clock()
+        entry = fire(spec, state.get(spec.store, timer.key, now), timer, now, ctx)
+        projection = None
+        if spec.output is not None and entry is not None:
+            try:
+                projection = self.serdes[spec.output].value.encode(entry.state)
+            except SerializationError as exc:
+                raise exc.at(spec.output) from None
+        state.put(spec.store, timer.key, entry)
+        if spec.output is not None:
+            error = sink(spec.output, timer.key.encode(), projection, None, max(1, timer.due))
+            if error is not None:
+                outcome.produce_errors.append(error)
 
     def _emit(
         self, spec: WindowSpec, result: WindowResult, partition: int, sink: Sink, outcome: Outcome

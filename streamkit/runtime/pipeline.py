@@ -213,7 +213,7 @@ class Pipeline:
         outcome: Outcome,
         state: PartitionState | None,
     ) -> None:
-        topic, partition, offset, timestamp = where
+        topic, partition, offset, _ = where
         timing = self.chain.wants_timing
         for spec in specs:
             if only is not None and spec.name not in only:
@@ -226,16 +226,20 @@ class Pipeline:
                     outcome.done.append(spec.name)
                     continue
             started = perf_counter() if timing else 0.0
+            timers = None
             try:
                 if spec.takes_context:
                     assert ctx is not None  # noqa: S101 - built above when any spec takes it
                     ctx.processor = spec.name
-                    ctx.timers = self.time.context_timers(spec, state, offset, timestamp)
+                    timers = self.stateful.context_timers(spec, state, where, event_key)
+                    ctx.timers = timers
                     result = spec.fn(event, ctx)
                 else:
                     result = spec.fn(event)
                 emits = route(spec, result)
             except Exception as exc:  # noqa: BLE001 - user code; the handler decides
+                if timers is not None:
+                    timers.discard()
                 failure = Failure(
                     Stage.PROCESS, topic, partition, offset, exc, spec.name, attempt=attempt
                 )

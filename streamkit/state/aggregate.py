@@ -1,9 +1,12 @@
 """Aggregates: event-sourced state as a fold over an input topic.
 
 ``@app.aggregate(input=..., store=..., key=...)`` declares ``fold(state | None, event) ->
-state | None`` (None deletes). Each change is written to the store's compacted changelog,
-partitioned like the input, as part of the at-least-once unit: the input offset is
-committed only after the changelog write is acknowledged.
+state | None`` (None deletes), or ``fold(state, event, ctx)``. With ``on_timer=`` the fold
+sets timers for its state key (``ctx.timers``); when one fires, ``on_timer(state, timer)``
+(or ``(state, timer, ctx)``) returns the key's next state, written like a fold's. Each
+change is written to the store's compacted changelog, partitioned like the input, as part
+of the at-least-once unit: the input offset is committed only after the changelog write is
+acknowledged.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 from streamkit.state.dedupe import Dedupe
 from streamkit.state.stores import Entry
 
-__all__ = ["AggregateSpec", "fold"]
+__all__ = ["AggregateSpec", "fire", "fold"]
 
 
 @dataclass(frozen=True)
@@ -35,10 +38,14 @@ class AggregateSpec:
         ttl: seconds after which a key's state expires without updates (None: never).
         store_kind: ``memory`` (default) or ``rocksdb``.
         dedupe: fold an event at most once per event id within a window.
+        on_timer: ``(state | None, timer) -> state | None`` (or with a third, ctx,
+            parameter), called when a timer the fold set fires.
+        takes_context: whether ``fold`` takes a third, ctx, parameter.
+        timer_takes_context: whether ``on_timer`` takes a third, ctx, parameter.
     """
 
     name: str
-    fold: Callable[[Any, Any], Any]
+    fold: Callable[..., Any]
     input: str
     store: str
     key: str | Callable[[Any], Any] | None
@@ -46,6 +53,9 @@ class AggregateSpec:
     ttl: float | None
     store_kind: str
     dedupe: Dedupe | None = None
+    on_timer: Callable[..., Any] | None = None
+    takes_context: bool = False
+    timer_takes_context: bool = False
 
     def state_key(self, event: Any, record_key: Any) -> str | None:
         """The state key of an event (None when it has none)."""
@@ -59,9 +69,15 @@ class AggregateSpec:
 
 
 def fold(
-    spec: AggregateSpec, entry: Entry | None, event: Any, offset: int, timestamp: int
+    spec: AggregateSpec,
+    entry: Entry | None,
+    event: Any,
+    offset: int,
+    timestamp: int,
+    ctx: Any = None,
 ) -> tuple[Entry | None, bool]:
-    """Fold ``event`` (at input ``offset``) into a key's current ``entry``.
+    """Fold ``event`` (at input ``offset``) into a key's current ``entry`` (handing the
+    fold ``ctx`` when it takes one).
 
     Returns the new entry (None: deleted) and whether it was folded: a record at or before
     the entry's offset was folded before (a redelivery), and the entry stays as it is. The
@@ -69,5 +85,21 @@ def fold(
     """
     if entry is not None and entry.offset >= offset:
         return entry, False
-    state = spec.fold(None if entry is None else entry.state, event)
+    current = None if entry is None else entry.state
+    state = spec.fold(current, event, ctx) if spec.takes_context else spec.fold(current, event)
     return (None if state is None else Entry(state, offset, timestamp)), True
+
+
+def fire(
+    spec: AggregateSpec, entry: Entry | None, timer: Any, now_ms: int, ctx: Any = None
+) -> Entry | None:
+    """A key's entry after its ``timer`` fired: what ``on_timer`` makes of its state (None:
+    deleted). The entry keeps the offset of the last record folded, so a redelivery of
+    that record is still recognised; its timestamp (for the TTL) is ``now_ms``."""
+    assert spec.on_timer is not None  # noqa: S101 - only such aggregates have timers
+    current = None if entry is None else entry.state
+    if spec.timer_takes_context:
+        state = spec.on_timer(current, timer, ctx)
+    else:
+        state = spec.on_timer(current, timer)
+    return None if state is None else Entry(state, -1 if entry is None else entry.offset, now_ms)

@@ -11,15 +11,17 @@ of what is due next is rebuilt from the store after a restore or a rollback.
 
 from __future__ import annotations
 
+import datetime as dt
 import heapq
 from dataclasses import dataclass
 from typing import Any
 
 from streamkit.errors import ConfigError
+from streamkit.settings import parse_duration
 from streamkit.state.partition import PartitionState
 from streamkit.state.stores import Entry
 
-__all__ = ["CLOCKS", "Timer", "TimerStore", "timer_store"]
+__all__ = ["CLOCKS", "Timer", "TimerStore", "Timers", "timer_store"]
 
 CLOCKS = ("event", "wall")
 STREAM_TIME = "\x00stream-time"
@@ -131,6 +133,100 @@ class TimerStore:
             if store_key != STREAM_TIME and (key is None or entry.state["k"] == key)
         ]
         return sorted(found, key=lambda t: t.due)
+
+
+class Timers:
+    """The durable timers of a processor or aggregate (``ctx.timers``; see
+    :mod:`streamkit.state.timers`).
+
+    ``schedule`` sets one timer per key (and name); it fires once, through the
+    ``on_timer`` function, after a restart too. The key defaults to the context's key:
+    the record key in a processor, the state key in an aggregate, whose timers are only
+    about the state key being folded (the key's state is what its timer gets).
+    """
+
+    __slots__ = ("_bound", "_event_ms", "_key", "_now_ms", "_offset", "_prior", "_store")
+
+    def __init__(
+        self,
+        store: TimerStore,
+        offset: int,
+        now_ms: int,
+        event_ms: int,
+        *,
+        key: Any = None,
+        bound: str | None = None,
+    ) -> None:
+        self._store = store
+        self._offset = offset
+        self._now_ms = now_ms
+        self._event_ms = event_ms
+        self._key = key
+        self._bound = bound
+        self._prior: dict[tuple[str, str], Timer | None] = {}
+
+    def schedule(
+        self,
+        key: Any = None,
+        *,
+        at: int | dt.datetime | None = None,
+        after: float | str | None = None,
+        clock: str = "wall",
+        name: str = "",
+        data: Any = None,
+    ) -> Timer:
+        """Set a timer for ``key`` (default: the context's key) at a time (``at``, ms or a
+        datetime) or ``after`` a delay (seconds or ``"30s"``) from now (``clock="wall"``,
+        the worker's clock) or from the record's event time (``clock="event"``: fires when
+        the partition's stream time gets there). Replaces the key's timer of the same
+        name. ``data`` (a JSON value) comes back when it fires."""
+        if (at is None) == (after is None):
+            raise ConfigError("schedule a timer with exactly one of at= or after=")
+        if at is not None:
+            due = int(at.timestamp() * 1000) if isinstance(at, dt.datetime) else int(at)
+        else:
+            delay = after if isinstance(after, int | float) else parse_duration(str(after))
+            base = self._event_ms if clock == "event" else self._now_ms
+            due = base + int(delay * 1000)
+        timer = Timer(self._of(key), due, clock, name, data)
+        self._remember(timer.key, name)
+        self._store.schedule(timer, self._offset)
+        return timer
+
+    def cancel(self, key: Any = None, name: str = "") -> bool:
+        """Remove ``key``'s timer (of ``name``); whether one was set."""
+        self._remember(self._of(key), name)
+        return self._store.cancel(self._of(key), name)
+
+    def get(self, key: Any = None, name: str = "") -> Timer | None:
+        """``key``'s timer (of ``name``), if one is set."""
+        return self._store.get(self._of(key), name)
+
+    def discard(self) -> None:
+        """Undo what was set or cancelled through this handle: the function that did it
+        failed, and a failed record changes no state."""
+        for (key, name), prior in reversed(self._prior.items()):
+            if prior is None:
+                self._store.cancel(key, name)
+            else:
+                self._store.schedule(prior, self._offset)
+        self._prior.clear()
+
+    def _remember(self, key: str, name: str) -> None:
+        if (key, name) not in self._prior:
+            self._prior[key, name] = self._store.get(key, name)
+
+    def _of(self, key: Any) -> str:
+        """The timer key of ``key`` (None: the context's)."""
+        key = self._key if key is None else key
+        if key is None:
+            raise ConfigError("this record has no key: schedule a timer for a key")
+        if self._bound is not None and str(key) != self._bound:
+            raise ConfigError(
+                f"an aggregate's timers are about the state key being folded "
+                f"({self._bound!r}), not {key!r}: leave the key out"
+            )
+        return str(key)
 
 
 def timer_store(state: PartitionState, store: str) -> TimerStore:

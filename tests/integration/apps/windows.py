@@ -1,8 +1,10 @@
-"""A test app with a window and a timer: views counted per page per minute of event time
-(tumbling, grace 5 s, closed after 2 s idle too), and a reminder a few seconds after each
-order (a wall-clock timer).
+"""A test app with a window and timers: views counted per page per minute of event time
+(tumbling, grace 5 s, closed after 2 s idle too), a reminder a few seconds after each
+order (a processor's wall-clock timer), and each order's state marked expired as long
+after (an aggregate's).
 
-WIN_GROUP, WIN_VIEWS, WIN_COUNTS, WIN_ORDERS, WIN_REMINDERS, WIN_PARTITIONS name things;
+WIN_GROUP, WIN_VIEWS, WIN_COUNTS, WIN_ORDERS, WIN_REMINDERS, WIN_OPEN, WIN_PARTITIONS name
+things;
 WIN_EOS=1 runs it exactly once; WIN_DELAY_MS slows each fold; WIN_IDLE_S is close_idle
 (default 2); WIN_TIMER_S is the reminder's delay.
 """
@@ -24,6 +26,8 @@ VIEWS = app.topic(os.environ.get("WIN_VIEWS", "win-views"), partitions=PARTITION
 COUNTS = app.topic(os.environ.get("WIN_COUNTS", "win-counts"), partitions=PARTITIONS)
 ORDERS = app.topic(os.environ.get("WIN_ORDERS", "win-orders"), partitions=PARTITIONS)
 REMINDERS = app.topic(os.environ.get("WIN_REMINDERS", "win-reminders"), partitions=PARTITIONS)
+OPEN = app.topic(os.environ.get("WIN_OPEN", "win-open"), partitions=PARTITIONS)
+TIMER_S = float(os.environ.get("WIN_TIMER_S", "3"))
 
 
 @app.window(input=VIEWS, store="per-minute", key="page", size="1m", grace="5s",
@@ -44,5 +48,17 @@ def remind(timer: Timer) -> dict[str, Any]:
 def placed(order: dict[str, Any], ctx: Context) -> None:
     """Remind of each order a few seconds later."""
     assert ctx.timers is not None
-    ctx.timers.schedule(order["id"], after=float(os.environ.get("WIN_TIMER_S", "3")),
-                        data=order["n"])  # fmt: skip
+    ctx.timers.schedule(order["id"], after=TIMER_S, data=order["n"])
+
+
+def expire(order: dict[str, Any] | None, timer: Timer) -> dict[str, Any]:
+    """An order not paid in time: expired."""
+    return {**(order or {}), "expired": True}
+
+
+@app.aggregate(input=ORDERS, store="open-orders", key="id", output=OPEN, on_timer=expire)
+def opened(order: dict[str, Any] | None, placed: dict[str, Any], ctx: Context) -> dict[str, Any]:
+    """Each order's state, expired a few seconds later."""
+    assert ctx.timers is not None
+    ctx.timers.schedule(after=TIMER_S)
+    return {"n": placed["n"], "expired": False}

@@ -1,13 +1,15 @@
 """Windows and timers on a real broker: every window's final result equals a batch
 computation over the input (an oracle), after a clean run, a ``kill -9`` mid-window and
 restart, and a rebalance 1 -> 2 -> 1; windows close by idleness with no further input;
-every late record is in the late topic; timers set before a kill fire after the restart."""
+every late record is in the late topic; timers (a processor's, an aggregate's) set before a
+kill fire after the restart, once."""
 
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ import pytest
 from confluent_kafka import Producer
 
 from streamkit.ops.admin import admin_client, delete_topics
+from streamkit.ops.local_broker import free_port
 from streamkit.records import key_partition
 from tests.integration.helpers import read_all, stop, stop_all
 from tests.integration.runtime.conftest import wait_for
@@ -58,14 +61,15 @@ class Windows:
             "STREAMKIT_KAFKA_TRANSACTION_TIMEOUT_MS": "15000",
             "WIN_GROUP": self.group, "WIN_VIEWS": self.topic("views"),
             "WIN_COUNTS": self.topic("counts"), "WIN_ORDERS": self.topic("orders"),
-            "WIN_REMINDERS": self.topic("reminders"), "WIN_PARTITIONS": str(self.partitions),
+            "WIN_REMINDERS": self.topic("reminders"), "WIN_OPEN": self.topic("open"),
+            "WIN_PARTITIONS": str(self.partitions),
             "PYTHONPATH": str(ROOT), **extra,
         }  # fmt: skip
 
-    def start(self, **env: str) -> subprocess.Popen[bytes]:
+    def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(
             [sys.executable, "-m", "streamkit", "run", APP, "--batch-size", "50",
-             "--commit-interval", "0.3"],
+             "--commit-interval", "0.3", *args],
             env=self.env(**env), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         self.processes.append(process)
@@ -213,19 +217,68 @@ def test_timers_set_before_a_kill_fire_after_the_restart_once(windows: Windows) 
         producer.produce(windows.topic("orders"), orjson.dumps({"id": f"o{n}", "n": n}),
                          f"o{n}".encode())  # fmt: skip
     assert producer.flush(30) == 0
-    changelog = f"{windows.group}-placed-timers-changelog"
-    wait_for(lambda: len(read_all(windows.config, changelog, isolation="read_committed")) >= 40,
-             60, "every timer set (in the changelog)")  # fmt: skip
+    changelogs = [f"{windows.group}-{name}-timers-changelog" for name in ("placed", "opened")]
+    wait_for(lambda: all(len(read_all(windows.config, changelog, isolation="read_committed"))
+                         >= 40 for changelog in changelogs),
+             60, "every timer set (in the changelogs)")  # fmt: skip
     (worker,) = children_of(run.pid)
     os.kill(worker, signal.SIGKILL)  # before any timer is due
-    reminders = windows.topic("reminders")
 
     def fired() -> list[int]:
-        records = read_all(windows.config, reminders, isolation="read_committed")
+        records = read_all(windows.config, windows.topic("reminders"), isolation="read_committed")
         return [orjson.loads(m.value())["n"] for m in records]
 
+    def expired() -> list[int]:
+        records = read_all(windows.config, windows.topic("open"), isolation="read_committed")
+        return [doc["n"] for doc in (orjson.loads(m.value()) for m in records) if doc["expired"]]
+
     assert fired() == []
-    wait_for(lambda: len(fired()) >= 40, 90, "every timer fired after the restart")
+    assert expired() == []
+    wait_for(lambda: len(fired()) >= 40 and len(expired()) >= 40, 90,
+             "every timer fired after the restart")  # fmt: skip
     assert sorted(fired()) == list(range(40))  # each once (exactly once)
+    assert sorted(expired()) == list(range(40))  # each order's state, once
+    code, err = stop(run, 90)
+    assert code == 0, err
+
+
+def test_a_keys_windows_answer_state_get_and_http_in_a_time_range(windows: Windows) -> None:
+    port = free_port()
+    run = windows.start("--http-port", str(port), WIN_IDLE_S="3600")
+    producer = Producer({**windows.config, "enable.idempotence": True})
+    # Two views in the first minute, one in the next: within grace, both windows stay open.
+    for n, at in enumerate((T0 + 1000, T0 + 2000, T0 + MINUTE + 1000)):
+        producer.produce(windows.topic("views"), orjson.dumps({"page": "p1", "n": n}), b"p1",
+                         timestamp=at)  # fmt: skip
+    assert producer.flush(30) == 0
+    both = [
+        {"start": T0, "end": T0 + MINUTE, "value": 2, "closed": False},
+        {"start": T0 + MINUTE, "end": T0 + 2 * MINUTE, "value": 1, "closed": False},
+    ]
+
+    def http(query: str = "") -> Any:
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{port}/state/per-minute/p1{query}", timeout=5
+            ) as answer:
+                return orjson.loads(answer.read())["state"]
+        except OSError:  # not up yet, or the key not there yet (404)
+            return None
+
+    wait_for(lambda: http() == both, 60, "both windows over HTTP")
+    assert http(f"?from={T0 + MINUTE}") == both[1:]
+    assert http(f"?to={T0 + MINUTE}") == both[:1]
+
+    def cli(*extra: str) -> Any:
+        got = subprocess.run(
+            [sys.executable, "-m", "streamkit", "state", "get", "--app", APP, "per-minute", "p1",
+             *extra], env=windows.env(), cwd=ROOT, capture_output=True, text=True, timeout=60,
+            check=False,
+        )  # fmt: skip
+        return orjson.loads(got.stdout) if got.returncode == 0 else None
+
+    wait_for(lambda: cli() == both, 60, "both windows from the changelog")
+    assert cli("--from", str(T0 + MINUTE)) == both[1:]
+    assert cli("--to", str(T0 + MINUTE)) == both[:1]
     code, err = stop(run, 90)
     assert code == 0, err
