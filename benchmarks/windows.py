@@ -59,16 +59,34 @@ class Peer:
     command: list[str]
     available: bool = True
     setup: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
 
 
 def _peers() -> list[Peer]:
     kstreams = ROOT / "benchmarks/kstreams/target"
+    run = [
+        sys.executable,
+        "-m",
+        "streamkit",
+        "run",
+        "benchmarks.peers.streamkit_windows",
+        "--workers",
+        "1",
+        "--log-level",
+        "warning",
+    ]
+    setup = [
+        sys.executable,
+        "-m",
+        "streamkit",
+        "topics",
+        "create",
+        "benchmarks.peers.streamkit_windows",
+    ]
     return [
-        Peer("streamkit", "streamkit, 1 worker (memory store)",
-             [sys.executable, "-m", "streamkit", "run", "benchmarks.peers.streamkit_windows",
-              "--workers", "1", "--log-level", "warning"],
-             setup=[sys.executable, "-m", "streamkit", "topics", "create",
-                    "benchmarks.peers.streamkit_windows"]),
+        Peer("streamkit", "streamkit, 1 worker (memory store)", run, setup=setup),
+        Peer("streamkit-rocksdb", "streamkit, 1 worker (RocksDB store)", run, setup=setup,
+             env={"BENCH_STORE": "rocksdb"}),
         Peer("quix", "Quix Streams (RocksDB store)",
              [_python(".venv-bench-quix"), "-m", "benchmarks.peers.quix_windows"],
              Path(_python(".venv-bench-quix")).exists()),
@@ -143,7 +161,7 @@ def run_once(peer: Peer, bootstrap: str, data: Dataset, made: list[str]) -> tupl
            "BENCH_INPUT": data.topic, "BENCH_OUTPUT": output, "BENCH_GROUP": group,
            "BENCH_WORKLOAD": "windows", "BENCH_PARTITIONS": str(PARTITIONS),
            "PYTHONPATH": str(ROOT),
-           "STREAMKIT_STATE_DIR": tempfile.mkdtemp(prefix="bench-win-")}  # fmt: skip
+           "STREAMKIT_STATE_DIR": tempfile.mkdtemp(prefix="bench-win-"), **peer.env}  # fmt: skip
     env["BENCH_STATE_DIR"] = env["STREAMKIT_STATE_DIR"]
     if peer.setup:
         subprocess.run(peer.setup, env=env, cwd=ROOT, check=True, capture_output=True)
@@ -181,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keys", type=int, default=2000)
     parser.add_argument("--minutes", type=int, default=100)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--peers", default="streamkit,quix,kstreams")
+    parser.add_argument("--peers", default="streamkit,streamkit-rocksdb,quix,kstreams")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
     peers = [p for p in _peers() if p.name in args.peers.split(",")]
@@ -215,7 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if broker is None:
             delete_topics(admin, made)
-        else:
+        del admin  # before its broker stops: it would log the refused connections
+        if broker is not None:
             broker.stop()
         if data_dir is not None:
             shutil.rmtree(data_dir, ignore_errors=True)

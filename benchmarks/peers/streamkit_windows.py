@@ -1,7 +1,8 @@
 """(w-b) The windowed count in streamkit: BenchEvents counted per user per 1-minute
 tumbling window of the record timestamp, no grace, one final result per window (its
-default memory store, with a changelog). Env: BENCH_INPUT, BENCH_OUTPUT, BENCH_GROUP,
-BENCH_PARTITIONS.
+default memory store, or with BENCH_STORE=rocksdb its RocksDB store, the kind Quix Streams
+and Kafka Streams use by default; with a changelog either way). Env: BENCH_INPUT,
+BENCH_OUTPUT, BENCH_GROUP, BENCH_PARTITIONS, BENCH_STORE.
 """
 
 import os
@@ -18,7 +19,8 @@ OUTPUT = app.topic(os.environ.get("BENCH_OUTPUT", "bench-out"), value="json",
                    partitions=PARTITIONS)  # fmt: skip
 
 
-@app.window(input=INPUT, store="per-user", size="1m", output=OUTPUT)
+@app.window(input=INPUT, store="per-user", size="1m", output=OUTPUT,
+            store_kind=os.environ.get("BENCH_STORE", "memory"))  # fmt: skip
 def count(state: int | None, event: dict[str, Any]) -> int:
     """Events per user (the record key) per minute."""
     return (state or 0) + 1

@@ -4,8 +4,9 @@ Outputs are acknowledged per chunk: one delivery callback counts a chunk's outpu
 no per-record bookkeeping. When an output fails, which input it came from is not known:
 the chunk's partition is rewound to the chunk's first record and its records are
 processed again with a delivery report each, which names the record whose output fails.
-Stateful apps (each changelog offset matters) and middleware (counts per topic) get a
-report per record always, as do dead-letter and retry records.
+Middleware (counts per topic) gets a report per record always, as do dead-letter and
+retry records; RocksDB stores learn their acknowledged changelog offsets from the chunk's
+callback.
 """
 
 from __future__ import annotations
@@ -140,12 +141,16 @@ class KafkaChunk(Chunk):
         chunk's first failed output (enough to rewind it; see the module docstring)."""
         engine = self._engine
         reported = False
+        task = self.task
+        checkpoints = engine.checkpoints
 
         def ack(err: KafkaError | None, out: KafkaMessage) -> None:
             nonlocal reported
             self.pending -= 1
             if err is None:
                 engine.produced += 1
+                if checkpoints and task.state is not None:
+                    task.state.delivered(out.topic() or "", out.offset() or 0)
             elif not reported:
                 reported = True
                 self.failures.append(LostOutput(err.str(), out.topic() or ""))

@@ -67,11 +67,14 @@ class KafkaEngine:
         self.produced = 0
         self.produced_by_topic: dict[str, int] = {}
         self.count_topics = bool(self.chain.middlewares)
-        # Per-record delivery reports where each delivered output matters on its own:
-        # RocksDB stores keep the changelog offset they hold (a restart restores only the
-        # tail after it), middleware counts per topic. Memory stores restore from the start.
+        self.per_record = self.count_topics
+        """Whether every output gets a delivery report of its own (middleware counts them
+        per topic)."""
         rocksdb = any(s.kind == "rocksdb" for s in self.topology.stores())
-        self.per_record = (rocksdb and not memory_stores) or self.count_topics
+        self.checkpoints = rocksdb and not memory_stores
+        """Whether acknowledged changelog offsets are kept (RocksDB stores hold theirs: a
+        restart restores only the changelog's tail after it). Memory stores restore from
+        the start."""
         self.timed = any(pipeline.time.has_time(t) for t in self.topology.inputs())
         """Whether any partition has windows or timers (a tick has something to do)."""
         self.track_deliveries = True
