@@ -113,7 +113,7 @@ class MemoryEngine:
         (the clock moves on by the delay; ``waits`` records it), retry-topic records are
         processed when due, dead letters go to the dead-letter (or parked) topic.
         """
-        first = self._store(topic, key, value, headers, timestamp)
+        first = self.store(topic, key, value, headers, timestamp)
         try:
             self._drain()
         except BaseException:
@@ -230,17 +230,6 @@ class MemoryEngine:
         partition: int = -1,
     ) -> Record:
         """Append a record to ``topic`` (to be processed if the app reads it)."""
-        return self._store(topic, key, value, headers, timestamp, partition)
-
-    def _store(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Headers | None,
-        timestamp: int | None,
-        partition: int = -1,
-    ) -> Record:
         log = self._log(topic)
         if partition < 0:
             partitions = self._topics[topic].partitions

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamkit.state.dedupe import Dedupe
-from streamkit.state.stores import Entry
+from streamkit.state.stores import Entry, state_key
 
 __all__ = ["AggregateSpec", "fire", "fold"]
 
@@ -59,13 +59,7 @@ class AggregateSpec:
 
     def state_key(self, event: Any, record_key: Any) -> str | None:
         """The state key of an event (None when it has none)."""
-        if self.key is None:
-            value = record_key
-        elif callable(self.key):
-            value = self.key(event)
-        else:
-            value = event.get(self.key) if isinstance(event, dict) else None
-        return None if value is None else str(value)
+        return state_key(self.key, event, record_key)
 
 
 def fold(

@@ -7,7 +7,7 @@ changelog topic holds the same entries; a store is rebuilt from it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,6 +25,7 @@ __all__ = [
     "decode_entry",
     "encode_entry",
     "open_store",
+    "state_key",
 ]
 
 STORE_KINDS = frozenset({"memory", "rocksdb"})
@@ -221,6 +222,18 @@ class RocksDBStore:
             self._db[_CHECKPOINT] = str(self._checkpoint).encode()
         self._db.flush()  # the memtable: with no write-ahead log, close must not lose it
         self._db.close()
+
+
+def state_key(key: str | Callable[[Any], Any] | None, event: Any, record_key: Any) -> str | None:
+    """The state key of ``event`` by a declared ``key``: an event field's name, a function
+    of the event, or None for the record key (None when the event has none)."""
+    if key is None:
+        value = record_key
+    elif callable(key):
+        value = key(event)
+    else:
+        value = event.get(key) if isinstance(event, dict) else None
+    return None if value is None else str(value)
 
 
 def open_store(kind: str, path: Path) -> Store:

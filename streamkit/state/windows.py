@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamkit.errors import ConfigError
+from streamkit.state.stores import state_key
 
 __all__ = ["FORMS", "KINDS", "WindowSpec"]
 
@@ -119,13 +120,7 @@ class WindowSpec:
     # -- what a record is -----------------------------------------------------------------
     def state_key(self, event: Any, record_key: Any) -> str | None:
         """The window key of an event (None when it has none)."""
-        if self.key is None:
-            value = record_key
-        elif callable(self.key):
-            value = self.key(event)
-        else:
-            value = event.get(self.key) if isinstance(event, dict) else None
-        return None if value is None else str(value)
+        return state_key(self.key, event, record_key)
 
     def event_time(self, event: Any, record_timestamp: int) -> int:
         """The event time of a record, in milliseconds."""
