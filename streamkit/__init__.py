@@ -14,7 +14,7 @@
 """
 
 from streamkit.app import App, Topic, load_app
-from streamkit.errors import ConfigError, StreamkitError
+from streamkit.errors import ConfigError, ProcessorTimeoutError, StreamkitError
 from streamkit.failures import (
     Action,
     DeadLetter,
@@ -51,6 +51,7 @@ __all__ = [
     "FailureHandler",
     "FailurePolicy",
     "Middleware",
+    "ProcessorTimeoutError",
     "RecordInfo",
     "Retry",
     "RetryPolicy",

@@ -142,6 +142,9 @@ class App:
         retry_topics: Sequence[str] = (),
         dedupe: Dedupe | None = None,
         on_timer: Callable[..., Any] | None = None,
+        concurrency: int | None = None,
+        ordering: str = "key",
+        timeout: str | float | None = None,
     ) -> Callable[[F], F]:
         """Decorate a function ``(event) -> result`` or ``(event, ctx) -> result``.
 
@@ -154,7 +157,10 @@ class App:
         ``dedupe=Dedupe(field="event_id", window="1h")`` runs it once per event id.
         ``on_timer=fn`` (``(timer) -> result`` or ``(timer, ctx) -> result``) is called
         when a timer the processor set with ``ctx.timers.schedule(...)`` fires; timers are
-        durable (kept in ``<app>-<processor>-timers-changelog``).
+        durable (kept in ``<app>-<processor>-timers-changelog``). ``concurrency=N`` (or an
+        ``async def``, 100 by default) runs N records at once, in order per key
+        (``ordering="key"``, or ``"partition"``, ``"unordered"``); ``timeout="5s"`` fails a
+        call that takes longer (see the README's "I/O-bound processors").
         The function itself is returned unchanged, so it stays testable as is.
         """
 
@@ -169,6 +175,9 @@ class App:
                 retry_topics=retry_topics,
                 dedupe=dedupe,
                 on_timer=on_timer,
+                concurrency=concurrency,
+                ordering=ordering,
+                timeout=timeout,
             )
             self._claim(spec.name)
             self._processors[spec.name] = spec

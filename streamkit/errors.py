@@ -17,6 +17,7 @@ __all__ = [
     "KafkaUnreachableError",
     "KeyMismatchError",
     "ProcessingFailedError",
+    "ProcessorTimeoutError",
     "SerializationError",
     "StreamkitError",
     "WindowStateTooLargeError",
@@ -87,6 +88,11 @@ class KeyMismatchError(StreamkitError):
 class WindowStateTooLargeError(StreamkitError):
     """A window's state would be larger than a record Kafka accepts (``max_bytes``); the
     record is not folded, never retried: it is dead-lettered."""
+
+
+class ProcessorTimeoutError(StreamkitError):
+    """A processor call took longer than its ``timeout=``: a failure of the record like any
+    other (retried, then dead-lettered, as its retry policy says)."""
 
 
 class ProcessingFailedError(StreamkitError):

@@ -20,7 +20,7 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 from streamkit.errors import ConfigError, StreamkitError
 from streamkit.failures.failure import Decision, Failure
@@ -31,15 +31,24 @@ from streamkit.state.dedupe import Dedupe
 from streamkit.state.timers import Timers
 
 __all__ = [
+    "ASYNC_CONCURRENCY",
     "KEEP_KEY",
+    "ORDERINGS",
     "Context",
     "Emit",
     "Middleware",
+    "Ordering",
     "ProcessorSpec",
     "RecordInfo",
     "positional",
     "route",
 ]
+
+
+Ordering = Literal["key", "partition", "unordered"]
+"""What stays in order when a processor's records run concurrently."""
+
+ORDERINGS: Final = ("key", "partition", "unordered")
 
 
 class _KeepKey:
@@ -137,6 +146,11 @@ class ProcessorSpec:
         dedupe: run at most once per event id within a window (see ``streamkit.state.dedupe``).
         on_timer: ``(timer) -> result`` or ``(timer, ctx) -> result``, called when a timer
             the processor set fires; its result is routed like the processor's.
+        concurrency: records of its input run at once (1: one at a time, in the loop).
+        ordering: under concurrency, what stays in order: ``"key"`` (a key's records one
+            after another), ``"partition"`` or ``"unordered"``.
+        timeout: seconds one call may take before it counts as a failure (None: no limit).
+        is_async: ``fn`` is a coroutine function (it runs on the worker's event loop).
     """
 
     name: str
@@ -149,6 +163,15 @@ class ProcessorSpec:
     retry_topics: tuple[float, ...] = ()
     dedupe: Dedupe | None = None
     on_timer: Callable[..., Any] | None = None
+    concurrency: int = 1
+    ordering: Ordering = "key"
+    timeout: float | None = None
+    is_async: bool = False
+
+    @property
+    def concurrent(self) -> bool:
+        """Whether its records run beside each other (off the loop), not one at a time."""
+        return self.is_async or self.concurrency > 1
 
     @property
     def timer_takes_context(self) -> bool:
@@ -168,6 +191,9 @@ class ProcessorSpec:
         retry_topics: Sequence[str] = (),
         dedupe: Dedupe | None = None,
         on_timer: Callable[..., Any] | None = None,
+        concurrency: int | None = None,
+        ordering: str = "key",
+        timeout: str | float | None = None,
     ) -> ProcessorSpec:
         """Check a decorated function's declaration and make its spec."""
         label = str(name or getattr(fn, "__name__", repr(fn)))
@@ -198,6 +224,21 @@ class ProcessorSpec:
                 else RetryPolicy.of(retries, RetryPolicy())
             )
         delays = tuple(parse_duration(d) for d in retry_topics)
+        is_async = inspect.iscoroutinefunction(fn)
+        width = _concurrency(label, concurrency, is_async)
+        if ordering not in ORDERINGS:
+            raise ConfigError(
+                f"processor {label}: ordering={ordering!r} is not one of {', '.join(ORDERINGS)}"
+            )
+        limit = None if timeout is None else _timeout(label, timeout)
+        if (is_async or width > 1) and (on_timer is not None or delays):
+            what = "on_timer=" if on_timer is not None else "retry_topics="
+            raise ConfigError(
+                f"processor {label} runs concurrently and cannot take {what}: timers and "
+                "retry topics need records settled in order; drop one of them"
+            )
+        if on_timer is not None and inspect.iscoroutinefunction(on_timer):
+            raise ConfigError(f"processor {label}: on_timer must be a plain function")
         return cls(
             label,
             fn,
@@ -209,7 +250,36 @@ class ProcessorSpec:
             retry_topics=delays,
             dedupe=dedupe,
             on_timer=on_timer,
+            concurrency=width,
+            ordering=cast(Ordering, ordering),
+            timeout=limit,
+            is_async=is_async,
         )
+
+
+ASYNC_CONCURRENCY: Final = 100
+"""Records an ``async def`` processor runs at once unless it says ``concurrency=``."""
+
+
+def _concurrency(label: str, concurrency: int | None, is_async: bool) -> int:
+    if concurrency is None:
+        return ASYNC_CONCURRENCY if is_async else 1
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ConfigError(
+            f"processor {label}: concurrency must be a whole number of at least 1, "
+            f"not {concurrency!r}"
+        )
+    return concurrency
+
+
+def _timeout(label: str, timeout: str | float) -> float:
+    try:
+        seconds = timeout if isinstance(timeout, int | float) else parse_duration(timeout)
+    except (ValueError, ConfigError) as exc:
+        raise ConfigError(f"processor {label}: timeout={timeout!r}: {exc}") from None
+    if seconds <= 0:
+        raise ConfigError(f"processor {label}: timeout must be positive, not {timeout!r}")
+    return float(seconds)
 
 
 def positional(fn: Callable[..., Any], label: str = "") -> int:

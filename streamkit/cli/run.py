@@ -36,6 +36,13 @@ from streamkit.runtime.pipeline import Pipeline
     show_default=True,
     help="Crashes of one worker within --restart-window seconds that end the run.",
 )
+@click.option(
+    "--max-pending",
+    type=click.IntRange(1, 1_000_000),
+    default=None,
+    help="Records of concurrent processors taken and not yet done, per worker, above "
+    "which their inputs pause [default: 20 per slot of concurrency, at least 1000].",
+)
 @click.option("--restart-window", type=click.FloatRange(1), default=60.0, show_default=True)
 @click.option(
     "--restart-backoff",
@@ -69,6 +76,7 @@ def run(
     shutdown_timeout: float,
     commit_interval: float,
     max_restarts: int,
+    max_pending: int | None,
     restart_window: float,
     restart_backoff: float,
     http_port: int,
@@ -99,6 +107,7 @@ def run(
             batch_size=batch_size,
             shutdown_timeout=shutdown_timeout,
             commit_interval=commit_interval,
+            max_pending=max_pending,
         ),
     )
     started = (

@@ -102,6 +102,7 @@ class ShadowReplay(KafkaEngine):
             max_in_flight=10_000,
             state_dir=Path(),
             memory_stores=True,
+            concurrent=False,  # one record at a time: same results, and a replay ends
         )
         self.ranges = dict(ranges)
         self.redirect = redirect

@@ -20,7 +20,6 @@ from streamkit.app import App
 from streamkit.errors import ProcessingFailedError, SerializationError
 from streamkit.failures.dead_letter import dead_letter_record, redrive_count, redrive_target
 from streamkit.failures.failure import Action, Failure, FailureHandler, Stage
-from streamkit.failures.handler import FailurePolicy
 from streamkit.failures.retry import retry_record
 from streamkit.processor import (
     KEEP_KEY,
@@ -33,17 +32,20 @@ from streamkit.processor import (
 )
 from streamkit.records import Headers, Message
 from streamkit.runtime._fast import FastPath, compile_fast_path
+from streamkit.runtime._scheduler import run_inline
 from streamkit.runtime._stateful import StatefulSteps, Where
 from streamkit.runtime._time import TimeSteps
+from streamkit.runtime.concurrency import check_concurrency
 from streamkit.runtime.middleware import MiddlewareChain
 from streamkit.runtime.outcome import Outcome, OutRecord, Sink
+from streamkit.runtime.policy import default_failure_policy
 from streamkit.runtime.serdes import TopicSerdes, app_serdes
 from streamkit.settings import Settings
 from streamkit.state.aggregate import AggregateSpec
 from streamkit.state.partition import PartitionState
 from streamkit.topology import Topology
 
-__all__ = ["Pipeline", "default_failure_policy", "wall_clock_ms"]
+__all__ = ["Pipeline", "wall_clock_ms"]
 
 
 def wall_clock_ms() -> int:
@@ -71,6 +73,7 @@ class Pipeline:
         inline_retry_topics: bool = False,
     ) -> None:
         app.validate()
+        check_concurrency(app)
         self.app = app
         self.topology = Topology(app)
         self.settings = settings or Settings.from_env()
@@ -111,7 +114,9 @@ class Pipeline:
         """A tight per-record function for the common shape of ``topic``'s processing, or
         None for the general path (see :mod:`streamkit.runtime._fast`)."""
         specs = self.by_input.get(topic, [])
-        if len(specs) != 1 or topic in self.aggregates_by_input or self.chain.middlewares:
+        if len(specs) != 1 or specs[0].concurrent or self.chain.middlewares:
+            return None
+        if topic in self.aggregates_by_input:
             return None
         if self.time.has_time(topic):
             return None
@@ -236,6 +241,8 @@ class Pipeline:
                     result = spec.fn(event, ctx)
                 else:
                     result = spec.fn(event)
+                if spec.is_async:  # one record at a time here (the memory engine, replay)
+                    result = run_inline(result, spec)
                 emits = route(spec, result)
             except Exception as exc:  # noqa: BLE001 - user code; the handler decides
                 if timers is not None:
@@ -385,14 +392,3 @@ class Pipeline:
         """The record that carries ``failure``'s input to ``retry_topic``, due after ``delay``."""
         due = self.clock() + int(delay * 1000)
         return retry_record(failure, retry_topic, due, key, value, headers, source_timestamp, trace)
-
-
-def default_failure_policy(app: App) -> FailurePolicy:
-    """Each processor's retry policy (retry topics set the attempts), DLQs as the app says."""
-    policies = {}
-    for spec in app.processors:
-        policy = app.retry_policy(spec.name)
-        if spec.retry_topics:
-            policy = replace(policy, attempts=len(spec.retry_topics) + 1)
-        policies[spec.name] = policy
-    return FailurePolicy(policies, app.retry, dead_letters=app.dead_letters)

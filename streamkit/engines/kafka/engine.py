@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from streamkit.engines.kafka.delivery import KafkaChunk
 from streamkit.errors import KafkaOperationError
 from streamkit.records import TP
+from streamkit.runtime.concurrency import ConcurrentRecords
 from streamkit.runtime.pipeline import Pipeline
 from streamkit.runtime.port import Counters, Hold
 from streamkit.runtime.task import PartitionTask
@@ -49,6 +50,9 @@ class KafkaEngine:
         max_in_flight: int,
         state_dir: Path,
         memory_stores: bool = False,
+        concurrent: bool = True,
+        max_pending: int | None = None,
+        max_pending_bytes: int = 64 << 20,
     ) -> None:
         self.pipeline = pipeline
         self.app = pipeline.app
@@ -77,6 +81,20 @@ class KafkaEngine:
         the start."""
         self.timed = any(pipeline.time.has_time(t) for t in self.topology.inputs())
         """Whether any partition has windows or timers (a tick has something to do)."""
+        self.concurrent: ConcurrentRecords | None = None
+        """Concurrent processors' records (None: every record runs in the loop, as shadow
+        replay runs them)."""
+        if concurrent and any(s.concurrent for s in self.app.processors):
+            self.concurrent = ConcurrentRecords(pipeline)
+        self._concurrent_topics = frozenset(self.concurrent.topics if self.concurrent else ())
+        width = sum(s.concurrency for s in self.app.processors if s.concurrent)
+        self.max_pending = max_pending or max(1000, 20 * width)
+        """Records of concurrent processors taken and not settled above which their
+        inputs pause (by default twenty per slot, at least 1000: a queue that never runs dry
+        between a pause and the records fetched after the resume)."""
+        self.max_pending_bytes = max_pending_bytes
+        self.throttled: set[TP] = set()
+        """Partitions paused because concurrent records wait beyond the bounds."""
         self.track_deliveries = True
         """Whether the tasks track their chunks' deliveries (at least once). Under exactly
         once the transaction decides: an aborted one's reports ("purged") mean nothing."""
@@ -98,12 +116,23 @@ class KafkaEngine:
                 f"{exc.args[0].str()}"
             ) from exc
         self.held[task.tp] = task
+        if self.concurrent is not None:  # its records from the held one on come again
+            self.concurrent.abandon(task, hold.offset)
 
     def resume(self, task: PartitionTask) -> None:
-        """Resume the task's partition (a pause never outlives its hold)."""
+        """Resume the task's partition (a pause never outlives its hold), unless it waits
+        for concurrent records to finish."""
         self.held.pop(task.tp, None)
+        if task.tp in self.throttled:
+            return
+        partition = TopicPartition(task.topic, task.partition)
         try:
-            self.consumer.resume([TopicPartition(task.topic, task.partition)])
+            # A seek to where it stands first: a partition only resumed is fetched again
+            # after about a second (librdkafka's fetcher sleeps); a seek wakes it at once.
+            (position,) = self.consumer.position([partition])
+            if position.offset >= 0:
+                self.consumer.seek(position)
+            self.consumer.resume([partition])
         except KafkaException as exc:  # revoked in the meantime: nothing to resume
             self.log.debug("resume of %s skipped: %s", task.tp, exc.args[0].str())
 
@@ -148,8 +177,12 @@ class KafkaEngine:
         """Close the tasks of partitions that were revoked or lost."""
         for tp in tps:
             self._ends.pop(tp, None)
+            self.throttled.discard(tp)
             task = self.tasks.pop(tp, None)
             if task is not None:
+                if self.concurrent is not None:
+                    self.concurrent.abandon(task)
+                    self.concurrent.positions.pop(tp, None)
                 task.close()
 
     @property
@@ -207,6 +240,9 @@ class KafkaEngine:
                     chunk = chunks.get(last)
                 if task is None or task.hold is not None:
                     continue  # revoked, or fetched before it was held: it comes again
+                if topic in self._concurrent_topics:
+                    self._submit(task, msg)
+                    continue
                 if chunk is None:
                     chunk = self.chunk_type(task, msg.offset() or 0, self)
                     chunks[last] = chunk
@@ -225,6 +261,59 @@ class KafkaEngine:
                 for name, count in per_topic.items():
                     self.chain.consumed(name, count)
         return list(chunks.values())
+
+    # -- concurrent processors ------------------------------------------------------------
+    def _submit(self, task: PartitionTask, msg: Message) -> None:
+        """A record of a concurrent processor: a chunk of its own, settled when its call
+        returns (see :mod:`streamkit.runtime.concurrency`)."""
+        assert self.concurrent is not None  # noqa: S101 - only its topics come here
+        chunk = task.offsets.open(self.chunk_type(task, msg.offset() or 0, self))
+        self.concurrent.submit(task, msg, chunk)
+
+    def settle_concurrent(self, wait: float = 0.0) -> None:
+        """Settle the concurrent calls that returned; pause the concurrent inputs while more
+        records than the bounds allow are taken and not yet committable, resume them below
+        half of it.
+
+        Counted from each partition's lowest incomplete record, not only what runs: after
+        a crash everything past the last commit is run again, so this bounds the
+        duplicates too (plus what one batch and one commit interval add).
+        """
+        concurrent = self.concurrent
+        if concurrent is None:
+            return
+        concurrent.complete(wait)
+        self.advance()
+        waiting = sum(
+            len(task.offsets) for tp, task in self.tasks.items() if tp[0] in self._concurrent_topics
+        )
+        over = waiting >= self.max_pending or concurrent.pending_bytes >= self.max_pending_bytes
+        if over:
+            self._throttle(concurrent)
+        elif self.throttled and (
+            waiting <= self.max_pending // 2
+            and concurrent.pending_bytes <= self.max_pending_bytes // 2
+        ):
+            tps, self.throttled = self.throttled, set()
+            for tp in tps:
+                task = self.tasks.get(tp)
+                if task is not None and task.hold is None:
+                    self.resume(task)
+
+    def _throttle(self, concurrent: ConcurrentRecords) -> None:
+        """Pause every concurrent input partition not held. librdkafka drops what it
+        fetched past the last record taken and fetches it again on resume."""
+        for tp, task in self.tasks.items():
+            if tp[0] not in self._concurrent_topics or task.hold is not None:
+                continue
+            if tp in self.throttled:
+                continue
+            try:
+                self.consumer.pause([TopicPartition(*tp)])
+            except KafkaException as exc:
+                self.log.debug("pause of %s skipped: %s", tp, exc.args[0].str())
+                continue
+            self.throttled.add(tp)
 
     def tick_due(self) -> bool:
         """Whether an idle window or a wall-clock timer of some partition is due."""

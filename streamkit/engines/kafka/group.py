@@ -9,6 +9,7 @@ was acknowledged, then its task is closed; a lost one is closed without a commit
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -86,6 +87,10 @@ class GroupMember(KafkaEngine):
         keys = [(p.topic, p.partition) for p in partitions]
         try:
             if not self.failed and not self.exactly_once:
+                if self.concurrent is not None:  # the calls running for them end first
+                    until = time.monotonic() + self.shutdown_timeout / 2
+                    tasks = [self.tasks[tp] for tp in keys if tp in self.tasks]
+                    self.concurrent.drain(tasks, lambda: time.monotonic() > until)
                 remaining = self.producer.flush(self.shutdown_timeout)
                 if remaining:
                     self.log.warning("%d records unacknowledged at revoke", remaining)

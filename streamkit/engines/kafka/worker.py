@@ -55,6 +55,10 @@ class WorkerOptions:
             changelog writes) above which the loop waits for the broker before it
             consumes more. Counted in records, not batches: under a slow stream batches
             are small, and a count of batches stalled the loop on a few records.
+        max_pending: records of concurrent processors taken and not yet settled (queued,
+            running, retrying) above which their inputs are paused until half are settled
+            (None: twenty per slot of concurrency, at least 1000).
+        max_pending_bytes: the same bound in bytes of those records' keys and values.
         consumer: extra librdkafka consumer properties.
         producer: extra librdkafka producer properties.
     """
@@ -64,6 +68,8 @@ class WorkerOptions:
     commit_interval: float = 1.0
     shutdown_timeout: float = 30.0
     max_in_flight: int = 4000
+    max_pending: int | None = None
+    max_pending_bytes: int = 64 << 20
     consumer: Mapping[str, Any] | None = None
     producer: Mapping[str, Any] | None = None
 
@@ -91,6 +97,8 @@ class KafkaWorker(GroupMember):
             logging.getLogger(f"streamkit.worker.{self.options.worker_id}"),
             batch_size=self.options.batch_size,
             max_in_flight=self.options.max_in_flight,
+            max_pending=self.options.max_pending,
+            max_pending_bytes=self.options.max_pending_bytes,
             state_dir=self.settings.state_dir / "stores" / app.group_id,
         )
         self.init_group()
@@ -178,7 +186,8 @@ class KafkaWorker(GroupMember):
         try:
             while not self._stopping:
                 self.wake()
-                messages = self.next_batch()
+                busy = self.concurrent is not None and self.concurrent.pending > 0
+                messages = self.next_batch(0.0 if busy else 0.2)
                 self.last_poll = time.monotonic()
                 self.raise_callback_error()
                 if self.transactions is not None:
@@ -187,6 +196,7 @@ class KafkaWorker(GroupMember):
                 else:
                     if messages:
                         self.handle(messages)
+                    self.settle_concurrent(0.01 if busy and not messages else 0.0)
                     self.tick()
                 self.deliveries()
                 if time.monotonic() - last_commit >= self.options.commit_interval:
@@ -248,6 +258,8 @@ class KafkaWorker(GroupMember):
     def _shutdown(self) -> None:
         deadline = time.monotonic() + self.options.shutdown_timeout
         try:
+            if self.concurrent is not None and not self.failed:  # what runs ends, and is written
+                self.concurrent.drain(self.tasks.values(), lambda: time.monotonic() > deadline - 5)
             remaining = self.producer.flush(max(0.0, deadline - time.monotonic() - 2))
             if remaining:
                 self.log.warning("%d records unacknowledged at shutdown", remaining)
@@ -267,6 +279,8 @@ class KafkaWorker(GroupMember):
         finally:
             self.failed = True  # the revoke callback during close must not commit again
             self.consumer.close()
+            if self.concurrent is not None:
+                self.concurrent.close()
             self.restore.close()
             self.close_tasks(list(self.tasks))
             c = self.counters

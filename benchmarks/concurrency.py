@@ -1,0 +1,166 @@
+"""The I/O-bound benchmark: a handler that waits 20 ms per record, 10,000 keys, 1 worker.
+
+    python -m benchmarks.concurrency [--records 100000] [--concurrency 200] [--runs 3]
+
+The dataset: ``--records`` small JSON events keyed by one of ``--keys`` keys. streamkit runs
+an ``async def`` processor with ``concurrency=N`` in key order (``benchmarks/peers/
+streamkit_async.py``). A run is done when the output holds one record per input (a
+duplicate or a loss shows as a wrong count on a clean run); its rate is the records over
+the time between the first and the last output's append. The bound is what N calls of
+20 ms at once can do: ``N / 0.020`` records/s. Runs go one after another; the median is
+reported with its share of the bound.
+
+Not measured here yet: Confluent's Parallel Consumer on the same data (see the issue).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+from confluent_kafka import Consumer, Producer
+
+from benchmarks.harness import PARTITIONS, ROOT, _count, _span_ms, _stop
+from benchmarks.harness import _tree_rss_mb as tree_rss_mb
+from streamkit.ops.admin import TopicSpec, admin_client, create_topics, delete_topics
+from streamkit.ops.local_broker import LocalBroker, LocalBrokerConfig, free_port
+from streamkit.settings import Settings
+
+APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
+MODULE = "benchmarks.peers.streamkit_async"
+
+
+def produce(bootstrap: str, topic: str, records: int, keys: int) -> None:
+    """``records`` JSON events keyed by one of ``keys`` keys, round-robin."""
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20})
+    for n in range(records):
+        key = f"key-{n % keys}"
+        while True:
+            try:
+                producer.produce(topic, orjson.dumps({"n": n, "key": key}), key.encode())
+                break
+            except BufferError:
+                producer.poll(0.1)
+    if producer.flush(60):
+        raise RuntimeError("the dataset was not fully written")
+
+
+def run_once(
+    bootstrap: str, source: str, records: int, concurrency: int, wait_ms: int, made: list[str]
+) -> tuple[float, float]:
+    """One run: records/s between the first and the last output, and peak RSS (MB)."""
+    run_id = uuid.uuid4().hex[:8]
+    output, group = f"bench-async-out-{run_id}", f"bench-async-{run_id}"
+    create_topics(admin_client({"bootstrap.servers": bootstrap}),
+                  [TopicSpec(output, PARTITIONS, 1, APPEND_TIME)])  # fmt: skip
+    made.append(output)
+    env = {**os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap, "BENCH_INPUT": source,
+           "BENCH_OUTPUT": output, "BENCH_GROUP": group, "BENCH_PARTITIONS": str(PARTITIONS),
+           "BENCH_CONCURRENCY": str(concurrency), "BENCH_WAIT_MS": str(wait_ms),
+           "PYTHONPATH": str(ROOT),
+           "STREAMKIT_STATE_DIR": tempfile.mkdtemp(prefix="bench-async-")}  # fmt: skip
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{run_id}"})
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
+    command = [sys.executable, "-m", "streamkit", "run", MODULE]
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=log)  # fmt: skip
+    peak = 0.0
+    try:
+        deadline = time.monotonic() + max(300, records / 200)
+        while (written := _count(probe, output)) < records:
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                raise RuntimeError(f"{written} of {records} outputs: "
+                                   + log.read().decode(errors="replace")[-2000:])  # fmt: skip
+            peak = max(peak, tree_rss_mb(process.pid))
+            time.sleep(0.2)
+        time.sleep(2)  # a duplicate would show now
+        if (written := _count(probe, output)) != records:
+            raise RuntimeError(f"{written} outputs, {records} expected")
+    finally:
+        _stop(process)
+        log.close()
+        shutil.rmtree(env["STREAMKIT_STATE_DIR"], ignore_errors=True)
+    first, last = _span_ms(probe, output)
+    probe.close()
+    return records / max(0.001, (last - first) / 1000), peak
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--keys", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--wait-ms", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args(argv)
+    bootstrap = os.environ.get("STREAMKIT_BOOTSTRAP_SERVERS")
+    broker, data_dir = None, None
+    if not bootstrap:
+        data_dir = Path(tempfile.mkdtemp(prefix="streamkit-bench-"))
+        broker = LocalBroker(LocalBrokerConfig(data_dir=data_dir, cache_dir=Settings.from_env(
+        ).cache_dir, port=free_port(), heap="1g"))  # fmt: skip
+        bootstrap = broker.start().bootstrap_servers
+    made: list[str] = []
+    admin = admin_client({"bootstrap.servers": bootstrap})
+    try:
+        source = f"bench-async-in-{uuid.uuid4().hex[:8]}"
+        create_topics(admin, [TopicSpec(source, PARTITIONS)])
+        made.append(source)
+        print(f"producing {args.records:,} records ({args.keys:,} keys)")
+        produce(bootstrap, source, args.records, args.keys)
+        runs = []
+        for i in range(args.runs):
+            rate, rss = run_once(bootstrap, source, args.records, args.concurrency,
+                                 args.wait_ms, made)  # fmt: skip
+            runs.append((rate, rss))
+            print(f"streamkit run {i + 1}: {rate:,.0f} records/s, {rss:.0f} MB", flush=True)
+        print(report(runs, args).read_text())
+    finally:
+        if broker is None:
+            delete_topics(admin, made)
+        del admin  # before its broker stops: it would log the refused connections
+        if broker is not None:
+            broker.stop()
+        if data_dir is not None:
+            shutil.rmtree(data_dir, ignore_errors=True)
+    return 0
+
+
+def report(runs: list[tuple[float, float]], args: argparse.Namespace) -> Path:
+    """concurrency.md in ``args.out``: the median run and its share of the bound."""
+    bound = args.concurrency / (args.wait_ms / 1000)
+    median = sorted(r for r, _ in runs)[len(runs) // 2]
+    lines = [
+        "# I/O-bound handler", "",
+        f"{args.records:,} JSON events, {args.keys:,} keys, {PARTITIONS} partitions; a handler "
+        f"that awaits {args.wait_ms} ms per record, 1 worker, concurrency {args.concurrency}, "
+        f"key order; median of {args.runs} runs (`python -m benchmarks.concurrency`; how the "
+        "rate is taken: its module docstring; the app: `benchmarks/peers/streamkit_async.py`).",
+        "",
+        "| implementation | records/s | share of the bound | peak RSS MB |",
+        "| --- | ---: | ---: | ---: |",
+        f"| bound ({args.concurrency} / {args.wait_ms / 1000:g} s) | {bound:,.0f} | 100% | - |",
+        f"| streamkit (`async def`, concurrency={args.concurrency}) | {median:,.0f} | "
+        f"{median / bound:.0%} | {max(r for _, r in runs):.0f} |",
+        "", "Every run (records/s): " + ", ".join(f"{r:,.0f}" for r, _ in runs), "",
+    ]  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "concurrency.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    sys.exit(main())
