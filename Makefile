@@ -63,7 +63,13 @@ $(KSTREAMS_BUILT): benchmarks/kstreams/pom.xml $(wildcard benchmarks/kstreams/sr
 	  compile dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=target/lib
 	@touch $@
 
-bench-peers: $(KSTREAMS_BUILT) ## Virtualenvs for faust-streaming and Quix Streams, and the Kafka Streams build
+PARALLEL_BUILT := benchmarks/parallel/target/.built
+$(PARALLEL_BUILT): benchmarks/parallel/pom.xml $(wildcard benchmarks/parallel/src/main/java/bench/*.java)
+	mvn -q -B -f benchmarks/parallel/pom.xml \
+	  compile dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=target/lib
+	@touch $@
+
+bench-peers: $(KSTREAMS_BUILT) $(PARALLEL_BUILT) ## Virtualenvs for faust-streaming and Quix Streams; the Kafka Streams and Parallel Consumer builds
 	@[ -x .venv-bench-faust/bin/python ] || { $(PYTHON) -m venv .venv-bench-faust && \
 	  .venv-bench-faust/bin/pip install --quiet faust-streaming fastavro orjson cramjam; }
 	@[ -x .venv-bench-quix/bin/python ] || { $(PYTHON) -m venv .venv-bench-quix && \

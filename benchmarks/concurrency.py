@@ -4,13 +4,13 @@
 
 The dataset: ``--records`` small JSON events keyed by one of ``--keys`` keys. streamkit runs
 an ``async def`` processor with ``concurrency=N`` in key order (``benchmarks/peers/
-streamkit_async.py``). A run is done when the output holds one record per input (a
+streamkit_async.py``); Confluent's Parallel Consumer (Java) runs KEY ordering with
+``maxConcurrency=N``, its worker threads sleeping 20 ms (``benchmarks/parallel/``, built by
+``make bench-peers``). A run is done when the output holds one record per input (a
 duplicate or a loss shows as a wrong count on a clean run); its rate is the records over
 the time between the first and the last output's append. The bound is what N calls of
-20 ms at once can do: ``N / 0.020`` records/s. Runs go one after another; the median is
+20 ms at once can do: ``N / 0.020`` records/s. Runs go round-robin; the median of each is
 reported with its share of the bound.
-
-Not measured here yet: Confluent's Parallel Consumer on the same data (see the issue).
 """
 
 from __future__ import annotations
@@ -36,7 +36,16 @@ from streamkit.ops.local_broker import LocalBroker, LocalBrokerConfig, free_port
 from streamkit.settings import Settings
 
 APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
-MODULE = "benchmarks.peers.streamkit_async"
+PARALLEL = ROOT / "benchmarks" / "parallel" / "target"
+PEERS = {
+    "streamkit": [sys.executable, "-m", "streamkit", "run", "benchmarks.peers.streamkit_async"],
+    "parallel": ["java", "-Xmx512m", "-cp", f"{PARALLEL}/classes:{PARALLEL}/lib/*",
+                 "bench.BenchParallel"],
+}  # fmt: skip
+LABELS = {
+    "streamkit": "streamkit (`async def`, concurrency={n}, key order)",
+    "parallel": "Confluent Parallel Consumer 0.5.3.2 (maxConcurrency={n}, KEY order)",
+}
 
 
 def produce(bootstrap: str, topic: str, records: int, keys: int) -> None:
@@ -55,23 +64,24 @@ def produce(bootstrap: str, topic: str, records: int, keys: int) -> None:
 
 
 def run_once(
-    bootstrap: str, source: str, records: int, concurrency: int, wait_ms: int, made: list[str]
-) -> tuple[float, float]:
-    """One run: records/s between the first and the last output, and peak RSS (MB)."""
+    peer: str, bootstrap: str, source: str, records: int, concurrency: int, wait_ms: int,
+    made: list[str],
+) -> tuple[float, float]:  # fmt: skip
+    """One run of ``peer``: records/s between the first and the last output, peak RSS (MB)."""
     run_id = uuid.uuid4().hex[:8]
     output, group = f"bench-async-out-{run_id}", f"bench-async-{run_id}"
     create_topics(admin_client({"bootstrap.servers": bootstrap}),
                   [TopicSpec(output, PARTITIONS, 1, APPEND_TIME)])  # fmt: skip
     made.append(output)
-    env = {**os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap, "BENCH_INPUT": source,
+    env = {**os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap, "BENCH_BOOTSTRAP": bootstrap,
+           "BENCH_INPUT": source,
            "BENCH_OUTPUT": output, "BENCH_GROUP": group, "BENCH_PARTITIONS": str(PARTITIONS),
            "BENCH_CONCURRENCY": str(concurrency), "BENCH_WAIT_MS": str(wait_ms),
            "PYTHONPATH": str(ROOT),
            "STREAMKIT_STATE_DIR": tempfile.mkdtemp(prefix="bench-async-")}  # fmt: skip
     probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{run_id}"})
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
-    command = [sys.executable, "-m", "streamkit", "run", MODULE]
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(PEERS[peer], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                                stderr=log)  # fmt: skip
     peak = 0.0
     try:
@@ -79,13 +89,13 @@ def run_once(
         while (written := _count(probe, output)) < records:
             if process.poll() is not None or time.monotonic() > deadline:
                 log.seek(0)
-                raise RuntimeError(f"{written} of {records} outputs: "
+                raise RuntimeError(f"{peer}: {written} of {records} outputs: "
                                    + log.read().decode(errors="replace")[-2000:])  # fmt: skip
             peak = max(peak, tree_rss_mb(process.pid))
             time.sleep(0.2)
         time.sleep(2)  # a duplicate would show now
         if (written := _count(probe, output)) != records:
-            raise RuntimeError(f"{written} outputs, {records} expected")
+            raise RuntimeError(f"{peer}: {written} outputs, {records} expected")
     finally:
         _stop(process)
         log.close()
@@ -102,8 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--wait-ms", type=int, default=20)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--peers", default="streamkit,parallel")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
+    peers = args.peers.split(",")
+    if "parallel" in peers and not (PARALLEL / "classes").exists():
+        print("skipping parallel: it is not built (make bench-peers)")
+        peers.remove("parallel")
     bootstrap = os.environ.get("STREAMKIT_BOOTSTRAP_SERVERS")
     broker, data_dir = None, None
     if not bootstrap:
@@ -119,12 +134,13 @@ def main(argv: list[str] | None = None) -> int:
         made.append(source)
         print(f"producing {args.records:,} records ({args.keys:,} keys)")
         produce(bootstrap, source, args.records, args.keys)
-        runs = []
+        runs: dict[str, list[tuple[float, float]]] = {p: [] for p in peers}
         for i in range(args.runs):
-            rate, rss = run_once(bootstrap, source, args.records, args.concurrency,
-                                 args.wait_ms, made)  # fmt: skip
-            runs.append((rate, rss))
-            print(f"streamkit run {i + 1}: {rate:,.0f} records/s, {rss:.0f} MB", flush=True)
+            for peer in peers:
+                rate, rss = run_once(peer, bootstrap, source, args.records, args.concurrency,
+                                     args.wait_ms, made)  # fmt: skip
+                runs[peer].append((rate, rss))
+                print(f"{peer} run {i + 1}: {rate:,.0f} records/s, {rss:.0f} MB", flush=True)
         print(report(runs, args).read_text())
     finally:
         if broker is None:
@@ -137,27 +153,37 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def report(runs: list[tuple[float, float]], args: argparse.Namespace) -> Path:
-    """concurrency.md in ``args.out``: the median run and its share of the bound."""
+def report(runs: dict[str, list[tuple[float, float]]], args: argparse.Namespace) -> Path:
+    """concurrency.md in ``args.out``: each median, its share of the bound and its ratio to
+    Parallel Consumer."""
     bound = args.concurrency / (args.wait_ms / 1000)
-    median = sorted(r for r, _ in runs)[len(runs) // 2]
+    medians = {p: sorted(r for r, _ in rs)[len(rs) // 2] for p, rs in runs.items() if rs}
+    parallel = medians.get("parallel")
     lines = [
         "# I/O-bound handler", "",
         f"{args.records:,} JSON events, {args.keys:,} keys, {PARTITIONS} partitions; a handler "
-        f"that awaits {args.wait_ms} ms per record, 1 worker, concurrency {args.concurrency}, "
-        f"key order; median of {args.runs} runs (`python -m benchmarks.concurrency`; how the "
-        "rate is taken: its module docstring; the app: `benchmarks/peers/streamkit_async.py`).",
+        f"that waits {args.wait_ms} ms per record, 1 worker, concurrency {args.concurrency}, "
+        f"key order; median of {args.runs} runs taken round-robin on one broker (`python -m "
+        "benchmarks.concurrency`; how the rate is taken: its module docstring). Settings and "
+        "where they come from: `benchmarks/peers/streamkit_async.py` and "
+        "`benchmarks/parallel/` (`BenchParallel.java`).",
         "",
-        "| implementation | records/s | share of the bound | peak RSS MB |",
-        "| --- | ---: | ---: | ---: |",
-        f"| bound ({args.concurrency} / {args.wait_ms / 1000:g} s) | {bound:,.0f} | 100% | - |",
-        f"| streamkit (`async def`, concurrency={args.concurrency}) | {median:,.0f} | "
-        f"{median / bound:.0%} | {max(r for _, r in runs):.0f} |",
-        "", "Every run (records/s): " + ", ".join(f"{r:,.0f}" for r, _ in runs), "",
+        "| implementation | records/s | share of the bound | vs Parallel Consumer "
+        "| peak RSS MB |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        f"| bound ({args.concurrency} / {args.wait_ms / 1000:g} s) | {bound:,.0f} | 100% "
+        "| - | - |",
     ]  # fmt: skip
+    for peer, rate in medians.items():
+        ratio = f"{rate / parallel:.2f}x" if parallel else "-"
+        rss = max(r for _, r in runs[peer])
+        label = LABELS[peer].format(n=args.concurrency)
+        lines.append(f"| {label} | {rate:,.0f} | {rate / bound:.0%} | {ratio} | {rss:.0f} |")
+    lines += ["", "Every run (records/s):", ""]
+    lines += [f"- {p}: " + ", ".join(f"{r:,.0f}" for r, _ in rs) for p, rs in runs.items()]
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "concurrency.md"
-    path.write_text("\n".join(lines))
+    path.write_text("\n".join(lines) + "\n")
     return path
 
 
