@@ -21,7 +21,6 @@ import threading
 from collections import deque
 from collections.abc import Callable, Coroutine, Hashable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from functools import partial
 from queue import SimpleQueue
 from time import monotonic
@@ -33,28 +32,33 @@ from streamkit.processor import ProcessorSpec
 __all__ = ["EventLoopThread", "Job", "Scheduler", "run_inline"]
 
 
-@dataclass(eq=False)
 class Job:
     """One record's call of a concurrent processor, from submission to settling.
 
     ``payload`` is what the engine needs to settle it (opaque here); ``args`` are the
     function's arguments; ``result``, ``error`` and ``seconds`` are the last call's.
+    ``run`` counts the calls: a timed-out thread's late result carries an old one.
+    ``lane_done``: its lane has moved on (its call returned, or it was settled).
     """
 
-    lane: Hashable | None
-    args: tuple[Any, ...]
-    payload: Any
-    size: int = 0
-    attempt: int = 1
-    result: Any = None
-    error: BaseException | None = None
-    seconds: float = 0.0
-    run: int = 0
-    """Which call of the job is current; a timed-out thread's late result has an old one."""
-    running: bool = False
-    abandoned: bool = False
-    released: bool = False
-    deadline: float = field(default=0.0, repr=False)
+    __slots__ = (
+        "abandoned", "args", "attempt", "deadline", "error", "lane", "lane_done", "payload",
+        "released", "result", "run", "running", "seconds", "size",
+    )  # fmt: skip
+
+    def __init__(self, lane: Hashable | None, args: tuple[Any, ...], payload: Any,
+                 size: int = 0) -> None:  # fmt: skip
+        self.lane = lane
+        self.args = args
+        self.payload = payload
+        self.size = size
+        self.attempt = 1
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.seconds = 0.0
+        self.run = 0
+        self.running = self.abandoned = self.released = self.lane_done = False
+        self.deadline = 0.0
 
 
 class EventLoopThread:
@@ -68,14 +72,29 @@ class EventLoopThread:
         except ImportError:
             self.loop = asyncio.new_event_loop()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._waiting: deque[Callable[[], Coroutine[Any, Any, None]]] = deque()
+        self._woken = False
         self._thread = threading.Thread(
             target=self.loop.run_forever, name="streamkit-async", daemon=True
         )
         self._thread.start()
 
     def start(self, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Run the coroutine ``make()`` on the loop (from any thread)."""
-        self.loop.call_soon_threadsafe(self._create, make)
+        """Run the coroutine ``make()`` on the loop (from any thread). Starts asked for from
+        other threads are handed over together: one wake-up of the loop for a batch."""
+        if threading.get_ident() == self._thread.ident:
+            self._create(make)
+            return
+        self._waiting.append(make)
+        if not self._woken:
+            self._woken = True
+            self.loop.call_soon_threadsafe(self._start_waiting)
+
+    def _start_waiting(self) -> None:
+        self._woken = False
+        waiting = self._waiting
+        while waiting:
+            self._create(waiting.popleft())
 
     def _create(self, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
         task = self.loop.create_task(make())
@@ -146,17 +165,22 @@ class Scheduler:
             if job.released:
                 return
             self._forget(job)
-            if job.lane is None:
-                return
-            lane = self._lanes.get(job.lane)
-            if not lane or lane[0] is not job:
-                return
-            lane.popleft()
-            if lane:
-                self._ready.append(lane[0])
-                self._fill()
-            else:
-                del self._lanes[job.lane]
+            self._next_in_lane(job)
+
+    def _next_in_lane(self, job: Job) -> None:
+        """Take ``job`` off its lane and let the lane's next job start (the lock is held)."""
+        if job.lane is None or job.lane_done:
+            return
+        job.lane_done = True
+        lane = self._lanes.get(job.lane)
+        if not lane or lane[0] is not job:
+            return
+        lane.popleft()
+        if lane:
+            self._ready.append(lane[0])
+            self._fill()
+        else:
+            del self._lanes[job.lane]
 
     def retry(self, job: Job, delay: float) -> None:
         """Call ``job`` again after ``delay`` seconds; its lane waits for it."""
@@ -273,6 +297,11 @@ class Scheduler:
                 job.result, job.error, job.seconds = result, error, seconds
                 job.running = False
                 self.done.put(job)
+                if error is None and not job.abandoned:
+                    # The call returned: its key's next record may be called now (its
+                    # outputs are written after these, in the order the calls ended). A
+                    # call that raised holds its lane until the loop decides on a retry.
+                    self._next_in_lane(job)
             self._fill()
 
 
