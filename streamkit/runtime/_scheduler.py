@@ -2,10 +2,11 @@
 
 A :class:`Scheduler` runs up to ``concurrency`` calls of one processor at once. Each job
 belongs to a lane (its key, its partition, or none): a lane runs one job at a time, in the
-order its jobs came, and stays busy until the engine's loop has settled the job
-(:meth:`Scheduler.release`), so a key's next record never starts before the previous one's
-outputs are written or its retry decided. A call that ends frees its slot at once, in the
-thread that ran it, and the next ready job starts there; only settling waits for the loop.
+order its jobs came. A call that returns frees its slot and its lane at once, in the thread
+that ran it, and the next ready job starts there; finished jobs reach the engine's loop in
+the order they finished, so a lane's outputs are written in order. A call that raised
+holds its lane until the loop has decided on it (:meth:`Scheduler.retry` or
+:meth:`Scheduler.release`): a key's next record never runs before a failed one's retry.
 
 Sync functions run on a pool of ``concurrency`` threads; ``async def`` functions on one
 event loop per process (uvloop where installed). A call past its ``timeout`` is reported

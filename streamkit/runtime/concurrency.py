@@ -12,7 +12,9 @@ partition is never past its lowest incomplete record, whatever finished after it
 Rules that keep every guarantee (checked at start-up by :func:`check_concurrency`):
 
 * a blocking retry holds only its lane (its key under ``ordering="key"``): the job is
-  called again after the delay, while other keys go on; the commit waits for it;
+  called again after the delay, while other keys go on; the commit waits for it (a failure
+  found after the call returned, an output that cannot be routed or encoded, is decided
+  once the key's next record may already have run);
 * a partition rewound (an output or dead letter that cannot be written) drops its jobs at
   and after the record, which come again from Kafka;
 * records completed past the lowest incomplete one are run again after a crash

@@ -241,3 +241,29 @@ def test_kill_9_with_hundreds_in_flight_loses_nothing(
     # bounded by what was taken past the last commit: the bound, a batch, a commit interval
     assert 0 < duplicates <= pending + 500 + 500
     assert len({v["pid"] for v in values}) == 2
+
+
+def test_a_graceful_stop_lets_running_calls_finish_and_commits_them(
+    kafka_bootstrap: str, kafka_config: dict[str, Any], topic_factory: TopicFactory
+) -> None:
+    app, source, sink = _app(topic_factory, kafka_bootstrap)
+    started = threading.Semaphore(0)
+
+    @app.processor(input=source, output=sink, concurrency=50)
+    async def call(event: dict[str, Any]) -> dict[str, Any]:
+        started.release()
+        await asyncio.sleep(1.5)
+        return event
+
+    _produce(kafka_config, source, 40, keys=40)
+    worker, thread, _ = _run(app, kafka_bootstrap)
+    try:
+        for _ in range(40):
+            assert started.acquire(timeout=60), "the calls did not start"
+    finally:
+        worker.request_stop()  # all 40 calls are running now
+        thread.join(60)
+    assert not thread.is_alive()
+    outputs = read_all(kafka_config, sink)
+    assert sorted(orjson.loads(m.value() or b"")["n"] for m in outputs) == list(range(40))
+    assert _all_committed(kafka_config, app, source, 40)
