@@ -29,11 +29,10 @@ from pathlib import Path
 import orjson
 from confluent_kafka import Consumer, Producer
 
+from benchmarks._broker import bench_broker
 from benchmarks.harness import PARTITIONS, ROOT, _count, _span_ms, _stop
 from benchmarks.harness import _tree_rss_mb as tree_rss_mb
-from streamkit.ops.admin import TopicSpec, admin_client, create_topics, delete_topics
-from streamkit.ops.local_broker import LocalBroker, LocalBrokerConfig, free_port
-from streamkit.settings import Settings
+from streamkit.ops.admin import TopicSpec, admin_client, create_topics
 
 APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
 PARALLEL = ROOT / "benchmarks" / "parallel" / "target"
@@ -119,16 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     if "parallel" in peers and not (PARALLEL / "classes").exists():
         print("skipping parallel: it is not built (make bench-peers)")
         peers.remove("parallel")
-    bootstrap = os.environ.get("STREAMKIT_BOOTSTRAP_SERVERS")
-    broker, data_dir = None, None
-    if not bootstrap:
-        data_dir = Path(tempfile.mkdtemp(prefix="streamkit-bench-"))
-        broker = LocalBroker(LocalBrokerConfig(data_dir=data_dir, cache_dir=Settings.from_env(
-        ).cache_dir, port=free_port(), heap="1g"))  # fmt: skip
-        bootstrap = broker.start().bootstrap_servers
-    made: list[str] = []
-    admin = admin_client({"bootstrap.servers": bootstrap})
-    try:
+    with bench_broker() as (bootstrap, admin, made):
         source = f"bench-async-in-{uuid.uuid4().hex[:8]}"
         create_topics(admin, [TopicSpec(source, PARTITIONS)])
         made.append(source)
@@ -142,14 +132,6 @@ def main(argv: list[str] | None = None) -> int:
                 runs[peer].append((rate, rss))
                 print(f"{peer} run {i + 1}: {rate:,.0f} records/s, {rss:.0f} MB", flush=True)
         print(report(runs, args).read_text())
-    finally:
-        if broker is None:
-            delete_topics(admin, made)
-        del admin  # before its broker stops: it would log the refused connections
-        if broker is not None:
-            broker.stop()
-        if data_dir is not None:
-            shutil.rmtree(data_dir, ignore_errors=True)
     return 0
 
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import harness
+from benchmarks import concurrency, harness
 
 
 def test_the_harness_runs_raw_and_streamkit_and_writes_a_report(
@@ -29,3 +29,17 @@ def test_the_harness_runs_raw_and_streamkit_and_writes_a_report(
         rate = float(row.split("|")[2].replace(",", ""))
         assert rate > 0
         assert row.split("|")[4].strip() != "nan"  # a latency was measured
+
+
+def test_the_io_bound_benchmark_runs_streamkit_and_writes_a_report(
+    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAMKIT_BOOTSTRAP_SERVERS", kafka_bootstrap)
+    code = concurrency.main(
+        ["--records", "2000", "--keys", "500", "--runs", "1", "--peers", "streamkit",
+         "--out", str(tmp_path)]
+    )  # fmt: skip
+    assert code == 0
+    table = (tmp_path / "concurrency.md").read_text()
+    (row,) = [line for line in table.splitlines() if line.startswith("| streamkit")]
+    assert float(row.split("|")[2].replace(",", "")) > 0
