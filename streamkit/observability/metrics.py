@@ -20,6 +20,8 @@ metric                                         type       labels
 ``streamkit_blocked_partitions``               gauge      app, worker
 ``streamkit_consumer_lag``                     gauge      app, worker, topic, partition
 ``streamkit_last_poll_age_seconds``            gauge      app, worker
+``streamkit_concurrent_calls``                 gauge      app, worker, processor
+``streamkit_concurrent_pending``               gauge      app, worker, processor
 =============================================  =========  ================================
 
 ``outcome`` is ``emitted``, ``filtered`` or ``failed``; ``kind`` is ``assigned``,
@@ -146,6 +148,24 @@ class WorkerCollector(Collector):
         )
         poll.add_metric(base, time.monotonic() - worker.last_poll)
         yield poll
+        stats = worker.concurrency_stats
+        if stats:
+            calls = GaugeMetricFamily(
+                "streamkit_concurrent_calls",
+                "Calls of a concurrent processor running now.",
+                labels=["app", "worker", "processor"],
+            )
+            pending = GaugeMetricFamily(
+                "streamkit_concurrent_pending",
+                "Records of a concurrent processor taken and not yet done (queued, running, "
+                "waiting for a retry).",
+                labels=["app", "worker", "processor"],
+            )
+            for name, (running, waiting) in sorted(stats.items()):
+                calls.add_metric([*base, name], running)
+                pending.add_metric([*base, name], waiting)
+            yield calls
+            yield pending
         lag = GaugeMetricFamily(
             "streamkit_consumer_lag",
             "Records between the committed offset and the end of the partition "

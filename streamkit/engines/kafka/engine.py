@@ -191,6 +191,13 @@ class KafkaEngine:
         return len(self.held)
 
     @property
+    def concurrency_stats(self) -> dict[str, tuple[int, int]]:
+        """Per concurrent processor: calls running now, records taken and not yet settled."""
+        if self.concurrent is None:
+            return {}
+        return {s.spec.name: (s.busy, s.pending) for s in self.concurrent.schedulers.values()}
+
+    @property
     def filtered(self) -> int:
         """Processor results that filtered their record out, so far."""
         return self.pipeline.fast_filtered + self.counters.filtered

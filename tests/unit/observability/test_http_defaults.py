@@ -9,13 +9,13 @@ from click.testing import CliRunner
 from streamkit.cli.main import cli
 from streamkit.host.worker import ProcessOptions
 from streamkit.observability.http import WorkerHttpServer
-from streamkit.observability.metrics import PrometheusMetrics
+from streamkit.observability.metrics import PrometheusMetrics, WorkerCollector
 
 
 def test_the_http_server_binds_loopback_by_default() -> None:
     worker = SimpleNamespace(
         app=SimpleNamespace(name="a"), options=SimpleNamespace(worker_id="0"), assigned=set(),
-        blocked_partitions=0, last_poll=time.monotonic(), lag={},
+        blocked_partitions=0, last_poll=time.monotonic(), lag={}, concurrency_stats={},
     )  # fmt: skip
     server = WorkerHttpServer(worker, PrometheusMetrics("a", "0"), 0)  # type: ignore[arg-type]
     try:
@@ -29,3 +29,16 @@ def test_streamkit_run_documents_the_loopback_default() -> None:
     shown = CliRunner().invoke(cli, ["run", "--help"], terminal_width=200)
     assert "--http-host TEXT" in shown.output
     assert "[default: 127.0.0.1]" in shown.output
+
+
+def test_concurrent_processors_show_their_calls_and_pending_records() -> None:
+    worker = SimpleNamespace(
+        app=SimpleNamespace(name="a"), options=SimpleNamespace(worker_id="0"), assigned=set(),
+        blocked_partitions=0, last_poll=time.monotonic(), lag={},
+        concurrency_stats={"send": (200, 1500)},
+    )  # fmt: skip
+    gauges = {m.name: m.samples for m in WorkerCollector(worker).collect()}  # type: ignore[arg-type]
+    (calls,) = gauges["streamkit_concurrent_calls"]
+    (pending,) = gauges["streamkit_concurrent_pending"]
+    assert calls.labels == {"app": "a", "worker": "0", "processor": "send"}
+    assert (calls.value, pending.value) == (200, 1500)
