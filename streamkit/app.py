@@ -145,6 +145,8 @@ class App:
         concurrency: int | None = None,
         ordering: str = "key",
         timeout: str | float | None = None,
+        where: Mapping[str, Any] | None = None,
+        where_headers: Mapping[str, Any] | None = None,
     ) -> Callable[[F], F]:
         """Decorate a function ``(event) -> result`` or ``(event, ctx) -> result``.
 
@@ -160,25 +162,21 @@ class App:
         durable (kept in ``<app>-<processor>-timers-changelog``). ``concurrency=N`` (or an
         ``async def``, 100 by default) runs N records at once, in order per key
         (``ordering="key"``, or ``"partition"``, ``"unordered"``); ``timeout="5s"`` fails a
-        call that takes longer (see the README's "I/O-bound processors").
+        call that takes longer (see the README's "I/O-bound processors"). ``where=`` and
+        ``where_headers=`` (EventBridge event patterns, see :mod:`streamkit.runtime.where`)
+        pass it only the records that match, headers checked before decoding.
         The function itself is returned unchanged, so it stays testable as is.
         """
 
         def register(fn: F) -> F:
             spec = ProcessorSpec.build(
-                fn,
-                input=_topic_name(input),
+                fn, input=_topic_name(input), name=name,
                 output=_topic_name(output) if output is not None else None,
-                outputs=[_topic_name(o) for o in outputs],
-                name=name,
-                retries=retries,
-                retry_topics=retry_topics,
-                dedupe=dedupe,
-                on_timer=on_timer,
-                concurrency=concurrency,
-                ordering=ordering,
-                timeout=timeout,
-            )
+                outputs=[_topic_name(o) for o in outputs], retries=retries,
+                retry_topics=retry_topics, dedupe=dedupe, on_timer=on_timer,
+                concurrency=concurrency, ordering=ordering, timeout=timeout,
+                where=where, where_headers=where_headers,
+            )  # fmt: skip
             self._claim(spec.name)
             self._processors[spec.name] = spec
             return fn

@@ -151,6 +151,8 @@ class ProcessorSpec:
             after another), ``"partition"`` or ``"unordered"``.
         timeout: seconds one call may take before it counts as a failure (None: no limit).
         is_async: ``fn`` is a coroutine function (it runs on the worker's event loop).
+        where: an event pattern the decoded event must match for ``fn`` to run.
+        where_headers: an event pattern of the record's headers, checked before decoding.
     """
 
     name: str
@@ -167,6 +169,8 @@ class ProcessorSpec:
     ordering: Ordering = "key"
     timeout: float | None = None
     is_async: bool = False
+    where: Mapping[str, Any] | None = None
+    where_headers: Mapping[str, Any] | None = None
 
     @property
     def concurrent(self) -> bool:
@@ -194,6 +198,8 @@ class ProcessorSpec:
         concurrency: int | None = None,
         ordering: str = "key",
         timeout: str | float | None = None,
+        where: Mapping[str, Any] | None = None,
+        where_headers: Mapping[str, Any] | None = None,
     ) -> ProcessorSpec:
         """Check a decorated function's declaration and make its spec."""
         label = str(name or getattr(fn, "__name__", repr(fn)))
@@ -254,6 +260,8 @@ class ProcessorSpec:
             ordering=cast(Ordering, ordering),
             timeout=limit,
             is_async=is_async,
+            where=where,
+            where_headers=where_headers,
         )
 
 

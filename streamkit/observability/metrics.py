@@ -16,6 +16,7 @@ metric                                         type       labels
 ``streamkit_dead_letters_total``               counter    app, worker, topic
 ``streamkit_rebalances_total``                 counter    app, worker, kind
 ``streamkit_late_records_total``               counter    app, worker, store
+``streamkit_records_unmatched_total``          counter    app, worker, processor
 ``streamkit_assigned_partitions``              gauge      app, worker
 ``streamkit_blocked_partitions``               gauge      app, worker
 ``streamkit_consumer_lag``                     gauge      app, worker, topic, partition
@@ -36,7 +37,7 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from streamkit.failures.failure import Action, Decision, Failure
@@ -121,14 +122,23 @@ class PrometheusMetrics(Middleware):
 
 
 class WorkerCollector(Collector):
-    """Gauges read from the worker when scraped: partitions, lag, poll age."""
+    """Read from the worker when scraped: partitions, lag, poll age, concurrent calls,
+    records kept from processors by their patterns."""
 
     def __init__(self, worker: KafkaWorker) -> None:
         self.worker = worker
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         worker = self.worker
         base = [worker.app.name, worker.options.worker_id]
+        unmatched = CounterMetricFamily(
+            "streamkit_records_unmatched",
+            "Records a processor's where= or where_headers= kept from it.",
+            labels=["app", "worker", "processor"],
+        )
+        for name, count in sorted(worker.unmatched.items()):
+            unmatched.add_metric([*base, name], count)
+        yield unmatched
         assigned = GaugeMetricFamily(
             "streamkit_assigned_partitions", "Partitions assigned.", labels=["app", "worker"]
         )

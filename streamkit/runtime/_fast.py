@@ -1,8 +1,8 @@
 """The fast path: a tight per-record function for the most common processor shape.
 
 The shape: one processor on the topic, returning one value (or None) for its single
-output with the input's key format; no context, aggregates, dedupe or middleware. Its
-function returns None when the record is done (emitted or filtered) and an
+output with the input's key format; no context, aggregates, dedupe, patterns, concurrency
+or middleware. Its function returns None when the record is done (emitted or filtered) and an
 :class:`~streamkit.runtime.outcome.Outcome` when something needs settling.
 """
 
@@ -30,7 +30,9 @@ _ROUTED = (Emit, list, tuple)
 
 def compile_fast_path(pipeline: Pipeline, spec: ProcessorSpec, topic: str) -> FastPath | None:
     """The fast path of ``spec`` on ``topic``, or None when it does not have the shape."""
-    if spec.takes_context or spec.dedupe is not None or spec.output is None:
+    if spec.takes_context or spec.dedupe is not None or spec.output is None or spec.concurrent:
+        return None
+    if spec.where is not None or spec.where_headers is not None:
         return None
     topics = pipeline.app.topics
     if topics[spec.output].key != topics[topic].key:

@@ -132,6 +132,8 @@ class ConcurrentRecords:
         extra = self._extra(msg, headers) if pipeline.chain.wants_records else []
         value = msg.value()
         only = redrive_target(headers) if headers else None
+        if task.topic in pipeline.filters.headers:
+            only = pipeline.filters.allowed(task.topic, headers, only, Outcome())
         if value is None or (only is not None and spec.name not in only):
             outcome = Outcome(extra_headers=extra, filtered=int(value is None))
             self._settle_now(task, msg, chunk, outcome, headers)
@@ -147,6 +149,9 @@ class ConcurrentRecords:
             outcome = Outcome(extra_headers=extra)
             pipeline.decide(Failure(Stage.DECODE, topic, partition, offset, located), outcome)
             self._settle_now(task, msg, chunk, outcome, headers)
+            return
+        if not pipeline.filters.event_matches(spec.name, event, Outcome()):
+            self._settle_now(task, msg, chunk, Outcome(extra_headers=extra, filtered=1), headers)
             return
         event_id = None
         if spec.dedupe is not None:

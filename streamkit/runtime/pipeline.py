@@ -32,6 +32,7 @@ from streamkit.processor import (
 )
 from streamkit.records import Headers, Message
 from streamkit.runtime._fast import FastPath, compile_fast_path
+from streamkit.runtime._filters import Filters
 from streamkit.runtime._scheduler import run_inline
 from streamkit.runtime._stateful import StatefulSteps, Where
 from streamkit.runtime._time import TimeSteps
@@ -91,6 +92,7 @@ class Pipeline:
             topic: any(s.takes_context for s in specs) for topic, specs in self.by_input.items()
         }
         self.specs = {spec.name: spec for spec in app.processors}
+        self.filters = Filters(app)
         self.stateful = StatefulSteps(self.topology, self.serdes, clock, self.decide)
         self.time = TimeSteps(self.topology, self.serdes, clock, self.decide, self.deliver)
         self.retry_topics = {} if inline_retry_topics else self.topology.retry_topics()
@@ -114,13 +116,9 @@ class Pipeline:
         """A tight per-record function for the common shape of ``topic``'s processing, or
         None for the general path (see :mod:`streamkit.runtime._fast`)."""
         specs = self.by_input.get(topic, [])
-        if len(specs) != 1 or specs[0].concurrent or self.chain.middlewares:
+        if len(specs) != 1 or topic in self.aggregates_by_input or self.chain.middlewares:
             return None
-        if topic in self.aggregates_by_input:
-            return None
-        if self.time.has_time(topic):
-            return None
-        return compile_fast_path(self, specs[0], topic)
+        return None if self.time.has_time(topic) else compile_fast_path(self, specs[0], topic)
 
     # -- the record path ----------------------------------------------------------------
     def process(
@@ -169,6 +167,10 @@ class Pipeline:
             return outcome
         if headers:
             only = redrive_target(headers) or only
+        if topic in self.filters.headers:  # where_headers: before decoding
+            only = self.filters.allowed(topic, headers, only, outcome)
+            if only is not None and not only and not folds and not windows:
+                return outcome
         value = msg.value()
         if value is None:
             outcome.filtered += len(specs)
@@ -221,7 +223,9 @@ class Pipeline:
         topic, partition, offset, _ = where
         timing = self.chain.wants_timing
         for spec in specs:
-            if only is not None and spec.name not in only:
+            if (only is not None and spec.name not in only) or not self.filters.event_matches(
+                spec.name, event, outcome
+            ):
                 continue
             event_id = None
             if spec.dedupe is not None:

@@ -48,6 +48,8 @@ class PartitionTask:
         """Why the partition was last rewound (an infrastructure failure), if ever."""
         self._retry_source = self.topic in pipeline.retry_topics
         self.fast = None if self._retry_source else pipeline.fast_path(self.topic)
+        self.skip = None if self._retry_source else pipeline.filters.skipper(self.topic)
+        """Tells, from the headers alone, that no processor wants a record."""
         self.timed = state is not None and pipeline.time.has_time(self.topic)
         """Whether windows close or timers fire in this partition."""
         self.time_after = 0
@@ -62,6 +64,9 @@ class PartitionTask:
         offset = msg.offset() or 0
         chunk.current = msg
         chunk.last = offset
+        if self.skip is not None and self.skip(msg):  # where_headers: nobody wants it
+            chunk.next_offset = offset + 1
+            return None
         if self.fast is not None and self.retrying is None:
             value = msg.value()
             if value is not None:

@@ -191,6 +191,11 @@ class KafkaEngine:
         return len(self.held)
 
     @property
+    def unmatched(self) -> dict[str, int]:
+        """Per processor: records its ``where=`` or ``where_headers=`` kept from it."""
+        return dict(self.pipeline.filters.unmatched)
+
+    @property
     def concurrency_stats(self) -> dict[str, tuple[int, int]]:
         """Per concurrent processor: calls running now, records taken and not yet settled."""
         if self.concurrent is None:

@@ -16,6 +16,7 @@ def test_the_http_server_binds_loopback_by_default() -> None:
     worker = SimpleNamespace(
         app=SimpleNamespace(name="a"), options=SimpleNamespace(worker_id="0"), assigned=set(),
         blocked_partitions=0, last_poll=time.monotonic(), lag={}, concurrency_stats={},
+        unmatched={},
     )  # fmt: skip
     server = WorkerHttpServer(worker, PrometheusMetrics("a", "0"), 0)  # type: ignore[arg-type]
     try:
@@ -31,14 +32,17 @@ def test_streamkit_run_documents_the_loopback_default() -> None:
     assert "[default: 127.0.0.1]" in shown.output
 
 
-def test_concurrent_processors_show_their_calls_and_pending_records() -> None:
+def test_the_worker_shows_concurrent_calls_and_records_kept_by_patterns() -> None:
     worker = SimpleNamespace(
         app=SimpleNamespace(name="a"), options=SimpleNamespace(worker_id="0"), assigned=set(),
         blocked_partitions=0, last_poll=time.monotonic(), lag={},
-        concurrency_stats={"send": (200, 1500)},
+        concurrency_stats={"send": (200, 1500)}, unmatched={"send": 7},
     )  # fmt: skip
     gauges = {m.name: m.samples for m in WorkerCollector(worker).collect()}  # type: ignore[arg-type]
     (calls,) = gauges["streamkit_concurrent_calls"]
     (pending,) = gauges["streamkit_concurrent_pending"]
     assert calls.labels == {"app": "a", "worker": "0", "processor": "send"}
     assert (calls.value, pending.value) == (200, 1500)
+    (unmatched,) = gauges["streamkit_records_unmatched"]
+    assert unmatched.name == "streamkit_records_unmatched_total"
+    assert unmatched.value == 7

@@ -1,0 +1,148 @@
+"""The filter benchmark: what a declarative header filter saves ("fewer unnecessary
+invocations").
+
+    python -m benchmarks.filters [--records 300000] [--runs 3]
+
+The dataset: ``--records`` BenchEvents (the main benchmark's ~200-byte Avro records), 1%
+of them with the header ``type: wanted`` (every 100th, and the last), the others
+``type: other``. One streamkit worker maps the wanted ones (``benchmarks/peers/
+streamkit_filter.py``), the filter written two ways: ``where_headers={"type": ["wanted"]}``
+(records that miss it are never decoded) and the same test in the function (every record
+decoded, the function called, None returned). A run is done when the output holds one
+record per wanted input; its rate is every input record over the time between the first and
+the last output's append (the first and the last input are wanted). Runs go round-robin;
+the medians and their ratio are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from confluent_kafka import Consumer, Producer
+
+from benchmarks._broker import bench_broker
+from benchmarks.harness import PARTITIONS, ROOT, _count, _span_ms, _stop
+from benchmarks.peers.work import SCHEMAS, event
+from streamkit.contracts import AvroSerde, SchemaRepository
+from streamkit.ops.admin import TopicSpec, admin_client, create_topics
+
+APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
+VARIANTS = {"headers": "`where_headers=` (before decoding)", "function": "the same test in the function"}  # fmt: skip
+
+
+def produce(bootstrap: str, topic: str, records: int) -> int:
+    """The dataset; returns how many records are wanted."""
+    serde = AvroSerde(SchemaRepository.from_directory(SCHEMAS), "BenchEvent")
+    rng = random.Random(1)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50,
+                         "compression.type": "lz4"})  # fmt: skip
+    wanted = 0
+    for n in range(records):
+        record = event(n, rng)
+        kind = b"wanted" if n % 100 == 0 or n == records - 1 else b"other"
+        wanted += kind == b"wanted"
+        while True:
+            try:
+                producer.produce(topic, serde.encode(record), record["user"].encode(),
+                                 headers=[("type", kind)])  # fmt: skip
+                break
+            except BufferError:
+                producer.poll(0.1)
+    if producer.flush(120):
+        raise RuntimeError("the dataset was not acknowledged in time")
+    return wanted
+
+
+def run_once(
+    variant: str, bootstrap: str, source: str, records: int, wanted: int, made: list[str]
+) -> float:
+    """One run: input records/s between the first and the last output."""
+    run_id = uuid.uuid4().hex[:8]
+    output = f"bench-filter-out-{run_id}"
+    create_topics(admin_client({"bootstrap.servers": bootstrap}),
+                  [TopicSpec(output, PARTITIONS, 1, APPEND_TIME)])  # fmt: skip
+    made.append(output)
+    env = {**os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap, "BENCH_INPUT": source,
+           "BENCH_OUTPUT": output, "BENCH_GROUP": f"bench-filter-{run_id}",
+           "BENCH_FILTER": variant, "PYTHONPATH": str(ROOT),
+           "STREAMKIT_STATE_DIR": tempfile.mkdtemp(prefix="bench-filter-")}  # fmt: skip
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{run_id}"})
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
+    command = [sys.executable, "-m", "streamkit", "run", "benchmarks.peers.streamkit_filter"]
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=log)  # fmt: skip
+    try:
+        deadline = time.monotonic() + max(300, records / 2000)
+        while (written := _count(probe, output)) < wanted:
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                raise RuntimeError(f"{variant}: {written} of {wanted} outputs: "
+                                   + log.read().decode(errors="replace")[-2000:])  # fmt: skip
+            time.sleep(0.2)
+        time.sleep(2)  # a duplicate would show now
+        if (written := _count(probe, output)) != wanted:
+            raise RuntimeError(f"{variant}: {written} outputs, {wanted} expected")
+    finally:
+        _stop(process)
+        log.close()
+    first, last = _span_ms(probe, output)
+    probe.close()
+    return records / max(0.001, (last - first) / 1000)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=300_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args(argv)
+    with bench_broker() as (bootstrap, admin, made):
+        source = f"bench-filter-in-{uuid.uuid4().hex[:8]}"
+        create_topics(admin, [TopicSpec(source, PARTITIONS)])
+        made.append(source)
+        print(f"producing {args.records:,} records, 1% wanted")
+        wanted = produce(bootstrap, source, args.records)
+        runs: dict[str, list[float]] = {v: [] for v in VARIANTS}
+        for i in range(args.runs):
+            for variant in VARIANTS:
+                rate = run_once(variant, bootstrap, source, args.records, wanted, made)
+                runs[variant].append(rate)
+                print(f"{variant} run {i + 1}: {rate:,.0f} records/s", flush=True)
+        print(report(runs, args).read_text())
+    return 0
+
+
+def report(runs: dict[str, list[float]], args: argparse.Namespace) -> Path:
+    """filters.md in ``args.out``: each median and its ratio to the filter in the function."""
+    medians = {v: sorted(rs)[len(rs) // 2] for v, rs in runs.items()}
+    lines = [
+        "# A 1%-selective filter", "",
+        f"{args.records:,} BenchEvents, 1% with the header `type: wanted`, {PARTITIONS} "
+        f"partitions, 1 worker; median of {args.runs} runs taken round-robin on one broker "
+        "(`python -m benchmarks.filters`; how the rate is taken: its module docstring; the "
+        "app: `benchmarks/peers/streamkit_filter.py`).", "",
+        "| the filter | input records/s | vs in the function |", "| --- | ---: | ---: |",
+    ]  # fmt: skip
+    for variant, label in VARIANTS.items():
+        ratio = medians[variant] / medians["function"]
+        lines.append(f"| {label} | {medians[variant]:,.0f} | {ratio:.2f}x |")
+    lines += ["", "Every run (records/s):", ""]
+    lines += [f"- {v}: " + ", ".join(f"{r:,.0f}" for r in rs) for v, rs in runs.items()]
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "filters.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    sys.exit(main())
