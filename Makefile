@@ -51,11 +51,12 @@ demo: install ## Run the example pipeline on a local Kafka (or $$STREAMKIT_BOOTS
 	  STREAMKIT_BOOTSTRAP_SERVERS=127.0.0.1:$(DEMO_PORT) $(PY) -m processors.demo; \
 	fi
 
-bench: install bench-peers ## The peer benchmarks: map, windowed count, I/O-bound handler (BENCH_ARGS="--records 200000 --runs 3", WINDOW_ARGS and ASYNC_ARGS likewise)
+bench: install bench-peers ## The peer benchmarks: map, windowed count, I/O-bound handler, filter (BENCH_ARGS="--records 200000 --runs 3"; WINDOW_ARGS, ASYNC_ARGS, FILTER_ARGS likewise)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m benchmarks.harness $(BENCH_ARGS)
 	$(PY) -m benchmarks.windows $(WINDOW_ARGS)
 	$(PY) -m benchmarks.concurrency $(ASYNC_ARGS)
+	$(PY) -m benchmarks.filters $(FILTER_ARGS)
 
 KSTREAMS_BUILT := benchmarks/kstreams/target/.built
 $(KSTREAMS_BUILT): benchmarks/kstreams/pom.xml $(wildcard benchmarks/kstreams/src/main/java/bench/*.java)
