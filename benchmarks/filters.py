@@ -1,16 +1,17 @@
 """The filter benchmark: what a declarative header filter saves ("fewer unnecessary
 invocations").
 
-    python -m benchmarks.filters [--records 300000] [--runs 3]
+    python -m benchmarks.filters [--records 1000000] [--runs 3]
 
-The dataset: ``--records`` BenchEvents (the main benchmark's ~200-byte Avro records), 1%
-of them with the header ``type: wanted`` (every 100th, and the last), the others
-``type: other``. One streamkit worker maps the wanted ones (``benchmarks/peers/
+The dataset: ``--records`` BenchEvents (the main benchmark's ~200-byte Avro records) spread
+round-robin over the partitions, 1% of them with the header ``type: wanted`` (every 100th,
+and the first and the last of each partition), the others ``type: other``. One streamkit worker maps the wanted ones (``benchmarks/peers/
 streamkit_filter.py``), the filter written two ways: ``where_headers={"type": ["wanted"]}``
 (records that miss it are never decoded) and the same test in the function (every record
 decoded, the function called, None returned). A run is done when the output holds one
 record per wanted input; its rate is every input record over the time between the first and
-the last output's append (the first and the last input are wanted). Runs go round-robin;
+the last output's append (every partition's first and last records are wanted, so that
+span covers all the work). Runs go round-robin;
 the medians and their ratio are reported.
 """
 
@@ -48,12 +49,13 @@ def produce(bootstrap: str, topic: str, records: int) -> int:
     wanted = 0
     for n in range(records):
         record = event(n, rng)
-        kind = b"wanted" if n % 100 == 0 or n == records - 1 else b"other"
+        edge = n < PARTITIONS or n >= records - PARTITIONS
+        kind = b"wanted" if n % 100 == 0 or edge else b"other"
         wanted += kind == b"wanted"
         while True:
             try:
                 producer.produce(topic, serde.encode(record), record["user"].encode(),
-                                 headers=[("type", kind)])  # fmt: skip
+                                 partition=n % PARTITIONS, headers=[("type", kind)])  # fmt: skip
                 break
             except BufferError:
                 producer.poll(0.1)
@@ -101,7 +103,7 @@ def run_once(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--records", type=int, default=300_000)
+    parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)

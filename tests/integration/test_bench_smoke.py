@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import concurrency, harness
+from benchmarks import concurrency, filters, harness
 
 
 def test_the_harness_runs_raw_and_streamkit_and_writes_a_report(
@@ -43,3 +43,15 @@ def test_the_io_bound_benchmark_runs_streamkit_and_writes_a_report(
     table = (tmp_path / "concurrency.md").read_text()
     (row,) = [line for line in table.splitlines() if line.startswith("| streamkit")]
     assert float(row.split("|")[2].replace(",", "")) > 0
+
+
+def test_the_filter_benchmark_runs_both_filters_and_writes_a_report(
+    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAMKIT_BOOTSTRAP_SERVERS", kafka_bootstrap)
+    assert filters.main(["--records", "3000", "--runs", "1", "--out", str(tmp_path)]) == 0
+    table = (tmp_path / "filters.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| `where") or
+            line.startswith("| the same")]  # fmt: skip
+    assert len(rows) == 2
+    assert all(float(row.split("|")[2].replace(",", "")) > 0 for row in rows)
