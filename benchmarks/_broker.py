@@ -1,15 +1,22 @@
-"""The broker a benchmark runs on: ``STREAMKIT_BOOTSTRAP_SERVERS``, else a local one of its
-own (KRaft, from the Maven jars, on a free port, its data removed after)."""
+"""What the benchmarks share: the broker they run on (``STREAMKIT_BOOTSTRAP_SERVERS``, else
+a local one of their own: KRaft, from the Maven jars, on a free port, its data removed
+after), and one run of an implementation until its output is complete."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from confluent_kafka import Consumer
 
 from streamkit.ops.admin import admin_client, delete_topics
 from streamkit.ops.local_broker import LocalBroker, LocalBrokerConfig, free_port
@@ -41,3 +48,52 @@ def bench_broker() -> Iterator[tuple[str, Any, list[str]]]:
             broker.stop()
         if data_dir is not None:
             shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@dataclass
+class Run:
+    """What one run of an implementation measured: the first and the last output's append
+    time (ms) and the peak RSS of its process tree (MB)."""
+
+    first_ms: int
+    last_ms: int
+    rss_mb: float
+
+    def rate(self, records: int) -> float:
+        """``records`` over the span between the first and the last output."""
+        return records / max(0.001, (self.last_ms - self.first_ms) / 1000)
+
+
+def run_until_written(
+    name: str, command: list[str], env: dict[str, str], bootstrap: str, output: str,
+    expected: int, *, timeout: float,
+) -> Run:  # fmt: skip
+    """Start ``command``, wait until ``output`` holds ``expected`` records, wait 2 s more (a
+    duplicate would show), stop it; the run fails on a wrong count, a crash or ``timeout``
+    seconds, with the end of its stderr."""
+    from benchmarks.harness import ROOT, _count, _span_ms, _stop  # noqa: PLC0415 - no cycle
+    from benchmarks.harness import _tree_rss_mb as tree_rss_mb  # noqa: PLC0415
+
+    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{uuid.uuid4().hex}"})
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=log)  # fmt: skip
+    peak = 0.0
+    try:
+        deadline = time.monotonic() + timeout
+        while (written := _count(probe, output)) < expected:
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                raise RuntimeError(f"{name}: {written} of {expected} outputs: "
+                                   + log.read().decode(errors="replace")[-2000:])  # fmt: skip
+            peak = max(peak, tree_rss_mb(process.pid))
+            time.sleep(0.2)
+        time.sleep(2)
+        if (written := _count(probe, output)) != expected:
+            raise RuntimeError(f"{name}: {written} outputs, {expected} expected")
+    finally:
+        _stop(process)
+        log.close()
+    first, last = _span_ms(probe, output)
+    probe.close()
+    return Run(first, last, peak)

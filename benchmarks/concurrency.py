@@ -19,19 +19,16 @@ import argparse
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
 import orjson
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
-from benchmarks._broker import bench_broker
-from benchmarks.harness import PARTITIONS, ROOT, _count, _span_ms, _stop
-from benchmarks.harness import _tree_rss_mb as tree_rss_mb
+from benchmarks._broker import bench_broker, run_until_written
+from benchmarks.harness import PARTITIONS, ROOT
 from streamkit.ops.admin import TopicSpec, admin_client, create_topics
 
 APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
@@ -78,30 +75,12 @@ def run_once(
            "BENCH_CONCURRENCY": str(concurrency), "BENCH_WAIT_MS": str(wait_ms),
            "PYTHONPATH": str(ROOT),
            "STREAMKIT_STATE_DIR": tempfile.mkdtemp(prefix="bench-async-")}  # fmt: skip
-    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{run_id}"})
-    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
-    process = subprocess.Popen(PEERS[peer], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=log)  # fmt: skip
-    peak = 0.0
     try:
-        deadline = time.monotonic() + max(300, records / 200)
-        while (written := _count(probe, output)) < records:
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise RuntimeError(f"{peer}: {written} of {records} outputs: "
-                                   + log.read().decode(errors="replace")[-2000:])  # fmt: skip
-            peak = max(peak, tree_rss_mb(process.pid))
-            time.sleep(0.2)
-        time.sleep(2)  # a duplicate would show now
-        if (written := _count(probe, output)) != records:
-            raise RuntimeError(f"{peer}: {written} outputs, {records} expected")
+        run = run_until_written(peer, PEERS[peer], env, bootstrap, output, records,
+                                timeout=max(300, records / 200))  # fmt: skip
     finally:
-        _stop(process)
-        log.close()
         shutil.rmtree(env["STREAMKIT_STATE_DIR"], ignore_errors=True)
-    first, last = _span_ms(probe, output)
-    probe.close()
-    return records / max(0.001, (last - first) / 1000), peak
+    return run.rate(records), run.rss_mb
 
 
 def main(argv: list[str] | None = None) -> int:

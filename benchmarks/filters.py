@@ -21,17 +21,15 @@ import argparse
 import os
 import random
 import signal
-import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
-from benchmarks._broker import bench_broker
-from benchmarks.harness import PARTITIONS, ROOT, _count, _span_ms, _stop
+from benchmarks._broker import bench_broker, run_until_written
+from benchmarks.harness import PARTITIONS, ROOT
 from benchmarks.peers.work import SCHEMAS, event
 from streamkit.contracts import AvroSerde, SchemaRepository
 from streamkit.ops.admin import TopicSpec, admin_client, create_topics
@@ -77,28 +75,10 @@ def run_once(
            "BENCH_OUTPUT": output, "BENCH_GROUP": f"bench-filter-{run_id}",
            "BENCH_FILTER": variant, "PYTHONPATH": str(ROOT),
            "STREAMKIT_STATE_DIR": tempfile.mkdtemp(prefix="bench-filter-")}  # fmt: skip
-    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{run_id}"})
-    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
     command = [sys.executable, "-m", "streamkit", "run", "benchmarks.peers.streamkit_filter"]
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=log)  # fmt: skip
-    try:
-        deadline = time.monotonic() + max(300, records / 2000)
-        while (written := _count(probe, output)) < wanted:
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise RuntimeError(f"{variant}: {written} of {wanted} outputs: "
-                                   + log.read().decode(errors="replace")[-2000:])  # fmt: skip
-            time.sleep(0.2)
-        time.sleep(2)  # a duplicate would show now
-        if (written := _count(probe, output)) != wanted:
-            raise RuntimeError(f"{variant}: {written} outputs, {wanted} expected")
-    finally:
-        _stop(process)
-        log.close()
-    first, last = _span_ms(probe, output)
-    probe.close()
-    return records / max(0.001, (last - first) / 1000)
+    run = run_until_written(variant, command, env, bootstrap, output, wanted,
+                            timeout=max(300, records / 2000))  # fmt: skip
+    return run.rate(records)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,11 +35,10 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 
-from benchmarks._broker import bench_broker
-from benchmarks.harness import PARTITIONS, ROOT, SCHEMAS, _count, _python, _span_ms, _stop
-from benchmarks.harness import _tree_rss_mb as tree_rss_mb
+from benchmarks._broker import bench_broker, run_until_written
+from benchmarks.harness import PARTITIONS, ROOT, SCHEMAS, _python
 from benchmarks.peers.work import event
 from streamkit.contracts.repository import SchemaRepository
 from streamkit.contracts.serde import AvroSerde
@@ -165,31 +164,19 @@ def run_once(peer: Peer, bootstrap: str, data: Dataset, made: list[str]) -> tupl
     if peer.setup:
         subprocess.run(peer.setup, env=env, cwd=ROOT, check=True, capture_output=True)
         made += [f"{group}-per-user-changelog", f"{group}-per-user-late"]
-    probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{run_id}"})
-    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
-    process = subprocess.Popen(peer.command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=log)  # fmt: skip
-    peak = 0.0
     try:
-        deadline = time.monotonic() + max(300, data.records / 2000)
-        while (written := _count(probe, output)) < data.closing_windows:
-            if process.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                raise RuntimeError(f"{peer.name}: {written} of {data.closing_windows} results: "
-                                   + log.read().decode(errors="replace")[-2000:])  # fmt: skip
-            peak = max(peak, tree_rss_mb(process.pid))
-            time.sleep(0.2)
-        time.sleep(2)  # a duplicate would show now
-        written = _count(probe, output)
-        if written != data.closing_windows:
-            raise RuntimeError(f"{peer.name}: {written} results, {data.closing_windows} expected")
+        run = run_until_written(
+            peer.name,
+            peer.command,
+            env,
+            bootstrap,
+            output,
+            data.closing_windows,
+            timeout=max(300, data.records / 2000),
+        )
     finally:
-        _stop(process)
-        log.close()
         shutil.rmtree(env["STREAMKIT_STATE_DIR"], ignore_errors=True)
-    first, last = _span_ms(probe, output)
-    probe.close()
-    return data.steady_records / max(0.001, (last - first) / 1000), peak
+    return run.rate(data.steady_records), run.rss_mb
 
 
 def main(argv: list[str] | None = None) -> int:
