@@ -82,8 +82,9 @@ class Port(Protocol):
         ``hold.offset``."""
         ...
 
-    def resume(self, task: PartitionTask) -> None:
-        """Deliver the task's partition again."""
+    def resume(self, task: PartitionTask, offset: int | None = None) -> None:
+        """Deliver the task's partition again, from ``offset`` when given (where its hold
+        began) or from its position."""
         ...
 
     def caught_up(self, task: PartitionTask) -> bool:

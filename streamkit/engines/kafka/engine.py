@@ -119,20 +119,22 @@ class KafkaEngine:
         if self.concurrent is not None:  # its records from the held one on come again
             self.concurrent.abandon(task, hold.offset)
 
-    def resume(self, task: PartitionTask) -> None:
-        """Resume the task's partition (a pause never outlives its hold), unless it waits
-        for concurrent records to finish."""
+    def resume(self, task: PartitionTask, offset: int | None = None) -> None:
+        """Resume the task's partition at ``offset`` (a pause never outlives its hold),
+        unless it waits for concurrent records to finish.
+
+        The seek to ``offset`` comes first: a partition only resumed is fetched again about
+        a second later (librdkafka's fetcher sleeps), a seek wakes it at once. The offset
+        is the one the caller knows (the held record, the record after the last one
+        taken), never the consumer's position, which may still be the one before a seek.
+        """
         self.held.pop(task.tp, None)
         if task.tp in self.throttled:
             return
-        partition = TopicPartition(task.topic, task.partition)
         try:
-            # A seek to where it stands first: a partition only resumed is fetched again
-            # after about a second (librdkafka's fetcher sleeps); a seek wakes it at once.
-            (position,) = self.consumer.position([partition])
-            if position.offset >= 0:
-                self.consumer.seek(position)
-            self.consumer.resume([partition])
+            if offset is not None:
+                self.consumer.seek(TopicPartition(task.topic, task.partition, offset))
+            self.consumer.resume([TopicPartition(task.topic, task.partition)])
         except KafkaException as exc:  # revoked in the meantime: nothing to resume
             self.log.debug("resume of %s skipped: %s", task.tp, exc.args[0].str())
 
@@ -310,7 +312,7 @@ class KafkaEngine:
             for tp in tps:
                 task = self.tasks.get(tp)
                 if task is not None and task.hold is None:
-                    self.resume(task)
+                    self.resume(task, concurrent.positions.get(tp))
 
     def _throttle(self, concurrent: ConcurrentRecords) -> None:
         """Pause every concurrent input partition not held. librdkafka drops what it
