@@ -116,8 +116,9 @@ class KafkaEngine:
                 f"{exc.args[0].str()}"
             ) from exc
         self.held[task.tp] = task
-        if self.concurrent is not None:  # its records from the held one on come again
-            self.concurrent.abandon(task, hold.offset)
+        if self.concurrent is not None and task.topic in self._concurrent_topics:
+            self.concurrent.abandon(task, hold.offset)  # they come again from the held one
+            self.concurrent.positions[task.tp] = hold.offset
 
     def resume(self, task: PartitionTask, offset: int | None = None) -> None:
         """Resume the task's partition at ``offset`` (a pause never outlives its hold),

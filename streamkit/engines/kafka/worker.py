@@ -55,9 +55,10 @@ class WorkerOptions:
             changelog writes) above which the loop waits for the broker before it
             consumes more. Counted in records, not batches: under a slow stream batches
             are small, and a count of batches stalled the loop on a few records.
-        max_pending: records of concurrent processors taken and not yet settled (queued,
-            running, retrying) above which their inputs are paused until half are settled
-            (None: twenty per slot of concurrency, at least 1000).
+        max_pending: records of concurrent processors taken past the committable offset
+            (queued, running, retrying, done behind an unfinished one) above which their
+            inputs are paused until half are left (None: twenty per slot of concurrency, at
+            least 1000); it bounds the duplicates after a crash.
         max_pending_bytes: the same bound in bytes of those records' keys and values.
         consumer: extra librdkafka consumer properties.
         producer: extra librdkafka producer properties.
