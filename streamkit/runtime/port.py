@@ -83,8 +83,8 @@ class Port(Protocol):
         ...
 
     def resume(self, task: PartitionTask, offset: int | None = None) -> None:
-        """Deliver the task's partition again, from ``offset`` when given (where its hold
-        began) or from its position."""
+        """Deliver the task's partition again, from its position (or ``offset``, when the
+        engine paused it for a reason of its own and knows where it stopped)."""
         ...
 
     def caught_up(self, task: PartitionTask) -> bool:

@@ -322,8 +322,8 @@ class PartitionTask:
     def release(self) -> None:
         """End the hold: the engine delivers the partition again from the held offset."""
         if self.hold is not None:
-            offset, self.hold = self.hold.offset, None
-            self.port.resume(self, offset)
+            self.hold = None
+            self.port.resume(self)
 
     def committed_at(self, offset: int) -> None:
         """``offset`` was committed: remembered, and the next infrastructure wait starts

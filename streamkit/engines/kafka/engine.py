@@ -121,14 +121,11 @@ class KafkaEngine:
             self.concurrent.positions[task.tp] = hold.offset
 
     def resume(self, task: PartitionTask, offset: int | None = None) -> None:
-        """Resume the task's partition at ``offset`` (a pause never outlives its hold),
-        unless it waits for concurrent records to finish.
-
-        The seek to ``offset`` comes first: a partition only resumed is fetched again about
-        a second later (librdkafka's fetcher sleeps), a seek wakes it at once. The offset
-        is the one the caller knows (the held record, the record after the last one
-        taken), never the consumer's position, which may still be the one before a seek.
-        """
+        """Resume the task's partition (a pause never outlives its hold), unless it waits
+        for concurrent records to finish; with ``offset`` (a paused concurrent input: the
+        record after the last one taken), sought there first, which also wakes
+        librdkafka's fetcher at once (a partition only resumed is fetched again about a
+        second later)."""
         self.held.pop(task.tp, None)
         if task.tp in self.throttled:
             return
