@@ -139,15 +139,12 @@ class ConcurrentRecords:
             self._settle_now(task, msg, chunk, outcome, headers)
             return
         topic, partition = task.tp
-        serdes = pipeline.serdes[topic]
         key = msg.key()
         try:
-            event = serdes.value.decode(value)
-            event_key = serdes.key.decode(key) if key is not None else None
+            event, event_key = pipeline.serdes[topic].decode(key, value, (topic, partition, offset))
         except SerializationError as exc:
-            located = exc.at(topic, partition, offset)
             outcome = Outcome(extra_headers=extra)
-            pipeline.decide(Failure(Stage.DECODE, topic, partition, offset, located), outcome)
+            pipeline.decide(Failure(Stage.DECODE, topic, partition, offset, exc), outcome)
             self._settle_now(task, msg, chunk, outcome, headers)
             return
         if not pipeline.filters.event_matches(spec.name, event, Outcome()):

@@ -176,14 +176,11 @@ class Pipeline:
             outcome.filtered += len(specs)
             return outcome
         partition, offset = msg.partition() or 0, msg.offset() or 0
-        serdes = self.serdes[topic]
         key = msg.key()
         try:
-            event = serdes.value.decode(value)
-            event_key = serdes.key.decode(key) if key is not None else None
+            event, event_key = self.serdes[topic].decode(key, value, (topic, partition, offset))
         except SerializationError as exc:
-            located = exc.at(topic, partition, offset)
-            self.decide(Failure(Stage.DECODE, topic, partition, offset, located), outcome)
+            self.decide(Failure(Stage.DECODE, topic, partition, offset, exc), outcome)
             return outcome
         ctx = None
         if self._wants_context.get(topic):

@@ -18,6 +18,7 @@ from streamkit.contracts.serde import (
     StringSerde,
     registry_client,
 )
+from streamkit.errors import SerializationError
 from streamkit.settings import Settings
 
 __all__ = ["TopicSerdes", "app_serdes", "make_serde"]
@@ -29,6 +30,17 @@ class TopicSerdes:
 
     key: Serde
     value: Serde
+
+    def decode(
+        self, key: bytes | None, value: bytes, where: tuple[str, int, int]
+    ) -> tuple[Any, Any]:
+        """The event and its key, decoded; a
+        :class:`~streamkit.errors.SerializationError` says where (topic, partition,
+        offset)."""
+        try:
+            return self.value.decode(value), None if key is None else self.key.decode(key)
+        except SerializationError as exc:
+            raise exc.at(*where) from None
 
 
 def make_serde(
