@@ -82,9 +82,8 @@ class MemoryEngine:
         self.held[task.tp] = task
         self.waits.extend(hold.waits)
 
-    def resume(self, task: PartitionTask, offset: int | None = None) -> None:
-        """Deliver the task's partition again, from its position (set back to the held
-        record by :meth:`pause`)."""
+    def resume(self, task: PartitionTask) -> None:
+        """Deliver the task's partition again, from its position."""
         self.held.pop(task.tp, None)
         topic, partition = task.tp
         end = len(self._logs[topic].partitions.get(partition, []))

@@ -82,9 +82,8 @@ class Port(Protocol):
         ``hold.offset``."""
         ...
 
-    def resume(self, task: PartitionTask, offset: int | None = None) -> None:
-        """Deliver the task's partition again, from its position (or ``offset``, when the
-        engine paused it for a reason of its own and knows where it stopped)."""
+    def resume(self, task: PartitionTask) -> None:
+        """Deliver the task's partition again."""
         ...
 
     def caught_up(self, task: PartitionTask) -> bool:
