@@ -13,7 +13,6 @@ import argparse
 import os
 import platform
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,11 +25,10 @@ from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
+from benchmarks._broker import bench_broker
 from benchmarks.peers.work import SCHEMAS, event
 from streamkit.contracts import AvroSerde, SchemaRepository
-from streamkit.ops.admin import TopicSpec, admin_client, create_topics, delete_topics
-from streamkit.ops.local_broker import LocalBroker, LocalBrokerConfig, free_port
-from streamkit.settings import Settings
+from streamkit.ops.admin import TopicSpec, admin_client, create_topics
 
 ROOT = Path(__file__).resolve().parent.parent
 PARTITIONS = 8
@@ -356,20 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [v for v in chosen if v.available()]
     for name in skipped:
         print(f"skipping {name}: its environment is not set up (make bench-peers)")
-    bootstrap = os.environ.get("STREAMKIT_BOOTSTRAP_SERVERS")
-    broker, data_dir = None, None
-    if not bootstrap:
-        data_dir = Path(tempfile.mkdtemp(prefix="streamkit-bench-"))
-        settings = Settings.from_env()
-        broker = LocalBroker(LocalBrokerConfig(data_dir=data_dir, cache_dir=settings.cache_dir,
-                                               port=free_port(), heap="1g"))  # fmt: skip
-        bootstrap = broker.start().bootstrap_servers
-    # Topics are deleted only at the end: a broker removes a deleted topic's files a minute
-    # later (file.delete.delay.ms), and that stalled every client on it for 100-300 ms
-    # (measured: the p99 spikes of latency passes fell on the deletions of earlier passes).
-    made: list[str] = []
-    admin = admin_client({"bootstrap.servers": bootstrap})
-    try:
+    # Topics are deleted only at the end (see bench_broker): the p99 spikes of latency
+    # passes fell on the deletions of earlier passes.
+    with bench_broker() as (bootstrap, admin, made):
         source = f"bench-in-{uuid.uuid4().hex[:8]}"
         create_topics(admin, [TopicSpec(source, PARTITIONS)])
         made.append(source)
@@ -414,13 +401,6 @@ def main(argv: list[str] | None = None) -> int:
                 best.p99_ms = sorted(p99 for _, p99 in passes)[len(passes) // 2]
             results.append(best)
         print(report(results, args.out, args.records, args.latency_rate).read_text())
-    finally:
-        if broker is None:  # a shared broker; a broker of our own goes with its data
-            delete_topics(admin, made)
-        else:
-            broker.stop()
-        if data_dir is not None:
-            shutil.rmtree(data_dir, ignore_errors=True)
     return 0
 
 
