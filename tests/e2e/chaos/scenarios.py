@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from streamkit.engines.kafka import WorkerOptions
 from streamkit.ops.admin import TopicSpec, admin_client, create_topics, delete_topics
@@ -95,6 +95,8 @@ class Run:
         self.changelog = f"{self.group}-tally-changelog"
         self.workdir = Path(tempfile.mkdtemp(prefix=f"chaos-{self.scenario}-"))
         self.produced = 0
+        self.acknowledged = 0  # inputs the broker acknowledged (written, not only queued)
+        self.undelivered: list[str] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._admin = admin_client({"bootstrap.servers": self.bootstrap, "log_level": QUIET})
@@ -206,6 +208,13 @@ class Run:
                              "linger.ms": 5, "log_level": QUIET})  # fmt: skip
         rng = random.Random(7)
         seqs = [0] * self.keys
+
+        def delivered(err: KafkaError | None, _msg: object) -> None:
+            if err is None:
+                self.acknowledged += 1
+            else:
+                self.undelivered.append(err.str())
+
         start = time.monotonic()
         for n in range(self.size.records):
             if self._stop.is_set():
@@ -214,7 +223,8 @@ class Run:
             event = {"id": n, "key": f"k{k:03d}", "seq": seqs[k],
                      "poison": n % 100 == 37, "drop": n % 50 == 11}  # fmt: skip
             seqs[k] += 1
-            producer.produce(self.input, orjson.dumps(event), event["key"].encode())
+            producer.produce(self.input, orjson.dumps(event), event["key"].encode(),
+                             on_delivery=delivered)  # fmt: skip
             self.produced = n + 1
             wait = start + (n + 1) / self.size.rate - time.monotonic()
             producer.poll(max(0.0, wait))
@@ -252,8 +262,14 @@ class Run:
               f"{self.scenario}: producing stalled at {self.produced}")  # fmt: skip
 
     def all_committed(self) -> bool:
-        """Every input produced, and the group committed past all of them."""
-        if self.produced < self.size.records:
+        """Every input acknowledged by the broker, and the group committed past all of them.
+
+        Acknowledged, not only produced: a record still in the producer's queue is not yet
+        in the partition's end, so the group may have committed past everything else.
+        """
+        if self.undelivered:
+            raise AssertionError(f"{self.scenario}: inputs not delivered: {self.undelivered[:3]}")
+        if self.acknowledged < self.size.records:
             return False
         seen = self.committed() or {}
         for p in range(self.partitions):
