@@ -23,8 +23,8 @@ WARM_UP = 3  # minutes of a page seen before its usual minute is trusted
 
 app = App("clicks", schemas=SCHEMAS)
 
-VIEWS = app.topic("clicks.views", value="PageView", partitions=4)
-PER_MINUTE = app.topic("clicks.per-minute", value="PageCount", partitions=4)
+VIEWS = app.topic("clicks.views", value="PageView", partitions=4, keyed_by="page")
+PER_MINUTE = app.topic("clicks.per-minute", value="PageCount", partitions=4, keyed_by="key")
 STATS = app.topic("clicks.page-stats", value="json", partitions=4)
 ANOMALIES = app.topic("clicks.anomalies", value="PageAnomaly", partitions=4)
 

@@ -4,57 +4,30 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from streamkit.errors import ConfigError
 from streamkit.failures.policy import RetryPolicy
+from streamkit.patterns import Patterns, duration_ms, topic_name
 from streamkit.processor import Middleware, ProcessorSpec, positional
-from streamkit.settings import parse_duration
 from streamkit.state.aggregate import AggregateSpec
 from streamkit.state.dedupe import Dedupe
+from streamkit.state.gather import GatherSpec
+from streamkit.state.join import JoinSpec
 from streamkit.state.stores import validate_kind
+from streamkit.state.tables import TableLookup, TableSpec
 from streamkit.state.windows import WindowSpec
+from streamkit.topic import NAME, Topic
 
 __all__ = ["App", "Topic", "load_app"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-_PLAIN_FORMATS = frozenset({"json", "string", "bytes"})
-_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
 
-@dataclass(frozen=True)
-class Topic:
-    """A topic the app reads or writes, with its contract.
-
-    Attributes:
-        name: the Kafka topic.
-        value: ``"json"``, ``"string"``, ``"bytes"`` or the name of an Avro contract in the
-            app's schema directory (full or short name).
-        key: the same choices for the key; ``"string"`` by default.
-        partitions: partition count that ``streamkit topics create`` makes and checks.
-        replication_factor: replicas per partition.
-        config: topic configs (``retention.ms``, ``cleanup.policy``...).
-    """
-
-    name: str
-    value: str = "json"
-    key: str = "string"
-    partitions: int = 1
-    replication_factor: int = 1
-    config: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def is_avro(self) -> bool:
-        """True when the value is an Avro contract."""
-        return self.value not in _PLAIN_FORMATS
-
-
-class App:
+class App(Patterns):
     """A streamkit application: ``App("orders")`` runs as consumer group ``orders``.
 
     The app holds declarations only; every name derived from them (dead-letter, retry
@@ -89,7 +62,7 @@ class App:
         middleware: Sequence[Middleware] = (),
         guarantee: str = "at_least_once",
     ) -> None:
-        if not name or not _NAME.match(name):
+        if not name or not NAME.match(name):
             raise ConfigError(f"app name {name!r} must be 1-249 of [A-Za-z0-9._-]")
         self.name = name
         self.group_id = group_id or name
@@ -98,6 +71,10 @@ class App:
         self._processors: dict[str, ProcessorSpec] = {}
         self._aggregates: dict[str, AggregateSpec] = {}
         self._windows: dict[str, WindowSpec] = {}
+        self._tables: dict[str, TableSpec] = {}
+        self._gathers: dict[str, GatherSpec] = {}
+        self._joins: dict[str, JoinSpec] = {}
+        self._repartitioned: dict[str, str] = {}
         self.retry = retry or RetryPolicy()
         self.dead_letters = dead_letters
         if max_redrives < 1:
@@ -118,13 +95,17 @@ class App:
         partitions: int = 1,
         replication_factor: int = 1,
         config: Mapping[str, str] | None = None,
+        keyed_by: str | None = None,
     ) -> Topic:
-        """Declare a topic with its key/value formats and partition count."""
-        if not _NAME.match(name) or name in {".", ".."}:
+        """Declare a topic with its key/value formats and partition count; ``keyed_by``
+        names the value field its records are keyed by (see :class:`Topic`)."""
+        if not NAME.match(name) or name in {".", ".."}:
             raise ConfigError(f"topic name {name!r} is not a valid Kafka topic name")
         if partitions < 1 or replication_factor < 1:
             raise ConfigError(f"topic {name}: partitions and replication_factor must be >= 1")
-        declared = Topic(name, value, key, partitions, replication_factor, dict(config or {}))
+        declared = Topic(
+            name, value, key, partitions, replication_factor, dict(config or {}), keyed_by
+        )
         existing = self._topics.get(name)
         if existing is not None and existing != declared:
             raise ConfigError(f"topic {name} is declared twice, differently")
@@ -147,6 +128,7 @@ class App:
         timeout: str | float | None = None,
         where: Mapping[str, Any] | None = None,
         where_headers: Mapping[str, Any] | None = None,
+        tables: Sequence[TableSpec | TableLookup] = (),
     ) -> Callable[[F], F]:
         """Decorate a function ``(event) -> result`` or ``(event, ctx) -> result``.
 
@@ -165,17 +147,21 @@ class App:
         call that takes longer (see the README's "I/O-bound processors"). ``where=`` and
         ``where_headers=`` (EventBridge event patterns, see :mod:`streamkit.runtime.where`)
         pass it only the records that match, headers checked before decoding.
+        ``tables=[CUSTOMERS, ...]`` (see :meth:`table`) passes each table, or with
+        ``CUSTOMERS.left(on="customer_id")`` the event's row, as one more argument after
+        the event: ``(event, customers)`` or ``(event, customers, ctx)``.
         The function itself is returned unchanged, so it stays testable as is.
         """
 
         def register(fn: F) -> F:
             spec = ProcessorSpec.build(
-                fn, input=_topic_name(input), name=name,
-                output=_topic_name(output) if output is not None else None,
-                outputs=[_topic_name(o) for o in outputs], retries=retries,
+                fn, input=topic_name(input), name=name,
+                output=topic_name(output) if output is not None else None,
+                outputs=[topic_name(o) for o in outputs], retries=retries,
                 retry_topics=retry_topics, dedupe=dedupe, on_timer=on_timer,
                 concurrency=concurrency, ordering=ordering, timeout=timeout,
                 where=where, where_headers=where_headers,
+                tables=[t if isinstance(t, TableLookup) else TableLookup(t) for t in tables],
             )  # fmt: skip
             self._claim(spec.name)
             self._processors[spec.name] = spec
@@ -202,8 +188,10 @@ class App:
         State lives per key in ``store`` (``memory`` or ``rocksdb``) and in the compacted
         changelog ``<app>-<store>-changelog``; a worker restores a partition's store
         before processing it. ``key`` names the event field holding the state key (or is a
-        function of the event; default: the record key) and the input must be keyed by
-        it: a record whose Kafka key is not its state key is dead-lettered. ``output``
+        function of the event; default: the record key). Unless the input is declared
+        ``keyed_by`` that field, it is repartitioned by it first (through
+        ``<app>-<name>-repartition``, see :mod:`streamkit.patterns`); when it is declared
+        so, a record whose Kafka key is not its state key is dead-lettered. ``output``
         receives every new state (a projection). ``ttl`` (seconds) expires keys without
         updates. ``dedupe=Dedupe(...)`` folds an event once per event id. States must be
         JSON values. ``on_timer=fn`` (``(state, timer) -> state | None``, or with a third,
@@ -230,10 +218,10 @@ class App:
             self._aggregates[label] = AggregateSpec(
                 name=label,
                 fold=fold,
-                input=_topic_name(input),
+                input=self._keyed_input(label, topic_name(input), key),
                 store=store,
                 key=key,
-                output=_topic_name(output) if output is not None else None,
+                output=topic_name(output) if output is not None else None,
                 ttl=ttl,
                 store_kind=validate_kind(store_kind),
                 dedupe=dedupe,
@@ -278,19 +266,21 @@ class App:
         a record. ``emit="final"`` gives one result per window when it closes, ``"update"``
         one per change; results go to ``output`` keyed by the window key, with the
         window's start and end. Event time is the record timestamp, or ``timestamp`` (a
-        field or a function). Late records go to ``<app>-<store>-late``. The input must be
-        keyed by the window ``key``.
+        field or a function). Late records go to ``<app>-<store>-late``. An input not
+        declared ``keyed_by`` the window ``key`` is repartitioned by it first.
         """
 
         def register(fn: F) -> F:
             label = str(name or getattr(fn, "__name__", "window"))
             self._claim(label, store)
             self._windows[label] = WindowSpec(
-                name=label, fn=fn, input=_topic_name(input), store=store, key=key,
-                output=_topic_name(output) if output is not None else None,
-                size_ms=_ms(size), hop_ms=_ms(hop), gap_ms=_ms(gap), sliding=sliding,
-                grace_ms=_ms(grace), emit=emit,
-                close_idle_ms=None if close_idle is None else _ms(close_idle), form=form,
+                name=label, fn=fn, input=self._keyed_input(label, topic_name(input), key),
+                store=store, key=key,
+                output=topic_name(output) if output is not None else None,
+                size_ms=duration_ms(size), hop_ms=duration_ms(hop), gap_ms=duration_ms(gap),
+                sliding=sliding, grace_ms=duration_ms(grace), emit=emit,
+                close_idle_ms=None if close_idle is None else duration_ms(close_idle),
+                form=form,
                 timestamp=timestamp, merge=merge, result=result, max_bytes=max_bytes,
                 store_kind=validate_kind(store_kind),
             )  # fmt: skip
@@ -308,7 +298,7 @@ class App:
         stores += [w.store for w in self._windows.values()]
         if store in stores:
             raise ConfigError(f"store {store} is used by another aggregate or window")
-        if not _NAME.match(store):
+        if not NAME.match(store):
             raise ConfigError(f"store name {store!r} must be 1-249 of [A-Za-z0-9._-]")
 
     # -- what the runtime needs ---------------------------------------------------------
@@ -329,8 +319,19 @@ class App:
 
     @property
     def topics(self) -> dict[str, Topic]:
-        """The declared topics by name."""
+        """The declared topics by name (repartition topics included)."""
         return dict(self._topics)
+
+    @property
+    def tables(self) -> list[TableSpec]:
+        """The declared tables, in declaration order."""
+        return list(self._tables.values())
+
+    @property
+    def repartitioned(self) -> dict[str, str]:
+        """The internal repartition topics, with the aggregate, window, gather or join
+        each one feeds."""
+        return dict(self._repartitioned)
 
     def retry_policy(self, processor: str) -> RetryPolicy:
         """The retry policy of ``processor`` (its own, else the app's)."""
@@ -359,21 +360,10 @@ class App:
                         f"processor {name} uses topic {topic}, which app {self.name} "
                         f"does not declare (add app.topic({topic!r}, ...))"
                     )
+        self._validate_tables()
 
     def __repr__(self) -> str:
         return f"App({self.name!r}, processors={list(self._processors)})"
-
-
-def _ms(duration: str | float | None) -> int:
-    """Milliseconds of ``"1m"`` or a number of seconds (None: 0)."""
-    if duration is None:
-        return 0
-    seconds = duration if isinstance(duration, int | float) else parse_duration(duration)
-    return int(seconds * 1000)
-
-
-def _topic_name(topic: str | Topic) -> str:
-    return topic.name if isinstance(topic, Topic) else topic
 
 
 def load_app(target: str) -> App:

@@ -13,6 +13,7 @@ __all__ = [
     "BrokerError",
     "ConfigError",
     "ContractError",
+    "GatherTimeoutError",
     "KafkaOperationError",
     "KafkaUnreachableError",
     "KeyMismatchError",
@@ -88,6 +89,17 @@ class KeyMismatchError(StreamkitError):
 class WindowStateTooLargeError(StreamkitError):
     """A window's state would be larger than a record Kafka accepts (``max_bytes``); the
     record is not folded, never retried: it is dead-lettered."""
+
+
+class GatherTimeoutError(StreamkitError):
+    """A gather's group timed out incomplete and its ``on_timeout`` is ``dead_letter``:
+    the group is closed (``state``) and its parts go to the dead-letter topic, never
+    retried."""
+
+    def __init__(self, message: str, state: Any, parts: Any) -> None:
+        super().__init__(message)
+        self.state = state
+        self.parts = parts
 
 
 class ProcessorTimeoutError(StreamkitError):

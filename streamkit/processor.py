@@ -18,16 +18,16 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Final, Literal, cast
 
 from streamkit.errors import ConfigError, StreamkitError
-from streamkit.failures.failure import Decision, Failure
 from streamkit.failures.policy import RetryPolicy
+from streamkit.middleware import Middleware, RecordInfo
 from streamkit.records import Headers
 from streamkit.settings import parse_duration
 from streamkit.state.dedupe import Dedupe
+from streamkit.state.tables import TableLookup
 from streamkit.state.timers import Timers
 
 __all__ = [
@@ -153,6 +153,8 @@ class ProcessorSpec:
         is_async: ``fn`` is a coroutine function (it runs on the worker's event loop).
         where: an event pattern the decoded event must match for ``fn`` to run.
         where_headers: an event pattern of the record's headers, checked before decoding.
+        tables: the tables it reads, passed after the event (see
+            :mod:`streamkit.state.tables`).
     """
 
     name: str
@@ -171,6 +173,7 @@ class ProcessorSpec:
     is_async: bool = False
     where: Mapping[str, Any] | None = None
     where_headers: Mapping[str, Any] | None = None
+    tables: tuple[TableLookup, ...] = ()
 
     @property
     def concurrent(self) -> bool:
@@ -200,15 +203,23 @@ class ProcessorSpec:
         timeout: str | float | None = None,
         where: Mapping[str, Any] | None = None,
         where_headers: Mapping[str, Any] | None = None,
+        tables: Sequence[TableLookup] = (),
     ) -> ProcessorSpec:
         """Check a decorated function's declaration and make its spec."""
         label = str(name or getattr(fn, "__name__", repr(fn)))
         if not callable(fn):
             raise ConfigError(f"processor {label}: {fn!r} is not callable")
-        count = positional(fn, f"processor {label}")
+        count = positional(fn, f"processor {label}") - len(tables)
         if not 1 <= count <= 2:
+            names = "".join(f", {t.table.name}" for t in tables)
             raise ConfigError(
-                f"processor {label} must take (event) or (event, ctx), not {count} parameters"
+                f"processor {label} must take (event{names}) or (event{names}, ctx), not "
+                f"{count + len(tables)} parameters"
+            )
+        if tables and (inspect.iscoroutinefunction(fn) or (concurrency or 1) > 1):
+            raise ConfigError(
+                f"processor {label} reads tables and runs concurrently: not supported yet "
+                "(tables are read on the worker's loop); drop concurrency= or tables="
             )
         if on_timer is not None and not 1 <= positional(on_timer, f"processor {label}") <= 2:
             raise ConfigError(f"processor {label}: on_timer must take (timer) or (timer, ctx)")
@@ -262,6 +273,7 @@ class ProcessorSpec:
             is_async=is_async,
             where=where,
             where_headers=where_headers,
+            tables=tuple(tables),
         )
 
 
@@ -330,62 +342,3 @@ def _checked(spec: ProcessorSpec, emit: Emit) -> Emit:
             f"outputs ({declared})"
         )
     return emit
-
-
-@dataclass(frozen=True, slots=True)
-class RecordInfo:
-    """The record a middleware hook is about."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    headers: Headers
-    group: str
-
-
-class Middleware:
-    """Base class of middleware: every hook does nothing until overridden.
-
-    Only the hooks a subclass overrides are called (the others cost nothing). Hooks are
-    typed and named for what they observe; an exception raised by a hook is not swallowed.
-
-    =====================  ==========================================================
-    ``on_consumed``        records taken from a topic in one batch
-    ``on_record``          around one record: enter before its processors run, exit after;
-                           the headers it yields are added to every output and dead letter
-    ``on_processed``       one processor call: duration and how it ended
-    ``on_failure``         a failure and the decision taken
-    ``on_produced``        acknowledged records per topic (once per loop iteration)
-    ``on_rebalance``       partitions assigned, revoked or lost
-    ``on_late``            records too late for a window store (sent to its late topic)
-    =====================  ==========================================================
-    """
-
-    def on_consumed(self, topic: str, count: int) -> None:
-        """``count`` records of ``topic`` were taken in one batch."""
-
-    def on_record(
-        self, record: RecordInfo
-    ) -> AbstractContextManager[list[tuple[str, bytes]]] | None:
-        """A context entered around the record's processing (None: nothing to do).
-
-        The value it yields is a list of headers added to the record's outputs and dead
-        letters (a trace context, for example).
-        """
-        return None
-
-    def on_processed(self, processor: str, seconds: float, outcome: str) -> None:
-        """A processor call ended: ``outcome`` is emitted, filtered or failed."""
-
-    def on_failure(self, failure: Failure, decision: Decision) -> None:
-        """A record failed; ``decision`` is what happens to it."""
-
-    def on_produced(self, counts: Mapping[str, int]) -> None:
-        """Records acknowledged by the broker since the last call, per topic."""
-
-    def on_rebalance(self, kind: Literal["assigned", "revoked", "lost"], count: int) -> None:
-        """Partitions changed hands."""
-
-    def on_late(self, store: str, count: int) -> None:
-        """``count`` records came too late for the windows of ``store`` (to its late topic)."""

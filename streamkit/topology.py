@@ -13,8 +13,10 @@ these names, and a topic's role is looked up here, never recovered by parsing it
 ``<processor>-dedupe``                     the store of a processor's (or aggregate's)
                                            dedupe ids
 ``<processor>-timers``                     the store of a processor's (or aggregate's) timers
+``<window>-sources``                       how far a repartitioned window folded each source
 ``<group>-dlq-redrive``                    the redrive cursor of ``streamkit dlq``
 ``<group>-restore``                        the consumer that restores stores
+``<app>-<name>-repartition``               an input re-keyed (see :mod:`streamkit.patterns`)
 =========================================  ============================================
 """
 
@@ -40,6 +42,7 @@ class Role(StrEnum):
     DEAD_LETTERS = "dead letters"
     PARKED = "parked"
     RETRY = "retry"
+    REPARTITION = "repartition"
     LATE = "late"
     CHANGELOG = "changelog"
     DECLARED = "declared"
@@ -91,6 +94,12 @@ class Topology:
         self._stores += [
             StoreSpec(w.store, w.input, self.changelog(w.store), w.store_kind) for w in app.windows
         ]
+        self._stores += [
+            StoreSpec(store, w.input, self.changelog(store))
+            for w in app.windows
+            if w.input in app.repartitioned
+            for store in [self.sources_store(w.name)]
+        ]
         timed_specs: list[ProcessorSpec | AggregateSpec] = [*app.processors, *app.aggregates]
         for timed in timed_specs:
             if timed.on_timer is not None:
@@ -126,6 +135,12 @@ class Topology:
     def timer_store(processor: str) -> str:
         """The store of ``processor``'s (or an aggregate's) timers."""
         return f"{processor}-timers"
+
+    @staticmethod
+    def sources_store(window: str) -> str:
+        """The store of how far a repartitioned window folded each source partition, per
+        key (so that records its router wrote twice are folded once)."""
+        return f"{window}-sources"
 
     @staticmethod
     def dedupe_store(owner: str) -> str:
@@ -246,6 +261,8 @@ class Topology:
                 found[self.parked(name)].add(Role.PARKED)
         for name in self._retry:
             found[name].add(Role.RETRY)
+        for name in self.app.repartitioned:
+            found[name].add(Role.REPARTITION)
         for store in self._stores:
             found[store.changelog].add(Role.CHANGELOG)
         return {

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streamkit.app import App
+from streamkit.errors import SerializationError
 from streamkit.failures.failure import FailureHandler
 from streamkit.records import TP, Headers, Record, key_partition
 from streamkit.runtime.offsets import Chunk
@@ -28,6 +29,7 @@ from streamkit.runtime.port import Counters, Hold
 from streamkit.runtime.task import PartitionTask
 from streamkit.settings import Settings
 from streamkit.state.partition import PartitionState
+from streamkit.state.tables import TableData
 
 __all__ = ["MemoryEngine"]
 
@@ -70,6 +72,11 @@ class MemoryEngine:
         """Input records that a processor filtered out (returned nothing for)."""
         self.waits: list[tuple[str, int, float]] = []
         """(processor, failed attempt, seconds it would have waited) per retry."""
+        self._tables: dict[str, list[TableData]] = {}
+        for data in self.pipeline.tables.values():  # every partition of every table is here
+            for p in range(self._topics[data.spec.topic].partitions):
+                data.hold(p)
+            self._tables.setdefault(data.spec.topic, []).append(data)
 
     # -- the tasks' Port ------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -241,10 +248,26 @@ class MemoryEngine:
         )  # fmt: skip
         entries.append(record)
         log.records.append(record)
+        if topic in self._tables:
+            self._table_record(record)
         if topic in self._consumed:
             self.event_time = max(self.event_time, record.timestamp()[1])
             self._queue.append(((topic, partition), record.offset()))
         return record
+
+    def _table_record(self, record: Record) -> None:
+        """A record of a table topic: its row, in the tables of that topic."""
+        topic, partition = record.topic() or "", record.partition() or 0
+        where = (topic, partition, record.offset() or 0)
+        try:
+            row, row_key = self.pipeline.serdes[topic].decode_row(
+                record.key(), record.value(), where
+            )
+        except SerializationError as exc:
+            self.log.warning("table record skipped (it stays in %s): %s", topic, exc)
+            return
+        for data in self._tables[topic]:
+            data.apply(partition, row_key, row)
 
 
 class _MemoryChunk(Chunk):

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from streamkit.errors import KafkaOperationError, KeyMismatchError, WindowStateTooLargeError
+from streamkit.errors import (
+    GatherTimeoutError,
+    KafkaOperationError,
+    KeyMismatchError,
+    WindowStateTooLargeError,
+)
 from streamkit.failures.failure import DEAD_LETTER, STOP, Action, Decision, Failure, Stage
 from streamkit.failures.policy import Retry, RetryPolicy
 
@@ -40,7 +45,7 @@ class FailurePolicy:
             return give_up
         policy = self.policies.get(failure.processor, self.default)
         error = failure.error
-        if isinstance(error, KeyMismatchError | WindowStateTooLargeError):
+        if isinstance(error, KeyMismatchError | WindowStateTooLargeError | GatherTimeoutError):
             return give_up
         if not policy.retryable(error) or failure.attempt >= policy.attempts:
             return give_up

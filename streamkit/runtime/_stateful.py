@@ -13,7 +13,7 @@ from streamkit.processor import Context, ProcessorSpec
 from streamkit.records import Headers
 from streamkit.runtime.outcome import Outcome, Sink
 from streamkit.runtime.serdes import TopicSerdes
-from streamkit.state.aggregate import AggregateSpec, fold
+from streamkit.state.aggregate import AggregateSpec, fold, source_of
 from streamkit.state.partition import PartitionState
 from streamkit.state.stores import Entry
 from streamkit.state.timers import Timers, timer_store
@@ -54,6 +54,7 @@ class StatefulSteps:
         self.serdes = serdes
         self.clock = clock
         self.decide = decide
+        self.repartitioned = frozenset(topology.app.repartitioned)
 
     # -- dedupe ---------------------------------------------------------------------------
     def seen(self, state: PartitionState | None, owner: str, event_id: str) -> bool:
@@ -159,7 +160,8 @@ class StatefulSteps:
                           timers=self.context_timers(agg, state, where, state_key))  # fmt: skip
         try:
             current = state.get(agg.store, state_key, self.clock())
-            entry, _ = fold(agg, current, event, offset, timestamp, ctx)
+            source = source_of(headers) if agg.input in self.repartitioned else None
+            entry, _ = fold(agg, current, event, offset, timestamp, ctx, source)
         except Exception as exc:  # noqa: BLE001 - the fold is user code
             if ctx is not None and ctx.timers is not None:
                 ctx.timers.discard()
@@ -168,25 +170,37 @@ class StatefulSteps:
             )
             self.decide(failure, outcome)
             return
-        projection = None
-        if agg.output is not None and entry is not None:
-            try:
-                projection = self.serdes[agg.output].value.encode(entry.state)
-            except SerializationError as exc:
-                if ctx is not None and ctx.timers is not None:
-                    ctx.timers.discard()
-                located = exc.at(agg.output)
-                self.decide(Failure(Stage.ENCODE, topic, partition, offset, located, agg.name,
-                                    agg.output), outcome)  # fmt: skip
-                return
+        try:
+            projections = self.projections(agg, entry)
+        except SerializationError as exc:
+            if ctx is not None and ctx.timers is not None:
+                ctx.timers.discard()
+            self.decide(Failure(Stage.ENCODE, topic, partition, offset, exc, agg.name,
+                                agg.output or ""), outcome)  # fmt: skip
+            return
         # Put again when not folded (a redelivery): its changelog record is written again,
         # in case the first write is what failed.
         state.put(agg.store, state_key, entry)
         if agg.output is not None:
-            error = sink(agg.output, state_key.encode(), projection, None, timestamp)
-            if error is not None:
-                outcome.produce_errors.append(error)
+            for projection in projections:
+                error = sink(agg.output, state_key.encode(), projection, None, timestamp)
+                if error is not None:
+                    outcome.produce_errors.append(error)
         if event_id is not None:
             self.remember(state, agg.name, where, event_id, sink, outcome)
         outcome.done.append(agg.name)
         outcome.emitted += 1
+
+    def projections(self, agg: AggregateSpec, entry: Entry | None) -> list[bytes | None]:
+        """The encoded records a new ``entry`` sends to the aggregate's output (a
+        deletion: one tombstone, unless the aggregate projects its states to something
+        else). Raises :class:`SerializationError`, located."""
+        if agg.output is None:
+            return [None]
+        if entry is None:
+            return [None] if agg.project is None else []
+        encode = self.serdes[agg.output].value.encode
+        try:
+            return [encode(value) for value in agg.projections(entry.state)]
+        except SerializationError as exc:
+            raise exc.at(agg.output) from None

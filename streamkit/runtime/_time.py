@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from streamkit.errors import SerializationError
+from streamkit.errors import GatherTimeoutError
 from streamkit.failures.dead_letter import dead_letter_record
 from streamkit.failures.failure import Failure, Stage
 from streamkit.processor import Context, Emit, ProcessorSpec, route
@@ -23,8 +23,9 @@ from streamkit.records import Headers
 from streamkit.runtime._stateful import Where, key_mismatch
 from streamkit.runtime.outcome import Late, Outcome, OutRecord, Sink
 from streamkit.runtime.serdes import TopicSerdes
-from streamkit.state.aggregate import AggregateSpec, fire
+from streamkit.state.aggregate import AggregateSpec, fire, source_of
 from streamkit.state.partition import PartitionState
+from streamkit.state.stores import Entry
 from streamkit.state.timers import Timer, Timers, timer_store
 from streamkit.state.window_store import WindowResult, window_store
 from streamkit.state.windows import WindowSpec
@@ -47,8 +48,10 @@ class TimeSteps:
         clock: Callable[[], int],
         decide: Callable[[Failure, Outcome], None],
         deliver: Deliver,
+        projections: Callable[[AggregateSpec, Entry | None], list[bytes | None]],
     ) -> None:
         app = topology.app
+        self.projections = projections
         self.topology = topology
         self.serdes = serdes
         self.clock = clock
@@ -77,10 +80,12 @@ class TimeSteps:
         outcome: Outcome,
         state: PartitionState | None,
         only: frozenset[str] | None,
+        headers: Headers,
     ) -> None:
         """Fold the event into the windows of each window spec of its topic."""
         assert state is not None  # noqa: S101 - a partition with windows has state
         topic, partition, offset, timestamp = where
+        source = source_of(headers) if topic in self.topology.app.repartitioned else None
         for spec in self.windows.get(topic, []):
             if only is not None and spec.name not in only:
                 continue
@@ -93,6 +98,10 @@ class TimeSteps:
                 failure = Failure(Stage.PROCESS, topic, partition, offset, mismatch, spec.name)
                 self.decide(failure, outcome)
                 continue
+            if source is not None and self._seen(state, spec, key, source):
+                outcome.deduplicated += 1
+                outcome.done.append(spec.name)
+                continue
             try:
                 t = spec.event_time(event, timestamp)
                 now = self.clock()
@@ -101,6 +110,9 @@ class TimeSteps:
                 self.decide(Failure(Stage.PROCESS, topic, partition, offset, exc, spec.name),
                             outcome)  # fmt: skip
                 continue
+            if source is not None:  # folded: a second copy from the router is not
+                mark = f"{key}/{source[0]}"
+                state.put(Topology.sources_store(spec.name), mark, Entry(True, source[1], 0))
             outcome.time_due = outcome.time_due or added.due
             if added.late:
                 outcome.late.append(Late(spec.store, added.window_end, added.watermark, t))
@@ -108,6 +120,12 @@ class TimeSteps:
             outcome.done.append(spec.name)
             for result in added.updates:
                 self._emit(spec, result, partition, sink, outcome)
+
+    @staticmethod
+    def _seen(state: PartitionState, spec: WindowSpec, key: str, source: tuple[str, int]) -> bool:
+        """Whether a repartitioned record was folded before (its router wrote it twice)."""
+        folded = state.get(Topology.sources_store(spec.name), f"{key}/{source[0]}", 0)
+        return folded is not None and folded.offset >= source[1]
 
     # -- time passing -----------------------------------------------------------------------
     def timers_due(self, topic: str, state: PartitionState) -> bool:
@@ -184,7 +202,8 @@ class TimeSteps:
             else:
                 emits = route(spec, spec.on_timer(timer))
         except Exception as exc:  # noqa: BLE001 - user code; the handler decides
-            timers.discard()
+            if not isinstance(exc, GatherTimeoutError):  # (a closed group keeps its timers)
+                timers.discard()
             failure = Failure(
                 Stage.PROCESS, topic, partition, -1, exc, spec.name, attempt=timer.attempt
             )
@@ -202,6 +221,8 @@ class TimeSteps:
         for failure in fired.dead:
             doc = {"key": timer.key, "name": timer.name, "due": timer.due,
                    "clock": timer.clock, "data": timer.data}  # fmt: skip
+            if isinstance(failure.error, GatherTimeoutError):
+                doc["parts"] = failure.error.parts
             outcome.reroutes.append(self._dead(failure, raw_key, {"timer": doc}, timer.due))
 
     def _fire_fold(
@@ -217,18 +238,20 @@ class TimeSteps:
         projection) to the aggregate's output. Raises what ``on_timer`` or the output's
         contract raises; the state stays as it was then."""
         now = self.clock()
-        entry = fire(spec, state.get(spec.store, timer.key, now), timer, now, ctx)
-        projection = None
-        if spec.output is not None and entry is not None:
-            try:
-                projection = self.serdes[spec.output].value.encode(entry.state)
-            except SerializationError as exc:
-                raise exc.at(spec.output) from None
+        current = state.get(spec.store, timer.key, now)
+        try:
+            entry = fire(spec, current, timer, now, ctx)
+        except GatherTimeoutError as exc:  # the group closes, and its parts go to the DLQ
+            offset, sources = (-1, None) if current is None else (current.offset, current.sources)
+            state.put(spec.store, timer.key, Entry(exc.state, offset, now, sources))
+            raise
+        projections = self.projections(spec, entry)
         state.put(spec.store, timer.key, entry)
         if spec.output is not None:
-            error = sink(spec.output, timer.key.encode(), projection, None, max(1, timer.due))
-            if error is not None:
-                outcome.produce_errors.append(error)
+            for projection in projections:
+                error = sink(spec.output, timer.key.encode(), projection, None, max(1, timer.due))
+                if error is not None:
+                    outcome.produce_errors.append(error)
 
     def _emit(
         self, spec: WindowSpec, result: WindowResult, partition: int, sink: Sink, outcome: Outcome

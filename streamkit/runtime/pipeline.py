@@ -22,7 +22,6 @@ from streamkit.failures.dead_letter import dead_letter_record, redrive_count, re
 from streamkit.failures.failure import Action, Failure, FailureHandler, Stage
 from streamkit.failures.retry import retry_record
 from streamkit.processor import (
-    KEEP_KEY,
     Context,
     Emit,
     Middleware,
@@ -31,6 +30,7 @@ from streamkit.processor import (
     route,
 )
 from streamkit.records import Headers, Message
+from streamkit.runtime._emit import deliver
 from streamkit.runtime._fast import FastPath, compile_fast_path
 from streamkit.runtime._filters import Filters
 from streamkit.runtime._scheduler import run_inline
@@ -44,6 +44,7 @@ from streamkit.runtime.serdes import TopicSerdes, app_serdes
 from streamkit.settings import Settings
 from streamkit.state.aggregate import AggregateSpec
 from streamkit.state.partition import PartitionState
+from streamkit.state.tables import MISSING, TableData
 from streamkit.topology import Topology
 
 __all__ = ["Pipeline", "wall_clock_ms"]
@@ -94,10 +95,14 @@ class Pipeline:
         self.specs = {spec.name: spec for spec in app.processors}
         self.filters = Filters(app)
         self.stateful = StatefulSteps(self.topology, self.serdes, clock, self.decide)
-        self.time = TimeSteps(self.topology, self.serdes, clock, self.decide, self.deliver)
+        self.time = TimeSteps(self.topology, self.serdes, clock, self.decide, self.deliver,
+                              self.stateful.projections)  # fmt: skip
         self.retry_topics = {} if inline_retry_topics else self.topology.retry_topics()
         self._inline_retries = inline_retry_topics
         self.fast_filtered = 0
+        self.key_formats = {name: topic.key for name, topic in app.topics.items()}
+        self.tables = {t.name: TableData(t) for t in app.tables}
+        """What this worker holds of each table, by name (the engine keeps them filled)."""
 
     # -- construction -------------------------------------------------------------------
     def open_state(
@@ -116,7 +121,12 @@ class Pipeline:
         """A tight per-record function for the common shape of ``topic``'s processing, or
         None for the general path (see :mod:`streamkit.runtime._fast`)."""
         specs = self.by_input.get(topic, [])
-        if len(specs) != 1 or topic in self.aggregates_by_input or self.chain.middlewares:
+        if (
+            len(specs) != 1
+            or specs[0].tables
+            or topic in self.aggregates_by_input
+            or self.chain.middlewares
+        ):
             return None
         return None if self.time.has_time(topic) else compile_fast_path(self, specs[0], topic)
 
@@ -197,7 +207,7 @@ class Pipeline:
                 folds, event, event_key, headers, only, attempt, where, sink, outcome, state
             )
         if windows:
-            self.time.window_all(event, event_key, where, sink, outcome, state, only)
+            self.time.window_all(event, event_key, where, sink, outcome, state, only, headers)
         if state is not None:
             self.stateful.flush(state, sink, where[3], outcome)
         return outcome
@@ -220,9 +230,8 @@ class Pipeline:
         topic, partition, offset, _ = where
         timing = self.chain.wants_timing
         for spec in specs:
-            if (only is not None and spec.name not in only) or not self.filters.event_matches(
-                spec.name, event, outcome
-            ):
+            rows = self._admitted(spec, event, only, outcome)
+            if rows is None:
                 continue
             event_id = None
             if spec.dedupe is not None:
@@ -239,9 +248,9 @@ class Pipeline:
                     ctx.processor = spec.name
                     timers = self.stateful.context_timers(spec, state, where, event_key)
                     ctx.timers = timers
-                    result = spec.fn(event, ctx)
+                    result = spec.fn(event, *rows, ctx)
                 else:
-                    result = spec.fn(event)
+                    result = spec.fn(event, *rows)
                 if spec.is_async:  # one record at a time here (the memory engine, replay)
                     result = run_inline(result, spec)
                 emits = route(spec, result)
@@ -261,6 +270,25 @@ class Pipeline:
             if timing:
                 self.chain.processed(spec.name, perf_counter() - started, ended)
 
+    def _admitted(
+        self, spec: ProcessorSpec, event: Any, only: frozenset[str] | None, outcome: Outcome
+    ) -> list[Any] | None:
+        """The table arguments of ``spec`` for ``event``, or None when ``spec`` is not to
+        run on it (not among ``only``, its ``where=`` does not match, or an inner table
+        lookup found no row: filtered)."""
+        if (only is not None and spec.name not in only) or not self.filters.event_matches(
+            spec.name, event, outcome
+        ):
+            return None
+        if not spec.tables:
+            return []
+        rows = [lookup.resolve(self.tables[lookup.table.name], event) for lookup in spec.tables]
+        if any(row is MISSING for row in rows):
+            outcome.filtered += 1
+            outcome.done.append(spec.name)
+            return None
+        return rows
+
     def deliver(
         self,
         spec: ProcessorSpec,
@@ -273,58 +301,7 @@ class Pipeline:
     ) -> str:
         """Encode and sink one processor's emits; say how it ended (emitted, filtered or
         failed)."""
-        topic, partition, offset, timestamp = where
-        if not emits:
-            outcome.filtered += 1
-            outcome.done.append(spec.name)
-            return "filtered"
-        encoded = self._encode(spec, emits, topic, partition, offset, key, event_key, outcome)
-        if encoded is None:
-            return "failed"
-        extra = outcome.extra_headers
-        for out_topic, out_key, out_value, headers in encoded:
-            error = sink(
-                out_topic, out_key, out_value,
-                [*(headers or ()), *extra] if extra else headers, timestamp,
-            )  # fmt: skip
-            if error is not None:
-                outcome.produce_errors.append(error)
-        outcome.emitted += len(encoded)
-        outcome.done.append(spec.name)
-        return "emitted"
-
-    def _encode(
-        self,
-        spec: ProcessorSpec,
-        emits: list[Emit],
-        topic: str,
-        partition: int,
-        offset: int,
-        raw_key: bytes | None,
-        event_key: Any,
-        outcome: Outcome,
-    ) -> list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]] | None]] | None:
-        """Encode all of a processor's emits, or none of them (then None)."""
-        out = []
-        in_key_format = self.app.topics[topic].key
-        for emit in emits:
-            serdes = self.serdes[emit.topic]
-            try:
-                if emit.key is KEEP_KEY:
-                    same = self.app.topics[emit.topic].key == in_key_format
-                    out_key = raw_key if same or raw_key is None else serdes.key.encode(event_key)
-                else:
-                    out_key = None if emit.key is None else serdes.key.encode(emit.key)
-                out_value = serdes.value.encode(emit.value)
-            except SerializationError as exc:
-                failure = Failure(
-                    Stage.ENCODE, topic, partition, offset, exc.at(emit.topic), spec.name,
-                    emit.topic,
-                )  # fmt: skip
-                self.decide(failure, outcome)
-                return None
-            out.append((emit.topic, out_key, out_value, emit.header_bytes()))
-        return out
+        return deliver(self, spec, emits, where, key, event_key, sink, outcome)
 
     # -- time -----------------------------------------------------------------------------
     def fire(self, topic: str, state: PartitionState, sink: Sink, *, idle: bool) -> Outcome:

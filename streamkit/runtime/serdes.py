@@ -42,6 +42,17 @@ class TopicSerdes:
         except SerializationError as exc:
             raise exc.at(*where) from None
 
+    def decode_row(
+        self, key: bytes | None, value: bytes | None, where: tuple[str, int, int]
+    ) -> tuple[Any, Any]:
+        """Like :meth:`decode`, a tombstone (value None) too: (None, its key)."""
+        if value is not None:
+            return self.decode(key, value, where)
+        try:
+            return None, None if key is None else self.key.decode(key)
+        except SerializationError as exc:
+            raise exc.at(*where) from None
+
 
 def make_serde(
     fmt: str,

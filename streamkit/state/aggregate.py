@@ -18,7 +18,19 @@ from typing import Any
 from streamkit.state.dedupe import Dedupe
 from streamkit.state.stores import Entry, state_key
 
-__all__ = ["AggregateSpec", "fire", "fold"]
+__all__ = ["SOURCE_HEADER", "AggregateSpec", "fire", "fold", "source_of"]
+
+SOURCE_HEADER = "__streamkit.repartition.source"
+"""The header a repartitioned record carries: ``topic/partition/offset`` of its source."""
+
+
+def source_of(headers: Any) -> tuple[str, int] | None:
+    """The source (``topic/partition``, offset) a repartitioned record carries, if any."""
+    for name, value in headers:
+        if name == SOURCE_HEADER and value:
+            origin, _, offset = value.decode().rpartition("/")
+            return origin, int(offset)
+    return None
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,8 @@ class AggregateSpec:
             parameter), called when a timer the fold set fires.
         takes_context: whether ``fold`` takes a third, ctx, parameter.
         timer_takes_context: whether ``on_timer`` takes a third, ctx, parameter.
+        project: what of a new state goes to ``output`` (a list of values; None: the
+            state itself), for aggregates that emit something else than their state.
     """
 
     name: str
@@ -56,6 +70,11 @@ class AggregateSpec:
     on_timer: Callable[..., Any] | None = None
     takes_context: bool = False
     timer_takes_context: bool = False
+    project: Callable[[Any], list[Any]] | None = None
+
+    def projections(self, state: Any) -> list[Any]:
+        """The values a new ``state`` sends to the output."""
+        return [state] if self.project is None else self.project(state)
 
     def state_key(self, event: Any, record_key: Any) -> str | None:
         """The state key of an event (None when it has none)."""
@@ -69,19 +88,28 @@ def fold(
     offset: int,
     timestamp: int,
     ctx: Any = None,
+    source: tuple[str, int] | None = None,
 ) -> tuple[Entry | None, bool]:
     """Fold ``event`` (at input ``offset``) into a key's current ``entry`` (handing the
     fold ``ctx`` when it takes one).
 
     Returns the new entry (None: deleted) and whether it was folded: a record at or before
-    the entry's offset was folded before (a redelivery), and the entry stays as it is. The
+    the entry's offset was folded before (a redelivery), and the entry stays as it is; so
+    was a repartitioned record whose ``source`` (``topic/partition``, offset) is at or
+    before the highest folded of that source partition (the router wrote it twice). The
     fold's exceptions propagate.
     """
+    sources = None if entry is None else entry.sources
     if entry is not None and entry.offset >= offset:
         return entry, False
+    if source is not None:
+        origin, at = source
+        if sources is not None and sources.get(origin, -1) >= at:
+            return entry, False
+        sources = {**(sources or {}), origin: at}
     current = None if entry is None else entry.state
     state = spec.fold(current, event, ctx) if spec.takes_context else spec.fold(current, event)
-    return (None if state is None else Entry(state, offset, timestamp)), True
+    return (None if state is None else Entry(state, offset, timestamp, sources)), True
 
 
 def fire(
@@ -96,4 +124,8 @@ def fire(
         state = spec.on_timer(current, timer, ctx)
     else:
         state = spec.on_timer(current, timer)
-    return None if state is None else Entry(state, -1 if entry is None else entry.offset, now_ms)
+    if state is None:
+        return None
+    if entry is None:
+        return Entry(state, -1, now_ms)
+    return Entry(state, entry.offset, now_ms, entry.sources)

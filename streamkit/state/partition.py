@@ -24,7 +24,7 @@ from streamkit.state.stores import (
     open_store,
 )
 
-__all__ = ["ChangelogReader", "PartitionState"]
+__all__ = ["ChangelogReader", "PartitionState", "restore_progress"]
 
 log = logging.getLogger("streamkit.state")
 
@@ -150,7 +150,7 @@ def _restore(store: Store, changelog: str, partition: int, read: ChangelogReader
     end, records = read(changelog, partition, start)
     total = max(0, end - start)
     done = 0
-    with _progress(f"restoring {changelog}[{partition}]", total) as advance:
+    with restore_progress(f"restoring {changelog}[{partition}]", total) as advance:
         for key, value, offset in records:
             if key is not None:
                 if value is None:
@@ -174,7 +174,7 @@ def _restore(store: Store, changelog: str, partition: int, read: ChangelogReader
 
 
 @contextmanager
-def _progress(title: str, total: int) -> Iterator[Callable[[int], None]]:
+def restore_progress(title: str, total: int) -> Iterator[Callable[[int], None]]:
     """A progress bar on an interactive terminal (for restores worth watching), else nothing."""
     if total < 50_000 or not sys.stderr.isatty():
         yield lambda done: None

@@ -57,22 +57,31 @@ class StoreSpec:
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """A key's state, the input offset that produced it, and its timestamp (ms)."""
+    """A key's state, the input offset that produced it, and its timestamp (ms).
+
+    ``sources``: for a state fed through a repartition topic, the highest offset folded
+    of each source partition (``topic/partition``), so that records the router wrote
+    twice (at least once, after a crash) are folded once.
+    """
 
     state: Any
     offset: int
     timestamp: int
+    sources: dict[str, int] | None = None
 
 
 def encode_entry(entry: Entry) -> bytes:
-    """The changelog value of an entry (JSON: state, offset, timestamp)."""
-    return orjson.dumps({"s": entry.state, "o": entry.offset, "t": entry.timestamp})
+    """The changelog value of an entry (JSON: state, offset, timestamp, sources)."""
+    doc = {"s": entry.state, "o": entry.offset, "t": entry.timestamp}
+    if entry.sources:
+        doc["r"] = entry.sources
+    return orjson.dumps(doc)
 
 
 def decode_entry(raw: bytes) -> Entry:
     """An entry from its changelog value."""
     doc = orjson.loads(raw)
-    return Entry(doc["s"], int(doc.get("o", -1)), int(doc.get("t", 0)))
+    return Entry(doc["s"], int(doc.get("o", -1)), int(doc.get("t", 0)), doc.get("r"))
 
 
 class Store(Protocol):

@@ -8,7 +8,7 @@ from streamkit.topology import Role, Topology
 
 def _app() -> App:
     app = App("shop")
-    app.topic("orders", partitions=3)
+    app.topic("orders", partitions=3, keyed_by="customer")
     app.topic("checked", partitions=3)
     app.topic("totals", partitions=3)
     app.topic("unused")

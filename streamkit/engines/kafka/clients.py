@@ -85,8 +85,9 @@ def producer_config(settings: Settings, extra: Mapping[str, Any]) -> dict[str, A
     )
 
 
-def check_topics(consumer: Consumer, settings: Settings, topology: Topology) -> None:
-    """Fail fast when the broker does not answer or a topic of the app is missing."""
+def check_topics(consumer: Consumer, settings: Settings, topology: Topology) -> dict[str, int]:
+    """Fail fast when the broker does not answer or a topic of the app is missing; the
+    partition count of each topic of the app."""
     try:
         metadata = consumer.list_topics(timeout=15.0)
     except KafkaException as exc:
@@ -100,6 +101,7 @@ def check_topics(consumer: Consumer, settings: Settings, topology: Topology) -> 
             f"topics of app {topology.name} do not exist: {', '.join(missing)} "
             "(create them with `streamkit topics create MODULE`)"
         )
+    return {name: len(metadata.topics[name].partitions) for name in names}
 
 
 class ChangelogReader:

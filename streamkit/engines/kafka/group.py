@@ -16,6 +16,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from streamkit.engines.kafka.clients import ChangelogReader
 from streamkit.engines.kafka.engine import KafkaEngine
+from streamkit.engines.kafka.tables import TableFeed
 from streamkit.records import TP
 from streamkit.runtime import failpoints
 
@@ -28,6 +29,7 @@ class GroupMember(KafkaEngine):
     restore: ChangelogReader
     exactly_once: bool
     shutdown_timeout: float
+    table_feed: TableFeed | None = None
 
     def init_group(self) -> None:
         """Fields of the group side (called by the worker's constructor)."""
@@ -66,6 +68,11 @@ class GroupMember(KafkaEngine):
                     task.state.restore(self.restore)
                 except BaseException as exc:  # noqa: BLE001 - re-raised by the loop
                     self._callback_error = exc
+        if self.table_feed is not None:
+            try:
+                self.table_feed.assigned(keys)
+            except BaseException as exc:  # noqa: BLE001 - re-raised by the loop
+                self._callback_error = exc
         if self.timed:  # where each partition stands: idle windows close once caught up
             self._learn_committed(partitions)
         self.ever_assigned = True
@@ -101,14 +108,23 @@ class GroupMember(KafkaEngine):
             self._callback_error = exc
         finally:
             self.close_tasks(keys)
+            self._drop_tables(keys)
             self.chain.rebalance("revoked", len(keys))
             self.log.info("revoked %s", describe(keys))
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = [(p.topic, p.partition) for p in partitions]
         self.close_tasks(keys)
+        self._drop_tables(keys)
         self.chain.rebalance("lost", len(keys))
         self.log.warning("lost %s (not committed; the new owner reprocesses)", describe(keys))
+
+    def _drop_tables(self, keys: list[TP]) -> None:
+        if self.table_feed is not None:
+            try:
+                self.table_feed.revoked(keys, self.tasks)
+            except KafkaException as exc:  # the next assignment reads them again anyway
+                self.log.warning("dropping table partitions failed: %s", exc.args[0].str())
 
     # -- commits --------------------------------------------------------------------------
     def commit(self, *, asynchronous: bool, only: Iterable[TP] | None = None) -> bool:

@@ -27,6 +27,7 @@ from streamkit.engines.kafka.clients import (
     producer_config,
 )
 from streamkit.engines.kafka.group import GroupMember
+from streamkit.engines.kafka.tables import TableFeed
 from streamkit.engines.kafka.transactions import Transactions, transactional_id
 from streamkit.errors import ConfigError
 from streamkit.failures.failure import FailureHandler
@@ -107,6 +108,10 @@ class KafkaWorker(GroupMember):
         self.track_deliveries = not self.exactly_once
         self.shutdown_timeout = self.options.shutdown_timeout
         self.restore = ChangelogReader(self.settings, self.topology)
+        if app.tables:
+            self.table_feed = TableFeed(
+                self.settings, self.pipeline, self.log, exactly_once=self.exactly_once
+            )
         self.last_poll = time.monotonic()
         self._lag_at = 0.0
         self._stopping = False
@@ -139,8 +144,12 @@ class KafkaWorker(GroupMember):
         self._stopping = True
 
     def check_topics(self) -> None:
-        """Fail fast when the broker does not answer or a topic of the app is missing."""
-        check_topics(self.consumer, self.settings, self.topology)
+        """Fail fast when the broker does not answer, a topic of the app is missing or a
+        table is not co-partitioned with its streams; read the global tables."""
+        partitions = check_topics(self.consumer, self.settings, self.topology)
+        if self.table_feed is not None:
+            self.table_feed.check(partitions)
+            self.table_feed.start(partitions)
 
     def state_get(
         self, store: str, key: str, since: int = 0, until: int | None = None
@@ -191,6 +200,8 @@ class KafkaWorker(GroupMember):
                 messages = self.next_batch(0.0 if busy else 0.2)
                 self.last_poll = time.monotonic()
                 self.raise_callback_error()
+                if self.table_feed is not None:
+                    self.table_feed.poll()
                 if self.transactions is not None:
                     if messages or self.tick_due():
                         self._handle_transaction(messages, self.transactions)
@@ -283,6 +294,8 @@ class KafkaWorker(GroupMember):
             if self.concurrent is not None:
                 self.concurrent.close()
             self.restore.close()
+            if self.table_feed is not None:
+                self.table_feed.close()
             self.close_tasks(list(self.tasks))
             c = self.counters
             self.log.info(

@@ -20,7 +20,7 @@ STATEFUL = os.environ.get("CHAOS_STATEFUL") == "1"
 app = App(
     GROUP, guarantee="exactly_once" if os.environ.get("CHAOS_EOS") == "1" else "at_least_once"
 )
-app.topic(INPUT, partitions=PARTITIONS)
+app.topic(INPUT, partitions=PARTITIONS, keyed_by="key")
 app.topic(OUTPUT, partitions=PARTITIONS)
 
 

@@ -21,7 +21,7 @@ app = App(
     dead_letters=False,
     guarantee="exactly_once" if os.environ.get("TOTALS_EOS") == "1" else "at_least_once",
 )
-app.topic(INPUT, partitions=PARTITIONS)
+app.topic(INPUT, partitions=PARTITIONS, keyed_by="customer")
 app.topic(OUTPUT, partitions=PARTITIONS)
 
 

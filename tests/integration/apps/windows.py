@@ -22,9 +22,9 @@ app = App(
     os.environ.get("WIN_GROUP", "windows"),
     guarantee="exactly_once" if os.environ.get("WIN_EOS") == "1" else "at_least_once",
 )
-VIEWS = app.topic(os.environ.get("WIN_VIEWS", "win-views"), partitions=PARTITIONS)
+VIEWS = app.topic(os.environ.get("WIN_VIEWS", "win-views"), partitions=PARTITIONS, keyed_by="page")
 COUNTS = app.topic(os.environ.get("WIN_COUNTS", "win-counts"), partitions=PARTITIONS)
-ORDERS = app.topic(os.environ.get("WIN_ORDERS", "win-orders"), partitions=PARTITIONS)
+ORDERS = app.topic(os.environ.get("WIN_ORDERS", "win-orders"), partitions=PARTITIONS, keyed_by="id")
 REMINDERS = app.topic(os.environ.get("WIN_REMINDERS", "win-reminders"), partitions=PARTITIONS)
 OPEN = app.topic(os.environ.get("WIN_OPEN", "win-open"), partitions=PARTITIONS)
 TIMER_S = float(os.environ.get("WIN_TIMER_S", "3"))

@@ -22,7 +22,7 @@ PARTITIONS = 3
 
 def _app(tag: str) -> App:
     app = App(f"agree-{tag}")
-    orders = app.topic(f"orders-{tag}", partitions=PARTITIONS)
+    orders = app.topic(f"orders-{tag}", partitions=PARTITIONS, keyed_by="customer")
     accepted = app.topic(f"accepted-{tag}", partitions=PARTITIONS)
     rejected = app.topic(f"rejected-{tag}", partitions=PARTITIONS)
     totals = app.topic(f"totals-{tag}", partitions=PARTITIONS)

@@ -19,7 +19,7 @@ def _carts(fail_timer: int = 0, retry: RetryPolicy | None = None) -> App:
     """Carts: items counted per cart, abandoned 30 minutes after the last item unless
     checked out; an abandoned cart is kept one more day, then deleted."""
     app = App("shop", retry=retry)
-    app.topic("items", partitions=2)
+    app.topic("items", partitions=2, keyed_by="cart")
     app.topic("carts", partitions=2)
     failures = {"left": fail_timer}
 

@@ -15,7 +15,7 @@ from streamkit.topology import Topology
 
 def _totals_app() -> App:
     app = App("t")
-    app.topic("orders", partitions=2)
+    app.topic("orders", partitions=2, keyed_by="customer")
     app.topic("totals", partitions=2)
 
     @app.aggregate(input="orders", store="totals", key="customer", output="totals")
@@ -150,7 +150,7 @@ def test_a_record_keyed_by_something_else_is_dead_lettered_not_folded() -> None:
 
 def test_an_aggregate_with_dedupe_folds_each_event_id_once() -> None:
     app = App("t")
-    app.topic("payments")
+    app.topic("payments", keyed_by="account")
 
     @app.aggregate(input="payments", store="paid", key="account", dedupe=Dedupe(field="id"))
     def paid(state: int | None, payment: dict[str, Any]) -> int:

@@ -19,7 +19,7 @@ MINUTE = 60_000
 
 def _app(**window: Any) -> App:
     app = App("w")
-    app.topic("clicks", partitions=3)
+    app.topic("clicks", partitions=3, keyed_by="page")
     app.topic("counts", partitions=3)
     form = window.pop("form", "fold")
     fn: Any = {

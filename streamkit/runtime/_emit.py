@@ -1,0 +1,84 @@
+"""Encoding and sinking what a processor emitted: all of its records, or none of them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from streamkit.errors import SerializationError
+from streamkit.failures.failure import Failure, Stage
+from streamkit.processor import KEEP_KEY, Emit, ProcessorSpec
+from streamkit.runtime.outcome import Outcome, Sink
+
+if TYPE_CHECKING:
+    from streamkit.runtime._stateful import Where
+    from streamkit.runtime.pipeline import Pipeline
+
+__all__ = ["deliver"]
+
+
+def deliver(
+    pipeline: Pipeline,
+    spec: ProcessorSpec,
+    emits: list[Emit],
+    where: Where,
+    key: bytes | None,
+    event_key: Any,
+    sink: Sink,
+    outcome: Outcome,
+) -> str:
+    """Encode and sink one processor's emits; say how it ended (emitted, filtered or
+    failed)."""
+    topic, partition, offset, timestamp = where
+    if not emits:
+        outcome.filtered += 1
+        outcome.done.append(spec.name)
+        return "filtered"
+    encoded = _encode(pipeline, spec, emits, topic, partition, offset, key, event_key, outcome)
+    if encoded is None:
+        return "failed"
+    extra = outcome.extra_headers
+    for out_topic, out_key, out_value, headers in encoded:
+        error = sink(
+            out_topic, out_key, out_value,
+            [*(headers or ()), *extra] if extra else headers, timestamp,
+        )  # fmt: skip
+        if error is not None:
+            outcome.produce_errors.append(error)
+    outcome.emitted += len(encoded)
+    outcome.done.append(spec.name)
+    return "emitted"
+
+
+def _encode(
+    pipeline: Pipeline,
+    spec: ProcessorSpec,
+    emits: list[Emit],
+    topic: str,
+    partition: int,
+    offset: int,
+    raw_key: bytes | None,
+    event_key: Any,
+    outcome: Outcome,
+) -> list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]] | None]] | None:
+    """Encode all of a processor's emits, or none of them (then None)."""
+    out = []
+    formats = pipeline.key_formats
+    in_key_format = formats[topic]
+    for emit in emits:
+        serdes = pipeline.serdes[emit.topic]
+        try:
+            if emit.key is KEEP_KEY:
+                same = formats[emit.topic] == in_key_format
+                out_key = raw_key if same or raw_key is None else serdes.key.encode(event_key)
+            else:
+                out_key = None if emit.key is None else serdes.key.encode(emit.key)
+            out_value = serdes.value.encode(emit.value)
+        except SerializationError as exc:
+            failure = Failure(
+                Stage.ENCODE, topic, partition, offset, exc.at(emit.topic), spec.name,
+                emit.topic,
+            )  # fmt: skip
+            pipeline.decide(failure, outcome)
+            return None
+        out.append((emit.topic, out_key, out_value, emit.header_bytes()))
+    return out
