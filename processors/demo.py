@@ -1,10 +1,11 @@
 """`make demo`: the example pipelines on a real broker, with a summary.
 
-Creates the topics of the orders and clicks apps, starts ``streamkit run
-processors.orders --workers 2`` and ``streamkit run processors.clicks``, produces generated
-OrderPlaced events and page views (Avro, single-object encoding), waits until each group
-has processed and committed all of them (and the clickstream's last minute has closed),
-stops the workers with SIGTERM and prints what went where. Uses
+Creates the topics of the orders, clicks and checkout apps, starts ``streamkit run
+processors.orders --workers 2``, ``streamkit run processors.clicks`` and ``streamkit run
+processors.checkout``, produces generated OrderPlaced events, page views and customer
+profiles (Avro, single-object encoding), waits until each group has processed and
+committed all of them (the clickstream's last minute closed, every validated order
+decided), stops the workers with SIGTERM and prints what went where. Uses
 ``STREAMKIT_BOOTSTRAP_SERVERS`` (the Makefile starts a local broker for it).
 """
 
@@ -16,11 +17,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from processors import clicks
-from processors.generator import PAGES, orders, page_views
+from processors import checkout, clicks
+from processors.generator import PAGES, customers, orders, page_views
 from processors.orders import PLACED, VALIDATED, app
 from streamkit import AppClient, Settings
 
@@ -103,6 +105,41 @@ def _clickstream(settings: Settings, timeout: float) -> list[str] | str:
     return lines
 
 
+def _checkout(settings: Settings, timeout: float, run: str, validated: int) -> list[str] | str:
+    """Run the checkout app over this run's validated orders (``run``: their id prefix);
+    its summary, or what went wrong."""
+    with AppClient(checkout.app, settings) as client:
+        client.create_topics()
+        for profile in customers():
+            client.send(checkout.PROFILES.name, profile, key=profile["customer_id"])
+        client.flush()
+
+        def decided() -> int:
+            return sum(client.end_offsets(checkout.DECISIONS.name).values())
+
+        before = decided()
+        workers = _start("processors.checkout", 1)
+        try:
+            error = _wait(lambda: decided() - before >= validated and client.caught_up(),
+                          workers, timeout, "a decision for every validated order")  # fmt: skip
+            if error is not None:
+                return error
+        finally:
+            if workers.poll() is None:
+                workers.send_signal(signal.SIGTERM)
+                workers.wait(timeout=60)
+        mine = [e.value for e in client.read(checkout.DECISIONS.name)
+                if e.value["order_id"].startswith(run)]  # fmt: skip
+    approved = sum(1 for d in mine if d["approved"])
+    reasons = Counter(r for d in mine for r in d["reasons"])
+    refused = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common(4))
+    return [
+        f"checkout: {validated:,} validated orders fanned out to payment, stock and fraud "
+        f"checks (fraud enriched from the customers table) and gathered into {len(mine):,} "
+        f"decisions, one per order: {approved:,} approved; refused: {refused or 'none'}"
+    ]
+
+
 def main() -> int:
     """Run the demo; return the exit code."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -124,7 +161,8 @@ def main() -> int:
                 print(f"error: {error}", file=sys.stderr)
                 return 1
             started = time.monotonic()
-            for order in orders(args.events, seed=int(time.time())):
+            seed = int(time.time())
+            for order in orders(args.events, seed=seed):
                 client.send(PLACED.name, order, key=order["customer_id"])
             client.flush()
             print(f"produced {args.events} OrderPlaced events; {args.workers} workers "
@@ -159,6 +197,12 @@ def main() -> int:
         print(f"error: {summary}", file=sys.stderr)
         return 1
     print("\n".join(summary))
+    validated = after[VALIDATED.name] - before[VALIDATED.name]
+    decisions = _checkout(settings, args.timeout, f"o-{seed}-", validated)
+    if isinstance(decisions, str):
+        print(f"error: {decisions}", file=sys.stderr)
+        return 1
+    print("\n".join(decisions))
     return 0
 
 

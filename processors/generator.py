@@ -35,6 +35,19 @@ def orders(count: int, *, seed: int = 7, invalid_every: int = 10) -> Iterator[di
         }
 
 
+def customers(count: int = 50, *, seed: int = 7) -> Iterator[dict[str, Any]]:
+    """The CustomerProfile of customers ``c-1`` .. ``c-<count>`` (the ones orders name);
+    about one in ten is risky."""
+    rng = random.Random(seed)  # noqa: S311 - demo data, not cryptography
+    for n in range(1, count + 1):
+        yield {
+            "customer_id": f"c-{n}",
+            "tier": rng.choice(("bronze", "silver", "gold")),
+            "risk": rng.randint(80, 100) if n % 10 == 3 else rng.randint(0, 60),
+            "country": rng.choice(COUNTRIES),
+        }
+
+
 def main() -> None:
     """``python -m processors.generator``: produce orders at a steady rate (for compose)."""
     import argparse  # noqa: PLC0415 - only the command line needs these

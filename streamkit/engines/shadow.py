@@ -6,8 +6,8 @@ records exactly as the live app does), with what must differ for a replay: the c
 is assigned the range and joins no group, nothing is committed, every output, projection
 and dead letter goes to its redirected topic (or nowhere), changelog writes are not
 written (the replay's stores live in memory and start empty: replay from the beginning of
-the input to rebuild state), and a processor's retry topics become blocking retries with
-the same delays (a replay reads no retry topic).
+the input to rebuild state), tables are read whole as they are now, and a processor's
+retry topics become blocking retries with the same delays (a replay reads no retry topic).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from streamkit.app import App
 from streamkit.engines.kafka.delivery import KafkaChunk
 from streamkit.engines.kafka.engine import KafkaEngine
+from streamkit.engines.kafka.tables import TableFeed
 from streamkit.errors import KafkaOperationError
 from streamkit.records import TP, Headers
 from streamkit.runtime.outcome import OutRecord, ProduceError
@@ -118,6 +119,7 @@ class ShadowReplay(KafkaEngine):
         self.producer = Producer(
             {**config, "enable.idempotence": True, "acks": "all", "linger.ms": 20}
         )  # fmt: skip
+        self.feed = TableFeed(settings, self.pipeline, self.log, exactly_once=True)
 
     def run(self, progress: Callable[[int, int], None] | None = None) -> ShadowSummary:
         """Replay every range to its end, wait for every write; the summary."""
@@ -126,6 +128,9 @@ class ShadowReplay(KafkaEngine):
         remaining = {tp: end for tp, (first, end) in self.ranges.items() if end > first}
         for tp in remaining:
             self.open_task(tp)
+        if self.app.tables:  # the tables as they are now, whole (the replay holds any key)
+            topics = self.consumer.list_topics(timeout=15).topics
+            self.feed.start({t: len(m.partitions) for t, m in topics.items()}, everything=True)
         self.consumer.assign([TopicPartition(*tp, self.ranges[tp][0]) for tp in remaining])
         try:
             while remaining:
@@ -149,6 +154,7 @@ class ShadowReplay(KafkaEngine):
             self._check_writes()
         finally:
             self.consumer.close()
+            self.feed.close()
             self.close_tasks(list(self.tasks))
         self.summary.read = total
         self.summary.filtered = self.filtered

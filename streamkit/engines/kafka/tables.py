@@ -77,12 +77,13 @@ class TableFeed:
                         "table global_=True"
                     )
 
-    def start(self, partitions: dict[str, int]) -> None:
-        """Read every global table to its end (with progress), before the first record."""
+    def start(self, partitions: dict[str, int], *, everything: bool = False) -> None:
+        """Read every global table (``everything``: every table) to its end, with
+        progress, before the first record; ``partitions``: topic -> partition count."""
         wanted = [
             (data.spec.topic, p)
             for data in self.tables.values()
-            if data.spec.global_
+            if data.spec.global_ or everything
             for p in range(partitions.get(data.spec.topic, 0))
         ]
         if wanted:

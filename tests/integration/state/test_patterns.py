@@ -87,7 +87,7 @@ def patterns(
     yield setup
     stop_all(setup.processes, timeout=60)
     made = [line.split()[1] for line in created.stdout.splitlines() if line.startswith("created")]
-    delete_topics(admin_client(kafka_config), made)
+    delete_topics(admin_client(kafka_config), [*made, setup.topic("replayed")])
 
 
 def _orders(first: int, last: int) -> dict[str, list[tuple[str, Any]]]:
@@ -148,3 +148,18 @@ def test_tables_gather_join_and_rekeying_hold_across_a_kill_9(patterns: Patterns
     for c in range(CUSTOMERS):
         mine = [n for n in range(ORDERS) if n % CUSTOMERS == c]
         assert last[f"c{c}"] == {"orders": len(mine), "spent": sum(mine)}
+    if not patterns.eos:
+        return
+    # A shadow replay of the enrichment reads the tables too, and answers the same.
+    replayed = subprocess.run(
+        [sys.executable, "-m", "streamkit", "replay", "shadow", "--app", APP,
+         "--topic", patterns.topic("by-customer"), "--from", "0",
+         "--to-topic", patterns.topic("replayed")],
+        env=patterns.env(), cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert replayed.returncode == 0, replayed.stderr
+    again = patterns.read("replayed")
+    assert sorted(v["id"] for _, v in again) == sorted(
+        v["id"] for _, v in patterns.read("enriched")
+    )
+    assert {v["id"]: v for _, v in again} == {v["id"]: v for _, v in patterns.read("enriched")}
