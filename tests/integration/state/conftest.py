@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from streamkit.ops.admin import admin_client, delete_topics
 from tests.integration.apps.totals import fold
@@ -69,6 +69,15 @@ class Totals:
 
     def stop(self, process: subprocess.Popen[bytes]) -> tuple[int, str]:
         return stop(process, 90)
+
+    def members(self) -> int:
+        """Members of the app's consumer group now (-1: the coordinator cannot say)."""
+        admin = admin_client(self.config)
+        try:
+            return len(admin.describe_consumer_groups([self.group])[self.group]
+                       .result(timeout=10).members)  # fmt: skip
+        except KafkaException:
+            return -1
 
     def produce(self, count: int, customers: int = 40, close_every: int = 0) -> None:
         producer = Producer({**self.config, "enable.idempotence": True, "linger.ms": 5})

@@ -60,6 +60,7 @@ def test_a_rebalance_to_two_workers_and_back_keeps_state_equal_to_the_fold(
     wait_for(lambda: len(totals.changelog_state()) >= 10, 60, "some state")
     second = totals.start(TOTALS_DELAY_MS="1")
     totals.produce(1000)
+    wait_for(lambda: totals.members() == 2, 60, "the second worker joined the group")
     code, err = totals.stop(second)
     assert code == 0, err
     totals.produce(500)
