@@ -104,6 +104,14 @@ class Patterns:
                     raise ConfigError(f"table {table.name} reads topic {table.topic}, which app "
                                       f"{self.name} does not declare")  # fmt: skip
                 stream = self._topics[spec.input]
+                if not table.global_ and table.key is not None and source.keyed_by != table.key:
+                    how = f"field {table.key!r}" if isinstance(table.key, str) else "a function"
+                    raise ConfigError(
+                        f"table {table.name} is keyed by {how} but its topic {table.topic} is "
+                        "not declared keyed_by it: a partitioned table's rows must be keyed "
+                        "like the streams that read it; declare the topic keyed_by that field "
+                        "or the table global_=True"
+                    )
                 if not table.global_ and source.partitions != stream.partitions:
                     raise ConfigError(
                         f"table {table.name} is not co-partitioned with processor "

@@ -14,7 +14,8 @@ from streamkit.testing import TestDriver
 def _shop(form: str = "left", global_: bool = False, partitions: int = 3) -> App:
     app = App("shop")
     app.topic("orders", partitions=3)
-    app.topic("customers", partitions=partitions, config={"cleanup.policy": "compact"})
+    app.topic("customers", partitions=partitions, config={"cleanup.policy": "compact"},
+              keyed_by="id")  # fmt: skip
     app.topic("enriched", partitions=3)
     customers = app.table("customers", topic="customers", key="id", global_=global_)
     lookup = {"table": customers, "left": customers.left(on="customer"),
@@ -76,3 +77,17 @@ def test_a_processor_must_take_one_argument_per_table() -> None:
 
     with pytest.raises(ConfigError, match="a lookup of the inner form needs on="):
         TableLookup(customers, "inner")
+
+
+def test_a_partitioned_table_keyed_by_a_field_needs_its_topic_keyed_by_it() -> None:
+    app = App("shop")
+    app.topic("orders")
+    app.topic("customers")
+    customers = app.table("customers", topic="customers", key="id")
+
+    @app.processor(input="orders", tables=[customers.left(on="customer")])
+    def enrich(order: dict[str, Any], customer: Any) -> None: ...
+
+    with pytest.raises(ConfigError, match="table customers is keyed by field 'id' but its topic "
+                                          "customers is not declared keyed_by it"):  # fmt: skip
+        TestDriver(app)
