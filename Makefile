@@ -70,11 +70,26 @@ $(PARALLEL_BUILT): benchmarks/parallel/pom.xml $(wildcard benchmarks/parallel/sr
 	  compile dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory=target/lib
 	@touch $@
 
-bench-peers: $(KSTREAMS_BUILT) $(PARALLEL_BUILT) ## Virtualenvs for faust-streaming and Quix Streams; the Kafka Streams and Parallel Consumer builds
-	@[ -x .venv-bench-faust/bin/python ] || { $(PYTHON) -m venv .venv-bench-faust && \
-	  .venv-bench-faust/bin/pip install --quiet faust-streaming fastavro orjson cramjam; }
-	@[ -x .venv-bench-quix/bin/python ] || { $(PYTHON) -m venv .venv-bench-quix && \
-	  .venv-bench-quix/bin/pip install --quiet quixstreams fastavro orjson; }
+# The peers' versions, pinned (the report records them): a virtualenv is made again when
+# its pin changes.
+FAUST_PIN := faust-streaming[fast,uvloop]==0.15.3
+QUIX_PIN := quixstreams==3.28.1
+FAUST_STAMP := .venv-bench-faust/.pin-$(subst ],,$(subst [,-,$(subst =,,$(FAUST_PIN))))
+QUIX_STAMP := .venv-bench-quix/.pin-$(subst =,,$(QUIX_PIN))
+
+$(FAUST_STAMP):
+	rm -rf .venv-bench-faust
+	$(PYTHON) -m venv .venv-bench-faust
+	.venv-bench-faust/bin/pip install --quiet '$(FAUST_PIN)' fastavro orjson cramjam
+	@touch $@
+
+$(QUIX_STAMP):
+	rm -rf .venv-bench-quix
+	$(PYTHON) -m venv .venv-bench-quix
+	.venv-bench-quix/bin/pip install --quiet '$(QUIX_PIN)' fastavro orjson
+	@touch $@
+
+bench-peers: $(KSTREAMS_BUILT) $(PARALLEL_BUILT) $(FAUST_STAMP) $(QUIX_STAMP) ## Virtualenvs for faust-streaming and Quix Streams (pinned); the Kafka Streams and Parallel Consumer builds
 
 chaos: install ## The reliability suite in long cycles, then its table (CHAOS_ARGS="--short --only kill-9")
 	$(PY) -m tests.e2e.chaos $(CHAOS_ARGS)

@@ -18,9 +18,12 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
+from benchmarks._measure import count, span_ms, stop, tree_rss_mb
 from streamkit.ops.admin import admin_client, delete_topics
 from streamkit.ops.local_broker import LocalBroker, LocalBrokerConfig, free_port
 from streamkit.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
@@ -71,17 +74,15 @@ def run_until_written(
     """Start ``command``, wait until ``output`` holds ``expected`` records, wait 2 s more (a
     duplicate would show), stop it; the run fails on a wrong count, a crash or ``timeout``
     seconds, with the end of its stderr."""
-    from benchmarks.harness import ROOT, _count, _span_ms, _stop  # noqa: PLC0415 - no cycle
-    from benchmarks.harness import _tree_rss_mb as tree_rss_mb  # noqa: PLC0415
-
     probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{uuid.uuid4().hex}"})
+    partitions = _partitions(bootstrap, output)
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
     process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                                stderr=log)  # fmt: skip
     peak = 0.0
     try:
         deadline = time.monotonic() + timeout
-        while (written := _count(probe, output)) < expected:
+        while (written := count(probe, output, partitions)) < expected:
             if process.poll() is not None or time.monotonic() > deadline:
                 log.seek(0)
                 raise RuntimeError(f"{name}: {written} of {expected} outputs: "
@@ -89,11 +90,19 @@ def run_until_written(
             peak = max(peak, tree_rss_mb(process.pid))
             time.sleep(0.2)
         time.sleep(2)
-        if (written := _count(probe, output)) != expected:
+        if (written := count(probe, output, partitions)) != expected:
             raise RuntimeError(f"{name}: {written} outputs, {expected} expected")
     finally:
-        _stop(process)
+        stop(process)
         log.close()
-    first, last = _span_ms(probe, output)
+    first, last = span_ms(probe, output, partitions)
     probe.close()
     return Run(first, last, peak)
+
+
+def _partitions(bootstrap: str, topic: str) -> int:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-meta"})
+    try:
+        return len(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
+    finally:
+        consumer.close()
