@@ -51,12 +51,14 @@ demo: install ## Run the example pipeline on a local Kafka (or $$STREAMKIT_BOOTS
 	  STREAMKIT_BOOTSTRAP_SERVERS=127.0.0.1:$(DEMO_PORT) $(PY) -m processors.demo; \
 	fi
 
-bench: install bench-peers ## The peer benchmarks: map, windowed count, I/O-bound handler, filter (BENCH_ARGS="--records 200000 --runs 3"; WINDOW_ARGS, ASYNC_ARGS, FILTER_ARGS likewise)
+bench: install bench-peers ## The peer benchmarks: map, windowed count, I/O-bound handler, filter, keyed aggregate, restore (BENCH_ARGS="--records 200000 --runs 5"; WINDOW_ARGS, ASYNC_ARGS, FILTER_ARGS, AGG_ARGS, RESTORE_ARGS likewise)
 	$(PY) -m pip install --quiet -e '.[bench]'
 	$(PY) -m benchmarks.harness $(BENCH_ARGS)
 	$(PY) -m benchmarks.windows $(WINDOW_ARGS)
 	$(PY) -m benchmarks.concurrency $(ASYNC_ARGS)
 	$(PY) -m benchmarks.filters $(FILTER_ARGS)
+	$(PY) -m benchmarks.aggregates $(AGG_ARGS)
+	$(PY) -m benchmarks.restore $(RESTORE_ARGS)
 
 KSTREAMS_BUILT := benchmarks/kstreams/target/.built
 $(KSTREAMS_BUILT): benchmarks/kstreams/pom.xml $(wildcard benchmarks/kstreams/src/main/java/bench/*.java)

@@ -105,6 +105,11 @@ class Settings:
         state_dir: the local broker's data, log and state file (``STREAMKIT_STATE_DIR``,
             else ``$XDG_STATE_HOME/streamkit``, else ``~/.local/state/streamkit``).
         java_home: ``JAVA_HOME``; when set, the local broker runs ``$JAVA_HOME/bin/java``.
+        rocksdb_memory_mb: what a worker's RocksDB stores may hold in memory, all of them
+            together (``STREAMKIT_ROCKSDB_MEMORY_MB``, 64 by default): their block cache,
+            with their write buffers charged to it.
+        avro_codec: ``auto`` (cavro where installed and exact, else fastavro) or
+            ``fastavro`` (``STREAMKIT_AVRO_CODEC``).
     """
 
     bootstrap_servers: str = DEFAULT_BOOTSTRAP_SERVERS
@@ -113,6 +118,8 @@ class Settings:
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "streamkit")
     state_dir: Path = field(default_factory=lambda: Path.home() / ".local" / "state" / "streamkit")
     java_home: str = ""
+    rocksdb_memory_mb: int = 64
+    avro_codec: str = "auto"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -141,7 +148,17 @@ class Settings:
         state = env.get("STREAMKIT_STATE_DIR") or _xdg(
             env, "XDG_STATE_HOME", home / ".local" / "state"
         )
+        memory = env.get("STREAMKIT_ROCKSDB_MEMORY_MB", "64").strip()
+        if not memory.isdigit() or int(memory) < 8:
+            raise ConfigError(
+                f"STREAMKIT_ROCKSDB_MEMORY_MB: {memory!r} is not a whole number of MB, 8 or more"
+            )
+        codec = env.get("STREAMKIT_AVRO_CODEC", "auto").strip() or "auto"
+        if codec not in {"auto", "fastavro"}:
+            raise ConfigError(f"STREAMKIT_AVRO_CODEC: {codec!r} is not auto or fastavro")
         return cls(
+            rocksdb_memory_mb=int(memory),
+            avro_codec=codec,
             bootstrap_servers=bootstrap,
             schema_registry_url=registry,
             kafka=kafka,

@@ -27,6 +27,7 @@ from fastavro import schemaless_reader, schemaless_writer
 from fastavro.schema import parse_schema
 from fastavro.validation import ValidationError, validate
 
+from streamkit.contracts._cavro import fast_codec
 from streamkit.contracts._strict import unknown_field_checker
 from streamkit.contracts.repository import Contract, SchemaRepository
 from streamkit.errors import ConfigError, ContractError, SerializationError
@@ -170,21 +171,29 @@ def _read(data: bytes, start: int, writer: Contract, reader: Contract) -> Any:
 class AvroSerde:
     """Avro single-object encoding resolved against the local schema repository."""
 
-    def __init__(self, repository: SchemaRepository, schema: str) -> None:
+    def __init__(self, repository: SchemaRepository, schema: str, *, fast: bool = True) -> None:
         self.repository = repository
         self.contract = repository.get(schema)
         self.name = f"avro:{self.contract.name}"
         self._header = SINGLE_OBJECT_MAGIC + self.contract.fingerprint
         self._unknown = unknown_field_checker(self.contract.parsed)
+        self._fast = fast_codec(self.contract.schema_json) if fast else None
 
     def encode(self, value: Any) -> bytes:
+        if self._fast is not None:  # cavro refuses unknown fields too
+            try:
+                return self._header + self._fast[1](value)
+            except Exception:  # noqa: BLE001, S110 - fastavro below says what went wrong
+                pass
         return _write(self.contract, value, self._header, self._unknown)
 
     def decode(self, data: bytes) -> Any:
         if data.startswith(self._header):  # written with the current schema: the hot path
-            stream = BytesIO(data)
-            stream.seek(10)
             try:
+                if self._fast is not None:
+                    return self._fast[0](data[10:])
+                stream = BytesIO(data)
+                stream.seek(10)
                 return schemaless_reader(stream, self.contract.parsed, None)
             except Exception:  # noqa: BLE001 - _read below says what went wrong
                 return _read(data, 10, self.contract, self.contract)

@@ -60,8 +60,10 @@ def make_serde(
     *,
     registry: Callable[[], Any] | None = None,
     subject: str = "",
+    fast: bool = True,
 ) -> Serde:
-    """The serde for a topic format: json, string, bytes, or an Avro contract name."""
+    """The serde for a topic format: json, string, bytes, or an Avro contract name
+    (``fast``: with cavro where it can be; see :mod:`streamkit.contracts._cavro`)."""
     if fmt == "json":
         return JsonSerde()
     if fmt == "string":
@@ -70,7 +72,7 @@ def make_serde(
         return BytesSerde()
     if registry is not None:
         return ConfluentAvroSerde(registry(), repository(), fmt, subject)
-    return AvroSerde(repository(), fmt)
+    return AvroSerde(repository(), fmt, fast=fast)
 
 
 def app_serdes(app: App, settings: Settings) -> dict[str, TopicSerdes]:
@@ -90,12 +92,14 @@ def app_serdes(app: App, settings: Settings) -> dict[str, TopicSerdes]:
 
     chosen = client if settings.schema_registry_url else None
 
+    fast = settings.avro_codec == "auto"
+
     def serdes(topic: Topic) -> TopicSerdes:
         return TopicSerdes(
-            key=make_serde(topic.key, contracts, registry=chosen, subject=f"{topic.name}-key"),
-            value=make_serde(
-                topic.value, contracts, registry=chosen, subject=f"{topic.name}-value"
-            ),
-        )
+            key=make_serde(topic.key, contracts, registry=chosen, subject=f"{topic.name}-key",
+                           fast=fast),
+            value=make_serde(topic.value, contracts, registry=chosen,
+                             subject=f"{topic.name}-value", fast=fast),
+        )  # fmt: skip
 
     return {name: serdes(topic) for name, topic in app.topics.items()}

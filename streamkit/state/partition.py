@@ -19,7 +19,6 @@ from streamkit.state.stores import (
     Entry,
     Store,
     StoreSpec,
-    decode_entry,
     encode_entry,
     open_store,
 )
@@ -144,33 +143,50 @@ class PartitionState:
         self._stores.clear()
 
 
+_RESTORE_BATCH = 50_000
+"""Distinct keys collected from the changelog before they are written to the store: only
+the last entry of a key in a stretch is decoded and written, and memory stays bounded."""
+
+
 def _restore(store: Store, changelog: str, partition: int, read: ChangelogReader) -> int:
     start = store.checkpoint()
     began = time.monotonic()
     end, records = read(changelog, partition, start)
     total = max(0, end - start)
-    done = 0
+    done = keys = 0
+    latest: dict[bytes, bytes | None] = {}
     with restore_progress(f"restoring {changelog}[{partition}]", total) as advance:
         for key, value, offset in records:
             if key is not None:
-                if value is None:
-                    store.delete(key.decode())
-                else:
-                    store.put(key.decode(), decode_entry(value))
+                latest[key] = value
             done += 1
-            if done % 10_000 == 0:
+            if done % 50_000 == 0:
                 advance(done)
-                if done % 50_000 == 0:
-                    log.info("restoring %s[%d]: %d/%d records", changelog, partition, done, total)
+                log.info("restoring %s[%d]: %d/%d records", changelog, partition, done, total)
+                if len(latest) >= _RESTORE_BATCH:
+                    keys += _write(store, latest)
             if offset + 1 >= end:
                 break
+        keys += _write(store, latest)
     store.set_checkpoint(max(end, start))
     seconds = time.monotonic() - began
     log.info(
-        "restored %s[%d]: %d records (%d keys) in %.2fs (%.0f records/s)",
-        changelog, partition, done, len(store), seconds, done / seconds if seconds else 0,
+        "restored %s[%d]: %d records (%d keys written) in %.2fs (%.0f records/s)",
+        changelog, partition, done, keys, seconds, done / seconds if seconds else 0,
     )  # fmt: skip
     return done
+
+
+def _write(store: Store, latest: dict[bytes, bytes | None]) -> int:
+    """Write the last entry of each key collected (None: deleted); empty ``latest``."""
+    for key, value in latest.items():
+        if value is None:
+            store.delete(key.decode())
+        else:
+            store.put_encoded(key.decode(), value)
+    written = len(latest)
+    latest.clear()
+    return written
 
 
 @contextmanager

@@ -95,6 +95,10 @@ class Store(Protocol):
         """Set the entry of ``key``."""
         ...
 
+    def put_encoded(self, key: str, raw: bytes) -> None:
+        """Set the entry of ``key`` from its changelog value (a restore)."""
+        ...
+
     def delete(self, key: str) -> None:
         """Forget ``key``."""
         ...
@@ -130,6 +134,9 @@ class MemoryStore:
     def put(self, key: str, entry: Entry) -> None:
         self._data[key] = entry
 
+    def put_encoded(self, key: str, raw: bytes) -> None:
+        self._data[key] = decode_entry(raw)
+
     def delete(self, key: str) -> None:
         self._data.pop(key, None)
 
@@ -149,6 +156,48 @@ class MemoryStore:
         self._data.clear()
 
 
+_ROCKSDB_MEMORY_MB = [64]
+_ROCKSDB_SHARED: list[Any] = []
+
+
+def configure_rocksdb(memory_mb: int) -> None:
+    """What every RocksDB store of this process may hold in memory, together (set before
+    the first store opens; see :class:`RocksDBStore`)."""
+    _ROCKSDB_MEMORY_MB[0] = memory_mb
+
+
+def _rocksdb_options() -> Any:
+    """Options of a RocksDB store: one block cache for every store of the process, of the
+    configured size, with every store's write buffers charged to it (RocksDB's "write
+    buffer manager"), so that the stores of a worker hold that much whatever their number
+    and key count; small write buffers (4 MB, two per store) and index and filter blocks
+    in the cache too."""
+    from rocksdict import (  # noqa: PLC0415 - optional extra
+        BlockBasedOptions,
+        Cache,
+        Options,
+        WriteBufferManager,
+    )
+
+    budget = _ROCKSDB_MEMORY_MB[0] << 20
+    if not _ROCKSDB_SHARED:
+        cache = Cache(budget)
+        manager = WriteBufferManager.new_write_buffer_manager_with_cache(budget // 2, False, cache)
+        _ROCKSDB_SHARED.extend([cache, manager])
+    cache, manager = _ROCKSDB_SHARED
+    table = BlockBasedOptions()
+    table.set_block_cache(cache)
+    table.set_cache_index_and_filter_blocks(True)
+    table.set_pin_l0_filter_and_index_blocks_in_cache(True)
+    options = Options()
+    options.create_if_missing(True)
+    options.set_block_based_table_factory(table)
+    options.set_write_buffer_manager(manager)
+    options.set_write_buffer_size(4 << 20)
+    options.set_max_write_buffer_number(2)
+    return options
+
+
 _CHECKPOINT = b"\x00streamkit.checkpoint"
 _CHECKPOINT_EVERY = 1000
 
@@ -163,16 +212,17 @@ class RocksDBStore:
     checkpoint is written after the changelog record of every change before it was
     acknowledged), so the restore replays the changelog from there. The entries last read
     or written (up to ``cached``) are kept decoded in memory too: a hot key is not read
-    back and decoded on each record.
+    back and decoded on each record. Memory is bounded per process, not per store (see
+    :func:`configure_rocksdb`, ``STREAMKIT_ROCKSDB_MEMORY_MB``).
     """
 
-    def __init__(self, path: Path, cached: int = 20_000) -> None:
+    def __init__(self, path: Path, cached: int = 5_000) -> None:
         try:
             from rocksdict import Rdict, WriteOptions  # noqa: PLC0415 - optional extra
         except ImportError as exc:
             raise ConfigError("RocksDB stores need: pip install 'streamkit[rocksdb]'") from exc
         path.mkdir(parents=True, exist_ok=True)
-        self._db: Any = Rdict(str(path))
+        self._db: Any = Rdict(str(path), options=_rocksdb_options())
         unlogged = WriteOptions()
         # An attribute at run time; rocksdict's stub calls it a method.
         unlogged.disable_wal = True  # type: ignore[method-assign,assignment]
@@ -195,6 +245,10 @@ class RocksDBStore:
     def put(self, key: str, entry: Entry) -> None:
         self._db[key.encode()] = encode_entry(entry)
         self._keep(key, entry)
+
+    def put_encoded(self, key: str, raw: bytes) -> None:
+        self._db[key.encode()] = raw  # as the changelog has it: not decoded until read
+        self._cache.pop(key, None)
 
     def delete(self, key: str) -> None:
         self._db.delete(key.encode())

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import concurrency, filters, harness
+from benchmarks import aggregates, concurrency, filters, harness, restore
 
 
 def test_the_harness_runs_raw_and_streamkit_and_writes_a_report(
@@ -59,3 +59,19 @@ def test_the_filter_benchmark_runs_both_filters_and_writes_a_report(
             line.startswith("| the same")]  # fmt: skip
     assert len(rows) == 2
     assert all(float(row.split("|")[2].replace(",", "")) > 0 for row in rows)
+
+
+def test_the_aggregate_and_restore_benchmarks_run_both_stores_and_write_reports(
+    kafka_bootstrap: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STREAMKIT_BOOTSTRAP_SERVERS", kafka_bootstrap)
+    args = ["--records", "3000", "--runs", "1", "--out", str(tmp_path)]
+    assert aggregates.main([*args, "--keys", "100"]) == 0
+    table = (tmp_path / "aggregates.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| 100 |")]
+    assert sorted(row.split("|")[2].strip() for row in rows) == ["memory", "rocksdb"]
+    assert restore.main([*args, "--keys", "50"]) == 0
+    table = (tmp_path / "restore.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith(("| memory", "| rocksdb"))]
+    assert len(rows) == 2
+    assert all(float(row.split("|")[2].split()[0].replace(",", "")) > 0 for row in rows)

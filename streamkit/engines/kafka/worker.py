@@ -38,6 +38,7 @@ from streamkit.runtime.offsets import Chunk, DeliveryFailure, LostOutput
 from streamkit.runtime.pipeline import Pipeline
 from streamkit.settings import Settings
 from streamkit.state.partition import PartitionState
+from streamkit.state.stores import configure_rocksdb
 from streamkit.state.window_store import window_store
 
 __all__ = ["KafkaWorker", "WorkerOptions"]
@@ -93,6 +94,7 @@ class KafkaWorker(GroupMember):
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
         self.settings = settings or Settings.from_env()
+        configure_rocksdb(self.settings.rocksdb_memory_mb)
         self.options = options or WorkerOptions()
         super().__init__(
             Pipeline(app, self.settings, failure_handler, middleware),

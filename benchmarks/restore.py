@@ -1,0 +1,116 @@
+"""The restore benchmark: how fast a store is rebuilt from its changelog (a rebalance or a
+restart waits on it), for the memory and the RocksDB store.
+
+    python -m benchmarks.restore [--records 200000] [--keys 10000] [--runs 3]
+
+A compacted changelog partition is written with ``--records`` entries over ``--keys``
+keys (as an aggregate writes them: the state, the input offset, the timestamp); each run
+restores it into an empty store of each kind with the worker's own restore path
+(``PartitionState.restore`` through a ``ChangelogReader``) and times it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from types import SimpleNamespace
+
+from confluent_kafka import Producer
+
+from benchmarks._broker import bench_broker
+from benchmarks.harness import ROOT
+from streamkit.engines.kafka.clients import ChangelogReader
+from streamkit.ops.admin import TopicSpec, create_topics
+from streamkit.settings import Settings
+from streamkit.state.partition import PartitionState
+from streamkit.state.stores import Entry, StoreSpec, encode_entry
+
+KINDS = ("memory", "rocksdb")
+
+
+def produce(bootstrap: str, topic: str, records: int, keys: int) -> int:
+    """The changelog: ``records`` entries of ``keys`` keys, in partition 0; the keys used."""
+    rng = random.Random(9)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50,
+                         "batch.size": 1_000_000, "compression.type": "lz4"})  # fmt: skip
+    used = set()
+    for n in range(records):
+        key = f"user-{rng.randrange(keys):07d}"
+        used.add(key)
+        value = encode_entry(Entry({"n": n, "sum": rng.randint(1, 10**6)}, n, 1_767_225_600_000))
+        while True:
+            try:
+                producer.produce(topic, value, key.encode(), partition=0)
+                break
+            except BufferError:
+                producer.poll(0.1)
+    if producer.flush(120):
+        raise RuntimeError("the changelog was not acknowledged in time")
+    return len(used)
+
+
+def restore_once(bootstrap: str, topic: str, kind: str) -> tuple[float, int]:
+    """Seconds to restore ``topic`` into an empty ``kind`` store, and the keys it holds."""
+    directory = Path(tempfile.mkdtemp(prefix="bench-restore-"))
+    settings = Settings.from_env({"STREAMKIT_BOOTSTRAP_SERVERS": bootstrap})
+    reader = ChangelogReader(settings, SimpleNamespace(restore_group=f"restore-{uuid.uuid4().hex}"))  # type: ignore[arg-type]
+    state = PartitionState(0, [StoreSpec("s", "in", topic, kind)], directory)
+    try:
+        began = time.monotonic()
+        state.restore(reader)
+        seconds = time.monotonic() - began
+        return seconds, sum(1 for _ in state.items("s"))
+    finally:
+        state.close()
+        reader.close()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--records", type=int, default=200_000)
+    parser.add_argument("--keys", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args(argv)
+    rates: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    with bench_broker() as (bootstrap, admin, made):
+        topic = f"bench-restore-{uuid.uuid4().hex[:8]}"
+        create_topics(admin, [TopicSpec(topic, 1, 1, {"cleanup.policy": "compact"})])
+        made.append(topic)
+        used = produce(bootstrap, topic, args.records, args.keys)
+        for i in range(args.runs):
+            for kind in random.Random(i).sample(KINDS, len(KINDS)):
+                seconds, keys = restore_once(bootstrap, topic, kind)
+                if keys != used:
+                    raise RuntimeError(f"{kind}: {keys:,} keys restored, {used:,} written")
+                rates[kind].append(args.records / seconds)
+                print(f"{kind} run {i + 1}: {args.records / seconds:,.0f} records/s "
+                      f"({keys:,} keys)", flush=True)  # fmt: skip
+    lines = [
+        "# Restore", "",
+        f"A changelog partition of {args.records:,} entries over {args.keys:,} keys restored "
+        "into an empty store by the worker's restore path (`python -m benchmarks.restore`).",
+        "", "| store | records/s median (min-max) |", "| --- | ---: |",
+    ]  # fmt: skip
+    for kind, values in rates.items():
+        ordered = sorted(values)
+        lines.append(f"| {kind} | {ordered[(len(ordered) - 1) // 2]:,.0f} "
+                     f"({ordered[0]:,.0f}-{ordered[-1]:,.0f}) |")  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "restore.md"
+    path.write_text("\n".join(lines) + "\n")
+    print(path.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    sys.exit(main())
