@@ -123,22 +123,33 @@ class Store(Protocol):
 
 
 class MemoryStore:
-    """A dict; restored from the beginning of the changelog on every assignment."""
+    """A dict; restored from the beginning of the changelog on every assignment (entries
+    restored are decoded when first read)."""
 
     def __init__(self) -> None:
         self._data: dict[str, Entry] = {}
+        self._raw: dict[str, bytes] = {}
 
     def get(self, key: str) -> Entry | None:
-        return self._data.get(key)
+        entry = self._data.get(key)
+        if entry is None and self._raw:
+            raw = self._raw.pop(key, None)
+            if raw is not None:
+                entry = self._data[key] = decode_entry(raw)
+        return entry
 
     def put(self, key: str, entry: Entry) -> None:
         self._data[key] = entry
+        if self._raw:
+            self._raw.pop(key, None)
 
     def put_encoded(self, key: str, raw: bytes) -> None:
-        self._data[key] = decode_entry(raw)
+        self._raw[key] = raw
+        self._data.pop(key, None)
 
     def delete(self, key: str) -> None:
         self._data.pop(key, None)
+        self._raw.pop(key, None)
 
     def checkpoint(self) -> int:
         return 0
@@ -147,13 +158,16 @@ class MemoryStore:
         return
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self._data) + len(self._raw)
 
     def items(self) -> Iterator[tuple[str, Entry]]:
+        for key in list(self._raw):
+            self.get(key)
         return iter(list(self._data.items()))
 
     def close(self) -> None:
         self._data.clear()
+        self._raw.clear()
 
 
 _ROCKSDB_MEMORY_MB = [64]
