@@ -18,7 +18,7 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
-from benchmarks._measure import count, span_ms, stop, tree_rss_mb
+from benchmarks._measure import Tree, count, span_ms, stop
 from streamkit.ops.admin import admin_client, delete_topics
 from streamkit.ops.local_broker import LocalBroker, LocalBrokerConfig, free_port
 from streamkit.settings import Settings
@@ -36,8 +36,12 @@ def bench_broker() -> Iterator[tuple[str, Any, list[str]]]:
     broker, data_dir = None, None
     if not bootstrap:
         data_dir = Path(tempfile.mkdtemp(prefix="streamkit-bench-"))
+        # Kafka's default initial rebalance delay (the local broker has none, for fast
+        # tests): members starting together join one generation, so a second worker or
+        # thread does not rebalance the group once the first has started.
         broker = LocalBroker(LocalBrokerConfig(data_dir=data_dir, cache_dir=Settings.from_env(
-        ).cache_dir, port=free_port(), heap="1g"))  # fmt: skip
+        ).cache_dir, port=free_port(), heap="1g",
+            extra={"group.initial.rebalance.delay.ms": "3000"}))  # fmt: skip
         bootstrap = broker.start().bootstrap_servers
     made: list[str] = []
     admin = admin_client({"bootstrap.servers": bootstrap})
@@ -61,6 +65,7 @@ class Run:
     first_ms: int
     last_ms: int
     rss_mb: float
+    worker_rss_mb: float = 0.0
 
     def rate(self, records: int) -> float:
         """``records`` over the span between the first and the last output."""
@@ -79,7 +84,7 @@ def run_until_written(
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
     process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                                stderr=log)  # fmt: skip
-    peak = 0.0
+    tree = Tree(process.pid)
     try:
         deadline = time.monotonic() + timeout
         while (written := count(probe, output, partitions)) < expected:
@@ -87,7 +92,7 @@ def run_until_written(
                 log.seek(0)
                 raise RuntimeError(f"{name}: {written} of {expected} outputs: "
                                    + log.read().decode(errors="replace")[-2000:])  # fmt: skip
-            peak = max(peak, tree_rss_mb(process.pid))
+            tree.sample()
             time.sleep(0.2)
         time.sleep(2)
         if (written := count(probe, output, partitions)) != expected:
@@ -97,7 +102,7 @@ def run_until_written(
         log.close()
     first, last = span_ms(probe, output, partitions)
     probe.close()
-    return Run(first, last, peak)
+    return Run(first, last, tree.peak_rss_mb, tree.largest_rss_mb)
 
 
 def _partitions(bootstrap: str, topic: str) -> int:

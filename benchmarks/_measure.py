@@ -36,6 +36,8 @@ class Tree:
 
     root: int
     peak_rss_mb: float = 0.0
+    largest_rss_mb: float = 0.0
+    """The peak RSS of the largest single process (a worker)."""
     _cpu: dict[int, float] = field(default_factory=dict)
 
     def sample(self) -> None:
@@ -51,6 +53,7 @@ class Tree:
             for line in status.splitlines():
                 if line.startswith("VmRSS:"):
                     total_kb += int(line.split()[1])
+                    self.largest_rss_mb = max(self.largest_rss_mb, int(line.split()[1]) / 1024)
         self.peak_rss_mb = max(self.peak_rss_mb, total_kb / 1024)
 
     @property

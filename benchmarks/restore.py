@@ -6,15 +6,21 @@ restart waits on it), for the memory and the RocksDB store.
 A compacted changelog partition is written with ``--records`` entries over ``--keys``
 keys (as an aggregate writes them: the state, the input offset, the timestamp); each run
 restores it into an empty store of each kind with the worker's own restore path
-(``PartitionState.restore`` through a ``ChangelogReader``) and times it.
+(``PartitionState.restore`` through a ``ChangelogReader``) and times it. Kafka Streams
+(when built: ``make bench-peers``) restores the same records into its default RocksDB
+store: a table whose changelog (named as Kafka Streams names it) holds them, timed by
+its own restore listener from the restore's start to its end.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +39,7 @@ from streamkit.state.partition import PartitionState
 from streamkit.state.stores import Entry, StoreSpec, encode_entry
 
 KINDS = ("memory", "rocksdb")
+KSTREAMS = ROOT / "benchmarks/kstreams/target"
 
 
 def produce(bootstrap: str, topic: str, records: int, keys: int) -> int:
@@ -54,6 +61,22 @@ def produce(bootstrap: str, topic: str, records: int, keys: int) -> int:
     if producer.flush(120):
         raise RuntimeError("the changelog was not acknowledged in time")
     return len(used)
+
+
+def kstreams_once(bootstrap: str, app_id: str, source: str) -> float:
+    """Seconds Kafka Streams takes to restore ``<app_id>-s-changelog`` into its store."""
+    env = {"PATH": os.environ.get("PATH", ""), "BENCH_WORKLOAD": "restore",
+           "BENCH_GROUP": app_id, "BENCH_INPUT": source, "BENCH_BOOTSTRAP": bootstrap,
+           "BENCH_SCHEMAS": str(ROOT / "benchmarks/schemas")}  # fmt: skip
+    done = subprocess.run(
+        ["java", "-Xmx512m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp",
+         f"{KSTREAMS}/classes:{KSTREAMS}/lib/*", "bench.BenchStreams"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    found = re.search(r"restored (\d+) records in (\d+) ms", done.stdout)
+    if found is None:
+        raise RuntimeError(f"Kafka Streams did not restore: {done.stderr[-2000:]}")
+    return int(found.group(2)) / 1000
 
 
 def restore_once(bootstrap: str, topic: str, kind: str) -> tuple[float, int]:
@@ -86,8 +109,23 @@ def main(argv: list[str] | None = None) -> int:
         create_topics(admin, [TopicSpec(topic, 1, 1, {"cleanup.policy": "compact"})])
         made.append(topic)
         used = produce(bootstrap, topic, args.records, args.keys)
+        kinds = list(KINDS)
+        app_id = f"bench-restore-ks-{uuid.uuid4().hex[:8]}"
+        if (KSTREAMS / "classes").exists():  # the same records, where Kafka Streams looks
+            changelog, source = f"{app_id}-s-changelog", f"{app_id}-src"
+            create_topics(admin, [TopicSpec(changelog, 1, 1, {"cleanup.policy": "compact"}),
+                                  TopicSpec(source, 1)])  # fmt: skip
+            made += [changelog, source]
+            produce(bootstrap, changelog, args.records, args.keys)
+            kinds.append("kstreams")
+            rates["kstreams"] = []
         for i in range(args.runs):
-            for kind in random.Random(i).sample(KINDS, len(KINDS)):
+            for kind in random.Random(i).sample(kinds, len(kinds)):
+                if kind == "kstreams":
+                    seconds = kstreams_once(bootstrap, app_id, f"{app_id}-src")
+                    rates[kind].append(args.records / seconds)
+                    print(f"kstreams run {i + 1}: {args.records / seconds:,.0f} records/s")
+                    continue
                 seconds, keys = restore_once(bootstrap, topic, kind)
                 if keys != used:
                     raise RuntimeError(f"{kind}: {keys:,} keys restored, {used:,} written")
@@ -102,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     ]  # fmt: skip
     for kind, values in rates.items():
         ordered = sorted(values)
-        lines.append(f"| {kind} | {ordered[(len(ordered) - 1) // 2]:,.0f} "
+        label = {"kstreams": "Kafka Streams (RocksDB)"}.get(kind, f"streamkit, {kind}")
+        lines.append(f"| {label} | {ordered[(len(ordered) - 1) // 2]:,.0f} "
                      f"({ordered[0]:,.0f}-{ordered[-1]:,.0f}) |")  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "restore.md"
