@@ -29,10 +29,14 @@ def versions(bootstrap: str) -> dict[str, str]:
 
     found = {
         "Python": platform.python_version(),
-        "confluent-kafka (streamkit, raw loop)": confluent_kafka.version()[0],
+        "confluent-kafka (streamkit, raw loop)": importlib.metadata.version("confluent-kafka"),
         "librdkafka (streamkit, raw loop)": confluent_kafka.libversion()[0],
         "fastavro (streamkit, raw loop)": importlib.metadata.version("fastavro"),
     }
+    try:
+        found["cavro (streamkit)"] = importlib.metadata.version("cavro")
+    except importlib.metadata.PackageNotFoundError:
+        found["cavro (streamkit)"] = "not installed"
     for peer, venv in _VENVS.items():
         python = ROOT / venv / "bin" / "python"
         if not python.exists():
