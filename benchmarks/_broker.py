@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, Producer
 
 from benchmarks._measure import Tree, count, span_ms, stop
 from streamkit.ops.admin import admin_client, delete_topics
@@ -111,3 +111,16 @@ def _partitions(bootstrap: str, topic: str) -> int:
         return len(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
     finally:
         consumer.close()
+
+
+def send(producer: Producer, topic: str, value: bytes, key: bytes, n: int) -> None:
+    """Produce the ``n``-th record of a dataset, waiting while the queue is full (and
+    serving delivery reports every 10,000 records)."""
+    while True:
+        try:
+            producer.produce(topic, value, key)
+            break
+        except BufferError:
+            producer.poll(0.1)
+    if n % 10_000 == 0:
+        producer.poll(0)

@@ -28,7 +28,7 @@ from pathlib import Path
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from benchmarks._broker import bench_broker, run_until_written
+from benchmarks._broker import bench_broker, run_until_written, send
 from benchmarks._measure import WARMUP
 from benchmarks.harness import ROOT
 from streamkit.engines.kafka.clients import read_until
@@ -48,14 +48,7 @@ def produce(bootstrap: str, topic: str, records: int, keys: int) -> None:
     for n in range(records):
         user = f"user-{(n if keys >= records else rng.randrange(keys)):07d}"
         value = orjson.dumps({"id": n, "user": user, "amount": rng.randint(1, 1000)})
-        while True:
-            try:
-                producer.produce(topic, value, user.encode())
-                break
-            except BufferError:
-                producer.poll(0.1)
-        if n % 10_000 == 0:
-            producer.poll(0)
+        send(producer, topic, value, user.encode(), n)
     if producer.flush(120):
         raise RuntimeError("the dataset was not acknowledged in time")
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
-from benchmarks._broker import bench_broker
+from benchmarks._broker import bench_broker, send
 from benchmarks._measure import Outputs, Tree, count, read_outputs, stop
 from benchmarks._report import report, versions
 from benchmarks.peers.work import SCHEMAS, event, transform
@@ -128,14 +128,7 @@ def _produce_dataset(bootstrap: str, topic: str, count: int, seed: int = 1) -> d
         record = event(n, rng)
         if n % SAMPLE_EVERY == 0:
             expected[n] = transform(record)
-        while True:
-            try:
-                producer.produce(topic, serde.encode(record), record["user"].encode())
-                break
-            except BufferError:
-                producer.poll(0.1)
-        if n % 10_000 == 0:
-            producer.poll(0)
+        send(producer, topic, serde.encode(record), record["user"].encode(), n)
     if producer.flush(120):
         raise RuntimeError("the dataset was not acknowledged in time")
     return expected

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from time import perf_counter
 from typing import Any
@@ -23,7 +24,6 @@ from streamkit.failures.failure import Action, Failure, FailureHandler, Stage
 from streamkit.failures.retry import retry_record
 from streamkit.processor import (
     Context,
-    Emit,
     Middleware,
     ProcessorSpec,
     RecordInfo,
@@ -35,7 +35,7 @@ from streamkit.runtime._fast import FastPath, compile_fast_path
 from streamkit.runtime._filters import Filters
 from streamkit.runtime._scheduler import run_inline
 from streamkit.runtime._stateful import StatefulSteps, Where
-from streamkit.runtime._time import TimeSteps
+from streamkit.runtime._time import Deliver, TimeSteps
 from streamkit.runtime.concurrency import check_concurrency
 from streamkit.runtime.middleware import MiddlewareChain
 from streamkit.runtime.outcome import Outcome, OutRecord, Sink
@@ -94,6 +94,9 @@ class Pipeline:
         }
         self.specs = {spec.name: spec for spec in app.processors}
         self.filters = Filters(app)
+        self.deliver: Deliver = partial(deliver, self)
+        """Encode and sink one processor's emits; say how it ended (emitted, filtered or
+        failed): see :func:`streamkit.runtime._emit.deliver`."""
         self.stateful = StatefulSteps(self.topology, self.serdes, clock, self.decide)
         self.time = TimeSteps(self.topology, self.serdes, clock, self.decide, self.deliver,
                               self.stateful.projections)  # fmt: skip
@@ -288,20 +291,6 @@ class Pipeline:
             outcome.done.append(spec.name)
             return None
         return rows
-
-    def deliver(
-        self,
-        spec: ProcessorSpec,
-        emits: list[Emit],
-        where: Where,
-        key: bytes | None,
-        event_key: Any,
-        sink: Sink,
-        outcome: Outcome,
-    ) -> str:
-        """Encode and sink one processor's emits; say how it ended (emitted, filtered or
-        failed)."""
-        return deliver(self, spec, emits, where, key, event_key, sink, outcome)
 
     # -- time -----------------------------------------------------------------------------
     def fire(self, topic: str, state: PartitionState, sink: Sink, *, idle: bool) -> Outcome:
