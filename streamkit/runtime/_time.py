@@ -53,6 +53,7 @@ class TimeSteps:
         app = topology.app
         self.projections = projections
         self.topology = topology
+        self.repartitioned = frozenset(app.repartitioned)
         self.serdes = serdes
         self.clock = clock
         self.decide = decide
@@ -85,7 +86,7 @@ class TimeSteps:
         """Fold the event into the windows of each window spec of its topic."""
         assert state is not None  # noqa: S101 - a partition with windows has state
         topic, partition, offset, timestamp = where
-        source = source_of(headers) if topic in self.topology.app.repartitioned else None
+        source = source_of(headers) if topic in self.repartitioned else None
         for spec in self.windows.get(topic, []):
             if only is not None and spec.name not in only:
                 continue
@@ -98,7 +99,9 @@ class TimeSteps:
                 failure = Failure(Stage.PROCESS, topic, partition, offset, mismatch, spec.name)
                 self.decide(failure, outcome)
                 continue
-            if source is not None and self._seen(state, spec, key, source):
+            mark = None if source is None else (Topology.sources_store(spec.name),
+                                                 f"{key}/{source[0]}", source[1])  # fmt: skip
+            if mark is not None and _folded(state, *mark):
                 outcome.deduplicated += 1
                 outcome.done.append(spec.name)
                 continue
@@ -110,9 +113,8 @@ class TimeSteps:
                 self.decide(Failure(Stage.PROCESS, topic, partition, offset, exc, spec.name),
                             outcome)  # fmt: skip
                 continue
-            if source is not None:  # folded: a second copy from the router is not
-                mark = f"{key}/{source[0]}"
-                state.put(Topology.sources_store(spec.name), mark, Entry(True, source[1], 0))
+            if mark is not None:  # folded: a second copy from the router is not
+                state.put(mark[0], mark[1], Entry(True, mark[2], 0))
             outcome.time_due = outcome.time_due or added.due
             if added.late:
                 outcome.late.append(Late(spec.store, added.window_end, added.watermark, t))
@@ -120,12 +122,6 @@ class TimeSteps:
             outcome.done.append(spec.name)
             for result in added.updates:
                 self._emit(spec, result, partition, sink, outcome)
-
-    @staticmethod
-    def _seen(state: PartitionState, spec: WindowSpec, key: str, source: tuple[str, int]) -> bool:
-        """Whether a repartitioned record was folded before (its router wrote it twice)."""
-        folded = state.get(Topology.sources_store(spec.name), f"{key}/{source[0]}", 0)
-        return folded is not None and folded.offset >= source[1]
 
     # -- time passing -----------------------------------------------------------------------
     def timers_due(self, topic: str, state: PartitionState) -> bool:
@@ -308,6 +304,13 @@ def late_record(
     }  # fmt: skip
     extra = [(LATE_HEADER + name, text.encode()) for name, text in why.items()]
     return topic, key, value, [*headers, *extra]
+
+
+def _folded(state: PartitionState, store: str, mark: str, offset: int) -> bool:
+    """Whether a repartitioned record was folded before (its router wrote it twice): the
+    sources store remembers, per key and source partition, the last offset folded."""
+    folded = state.get(store, mark, 0)
+    return folded is not None and folded.offset >= offset
 
 
 def _earliest(times: list[int | None]) -> int | None:
