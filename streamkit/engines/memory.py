@@ -29,7 +29,6 @@ from streamkit.runtime.port import Counters, Hold
 from streamkit.runtime.task import PartitionTask
 from streamkit.settings import Settings
 from streamkit.state.partition import PartitionState
-from streamkit.state.tables import TableData
 
 __all__ = ["MemoryEngine"]
 
@@ -72,11 +71,9 @@ class MemoryEngine:
         """Input records that a processor filtered out (returned nothing for)."""
         self.waits: list[tuple[str, int, float]] = []
         """(processor, failed attempt, seconds it would have waited) per retry."""
-        self._tables: dict[str, list[TableData]] = {}
         for data in self.pipeline.tables.values():  # every partition of every table is here
             for p in range(self._topics[data.spec.topic].partitions):
                 data.hold(p)
-            self._tables.setdefault(data.spec.topic, []).append(data)
 
     # -- the tasks' Port ------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -248,7 +245,7 @@ class MemoryEngine:
         )  # fmt: skip
         entries.append(record)
         log.records.append(record)
-        if topic in self._tables:
+        if topic in self.pipeline.tables_of:
             self._table_record(record)
         if topic in self._consumed:
             self.event_time = max(self.event_time, record.timestamp()[1])
@@ -257,17 +254,13 @@ class MemoryEngine:
 
     def _table_record(self, record: Record) -> None:
         """A record of a table topic: its row, in the tables of that topic."""
-        topic, partition = record.topic() or "", record.partition() or 0
-        where = (topic, partition, record.offset() or 0)
+        topic = record.topic() or ""
         try:
-            row, row_key = self.pipeline.serdes[topic].decode_row(
-                record.key(), record.value(), where
+            self.pipeline.table_record(
+                topic, record.partition() or 0, record.offset() or 0, record.key(), record.value()
             )
         except SerializationError as exc:
             self.log.warning("table record skipped (it stays in %s): %s", topic, exc)
-            return
-        for data in self._tables[topic]:
-            data.apply(partition, row_key, row)
 
 
 class _MemoryChunk(Chunk):

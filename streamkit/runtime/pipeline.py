@@ -106,6 +106,10 @@ class Pipeline:
         self.key_formats = {name: topic.key for name, topic in app.topics.items()}
         self.tables = {t.name: TableData(t) for t in app.tables}
         """What this worker holds of each table, by name (the engine keeps them filled)."""
+        self.tables_of: dict[str, list[TableData]] = {}
+        """The tables of each table topic."""
+        for data in self.tables.values():
+            self.tables_of.setdefault(data.spec.topic, []).append(data)
 
     # -- construction -------------------------------------------------------------------
     def open_state(
@@ -291,6 +295,15 @@ class Pipeline:
             outcome.done.append(spec.name)
             return None
         return rows
+
+    def table_record(
+        self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
+    ) -> None:
+        """A record of a table topic, decoded into the tables of that topic (a tombstone
+        deletes its key). Raises :class:`~streamkit.errors.SerializationError`, located."""
+        row, row_key = self.serdes[topic].decode_row(key, value, (topic, partition, offset))
+        for data in self.tables_of.get(topic, ()):
+            data.apply(partition, row_key, row)
 
     # -- time -----------------------------------------------------------------------------
     def fire(self, topic: str, state: PartitionState, sink: Sink, *, idle: bool) -> Outcome:

@@ -23,7 +23,6 @@ from streamkit.records import TP
 from streamkit.runtime.pipeline import Pipeline
 from streamkit.settings import Settings
 from streamkit.state.partition import restore_progress
-from streamkit.state.tables import TableData
 
 __all__ = ["TableFeed"]
 
@@ -39,9 +38,7 @@ class TableFeed:
         self.pipeline = pipeline
         self.log = log
         self.tables = pipeline.tables
-        self.by_topic: dict[str, list[TableData]] = {}
-        for data in self.tables.values():
-            self.by_topic.setdefault(data.spec.topic, []).append(data)
+        self.by_topic = pipeline.tables_of
         self.readers: dict[str, set[str]] = {}  # stream topic -> partitioned tables it reads
         for spec in pipeline.app.processors:
             for lookup in spec.tables:
@@ -186,16 +183,14 @@ class TableFeed:
             if error.fatal():
                 raise KafkaOperationError(f"reading {msg.topic()} failed: {error.str()}")
             return 0
-        topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
-        where = (topic, partition, offset)
+        topic = msg.topic() or ""
         try:
-            row, key = self.pipeline.serdes[topic].decode_row(msg.key(), msg.value(), where)
+            self.pipeline.table_record(
+                topic, msg.partition() or 0, msg.offset() or 0, msg.key(), msg.value()
+            )
         except SerializationError as exc:
             self.skipped += 1
             self.log.warning("table record skipped (it stays in %s): %s", topic, exc)
-            return 1
-        for data in self.by_topic.get(topic, []):
-            data.apply(partition, key, row)
         return 1
 
 
