@@ -1,11 +1,13 @@
-"""What the integration fixtures share: stopping the processes they started, running a
-worker in a thread of the test, reading a topic back, and reading a group's committed
-offsets."""
+"""What the integration fixtures share: creating an app's topics, stopping the processes
+they started, running a worker in a thread of the test, reading a topic back, and reading a
+group's committed offsets."""
 
 import signal
 import subprocess
+import sys
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, Message, TopicPartition
@@ -13,6 +15,18 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from streamkit import App
 from streamkit.engines.kafka import KafkaWorker, WorkerOptions, read_until
 from streamkit.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def create_app_topics(module: str, env: dict[str, str]) -> list[str]:
+    """``streamkit topics create MODULE`` (it must succeed); the topics it created."""
+    created = subprocess.run(
+        [sys.executable, "-m", "streamkit", "topics", "create", module], env=env, cwd=ROOT,
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    return [line.split()[1] for line in created.stdout.splitlines() if line.startswith("created")]
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 60) -> tuple[int, str]:

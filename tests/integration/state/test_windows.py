@@ -24,7 +24,7 @@ from confluent_kafka import Producer
 from streamkit.ops.admin import admin_client, delete_topics
 from streamkit.ops.local_broker import free_port
 from streamkit.records import key_partition
-from tests.integration.helpers import read_all, stop, stop_all
+from tests.integration.helpers import create_app_topics, read_all, stop, stop_all
 from tests.integration.runtime.conftest import wait_for
 from tests.integration.state.conftest import children_of
 
@@ -122,14 +122,9 @@ def windows(
     kafka_bootstrap: str, kafka_config: dict[str, Any], tmp_path: Path
 ) -> Iterator[Windows]:
     setup = Windows(kafka_bootstrap, kafka_config, uuid.uuid4().hex[:8], tmp_path / "state")
-    created = subprocess.run(
-        [sys.executable, "-m", "streamkit", "topics", "create", APP], env=setup.env(),
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert created.returncode == 0, created.stderr
+    made = create_app_topics(APP, setup.env())
     yield setup
     stop_all(setup.processes, timeout=60)
-    made = [line.split()[1] for line in created.stdout.splitlines() if line.startswith("created")]
     delete_topics(admin_client(kafka_config), made)
 
 
