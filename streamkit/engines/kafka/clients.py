@@ -30,10 +30,16 @@ __all__ = [
 # The consumer's fetching.
 # - Prefetch bounded: librdkafka's defaults (64 MB of queued records, 50 MB fetches) let
 #   a worker facing a backlog grow to about 190 MB, most of it fetch buffers that queued
-#   records keep alive. With these it peaks near 130 MB, with no throughput cost beyond
-#   run-to-run noise (1M-record backlog, benchmarks/harness.py). A short queue backoff
-#   keeps the small queue fed: librdkafka otherwise waits 1 s before fetching for a
-#   partition whose queue was full.
+#   records keep alive. The byte bound alone is not enough for small records: librdkafka
+#   also keeps up to queued.min.messages (100,000) records queued, each with a few hundred
+#   bytes of bookkeeping beyond its payload, and a record keeps its whole (decompressed)
+#   fetch alive. With 10,000 records and 1 MB fetches a worker folding a 1M-record
+#   backlog of 50-byte JSON peaks at 68 MB instead of 155 MB, and the peer benchmark's
+#   streamkit (supervisor and worker) at 132 MB instead of 195 MB, with no throughput
+#   cost beyond run-to-run noise: a 500-record batch needs a fraction of either
+#   (benchmarks/aggregates.py, harness.py). A short queue backoff keeps the small queue
+#   fed: librdkafka otherwise waits 1 s before fetching for a partition whose queue was
+#   full.
 # - Fetches gathered for up to 5 ms: with the default (answer as soon as 1 byte is there)
 #   a stream of 5,000 records/s came in fetches of 1-3 records, and the fetching cost
 #   the broker and the worker so much CPU on 2 cores that p99 latency swung from 21 ms to
@@ -42,7 +48,8 @@ __all__ = [
 #   measurable. The price: an idle worker asks the broker every 5 ms, not every 500 ms.
 FETCH = {
     "queued.max.messages.kbytes": 8192,
-    "fetch.max.bytes": 4 * 1024 * 1024,
+    "queued.min.messages": 10_000,
+    "fetch.max.bytes": 1024 * 1024,
     "fetch.queue.backoff.ms": 10,
     "fetch.min.bytes": 4096,
     "fetch.wait.max.ms": 5,

@@ -74,16 +74,13 @@ class KafkaChunk(Chunk):
             failpoints.reached("process")
         if headers or timestamp <= 0:
             return self._produce(topic, key, value, headers, timestamp, callback, partition)
-        self.pending += 1  # the common cases (outputs, changelog records) without a kwargs dict
+        # The common cases (outputs, changelog records), with positional arguments: keywords
+        # cost produce() 0.3-0.6 µs more a record. The order is produce's C signature:
+        # topic, value, key, partition (-1: the partitioner's), callback, its alias
+        # on_delivery, timestamp.
+        self.pending += 1
         try:
-            if partition < 0:
-                self._engine.producer.produce(
-                    topic, value, key, on_delivery=callback, timestamp=timestamp
-                )
-            else:
-                self._engine.producer.produce(
-                    topic, value, key, partition, on_delivery=callback, timestamp=timestamp
-                )
+            self._engine.producer.produce(topic, value, key, partition, callback, None, timestamp)
         except (BufferError, KafkaException):
             self.pending -= 1
             return self._produce(topic, key, value, headers, timestamp, callback, partition)
