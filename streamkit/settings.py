@@ -3,8 +3,9 @@
 Settings come from ``STREAMKIT_*`` environment variables, read when
 :meth:`Settings.from_env` is called (never at import time). Any librdkafka property can be
 passed through with ``STREAMKIT_KAFKA_<PROPERTY>``, dots written as underscores:
-``STREAMKIT_KAFKA_SASL_PASSWORD=...`` sets ``sasl.password``. Secret values are kept out of
-``repr``, logs and error messages.
+``STREAMKIT_KAFKA_SASL_PASSWORD=...`` sets ``sasl.password``, and
+``STREAMKIT_KAFKA_SASL_PASSWORD_FILE=/run/secrets/kafka`` reads it from a file. Secret
+values are kept out of ``repr``, logs and error messages.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ __all__ = [
 
 DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
 _KAFKA_PREFIX = "STREAMKIT_KAFKA_"
+_FILE_SUFFIX = "_FILE"
 _SECRET_MARKERS = ("password", "secret", "jaas", "user.info", "credentials", "token", "key.pem")
 _REDACTED = "***"
 KAFKA_LOGGER = "streamkit.kafka"
@@ -90,6 +92,25 @@ def _kafka_property(env_name: str) -> str:
     return env_name[len(_KAFKA_PREFIX) :].lower().replace("_", ".")
 
 
+def _kafka_properties(env: Mapping[str, str]) -> dict[str, str]:
+    """The ``STREAMKIT_KAFKA_*`` passthrough; ``STREAMKIT_KAFKA_<PROPERTY>_FILE`` reads the
+    property's value from a file (a secret mounted by Docker or Kubernetes, a password file
+    of the local secured broker), its trailing newline dropped."""
+    kafka: dict[str, str] = {}
+    for name, value in env.items():
+        if not name.startswith(_KAFKA_PREFIX) or len(name) <= len(_KAFKA_PREFIX):
+            continue
+        if not name.endswith(_FILE_SUFFIX):
+            kafka[_kafka_property(name)] = value
+            continue
+        try:
+            content = Path(value).read_text().rstrip("\r\n")
+        except OSError as exc:
+            raise ConfigError(f"{name}: cannot read {value}: {exc.strerror}") from None
+        kafka[_kafka_property(name[: -len(_FILE_SUFFIX)])] = content
+    return kafka
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where streamkit connects and how, resolved from the environment at call time.
@@ -98,7 +119,8 @@ class Settings:
         bootstrap_servers: Kafka bootstrap servers (``STREAMKIT_BOOTSTRAP_SERVERS``).
         schema_registry_url: Confluent Schema Registry URL (``STREAMKIT_SCHEMA_REGISTRY_URL``);
             empty means Avro single-object encoding against the local schemas.
-        kafka: librdkafka properties passed to every client (``STREAMKIT_KAFKA_*``).
+        kafka: librdkafka properties passed to every client (``STREAMKIT_KAFKA_*``, or
+            ``STREAMKIT_KAFKA_*_FILE`` naming a file that holds the value).
         cache_dir: downloaded artifacts such as the local broker's jars
             (``STREAMKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/streamkit``,
             else ``~/.cache/streamkit``).
@@ -133,11 +155,7 @@ class Settings:
                     f"STREAMKIT_BOOTSTRAP_SERVERS: {server.strip()!r} is not host:port "
                     "(expected a comma-separated list such as 127.0.0.1:9092)"
                 )
-        kafka = {
-            _kafka_property(name): value
-            for name, value in env.items()
-            if name.startswith(_KAFKA_PREFIX) and len(name) > len(_KAFKA_PREFIX)
-        }
+        kafka = _kafka_properties(env)
         if "bootstrap.servers" in kafka:
             raise ConfigError(
                 "STREAMKIT_KAFKA_BOOTSTRAP_SERVERS is not used: set STREAMKIT_BOOTSTRAP_SERVERS"

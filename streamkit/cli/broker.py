@@ -11,6 +11,8 @@ import click
 from streamkit.ops.local_broker import LocalBroker, LocalBrokerConfig
 from streamkit.settings import Settings
 
+SECURE_PORT = 9093
+
 _data_dir_option = click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -19,14 +21,24 @@ _data_dir_option = click.option(
 )
 
 
-def _broker(data_dir: Path | None, port: int = 9092) -> LocalBroker:
+_secure_option = click.option(
+    "--secure",
+    is_flag=True,
+    help="The secured broker: SASL_SSL with SCRAM users, ACLs enforced "
+    f"[port {SECURE_PORT}, data in $STREAMKIT_STATE_DIR/broker-secure].",
+)
+
+
+def _broker(data_dir: Path | None, port: int | None = None, secure: bool = False) -> LocalBroker:
     settings = Settings.from_env()
+    default_dir = settings.state_dir / ("broker-secure" if secure else "broker")
     return LocalBroker(
         LocalBrokerConfig(
-            data_dir=(data_dir or settings.state_dir / "broker").resolve(),
+            data_dir=(data_dir or default_dir).resolve(),
             cache_dir=settings.cache_dir,
-            port=port,
+            port=port or (SECURE_PORT if secure else 9092),
             java_home=settings.java_home,
+            secure=secure,
         )
     )
 
@@ -37,13 +49,19 @@ def broker() -> None:
 
 
 @broker.command()
-@click.option("--port", type=click.IntRange(1, 65535), default=9092, show_default=True)
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=None, help="[default: 9092, or 9093 secure]"
+)
 @_data_dir_option
+@_secure_option
 @click.option("--foreground", is_flag=True, help="Stay attached; the broker log goes here.")
 @click.option("--timeout", type=float, default=90.0, show_default=True, help="Seconds to wait.")
-def start(port: int, data_dir: Path | None, foreground: bool, timeout: float) -> None:
+def start(
+    port: int | None, data_dir: Path | None, secure: bool, foreground: bool, timeout: float
+) -> None:
     """Start the broker (fetching its jars once) and wait until it answers."""
-    local = _broker(data_dir, port)
+    local = _broker(data_dir, port, secure)
+    port = local.config.port
     before = local.status()
     if before.running and before.state is not None:
         click.echo(f"already {before.message}")
@@ -61,13 +79,21 @@ def start(port: int, data_dir: Path | None, foreground: bool, timeout: float) ->
         f"Kafka {state.kafka_version} running at {state.bootstrap_servers} "
         f"(pid {state.pid}) in {time.monotonic() - began:.1f}s{fetched}; log {state.log}"
     )
+    files = local.config.secure_files
+    if files is not None:
+        env = files.write_client_env(state.bootstrap_servers)
+        click.echo(
+            f"SASL_SSL with SCRAM-SHA-512, ACLs enforced; CA {files.ca}. "
+            f"Connect as the admin user: source {env}"
+        )
 
 
 @broker.command()
 @_data_dir_option
-def stop(data_dir: Path | None) -> None:
+@_secure_option
+def stop(data_dir: Path | None, secure: bool) -> None:
     """Stop the broker started from this data directory."""
-    local = _broker(data_dir)
+    local = _broker(data_dir, secure=secure)
     status = local.stop()
     if status.running and status.state is not None:
         click.echo(f"stopped broker pid {status.state.pid}")
@@ -79,9 +105,10 @@ def stop(data_dir: Path | None) -> None:
 
 @broker.command()
 @_data_dir_option
-def status(data_dir: Path | None) -> None:
+@_secure_option
+def status(data_dir: Path | None, secure: bool) -> None:
     """Say whether the broker runs; exit 0 when it does, 3 when not, 4 on a stale state file."""
-    current = _broker(data_dir).status()
+    current = _broker(data_dir, secure=secure).status()
     click.echo(current.message)
     if not current.running:
         sys.exit(4 if current.stale else 3)

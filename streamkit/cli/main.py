@@ -10,6 +10,7 @@ import click
 from confluent_kafka import KafkaException
 
 from streamkit import __version__
+from streamkit.cli.acl import acl
 from streamkit.cli.broker import broker
 from streamkit.cli.console import consume, produce
 from streamkit.cli.dlq import dlq
@@ -29,6 +30,7 @@ def cli() -> None:
     """streamkit: processor functions on Apache Kafka."""
 
 
+cli.add_command(acl)
 cli.add_command(broker)
 cli.add_command(produce)
 cli.add_command(consume)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from collections.abc import Iterable, Mapping
@@ -61,13 +62,42 @@ def ensure_reachable(settings: Settings, timeout: float = 10.0) -> None:
             reasons.append(exc.strerror or str(exc) or type(exc).__name__)
     else:
         raise KafkaUnreachableError(f"cannot reach Kafka at {servers}: {reasons[0]}")
-    admin = AdminClient(settings.client_config())
-    try:
-        admin.list_topics(timeout=timeout)
-    except KafkaException as exc:
-        raise KafkaUnreachableError(
-            f"cannot reach Kafka at {servers}: {exc.args[0].str()}"
-        ) from exc
+    refused: list[KafkaError] = []
+
+    def on_error(error: KafkaError) -> None:
+        if error.code() in _REFUSED:
+            refused.append(error)
+
+    admin = AdminClient(settings.client_config(error_cb=on_error))
+    deadline = time.monotonic() + timeout
+    while True:  # short tries, so a refused login or certificate ends it within a second
+        try:
+            admin.list_topics(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
+            return
+        except KafkaException as exc:
+            admin.poll(0)
+            if refused:
+                raise KafkaUnreachableError(
+                    f"cannot connect to Kafka at {servers}: {_refusal(refused[0])}"
+                ) from None
+            if time.monotonic() >= deadline:
+                raise KafkaUnreachableError(
+                    f"cannot reach Kafka at {servers}: {exc.args[0].str()}"
+                ) from exc
+
+
+_REFUSED = frozenset({KafkaError._AUTHENTICATION, KafkaError._SSL})
+_CLIENT_PREFIX = re.compile(r"^\S+://\S+: ")
+_CLIENT_SUFFIX = re.compile(r" \(after \d+ms in state \w+\)$")
+
+
+def _refusal(error: KafkaError) -> str:
+    """librdkafka's reason a connection was refused, without the broker address and the
+    timing around it (no secret is in it: librdkafka never quotes a password)."""
+    reason = _CLIENT_SUFFIX.sub("", _CLIENT_PREFIX.sub("", error.str()))
+    if error.code() == KafkaError._SSL:
+        return f"TLS refused: {reason}"
+    return reason
 
 
 def describe_topics(admin: AdminClient, timeout: float = 10.0) -> dict[str, int]:

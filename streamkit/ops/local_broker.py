@@ -17,11 +17,20 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from streamkit.errors import BrokerError
 from streamkit.ops import _kafka_dist as dist
+from streamkit.ops._local_process import (
+    free_port,
+    is_our_broker,
+    pid_alive,
+    port_in_use,
+    terminate,
+)
+from streamkit.ops.secure_broker import SecureFiles, secure_files
 
 __all__ = ["BrokerState", "LocalBroker", "LocalBrokerConfig", "free_port", "render_properties"]
 
@@ -43,47 +52,6 @@ logger.cleaner.level=INFO
 """
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on ``host`` that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def _port_in_use(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped by its parent) is not a running broker.
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rpartition(")")[2].split()[0] == "Z":
-            return False
-    return True
-
-
-def _is_our_broker(pid: int, properties: Path) -> bool:
-    """True when ``pid`` is a kafka.Kafka process started with our properties file."""
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return _pid_alive(pid)  # no /proc: trust the pid
-    return b"kafka.Kafka" in argv and str(properties).encode() in argv
-
-
 @dataclass(frozen=True)
 class LocalBrokerConfig:
     """How to run the local broker.
@@ -96,6 +64,7 @@ class LocalBrokerConfig:
         heap: JVM heap, as in ``-Xmx``.
         java_home: run ``$JAVA_HOME/bin/java`` instead of ``java`` on PATH.
         extra: further ``server.properties`` entries, overriding the defaults.
+        secure: TLS, SCRAM users and ACLs (see :mod:`streamkit.ops.secure_broker`).
     """
 
     data_dir: Path
@@ -105,15 +74,21 @@ class LocalBrokerConfig:
     heap: str = "512m"
     java_home: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    secure: bool = False
 
     @property
     def host(self) -> str:
         """The only interface the broker listens on."""
         return "127.0.0.1"
 
+    @property
+    def secure_files(self) -> SecureFiles | None:
+        """The secured broker's CA, certificate and passwords (made on first use)."""
+        return secure_files(self.data_dir / "secure") if self.secure else None
+
 
 def render_properties(config: LocalBrokerConfig, controller_port: int) -> str:
-    """The broker's ``server.properties`` for ``config``."""
+    """The broker's ``server.properties`` for ``config`` (secrets included when secure)."""
     host, port = config.host, config.port
     props: dict[str, str] = {
         "process.roles": "broker,controller",
@@ -141,6 +116,9 @@ def render_properties(config: LocalBrokerConfig, controller_port: int) -> str:
         "log.cleaner.backoff.ms": "1000",
         "log.retention.check.interval.ms": "10000",
     }
+    files = config.secure_files
+    if files is not None:
+        props.update(files.broker_properties(host, port, controller_port))
     props.update(config.extra)
     return "".join(f"{key}={value}\n" for key, value in props.items())
 
@@ -157,6 +135,7 @@ class BrokerState:
     properties: str
     kafka_version: str
     started_at: float
+    secure: bool = False
 
     @property
     def bootstrap_servers(self) -> str:
@@ -201,10 +180,11 @@ class LocalBroker:
         state = self.read_state()
         if state is None:
             return BrokerStatus(None, False, False, f"not running (no state in {self.data_dir})")
-        if _pid_alive(state.pid) and _is_our_broker(state.pid, Path(state.properties)):
+        if pid_alive(state.pid) and is_our_broker(state.pid, Path(state.properties)):
             return BrokerStatus(
                 state, True, False,
-                f"running: pid {state.pid}, {state.bootstrap_servers}, Kafka "
+                f"running: pid {state.pid}, {state.bootstrap_servers}"
+                f"{' (SASL_SSL, ACLs)' if state.secure else ''}, Kafka "
                 f"{state.kafka_version}, log {state.log}",
             )  # fmt: skip
         return BrokerStatus(
@@ -227,7 +207,7 @@ class LocalBroker:
             self.state_path.unlink(missing_ok=True)
         cfg = self.config
         java = dist.find_java(cfg.java_home)
-        if _port_in_use(cfg.host, cfg.port):
+        if port_in_use(cfg.host, cfg.port):
             raise BrokerError(
                 f"port {cfg.port} on {cfg.host} is in use: stop what listens there "
                 "or choose another with --port"
@@ -235,9 +215,10 @@ class LocalBroker:
         pom = dist.find_pom()
         lib, self.jars_downloaded = dist.ensure_jars(cfg.cache_dir, pom)
         controller_port = cfg.controller_port or free_port(cfg.host)
-        if _port_in_use(cfg.host, controller_port):
+        if port_in_use(cfg.host, controller_port):
             raise BrokerError(f"controller port {controller_port} on {cfg.host} is in use")
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.properties_path.touch(0o600)  # it holds the admin password when secure
         self.properties_path.write_text(render_properties(cfg, controller_port))
         log4j = self.data_dir / "log4j2.properties"
         log4j.write_text(_LOG4J)
@@ -260,7 +241,7 @@ class LocalBroker:
         try:
             self._wait_ready(process, timeout)
         except BaseException:
-            _terminate(process.pid, grace=10.0)
+            terminate(process.pid, grace=10.0)
             with contextlib.suppress(OSError, subprocess.TimeoutExpired):
                 process.wait(timeout=5)
             self.state_path.unlink(missing_ok=True)
@@ -271,10 +252,11 @@ class LocalBroker:
         if (self.data_dir / "kraft-logs" / "meta.properties").is_file():
             return
         cluster_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+        files = self.config.secure_files
         command = [
             java, "-Xmx256m", f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath,
             "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
-            "-c", str(self.properties_path),
+            "-c", str(self.properties_path), *(files.format_arguments() if files else []),
         ]  # fmt: skip
         done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
         if done.returncode != 0:
@@ -294,6 +276,7 @@ class LocalBroker:
             properties=str(self.properties_path),
             kafka_version=dist.kafka_version(pom),
             started_at=time.time(),
+            secure=self.config.secure,
         )
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_bytes(orjson.dumps(asdict(state), option=orjson.OPT_INDENT_2))
@@ -309,7 +292,9 @@ class LocalBroker:
                     f"broker exited during start (exit code {code}); last lines of "
                     f"{self.log_path}:\n{self.log_tail()}"
                 )
-            if admin_answers(f"{self.config.host}:{self.config.port}"):
+            files = self.config.secure_files
+            config = files.client_config() if files else {}
+            if admin_answers(f"{self.config.host}:{self.config.port}", config=config):
                 return
             time.sleep(0.2)
         raise BrokerError(
@@ -336,7 +321,7 @@ class LocalBroker:
         if current.state is None:
             return current
         if current.running:
-            _terminate(current.state.pid, grace=timeout)
+            terminate(current.state.pid, grace=timeout)
         self.state_path.unlink(missing_ok=True)
         return current
 
@@ -358,8 +343,11 @@ def min_heap(heap: str) -> str:
     return f"{max(int(int(number) * units[unit]) // 2, 64)}m"
 
 
-def admin_answers(bootstrap: str, timeout: float = 2.0) -> bool:
-    """True when a broker at ``bootstrap`` answers a metadata request."""
+def admin_answers(
+    bootstrap: str, timeout: float = 2.0, config: dict[str, Any] | None = None
+) -> bool:
+    """True when a broker at ``bootstrap`` answers a metadata request (a client with
+    ``config``: the secured broker's credentials)."""
     host, _, port = bootstrap.rpartition(":")
     try:
         with socket.create_connection((host, int(port)), timeout=timeout):
@@ -368,26 +356,9 @@ def admin_answers(bootstrap: str, timeout: float = 2.0) -> bool:
         return False
     from confluent_kafka.admin import AdminClient  # noqa: PLC0415 - heavy, only when needed
 
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, **(config or {})})
     try:
         metadata = admin.list_topics(timeout=timeout)
     except Exception:  # noqa: BLE001 - any client error means "not ready yet"
         return False
     return bool(metadata.brokers)
-
-
-def _terminate(pid: int, grace: float) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not _pid_alive(pid):
-            return
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and _pid_alive(pid):
-        time.sleep(0.1)

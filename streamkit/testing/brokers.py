@@ -9,6 +9,7 @@ forces one of the last two.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 import time
@@ -19,9 +20,17 @@ from typing import Any
 
 from streamkit.errors import BrokerError, StreamkitError
 from streamkit.ops.local_broker import LocalBroker, LocalBrokerConfig, admin_answers, free_port
+from streamkit.ops.secure_broker import ADMIN, SecureFiles
 from streamkit.settings import Settings
 
-__all__ = ["DEFAULT_KAFKA_IMAGE", "TestBroker", "docker_engine_answers", "start_test_broker"]
+__all__ = [
+    "DEFAULT_KAFKA_IMAGE",
+    "SecureTestBroker",
+    "TestBroker",
+    "docker_engine_answers",
+    "start_secure_broker",
+    "start_test_broker",
+]
 
 DEFAULT_KAFKA_IMAGE = "apache/kafka:4.1.1"
 
@@ -35,6 +44,7 @@ class TestBroker:
     bootstrap_servers: str
     kind: str
     stop: Callable[[], None] = field(default=lambda: None)
+    files: SecureFiles | None = None  # a secured broker's CA and passwords
 
 
 _engine_answered: bool | None = None
@@ -124,7 +134,7 @@ def _container_broker(image: str) -> TestBroker:
     return TestBroker(bootstrap, f"container {image}", container.stop)
 
 
-def _local_broker(settings: Settings) -> TestBroker:
+def _local_broker(settings: Settings, *, secure: bool = False) -> TestBroker:
     data_dir = Path(tempfile.mkdtemp(prefix="streamkit-test-broker-"))
     local = LocalBroker(
         LocalBrokerConfig(
@@ -132,6 +142,7 @@ def _local_broker(settings: Settings) -> TestBroker:
             cache_dir=settings.cache_dir,
             port=free_port(),
             java_home=settings.java_home,
+            secure=secure,
         )
     )
     try:
@@ -146,7 +157,57 @@ def _local_broker(settings: Settings) -> TestBroker:
         finally:
             shutil.rmtree(data_dir, ignore_errors=True)
 
-    return TestBroker(state.bootstrap_servers, f"local broker pid {state.pid}", stop)
+    kind = f"{'secured ' if secure else ''}local broker pid {state.pid}"
+    return TestBroker(state.bootstrap_servers, kind, stop, local.config.secure_files)
+
+
+@dataclass
+class SecureTestBroker:
+    """The secured local broker of a test session (see
+    :mod:`streamkit.ops.secure_broker`): SASL_SSL, SCRAM users, ACLs enforced."""
+
+    __test__ = False
+
+    broker: TestBroker
+    files: SecureFiles
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``host:port`` of its SASL_SSL listener."""
+        return self.broker.bootstrap_servers
+
+    def config(self, user: str = ADMIN, password: str | None = None) -> dict[str, Any]:
+        """A librdkafka config of a client logged in as ``user`` (default: the admin)."""
+        return {"bootstrap.servers": self.bootstrap_servers,
+                **self.files.client_config(user, password)}  # fmt: skip
+
+    def env(self, user: str = ADMIN, password: str | None = None) -> dict[str, str]:
+        """The ``STREAMKIT_*`` variables of a process logged in as ``user``."""
+        env = self.files.environment(self.bootstrap_servers)
+        env["STREAMKIT_KAFKA_SASL_USERNAME"] = user
+        if password is not None:
+            del env["STREAMKIT_KAFKA_SASL_PASSWORD_FILE"]
+            env["STREAMKIT_KAFKA_SASL_PASSWORD"] = password
+        return env
+
+    def user(self, name: str) -> str:
+        """Create the SCRAM user ``name`` with a random password; return the password."""
+        from confluent_kafka.admin import AdminClient  # noqa: PLC0415
+
+        from streamkit.ops.acl import set_scram_user  # noqa: PLC0415
+
+        password = secrets.token_urlsafe(16)
+        set_scram_user(AdminClient(self.config()), name, password)
+        return password
+
+
+def start_secure_broker(environ: Mapping[str, str] | None = None) -> SecureTestBroker:
+    """Start a secured local broker in a temporary directory (stop it with
+    ``.broker.stop()``); raise BrokerError when it cannot start."""
+    settings = Settings.from_env(os.environ if environ is None else environ)
+    broker = _local_broker(settings, secure=True)
+    assert broker.files is not None  # noqa: S101 - a secure broker has them
+    return SecureTestBroker(broker, broker.files)
 
 
 def start_test_broker(environ: Mapping[str, str] | None = None) -> TestBroker:

@@ -8,6 +8,9 @@ Fixtures:
     topic_factory: creates uniquely named topics and deletes them after the test.
     app_client: ``app_client(app)`` gives an :class:`~streamkit.AppClient` on that broker,
         to create an app's topics, send its events and read them back, decoded.
+    secure_kafka: a session-wide secured local broker (SASL_SSL, SCRAM users, ACLs
+        enforced), as a :class:`~streamkit.testing.brokers.SecureTestBroker`: ``config()``
+        and ``env()`` of the admin or any user, ``user(name)`` to create one.
 
 Markers: ``kafka`` (needs the broker) and ``docker`` (needs a Docker engine: skipped
 without one, failed under ``CI=true``).
@@ -28,6 +31,7 @@ from streamkit.errors import StreamkitError
 if TYPE_CHECKING:
     from streamkit.app import App
     from streamkit.ops.client import AppClient
+    from streamkit.testing.brokers import SecureTestBroker
 
 TopicFactory = Callable[..., str]
 AppClientFactory = Callable[["App"], "AppClient"]
@@ -72,6 +76,24 @@ def kafka_bootstrap() -> Iterator[str]:
         yield broker.bootstrap_servers
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def secure_kafka() -> Iterator[SecureTestBroker]:
+    """A secured local broker for the whole test session (see the module docstring)."""
+    from streamkit.testing.brokers import start_secure_broker  # noqa: PLC0415
+
+    try:
+        secure = start_secure_broker()
+    except StreamkitError as exc:
+        reason = f"no secured Kafka broker for the tests: {exc}"
+        if _in_ci():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    try:
+        yield secure
+    finally:
+        secure.broker.stop()
 
 
 @pytest.fixture(scope="session")

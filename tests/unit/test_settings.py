@@ -62,3 +62,20 @@ def test_env_is_read_when_asked_not_at_import(monkeypatch: pytest.MonkeyPatch) -
     assert Settings.from_env().bootstrap_servers == "10.9.8.7:1234"
     monkeypatch.setenv("STREAMKIT_BOOTSTRAP_SERVERS", "10.9.8.7:4321")
     assert Settings.from_env().bootstrap_servers == "10.9.8.7:4321"
+
+
+def test_a_kafka_property_can_come_from_a_file(tmp_path: Path) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("s3cret-from-file\n")
+    settings = Settings.from_env({"STREAMKIT_KAFKA_SASL_PASSWORD_FILE": str(secret)})
+    assert settings.kafka == {"sasl.password": "s3cret-from-file"}
+    assert "s3cret-from-file" not in repr(settings)
+
+
+def test_an_unreadable_property_file_names_the_variable_and_path_only(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    with pytest.raises(ConfigError) as raised:
+        Settings.from_env({"STREAMKIT_KAFKA_SASL_PASSWORD_FILE": str(missing)})
+    assert str(raised.value) == (
+        f"STREAMKIT_KAFKA_SASL_PASSWORD_FILE: cannot read {missing}: No such file or directory"
+    )

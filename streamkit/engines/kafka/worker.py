@@ -19,6 +19,7 @@ from typing import Any
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from streamkit.app import App
+from streamkit.engines.kafka.access import check_access
 from streamkit.engines.kafka.clients import (
     ChangelogReader,
     check_topics,
@@ -146,8 +147,10 @@ class KafkaWorker(GroupMember):
         self._stopping = True
 
     def check_topics(self) -> None:
-        """Fail fast when the broker does not answer, a topic of the app is missing or a
-        table is not co-partitioned with its streams; read the global tables."""
+        """Fail fast when the broker does not answer, the principal lacks a permission, a
+        topic of the app is missing or a table is not co-partitioned with its streams;
+        read the global tables."""
+        check_access(self.app, self.settings)
         partitions = check_topics(self.consumer, self.settings, self.topology)
         if self.table_feed is not None:
             self.table_feed.check(partitions)
