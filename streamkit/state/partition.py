@@ -76,8 +76,9 @@ class PartitionState:
             self._journal.append((local, key, local.get(key)))
         if entry is None:
             local.delete(key)
-        else:
-            local.put(key, entry)
+        else:  # encoded once, for the store and the changelog, as the entry is now
+            raw = raw or encode_entry(entry)
+            local.put(key, entry, raw)
         self._changes.append((store, key, entry, raw))
 
     def items(self, store: str) -> Iterator[tuple[str, Entry]]:

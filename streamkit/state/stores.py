@@ -91,8 +91,8 @@ class Store(Protocol):
         """The entry of ``key``, if any."""
         ...
 
-    def put(self, key: str, entry: Entry) -> None:
-        """Set the entry of ``key``."""
+    def put(self, key: str, entry: Entry, raw: bytes | None = None) -> None:
+        """Set the entry of ``key`` (``raw``: the entry encoded, when it is already)."""
         ...
 
     def put_encoded(self, key: str, raw: bytes) -> None:
@@ -138,7 +138,7 @@ class MemoryStore:
                 entry = self._data[key] = decode_entry(raw)
         return entry
 
-    def put(self, key: str, entry: Entry) -> None:
+    def put(self, key: str, entry: Entry, raw: bytes | None = None) -> None:
         self._data[key] = entry
         if self._raw:
             self._raw.pop(key, None)
@@ -256,8 +256,8 @@ class RocksDBStore:
             self._keep(key, entry)
         return entry
 
-    def put(self, key: str, entry: Entry) -> None:
-        self._db[key.encode()] = encode_entry(entry)
+    def put(self, key: str, entry: Entry, raw: bytes | None = None) -> None:
+        self._db[key.encode()] = encode_entry(entry) if raw is None else raw
         self._keep(key, entry)
 
     def put_encoded(self, key: str, raw: bytes) -> None:
