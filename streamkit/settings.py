@@ -132,6 +132,10 @@ class Settings:
             with their write buffers charged to it.
         avro_codec: ``auto`` (cavro where installed and exact, else fastavro) or
             ``fastavro`` (``STREAMKIT_AVRO_CODEC``).
+        keyset: the Tink keyset file that encrypts and decrypts contract fields tagged
+            PII (``STREAMKIT_KEYSET``; none: they are read as ciphertext).
+        keyset_kms_uri: the KMS key the keyset file is encrypted with
+            (``STREAMKIT_KEYSET_KMS_URI``; none: a cleartext keyset).
     """
 
     bootstrap_servers: str = DEFAULT_BOOTSTRAP_SERVERS
@@ -142,6 +146,8 @@ class Settings:
     java_home: str = ""
     rocksdb_memory_mb: int = 64
     avro_codec: str = "auto"
+    keyset: str = ""
+    keyset_kms_uri: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -177,6 +183,8 @@ class Settings:
         return cls(
             rocksdb_memory_mb=int(memory),
             avro_codec=codec,
+            keyset=env.get("STREAMKIT_KEYSET", "").strip(),
+            keyset_kms_uri=env.get("STREAMKIT_KEYSET_KMS_URI", "").strip(),
             bootstrap_servers=bootstrap,
             schema_registry_url=registry,
             kafka=kafka,

@@ -11,6 +11,7 @@ from typing import IO, Any
 import click
 
 from streamkit.cli._kafka import kafka_settings
+from streamkit.contracts.encryption import load_aead, sealed
 from streamkit.contracts.repository import SchemaRepository
 from streamkit.contracts.serde import AvroSerde, ConfluentAvroSerde, Serde, registry_client
 from streamkit.errors import SerializationError
@@ -42,10 +43,14 @@ _schemas_dir_option = click.option(
 def _avro(settings: Settings, schema: str, schemas_dir: Path | None, topic: str) -> Serde:
     directory = schemas_dir or Path(os.environ.get("STREAMKIT_SCHEMAS_DIR") or "schemas")
     repository = SchemaRepository.from_directory(directory)
+    avro: Serde
     if settings.schema_registry_url:
         client = registry_client(settings.schema_registry_url)
-        return ConfluentAvroSerde(client, repository, schema, f"{topic}-value")
-    return AvroSerde(repository, schema)
+        avro = ConfluentAvroSerde(client, repository, schema, f"{topic}-value")
+    else:
+        avro = AvroSerde(repository, schema)
+    # Fields tagged PII: sealed when producing, shown decrypted only with STREAMKIT_KEYSET.
+    return sealed(avro, lambda: load_aead(settings.keyset, settings.keyset_kms_uri))  # type: ignore[no-any-return]
 
 
 def _lines(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamkit.app import App, Topic
+from streamkit.contracts.encryption import load_aead, sealed
 from streamkit.contracts.repository import SchemaRepository
 from streamkit.contracts.serde import (
     AvroSerde,
@@ -61,9 +62,12 @@ def make_serde(
     registry: Callable[[], Any] | None = None,
     subject: str = "",
     fast: bool = True,
+    keyset: Callable[[], Any | None] = lambda: None,
 ) -> Serde:
     """The serde for a topic format: json, string, bytes, or an Avro contract name
-    (``fast``: with cavro where it can be; see :mod:`streamkit.contracts._cavro`)."""
+    (``fast``: with cavro where it can be; see :mod:`streamkit.contracts._cavro`; a
+    contract with fields tagged PII seals them with ``keyset()``'s AEAD, see
+    :mod:`streamkit.contracts.encryption`)."""
     if fmt == "json":
         return JsonSerde()
     if fmt == "string":
@@ -71,8 +75,10 @@ def make_serde(
     if fmt == "bytes":
         return BytesSerde()
     if registry is not None:
-        return ConfluentAvroSerde(registry(), repository(), fmt, subject)
-    return AvroSerde(repository(), fmt, fast=fast)
+        avro: Any = ConfluentAvroSerde(registry(), repository(), fmt, subject)
+    else:
+        avro = AvroSerde(repository(), fmt, fast=fast)
+    return sealed(avro, keyset)  # type: ignore[no-any-return]
 
 
 def app_serdes(app: App, settings: Settings) -> dict[str, TopicSerdes]:
@@ -93,13 +99,19 @@ def app_serdes(app: App, settings: Settings) -> dict[str, TopicSerdes]:
     chosen = client if settings.schema_registry_url else None
 
     fast = settings.avro_codec == "auto"
+    aead: list[Any] = []
+
+    def keyset() -> Any | None:
+        if not aead:
+            aead.append(load_aead(settings.keyset, settings.keyset_kms_uri))
+        return aead[0]
 
     def serdes(topic: Topic) -> TopicSerdes:
         return TopicSerdes(
             key=make_serde(topic.key, contracts, registry=chosen, subject=f"{topic.name}-key",
-                           fast=fast),
+                           fast=fast, keyset=keyset),
             value=make_serde(topic.value, contracts, registry=chosen,
-                             subject=f"{topic.name}-value", fast=fast),
+                             subject=f"{topic.name}-value", fast=fast, keyset=keyset),
         )  # fmt: skip
 
     return {name: serdes(topic) for name, topic in app.topics.items()}
