@@ -72,9 +72,16 @@ class TestDriver:
         stored = self.engine.append(topic, raw_key, raw_value, raw_headers, timestamp)
         return self._decode(stored)
 
-    def send_raw(self, topic: str, value: bytes | None, *, key: bytes | None = None) -> None:
+    def send_raw(
+        self,
+        topic: str,
+        value: bytes | None,
+        *,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
         """Append bytes as they are (to test what malformed input does)."""
-        self.engine.append(topic, key, value)
+        self.engine.append(topic, key, value, headers or [])
 
     def advance(self, seconds: float, *, clock: str = "both") -> None:
         """Let ``seconds`` pass: the wall clock and the event time (as if records that
