@@ -65,6 +65,7 @@ def start(
     before = local.status()
     if before.running and before.state is not None:
         click.echo(f"already {before.message}")
+        _secure_note(local, before.state.bootstrap_servers)
         return
     if before.stale:
         click.echo(f"note: removing {before.message}", err=True)
@@ -79,9 +80,14 @@ def start(
         f"Kafka {state.kafka_version} running at {state.bootstrap_servers} "
         f"(pid {state.pid}) in {time.monotonic() - began:.1f}s{fetched}; log {state.log}"
     )
+    _secure_note(local, state.bootstrap_servers)
+
+
+def _secure_note(local: LocalBroker, bootstrap: str) -> None:
+    """How to connect to the secured broker (nothing for the plain one)."""
     files = local.config.secure_files
     if files is not None:
-        env = files.write_client_env(state.bootstrap_servers)
+        env = files.write_client_env(bootstrap)
         click.echo(
             f"SASL_SSL with SCRAM-SHA-512, ACLs enforced; CA {files.ca}. "
             f"Connect as the admin user: source {env}"

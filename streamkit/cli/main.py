@@ -14,6 +14,7 @@ from streamkit.cli.acl import acl
 from streamkit.cli.broker import broker
 from streamkit.cli.console import consume, produce
 from streamkit.cli.dlq import dlq
+from streamkit.cli.keyset import keyset
 from streamkit.cli.replay import replay
 from streamkit.cli.run import run
 from streamkit.cli.schemas import schemas
@@ -37,6 +38,7 @@ cli.add_command(consume)
 cli.add_command(run)
 cli.add_command(topics)
 cli.add_command(dlq)
+cli.add_command(keyset)
 cli.add_command(status)
 cli.add_command(replay)
 cli.add_command(schemas)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import socket
+import ssl
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -78,7 +79,7 @@ def ensure_reachable(settings: Settings, timeout: float = 10.0) -> None:
             admin.poll(0)
             if refused:
                 raise KafkaUnreachableError(
-                    f"cannot connect to Kafka at {servers}: {_refusal(refused[0])}"
+                    f"cannot connect to Kafka at {servers}: {_refusal(refused[0], settings)}"
                 ) from None
             if time.monotonic() >= deadline:
                 raise KafkaUnreachableError(
@@ -91,13 +92,35 @@ _CLIENT_PREFIX = re.compile(r"^\S+://\S+: ")
 _CLIENT_SUFFIX = re.compile(r" \(after \d+ms in state \w+\)$")
 
 
-def _refusal(error: KafkaError) -> str:
+def _refusal(error: KafkaError, settings: Settings) -> str:
     """librdkafka's reason a connection was refused, without the broker address and the
-    timing around it (no secret is in it: librdkafka never quotes a password)."""
+    timing around it (no secret is in it: librdkafka never quotes a password). For a
+    certificate that does not verify, librdkafka says only that; Python's TLS says why."""
     reason = _CLIENT_SUFFIX.sub("", _CLIENT_PREFIX.sub("", error.str()))
-    if error.code() == KafkaError._SSL:
-        return f"TLS refused: {reason}"
-    return reason
+    if error.code() != KafkaError._SSL:
+        return reason
+    why = _verify_failure(settings)
+    if why:
+        return f"TLS refused: the broker's certificate does not verify: {why}"
+    return f"TLS refused: {reason}"
+
+
+def _verify_failure(settings: Settings) -> str:
+    """Why the first bootstrap server's certificate fails verification against the
+    configured CA (``ssl.ca.location``, else the system's), or "" when it does not."""
+    host, _, port = settings.bootstrap_servers.split(",")[0].strip().rpartition(":")
+    ca = settings.kafka.get("ssl.ca.location") or None
+    try:
+        context = ssl.create_default_context(cafile=ca)
+        with (
+            socket.create_connection((host.strip("[]"), int(port)), timeout=3) as raw,
+            context.wrap_socket(raw, server_hostname=host.strip("[]")),
+        ):
+            return ""
+    except ssl.SSLCertVerificationError as exc:
+        return f"{exc.verify_message} (trusting {ca or 'the system CAs'})"
+    except (OSError, ValueError):
+        return ""
 
 
 def describe_topics(admin: AdminClient, timeout: float = 10.0) -> dict[str, int]:

@@ -133,9 +133,11 @@ class SecureFiles:
         return self.client_env
 
 
-def secure_files(directory: Path) -> SecureFiles:
+def secure_files(directory: Path, *, valid_until: dt.datetime | None = None) -> SecureFiles:
     """The files in ``directory``, made the first time (a CA, the broker's certificate, the
-    admin password); kept afterwards, since the formatted storage holds the password."""
+    admin password); kept afterwards, since the formatted storage holds the password.
+    ``valid_until``: when the broker's certificate expires (default: in 825 days; a past
+    time makes an expired one, to see what clients say)."""
     files = SecureFiles(directory)
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
@@ -143,7 +145,7 @@ def secure_files(directory: Path) -> SecureFiles:
         _private(files.admin_password, secrets.token_urlsafe(24))
     if not (files.ca.exists() and files.broker_pem.exists()):
         ca_key, ca_cert = _authority()
-        key, cert = _certificate(ca_key, ca_cert)
+        key, cert = _certificate(ca_key, ca_cert, valid_until)
         files.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
         _private(files.broker_pem, (_pkcs8(key) + _pem(cert) + _pem(ca_cert)).decode())
     return files
@@ -191,7 +193,7 @@ def _authority() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
 
 
 def _certificate(
-    ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate
+    ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, until: dt.datetime | None
 ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
@@ -203,8 +205,8 @@ def _certificate(
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=_VALID_DAYS))
+        .not_valid_before(min(now, until or now) - dt.timedelta(days=1))
+        .not_valid_after(until or now + dt.timedelta(days=_VALID_DAYS))
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.ExtendedKeyUsage(usage), critical=False)
         .add_extension(

@@ -22,7 +22,7 @@ import dataclasses
 import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from streamkit.testing.brokers import SecureTestBroker
 
 TopicFactory = Callable[..., str]
+_T = TypeVar("_T")
 AppClientFactory = Callable[["App"], "AppClient"]
 
 
@@ -60,18 +61,24 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(reason)
 
 
+def _needed(start: Callable[[], _T], what: str) -> _T:
+    """``start()``; when it cannot, the test fails under ``CI=true`` and is skipped
+    elsewhere."""
+    try:
+        return start()
+    except StreamkitError as exc:
+        reason = f"no {what} for the tests: {exc}"
+        if _in_ci():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """``host:port`` of a real Kafka broker for the whole test session."""
     from streamkit.testing.brokers import start_test_broker  # noqa: PLC0415
 
-    try:
-        broker = start_test_broker()
-    except StreamkitError as exc:
-        reason = f"no Kafka broker for the tests: {exc}"
-        if _in_ci():
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+    broker = _needed(start_test_broker, "Kafka broker")
     try:
         yield broker.bootstrap_servers
     finally:
@@ -83,13 +90,7 @@ def secure_kafka() -> Iterator[SecureTestBroker]:
     """A secured local broker for the whole test session (see the module docstring)."""
     from streamkit.testing.brokers import start_secure_broker  # noqa: PLC0415
 
-    try:
-        secure = start_secure_broker()
-    except StreamkitError as exc:
-        reason = f"no secured Kafka broker for the tests: {exc}"
-        if _in_ci():
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+    secure = _needed(start_secure_broker, "secured Kafka broker")
     try:
         yield secure
     finally:

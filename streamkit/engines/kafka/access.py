@@ -23,7 +23,7 @@ from streamkit.errors import KafkaOperationError
 from streamkit.permissions import Permission, permissions
 from streamkit.settings import Settings
 
-__all__ = ["check_access", "is_denied"]
+__all__ = ["check_access", "denied", "is_denied"]
 
 _DENIED = frozenset({
     KafkaError.TOPIC_AUTHORIZATION_FAILED, KafkaError.GROUP_AUTHORIZATION_FAILED,
@@ -53,13 +53,18 @@ def check_access(app: App, settings: Settings, timeout: float = 15.0) -> None:
     allowed[("group", app.group_id)] = _operations(group, timeout)
     missing = [n for n in needs if not _granted(n, allowed.get((n.resource, n.name)))]
     if missing:
-        user = settings.kafka.get("sasl.username")
-        who = f"User:{user}" if user else "this client"
-        raise KafkaOperationError(
-            f"not authorized: {who} may not {'; '.join(map(str, missing))}. Grant them with "
-            f"`streamkit acl plan --app MODULE --principal {who if user else 'User:NAME'} "
-            "--execute` (as an admin)"
-        )
+        raise KafkaOperationError(denied(settings, missing))
+
+
+def denied(settings: Settings, missing: list[Permission]) -> str:
+    """The line that names what the principal may not do, and how to grant it."""
+    user = settings.kafka.get("sasl.username")
+    who = f"User:{user}" if user else "this client"
+    return (
+        f"not authorized: {who} may not {'; '.join(map(str, missing))}. Grant them with "
+        f"`streamkit acl plan --app MODULE --principal {who if user else 'User:NAME'} "
+        "--execute` (as an admin)"
+    )
 
 
 def _operations(future: Future[Any], timeout: float) -> set[str] | None:

@@ -14,8 +14,9 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
+from streamkit.errors import KafkaOperationError
 from streamkit.records import TP
 from streamkit.runtime import failpoints, instance
 
@@ -40,12 +41,18 @@ class Transactions:
         consumer: Consumer,
         make_producer: Callable[[], Producer],
         log: logging.Logger,
+        denied: str = "not authorized to use its transactional id",
     ) -> None:
         self.consumer = consumer
         self.make_producer = make_producer
         self.log = log
         self.producer = make_producer()
-        self.producer.init_transactions(_TIMEOUT)
+        try:
+            self.producer.init_transactions(_TIMEOUT)
+        except KafkaException as exc:  # anything else: a crash, the supervisor restarts it
+            if exc.args[0].code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+                raise KafkaOperationError(denied) from None
+            raise
 
     def begin(self) -> None:
         """Open the transaction of a batch."""

@@ -19,7 +19,7 @@ from typing import Any
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from streamkit.app import App
-from streamkit.engines.kafka.access import check_access
+from streamkit.engines.kafka.access import check_access, denied
 from streamkit.engines.kafka.clients import (
     ChangelogReader,
     check_topics,
@@ -32,6 +32,7 @@ from streamkit.engines.kafka.tables import TableFeed
 from streamkit.engines.kafka.transactions import Transactions, transactional_id
 from streamkit.errors import ConfigError
 from streamkit.failures.failure import FailureHandler
+from streamkit.permissions import permissions
 from streamkit.processor import Middleware
 from streamkit.records import TP
 from streamkit.runtime import failpoints
@@ -152,6 +153,13 @@ class KafkaWorker(GroupMember):
         read the global tables."""
         check_access(self.app, self.settings)
         partitions = check_topics(self.consumer, self.settings, self.topology)
+        if self.exactly_once and self.transactions is None:  # its id is authorized here too
+            need = [p for p in permissions(self.app) if p.resource == "transactional-id"]
+            self.transactions = Transactions(
+                self.consumer, lambda: Producer(self._producer_config), self.log,
+                denied=denied(self.settings, need),
+            )  # fmt: skip
+            self.producer = self.transactions.producer
         if self.table_feed is not None:
             self.table_feed.check(partitions)
             self.table_feed.start(partitions)
@@ -188,11 +196,6 @@ class KafkaWorker(GroupMember):
         says stop, after committing only what precedes the failed record.
         """
         self.check_topics()
-        if self.exactly_once:
-            self.transactions = Transactions(
-                self.consumer, lambda: Producer(self._producer_config), self.log
-            )
-            self.producer = self.transactions.producer
         self.subscribe()
         self.log.info(
             "consuming %s as group %s", ", ".join(self.topology.consumed()), self.app.group_id

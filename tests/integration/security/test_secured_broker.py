@@ -3,10 +3,17 @@ broker): it runs end to end with only the ACLs ``streamkit acl plan`` gives it; 
 one of them, with a wrong password or an untrusted CA, it stops within seconds with one
 line naming the cause; its user's password appears in no output."""
 
+import contextlib
+import datetime as dt
+import importlib.util
 import os
+import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient
@@ -15,6 +22,7 @@ from processors import generator
 from processors.orders import VALIDATED, app
 from streamkit.ops.acl import create_acls, delete_acls, plan, set_scram_user
 from streamkit.ops.client import AppClient
+from streamkit.ops.secure_broker import secure_files
 from streamkit.settings import Settings
 from streamkit.testing.brokers import SecureTestBroker
 from tests.integration.helpers import ROOT, create_app_topics, stop
@@ -93,7 +101,8 @@ def test_each_missing_acl_stops_the_app_within_seconds_naming_it(
         ({"STREAMKIT_KAFKA_SASL_PASSWORD": "not-" + SENTINEL}, "SASL authentication error"),
         (
             {"STREAMKIT_KAFKA_SSL_CA_LOCATION": "/etc/ssl/certs/ca-certificates.crt"},
-            "TLS refused: SSL handshake failed",
+            "TLS refused: the broker's certificate does not verify: self-signed certificate "
+            "in certificate chain (trusting /etc/ssl/certs/ca-certificates.crt)",
         ),
     ],
     ids=["wrong-password", "untrusted-ca"],
@@ -109,3 +118,102 @@ def test_a_wrong_password_or_an_untrusted_ca_gives_one_clear_line(
     assert line.startswith("error: cannot connect to Kafka at 127.0.0.1:"), line
     assert expected in line
     assert SENTINEL not in done.stdout + done.stderr
+
+
+def test_exactly_once_needs_its_transactional_ids_and_says_so(
+    secure_kafka: SecureTestBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {"TOTALS_EOS": "1", "TOTALS_GROUP": "totals-eos", "TOTALS_INPUT": "eos-in",
+           "TOTALS_OUTPUT": "eos-out"}  # fmt: skip
+    create_app_topics("tests.integration.apps.totals", {**os.environ, **env, **secure_kafka.env()})
+    admin = AdminClient(secure_kafka.config())
+    set_scram_user(admin, "totals", SENTINEL)
+    for name, value in env.items():  # the app reads them on import: a copy of its own
+        monkeypatch.setenv(name, value)
+    source = ROOT / "tests" / "integration" / "apps" / "totals.py"
+    spec = importlib.util.spec_from_file_location("totals_eos", source)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    totals_app = module.app
+    acls = plan(totals_app, "User:totals")
+    assert any(a.permission.resource == "transactional-id" for a in acls)
+    create_acls(admin, acls)
+    user = {**os.environ, **env, **secure_kafka.env("totals", SENTINEL)}
+    command = [sys.executable, "-m", "streamkit", "run", "tests.integration.apps.totals"]
+    for acl in [a for a in acls if a.permission.resource != "topic"]:
+        delete_acls(admin, [acl])
+        try:
+            done = subprocess.run(command, env=user, cwd=ROOT, capture_output=True, text=True,
+                                  timeout=60, check=False)  # fmt: skip
+        finally:
+            create_acls(admin, [acl])
+        assert done.returncode == 2, (str(acl), done.stderr[-1500:])
+        assert f"may not {acl.permission}" in done.stderr, (str(acl), done.stderr[-1500:])
+
+
+COMMANDS = [
+    ["topics", "list", "--app", "processors.orders"],
+    ["topics", "describe", "--app", "processors.orders"],
+    ["status", "--app", "processors.orders", "--once"],
+    ["dlq", "list", "--app", "processors.orders"],
+    ["replay", "reset", "--app", "processors.orders", "--to-datetime", "2026-01-01T00:00:00Z"],
+    ["consume", "orders.placed", "--schema", "OrderPlaced", "--from-beginning", "--max", "1",
+     "--timeout", "10"],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c[:2]))
+def test_operator_commands_work_against_the_secured_broker(
+    secure_kafka: SecureTestBroker, orders: dict[str, str], command: list[str]
+) -> None:
+    if command[0] == "consume":  # something to read, whichever tests ran before
+        with AppClient(app, Settings.from_env(secure_kafka.env())) as client:
+            order = next(generator.orders(1, seed=99))
+            client.send("orders.placed", order, key=order["order_id"])
+            assert client.flush() == 1
+    done = subprocess.run(
+        [sys.executable, "-m", "streamkit", *command],
+        env={**os.environ, **secure_kafka.env()}, cwd=ROOT, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert done.stdout.strip()
+    assert secure_kafka.files.password() not in done.stdout + done.stderr
+
+
+def test_an_expired_broker_certificate_gives_one_clear_line(tmp_path: Path) -> None:
+    """The TLS handshake is refused before Kafka speaks, so a TLS server with the expired
+    certificate stands in for the broker."""
+    files = secure_files(tmp_path, valid_until=dt.datetime.now(dt.UTC) - dt.timedelta(days=1))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(files.broker_pem)
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = server.accept()
+                with (
+                    contextlib.suppress(OSError, ssl.SSLError),
+                    context.wrap_socket(conn, server_side=True),
+                ):
+                    pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    env = {**os.environ, **files.environment(f"127.0.0.1:{port}")}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "streamkit", "topics", "list", "--app", "processors.orders"],
+            env=env, cwd=ROOT, capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+    finally:
+        server.close()
+    assert done.returncode == 2, done.stderr
+    (line,) = [ln for ln in done.stderr.splitlines() if ln.strip()]
+    assert line.endswith(
+        "TLS refused: the broker's certificate does not verify: certificate has expired "
+        f"(trusting {files.ca})"
+    ), line

@@ -214,3 +214,28 @@ def test_a_cluster_id_starting_with_a_dash_is_passed_as_one_argument(
     (command,) = seen
     cluster = next(arg for arg in command if arg.startswith("--cluster-id="))
     assert cluster.startswith("--cluster-id=-")
+
+
+def test_a_secure_broker_demands_tls_scram_and_acls_and_keeps_its_password_private(
+    tmp_path: Path,
+) -> None:
+    config = LocalBrokerConfig(data_dir=tmp_path, cache_dir=tmp_path, port=9093, secure=True)
+    files = config.secure_files
+    assert files is not None
+    props = dict(
+        line.split("=", 1) for line in render_properties(config, 9999).splitlines() if line
+    )
+    assert props["listeners"] == "SASL_SSL://127.0.0.1:9093,CONTROLLER://127.0.0.1:9999"
+    assert props["listener.security.protocol.map"] == "CONTROLLER:SSL,SASL_SSL:SASL_SSL"
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert props["super.users"] == "User:admin;User:streamkit-broker"
+    assert props["listener.name.controller.ssl.client.auth"] == "required"
+    password = files.password()
+    assert len(password) >= 24
+    assert files.admin_password.stat().st_mode & 0o777 == 0o600
+    assert files.broker_pem.stat().st_mode & 0o777 == 0o600
+    env = files.write_client_env("127.0.0.1:9093").read_text()
+    assert password not in env
+    assert f"STREAMKIT_KAFKA_SASL_PASSWORD_FILE={files.admin_password}" in env
+    assert config.secure_files == files  # made once, then kept (the storage holds it)
+    assert files.password() == password
