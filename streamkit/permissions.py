@@ -13,7 +13,7 @@ READ and WRITE imply DESCRIBE (Kafka's rule), which covers the metadata the work
 for. Idempotent producing needs no cluster permission since Kafka 3.0 (WRITE on a topic
 is enough). Creating topics is an operator's task (``streamkit topics create`` as an
 admin), not the app's. ``streamkit acl plan`` turns these into ACLs for a principal; a
-worker checks them at start-up (see :mod:`streamkit.engines.kafka.clients`).
+worker checks them at start-up (see :mod:`streamkit.engines.kafka.access`).
 """
 
 from __future__ import annotations

@@ -13,19 +13,22 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from processors import generator
 from processors.orders import VALIDATED, app
 from streamkit.ops.acl import create_acls, delete_acls, plan, set_scram_user
 from streamkit.ops.client import AppClient
+from streamkit.ops.local_broker import free_port
 from streamkit.ops.secure_broker import secure_files
 from streamkit.settings import Settings
 from streamkit.testing.brokers import SecureTestBroker
-from tests.integration.helpers import ROOT, create_app_topics, stop
+from tests.integration.helpers import ROOT, create_app_topics, read_all, stop
 
 SENTINEL = "sentinel-Pa55-word-7c1f"
 PRINCIPAL = "User:orders"
@@ -58,8 +61,13 @@ def test_the_orders_example_runs_over_sasl_ssl_with_only_its_planned_acls(
         for order in generator.orders(40, seed=11):
             client.send("orders.placed", order, key=order["order_id"])
         assert client.flush() == 40
+    producer = Producer(secure_kafka.config())
+    producer.produce("orders.placed", b"\xff not an order", b"poison")  # to the dead letters
+    assert producer.flush(30) == 0
+    port = free_port()
     worker = subprocess.Popen(
-        [sys.executable, "-m", "streamkit", "run", "processors.orders", "--log-level", "debug"],
+        [sys.executable, "-m", "streamkit", "run", "processors.orders", "--log-level", "debug",
+         "--http-port", str(port)],
         env=orders, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     try:
@@ -69,12 +77,18 @@ def test_the_orders_example_runs_over_sasl_ssl_with_only_its_planned_acls(
             while time.monotonic() < deadline and len(validated) < 36:
                 validated = client.read(VALIDATED.name, stall=2)
             rejected = client.read("orders.rejected", stall=2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as page:
+            metrics = page.read().decode()
     finally:
         code, err = stop(worker)
     assert len(validated) == 36, err[-2000:]  # every 10th order has no lines: rejected
     assert len(rejected) == 4
     assert code == 0, err[-2000:]
-    assert SENTINEL not in err
+    (letter,) = read_all(secure_kafka.config(), "orders-orders.placed-dlq")
+    assert letter.value() == b"\xff not an order"
+    assert "streamkit_" in metrics
+    exposed = [err, metrics, *(f"{k}={v!r}" for k, v in letter.headers() or [])]
+    assert not [text for text in exposed if SENTINEL in text]
 
 
 def test_each_missing_acl_stops_the_app_within_seconds_naming_it(
