@@ -165,6 +165,15 @@ def test_exactly_once_needs_its_transactional_ids_and_says_so(
             create_acls(admin, [acl])
         assert done.returncode == 2, (str(acl), done.stderr[-1500:])
         assert f"may not {acl.permission}" in done.stderr, (str(acl), done.stderr[-1500:])
+    # The operator reads state from the changelog over TLS too (no state yet: exit 3).
+    state = subprocess.run(
+        [sys.executable, "-m", "streamkit", "state", "get", "--app",
+         "tests.integration.apps.totals", "totals", "c-1"],
+        env={**os.environ, **env, **secure_kafka.env()}, cwd=ROOT, capture_output=True,
+        text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert state.returncode == 3, state.stderr[-1500:]
+    assert "c-1" in state.stderr + state.stdout
 
 
 COMMANDS = [
