@@ -17,7 +17,8 @@ ciphertext, a ``bytes`` field ``enc1:`` and the ciphertext. The field's full nam
 AEAD's associated data, so a ciphertext moved to another field or contract does not
 decrypt. A process without the keyset reads and forwards ciphertext unchanged (dead
 letters and replays copy bytes, so they keep it too) and refuses to write a plaintext
-value into a sensitive field.
+value into a sensitive field; it cannot tell a plaintext that starts with ``enc1:`` from
+ciphertext, which a process with the keyset can (it encrypts such a value).
 """
 
 from __future__ import annotations
@@ -122,9 +123,7 @@ class FieldCipher:
         return out
 
     def _seal_one(self, path: tuple[str, ...], plain: Any) -> Any:
-        if isinstance(plain, str) and plain.startswith(_MARK):
-            return plain
-        if isinstance(plain, bytes) and plain.startswith(_MARK_BYTES):
+        if self._sealed_already(path, plain):
             return plain
         if self._aead is None:
             raise ContractError(
@@ -138,6 +137,20 @@ class FieldCipher:
         if isinstance(plain, bytes):
             return _MARK_BYTES + self._aead.encrypt(plain, self._data[path])
         return plain  # the contract refuses it on encoding, naming the field
+
+    def _sealed_already(self, path: tuple[str, ...], value: Any) -> bool:
+        """Whether ``value`` is this field's ciphertext: marked, and (where this process
+        has the key) decrypting; a plaintext that merely starts with the mark is not."""
+        marked = (isinstance(value, str) and value.startswith(_MARK)) or (
+            isinstance(value, bytes) and value.startswith(_MARK_BYTES)
+        )
+        if not marked or self._aead is None:
+            return marked
+        try:
+            self._open_one(path, value)
+        except SerializationError:
+            return False
+        return True
 
     def _open_one(self, path: tuple[str, ...], sealed: Any) -> Any:
         try:

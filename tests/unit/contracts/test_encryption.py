@@ -137,3 +137,15 @@ def test_a_keyset_encrypted_with_a_kms_key_loads_through_the_registered_client(
     assert "\n" not in str(raised.value)
     with pytest.raises(ConfigError, match="is not a usable keyset with the KMS key aws-kms://"):
         load_aead(str(path), "aws-kms://arn:aws:kms:eu-west-1:1:key/none")  # no such client
+
+
+def test_a_plaintext_that_looks_sealed_is_still_encrypted_where_the_key_is(
+    tmp_path: Path,
+) -> None:
+    keyset = tmp_path / "keyset.json"
+    create_keyset(keyset)
+    serde = _serde(tmp_path, keyset)
+    tricky = {**VALUE, "email": "enc1:not-a-ciphertext@example.org"}
+    data = serde.encode(tricky)  # type: ignore[attr-defined]
+    assert b"not-a-ciphertext" not in data
+    assert serde.decode(data) == tricky  # type: ignore[attr-defined]
