@@ -11,9 +11,9 @@ from typing import IO, Any
 import click
 
 from streamkit.cli._kafka import kafka_settings
-from streamkit.contracts.encryption import load_aead, sealed
+from streamkit.contracts.encryption import load_aead
 from streamkit.contracts.repository import SchemaRepository
-from streamkit.contracts.serde import AvroSerde, ConfluentAvroSerde, Serde, registry_client
+from streamkit.contracts.serde import Serde, registry_client
 from streamkit.errors import SerializationError
 from streamkit.ops.console import (
     ConsoleRecord,
@@ -25,6 +25,7 @@ from streamkit.ops.console import (
     produce_records,
     record_to_line,
 )
+from streamkit.runtime.serdes import make_serde
 from streamkit.settings import Settings
 
 _schema_option = click.option(
@@ -42,15 +43,13 @@ _schemas_dir_option = click.option(
 
 def _avro(settings: Settings, schema: str, schemas_dir: Path | None, topic: str) -> Serde:
     directory = schemas_dir or Path(os.environ.get("STREAMKIT_SCHEMAS_DIR") or "schemas")
-    repository = SchemaRepository.from_directory(directory)
-    avro: Serde
-    if settings.schema_registry_url:
-        client = registry_client(settings.schema_registry_url)
-        avro = ConfluentAvroSerde(client, repository, schema, f"{topic}-value")
-    else:
-        avro = AvroSerde(repository, schema)
+    url = settings.schema_registry_url
     # Fields tagged PII: sealed when producing, shown decrypted only with STREAMKIT_KEYSET.
-    return sealed(avro, lambda: load_aead(settings.keyset, settings.keyset_kms_uri))  # type: ignore[no-any-return]
+    return make_serde(
+        schema, lambda: SchemaRepository.from_directory(directory),
+        registry=(lambda: registry_client(url)) if url else None, subject=f"{topic}-value",
+        keyset=lambda: load_aead(settings.keyset, settings.keyset_kms_uri),
+    )  # fmt: skip
 
 
 def _lines(

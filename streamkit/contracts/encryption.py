@@ -57,7 +57,7 @@ def sensitive_fields(schema_json: str, contract: str) -> list[tuple[str, ...]]:
     for path, field in _fields(orjson.loads(schema_json), ()):
         if PII not in (field.get(_TAGS) or ()):
             continue
-        kinds = field["type"] if isinstance(field["type"], list) else [field["type"]]
+        kinds = _kinds(field)
         if not {k for k in kinds if k != "null"} <= {"string", "bytes"} or kinds == ["null"]:
             raise ContractError(
                 f"field {'.'.join(path)} is tagged {PII} but is {field['type']}: only string "
@@ -74,9 +74,13 @@ def _fields(node: Any, prefix: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...
     for field in node.get("fields", []):
         path = (*prefix, field["name"])
         yield path, field
-        kinds = field["type"] if isinstance(field["type"], list) else [field["type"]]
-        for kind in kinds:
+        for kind in _kinds(field):
             yield from _fields(kind, path)
+
+
+def _kinds(field: Any) -> list[Any]:
+    """A field's type, or the members of its union."""
+    return field["type"] if isinstance(field["type"], list) else [field["type"]]
 
 
 class FieldCipher:
@@ -87,11 +91,6 @@ class FieldCipher:
         self.paths = paths
         self._aead = aead
         self._data = {p: f"{contract}.{'.'.join(p)}".encode() for p in paths}
-
-    @property
-    def has_key(self) -> bool:
-        """Whether this process can encrypt and decrypt (a keyset is configured)."""
-        return self._aead is not None
 
     def seal(self, value: Any) -> Any:
         """``value`` with every sensitive field encrypted (a copy; fields already
@@ -108,18 +107,21 @@ class FieldCipher:
         return self._walk(value, (), self._open_one)
 
     def _walk(self, value: dict[str, Any], prefix: tuple[str, ...], one: Any) -> dict[str, Any]:
+        """A copy of ``value`` (the record at ``prefix``) with ``one`` applied to each
+        sensitive field in it; each nested record is walked once."""
         out = dict(value)
+        nested: set[str] = set()
         for path in self.paths:
             if path[: len(prefix)] != prefix:
                 continue
             name = path[len(prefix)]
-            inner = out.get(name)
-            if inner is None:
-                continue
-            if len(path) == len(prefix) + 1:
-                out[name] = one(path, inner)
-            elif isinstance(inner, dict):
-                out[name] = self._walk(inner, (*prefix, name), one)
+            if len(path) > len(prefix) + 1:
+                nested.add(name)
+            elif out.get(name) is not None:
+                out[name] = one(path, out[name])
+        for name in nested:
+            if isinstance(out.get(name), dict):
+                out[name] = self._walk(out[name], (*prefix, name), one)
         return out
 
     def _seal_one(self, path: tuple[str, ...], plain: Any) -> Any:

@@ -284,6 +284,8 @@ class LocalBroker:
         return state
 
     def _wait_ready(self, process: subprocess.Popen[bytes], timeout: float) -> None:
+        files = self.config.secure_files
+        config = files.client_config() if files else {}
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             code = process.poll()
@@ -292,8 +294,6 @@ class LocalBroker:
                     f"broker exited during start (exit code {code}); last lines of "
                     f"{self.log_path}:\n{self.log_tail()}"
                 )
-            files = self.config.secure_files
-            config = files.client_config() if files else {}
             if admin_answers(f"{self.config.host}:{self.config.port}", config=config):
                 return
             time.sleep(0.2)

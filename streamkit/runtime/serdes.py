@@ -3,6 +3,7 @@ contracts parsed once (and the Schema Registry asked only when a contract is use
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -99,12 +100,7 @@ def app_serdes(app: App, settings: Settings) -> dict[str, TopicSerdes]:
     chosen = client if settings.schema_registry_url else None
 
     fast = settings.avro_codec == "auto"
-    aead: list[Any] = []
-
-    def keyset() -> Any | None:
-        if not aead:
-            aead.append(load_aead(settings.keyset, settings.keyset_kms_uri))
-        return aead[0]
+    keyset = functools.cache(lambda: load_aead(settings.keyset, settings.keyset_kms_uri))
 
     def serdes(topic: Topic) -> TopicSerdes:
         return TopicSerdes(

@@ -169,7 +169,12 @@ class SecureTestBroker:
     __test__ = False
 
     broker: TestBroker
-    files: SecureFiles
+
+    @property
+    def files(self) -> SecureFiles:
+        """Its CA and passwords."""
+        assert self.broker.files is not None  # noqa: S101 - a secured broker has them
+        return self.broker.files
 
     @property
     def bootstrap_servers(self) -> str:
@@ -205,9 +210,7 @@ def start_secure_broker(environ: Mapping[str, str] | None = None) -> SecureTestB
     """Start a secured local broker in a temporary directory (stop it with
     ``.broker.stop()``); raise BrokerError when it cannot start."""
     settings = Settings.from_env(os.environ if environ is None else environ)
-    broker = _local_broker(settings, secure=True)
-    assert broker.files is not None  # noqa: S101 - a secure broker has them
-    return SecureTestBroker(broker, broker.files)
+    return SecureTestBroker(_local_broker(settings, secure=True))
 
 
 def start_test_broker(environ: Mapping[str, str] | None = None) -> TestBroker:

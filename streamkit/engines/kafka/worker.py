@@ -136,6 +136,7 @@ class KafkaWorker(GroupMember):
             self.settings, {"client.id": name, **dict(self.options.producer or {})}
         )
         self.transactions: Transactions | None = None
+        self._checked = False  # check_topics ran (the host runs it before run())
         if self.exactly_once:
             self._producer_config["transactional.id"] = transactional_id(
                 app.group_id, self.options.worker_id
@@ -150,10 +151,10 @@ class KafkaWorker(GroupMember):
     def check_topics(self) -> None:
         """Fail fast when the broker does not answer, the principal lacks a permission, a
         topic of the app is missing or a table is not co-partitioned with its streams;
-        read the global tables."""
+        read the global tables. Once: :meth:`run` skips it when the host ran it."""
         check_access(self.app, self.settings)
         partitions = check_topics(self.consumer, self.settings, self.topology)
-        if self.exactly_once and self.transactions is None:  # its id is authorized here too
+        if self.exactly_once:  # its transactional id is authorized here too
             need = [p for p in permissions(self.app) if p.resource == "transactional-id"]
             self.transactions = Transactions(
                 self.consumer, lambda: Producer(self._producer_config), self.log,
@@ -163,6 +164,7 @@ class KafkaWorker(GroupMember):
         if self.table_feed is not None:
             self.table_feed.check(partitions)
             self.table_feed.start(partitions)
+        self._checked = True
 
     def state_get(
         self, store: str, key: str, since: int = 0, until: int | None = None
@@ -195,7 +197,8 @@ class KafkaWorker(GroupMember):
         Raises :class:`~streamkit.errors.ProcessingFailedError` when the failure policy
         says stop, after committing only what precedes the failed record.
         """
-        self.check_topics()
+        if not self._checked:
+            self.check_topics()
         self.subscribe()
         self.log.info(
             "consuming %s as group %s", ", ".join(self.topology.consumed()), self.app.group_id
