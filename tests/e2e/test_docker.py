@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from processors.generator import orders
 from processors.orders import PLACED, app
@@ -24,9 +24,15 @@ from streamkit.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.docker
+_NOT_READY = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+}
 
 
 def _count(bootstrap: str, topic: str) -> int:
+    """Records in ``topic``; 0 while the topic or its leaders are still being created."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"count-{uuid.uuid4().hex}"})
     try:
         info = consumer.list_topics(topic, timeout=10).topics.get(topic)
@@ -36,6 +42,10 @@ def _count(bootstrap: str, topic: str) -> int:
             consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
             for p in info.partitions
         )
+    except KafkaException as exc:
+        if exc.args[0].code() in _NOT_READY:
+            return 0  # the topic was just created; its leader is not known yet
+        raise
     finally:
         consumer.close()
 
