@@ -7,6 +7,7 @@ import click
 
 from streamkit.app import load_app
 from streamkit.cli._kafka import kafka_settings
+from streamkit.engines.kafka.offsets import committed_offsets, offsets_for, partitions_of
 from streamkit.errors import ConfigError, KafkaOperationError
 from streamkit.ops.admin import (
     TopicSpec,
@@ -15,7 +16,6 @@ from streamkit.ops.admin import (
     create_topics,
     describe_topics,
 )
-from streamkit.ops.offsets import committed_offsets, offsets_for, partitions_of
 from streamkit.runtime.serdes import app_serdes
 from streamkit.settings import Settings
 from streamkit.topology import Topology

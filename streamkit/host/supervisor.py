@@ -2,7 +2,9 @@
 
 It starts the workers (processes, not threads: the GIL), restarts one that crashes with
 an exponential backoff, gives up on a crash loop with a clear message, forwards SIGTERM
-and SIGINT as a graceful stop, and exits non-zero when workers cannot start.
+and SIGINT as a graceful stop, and exits non-zero when workers cannot start. Under
+``--autoscale`` a :class:`~streamkit.host.scaler.Scaler` sets the count instead: the
+supervisor starts workers and drains the ones it retires (SIGTERM: finish, commit, leave).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from types import FrameType
 import orjson
 
 from streamkit.engines.kafka import WorkerOptions
+from streamkit.host.scaler import Scaler
 from streamkit.host.worker import EXIT_CANNOT_START, EXIT_OK, ProcessOptions
 from streamkit.runtime import instance
 
@@ -45,7 +48,8 @@ class SupervisorOptions:
         backoff_max: the longest wait before a restart.
         worker: options every worker gets (its ``worker_id`` is set per process).
         process: HTTP, log format and tracing of every worker; worker *i* serves HTTP on
-            ``process.http_port + i``.
+            ``process.http_port + i`` (``+ 1 + i`` under autoscaling, where the
+            supervisor serves its own metrics on ``http_port``).
         log_level: the workers' log level.
     """
 
@@ -66,6 +70,7 @@ class _Slot:
     crashes: deque[float] = field(default_factory=deque)
     restart_at: float | None = None
     backoff: float = 0.0
+    retire_by: float | None = None  # draining after a scale-down; killed after this
 
 
 def _die_with_parent() -> None:
@@ -80,12 +85,18 @@ class Supervisor:
     """Keeps ``options.workers`` worker processes of ``target`` running."""
 
     def __init__(
-        self, target: str, options: SupervisorOptions, instance_id: str | None = None
+        self,
+        target: str,
+        options: SupervisorOptions,
+        instance_id: str | None = None,
+        scaler: Scaler | None = None,
     ) -> None:
         self.target = target
         self.options = options
         self.instance_id = instance_id
-        self.slots = [_Slot(i) for i in range(options.workers)]
+        self.scaler = scaler
+        first = options.workers if scaler is None else scaler.options.min_workers
+        self.slots = [_Slot(i) for i in range(first)]
         self._stopping = False
 
     def _spawn(self, slot: _Slot) -> None:
@@ -93,7 +104,8 @@ class Supervisor:
         payload = {k: v for k, v in asdict(worker).items() if v is not None}
         process = self.options.process
         if process.http_port:
-            process = replace(process, http_port=process.http_port + slot.index)
+            offset = slot.index + (1 if self.scaler is not None else 0)
+            process = replace(process, http_port=process.http_port + offset)
         command = [
             sys.executable, "-m", "streamkit.host", self.target,
             "--options", orjson.dumps(payload).decode(), "--log-level", self.options.log_level,
@@ -127,19 +139,79 @@ class Supervisor:
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
         }
         try:
+            if self.scaler is not None:
+                self.scaler.start()
             for slot in self.slots:
                 self._spawn(slot)
             code = self._watch()
         finally:
             self._stop_all()
+            if self.scaler is not None:
+                self.scaler.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return code
 
+    @property
+    def serving(self) -> list[_Slot]:
+        """The slots that are not being retired (running or waiting to restart)."""
+        return [s for s in self.slots if s.retire_by is None]
+
+    def resize(self, workers: int) -> None:
+        """Start or retire workers until ``workers`` are serving.
+
+        A new worker takes the lowest index no slot holds (its HTTP port and, under
+        exactly-once, its transactional id); a retired one is the highest-numbered, sent
+        SIGTERM to drain and leave, and killed if it outlives the shutdown timeout.
+        """
+        serving = self.serving
+        now = time.monotonic()
+        for _ in range(workers - len(serving)):
+            taken = {s.index for s in self.slots}
+            slot = _Slot(next(i for i in range(len(taken) + 1) if i not in taken))
+            self.slots.append(slot)
+            self._spawn(slot)
+        for slot in sorted(serving, key=lambda s: s.index, reverse=True)[
+            : max(0, len(serving) - workers)
+        ]:
+            if slot.process is None:  # waiting for a restart: nothing to drain
+                self.slots.remove(slot)
+                continue
+            slot.retire_by = now + self.options.worker.shutdown_timeout + 10
+            slot.process.send_signal(signal.SIGTERM)
+            log.info("draining worker %d (pid %d)", slot.index, slot.process.pid)
+
+    def _retired(self, slot: _Slot, now: float) -> bool:
+        """A retiring slot's process is gone (and the slot removed), else it is waited on."""
+        process, retire_by = slot.process, slot.retire_by
+        if process is None or retire_by is None:
+            self.slots.remove(slot)
+            return True
+        code = process.poll()
+        if code is None and now >= retire_by:
+            log.error("worker %d did not drain in time; killing it", slot.index)
+            process.kill()
+            code = process.wait()
+        if code is None:
+            return False
+        if code == EXIT_OK:
+            log.info("worker %d drained and stopped", slot.index)
+        else:
+            log.warning("worker %d stopped with exit code %d while draining", slot.index, code)
+        self.slots.remove(slot)
+        return True
+
     def _watch(self) -> int:
         while not self._stopping:
             now = time.monotonic()
-            for slot in self.slots:
+            if self.scaler is not None:
+                wanted = self.scaler.poll(now, len(self.serving))
+                if wanted is not None:
+                    self.resize(wanted)
+            for slot in list(self.slots):
+                if slot.retire_by is not None:
+                    self._retired(slot, now)
+                    continue
                 if slot.process is None:
                     if slot.restart_at is not None and now >= slot.restart_at:
                         self._spawn(slot)

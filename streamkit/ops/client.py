@@ -27,9 +27,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from streamkit.app import App
 from streamkit.engines.kafka.clients import read_until
+from streamkit.engines.kafka.offsets import committed_offsets, group_members, offsets_for
 from streamkit.errors import ConfigError, KafkaOperationError
 from streamkit.ops.admin import TopicSpec, admin_client, create_topics
-from streamkit.ops.offsets import committed_offsets, group_members, offsets_for
 from streamkit.records import TP, Event, message_headers
 from streamkit.runtime.serdes import TopicSerdes, app_serdes
 from streamkit.settings import Settings

@@ -23,16 +23,16 @@ from typing import Any, Literal
 from confluent_kafka.admin import AdminClient
 
 from streamkit.app import App
-from streamkit.engines.shadow import ShadowReplay, ShadowSummary
-from streamkit.errors import ConfigError
-from streamkit.ops.admin import TopicSpec, create_topics, describe_topics
-from streamkit.ops.offsets import (
+from streamkit.engines.kafka.offsets import (
     alter_committed,
     committed_offsets,
     group_members,
     offsets_for,
     partitions_of,
 )
+from streamkit.engines.shadow import ShadowReplay, ShadowSummary
+from streamkit.errors import ConfigError
+from streamkit.ops.admin import TopicSpec, create_topics, describe_topics
 from streamkit.records import TP
 from streamkit.settings import Settings, parse_duration
 from streamkit.topology import Role, Topology

@@ -11,8 +11,8 @@ from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicP
 from confluent_kafka.admin import AdminClient
 
 from streamkit.app import App
+from streamkit.engines.kafka.offsets import offsets_for
 from streamkit.errors import KafkaOperationError
-from streamkit.ops.offsets import offsets_for
 from streamkit.topology import Topology
 
 __all__ = ["GroupStatus", "PartitionStatus", "group_status", "with_rates"]

@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 from confluent_kafka import Producer
 
+from streamkit.engines.kafka.offsets import group_members
 from streamkit.ops.admin import admin_client, delete_topics
-from streamkit.ops.offsets import group_members
 from tests.integration.runtime.conftest import ROOT, EchoSetup, wait_for
 
 HOUR_MS = 3_600_000

@@ -1,0 +1,71 @@
+"""How far a consumer group is behind, read through the admin API with no group membership.
+
+The autoscaler asks this every few seconds, also while no worker runs (scale to zero), so
+it must never join the group: it reads committed offsets and partition ends only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
+from streamkit.engines.kafka.offsets import committed_offsets, offsets_for
+from streamkit.errors import KafkaOperationError
+from streamkit.records import TP
+from streamkit.settings import Settings
+
+__all__ = ["LagProbe", "PartitionLag"]
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    """One partition of a group's input: its committed position, start and end.
+
+    A partition the group never committed is consumed from its start (the workers'
+    ``auto.offset.reset`` is ``earliest``), so its lag counts from there.
+    """
+
+    committed: int | None
+    start: int
+    end: int
+
+    @property
+    def lag(self) -> int:
+        """Records between the group's position and the end of the partition."""
+        position = self.committed if self.committed is not None else self.start
+        return max(0, self.end - position)
+
+
+class LagProbe:
+    """Reads the lag of ``group`` on ``topics`` (those that exist) with one admin client."""
+
+    def __init__(self, settings: Settings, group: str, topics: Iterable[str]) -> None:
+        self.group = group
+        self.topics = list(topics)
+        self._admin = AdminClient(settings.client_config())
+
+    def sample(self, timeout: float = 10.0) -> dict[TP, PartitionLag]:
+        """Every partition of the topics that exist, with its lag now.
+
+        Raises:
+            KafkaOperationError: the broker did not answer.
+        """
+        try:
+            metadata = self._admin.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            raise KafkaOperationError(f"listing topics failed: {exc.args[0].str()}") from exc
+        parts: list[TP] = [
+            (topic, p)
+            for topic in self.topics
+            if (info := metadata.topics.get(topic)) is not None and info.error is None
+            for p in sorted(info.partitions)
+        ]
+        if not parts:
+            return {}
+        committed = committed_offsets(self._admin, self.group, parts)
+        starts = offsets_for(self._admin, parts, "earliest")
+        ends = offsets_for(self._admin, parts, "latest")
+        return {tp: PartitionLag(committed.get(tp), starts[tp], ends[tp]) for tp in parts}

@@ -1,0 +1,24 @@
+"""`streamkit run` refuses contradictory or malformed scaling options before it loads
+anything."""
+
+from click.testing import CliRunner
+
+from streamkit.cli import cli
+
+
+def test_workers_and_autoscale_together_are_refused() -> None:
+    result = CliRunner().invoke(cli, ["run", "x", "--workers", "2", "--autoscale", "1..3"])
+    assert result.exit_code == 2
+    assert "give --workers N or --autoscale MIN..MAX, not both" in result.output
+
+
+def test_a_malformed_autoscale_range_names_the_expected_form() -> None:
+    result = CliRunner().invoke(cli, ["run", "x", "--autoscale", "5..2"])
+    assert result.exit_code == 2
+    assert "autoscale bounds 5..2 are not MIN..MAX" in result.output
+
+
+def test_a_malformed_cooldown_is_refused() -> None:
+    result = CliRunner().invoke(cli, ["run", "x", "--autoscale", "0..2", "--cooldown", "soon"])
+    assert result.exit_code == 2
+    assert "'soon' is not a duration" in result.output
