@@ -129,6 +129,7 @@ class App(Patterns):
         where: Mapping[str, Any] | None = None,
         where_headers: Mapping[str, Any] | None = None,
         tables: Sequence[TableSpec | TableLookup] = (),
+        queue: bool = False,
     ) -> Callable[[F], F]:
         """Decorate a function ``(event) -> result`` or ``(event, ctx) -> result``.
 
@@ -150,6 +151,9 @@ class App(Patterns):
         ``tables=[CUSTOMERS, ...]`` (see :meth:`table`) passes each table, or with
         ``CUSTOMERS.left(on="customer_id")`` the event's row, as one more argument after
         the event: ``(event, customers)`` or ``(event, customers, ctx)``.
+        ``queue=True`` consumes through a Kafka share group instead (workers past the
+        partition count, each record acknowledged on its own, dead-lettered after
+        ``retries + 1`` deliveries; no per-key order): see :mod:`streamkit.runtime.queues`.
         The function itself is returned unchanged, so it stays testable as is.
         """
 
@@ -162,6 +166,7 @@ class App(Patterns):
                 concurrency=concurrency, ordering=ordering, timeout=timeout,
                 where=where, where_headers=where_headers,
                 tables=[t if isinstance(t, TableLookup) else TableLookup(t) for t in tables],
+                queue=queue,
             )  # fmt: skip
             self._claim(spec.name)
             self._processors[spec.name] = spec

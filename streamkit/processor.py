@@ -155,6 +155,8 @@ class ProcessorSpec:
         where_headers: an event pattern of the record's headers, checked before decoding.
         tables: the tables it reads, passed after the event (see
             :mod:`streamkit.state.tables`).
+        queue: consumes through a Kafka share group (per-record acknowledgement, workers
+            past the partition count); see :mod:`streamkit.runtime.queues`.
     """
 
     name: str
@@ -174,6 +176,7 @@ class ProcessorSpec:
     where: Mapping[str, Any] | None = None
     where_headers: Mapping[str, Any] | None = None
     tables: tuple[TableLookup, ...] = ()
+    queue: bool = False
 
     @property
     def concurrent(self) -> bool:
@@ -204,6 +207,7 @@ class ProcessorSpec:
         where: Mapping[str, Any] | None = None,
         where_headers: Mapping[str, Any] | None = None,
         tables: Sequence[TableLookup] = (),
+        queue: bool = False,
     ) -> ProcessorSpec:
         """Check a decorated function's declaration and make its spec."""
         label = str(name or getattr(fn, "__name__", repr(fn)))
@@ -274,6 +278,7 @@ class ProcessorSpec:
             where=where,
             where_headers=where_headers,
             tables=tuple(tables),
+            queue=bool(queue),
         )
 
 

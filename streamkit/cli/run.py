@@ -20,6 +20,7 @@ from streamkit.host.worker import ProcessOptions
 from streamkit.observability.logs import configure_logging
 from streamkit.runtime import instance
 from streamkit.runtime.pipeline import Pipeline
+from streamkit.runtime.queues import is_queue_app
 from streamkit.settings import parse_duration
 from streamkit.topology import Topology
 
@@ -160,6 +161,11 @@ def run(
         except ConfigError as exc:
             raise click.BadParameter(str(exc)) from None
     app = load_app(target)
+    if scaling is not None and is_queue_app(app):
+        raise click.UsageError(
+            f"app {app.name} consumes through a share group, whose lag the admin client "
+            "cannot read yet: run it with --workers N (N may exceed the partitions)"
+        )
     settings = kafka_settings()
     Pipeline(app, settings)  # fail here, once, on a bad app or contract
     scaler = None

@@ -21,11 +21,13 @@ import orjson
 
 from streamkit.app import load_app
 from streamkit.engines.kafka import KafkaWorker, WorkerOptions
+from streamkit.engines.kafka.queue import QueueWorker
 from streamkit.errors import ConfigError, ProcessingFailedError, StreamkitError
 from streamkit.observability.http import WorkerHttpServer
 from streamkit.observability.logs import configure_logging, record_fields, remember_secrets
 from streamkit.observability.metrics import PrometheusMetrics
 from streamkit.processor import Middleware
+from streamkit.runtime.queues import is_queue_app
 from streamkit.settings import Settings
 
 EXIT_OK = 0
@@ -70,7 +72,7 @@ def _middleware(options: ProcessOptions, app_name: str, worker_id: str) -> list[
     return chain
 
 
-def _install_signals(worker: KafkaWorker, shutdown_timeout: float) -> None:
+def _install_signals(worker: KafkaWorker | QueueWorker, shutdown_timeout: float) -> None:
     signalled = threading.Event()
 
     def force_exit() -> None:
@@ -102,7 +104,8 @@ def run_worker(target: str, options: WorkerOptions, process: ProcessOptions | No
         remember_secrets(settings.secret_values())
         app = load_app(target)
         middleware = _middleware(process, app.name, options.worker_id)
-        worker = KafkaWorker(app, settings=settings, options=options, middleware=middleware)
+        kind = QueueWorker if is_queue_app(app) else KafkaWorker
+        worker = kind(app, settings=settings, options=options, middleware=middleware)
         _install_signals(worker, options.shutdown_timeout)
         worker.check_topics()
         metrics = next((m for m in middleware if isinstance(m, PrometheusMetrics)), None)

@@ -26,6 +26,7 @@ from streamkit.records import key_partition
 
 if TYPE_CHECKING:
     from streamkit.engines.kafka import KafkaWorker
+    from streamkit.engines.kafka.queue import QueueWorker
 
 __all__ = ["WorkerHttpServer"]
 
@@ -36,7 +37,7 @@ class WorkerHttpServer:
 
     def __init__(
         self,
-        worker: KafkaWorker,
+        worker: KafkaWorker | QueueWorker,
         metrics: PrometheusMetrics,
         port: int,
         host: str = "127.0.0.1",

@@ -45,6 +45,7 @@ from streamkit.processor import Middleware
 
 if TYPE_CHECKING:
     from streamkit.engines.kafka import KafkaWorker
+    from streamkit.engines.kafka.queue import QueueWorker
 
 __all__ = ["PrometheusMetrics", "WorkerCollector"]
 
@@ -125,7 +126,7 @@ class WorkerCollector(Collector):
     """Read from the worker when scraped: partitions, lag, poll age, concurrent calls,
     records kept from processors by their patterns."""
 
-    def __init__(self, worker: KafkaWorker) -> None:
+    def __init__(self, worker: KafkaWorker | QueueWorker) -> None:
         self.worker = worker
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -33,6 +34,8 @@ from streamkit.ops._local_process import (
 from streamkit.ops.secure_broker import SecureFiles, secure_files
 
 __all__ = ["BrokerState", "LocalBroker", "LocalBrokerConfig", "free_port", "render_properties"]
+
+log = logging.getLogger("streamkit.broker")
 
 STATE_FILE = "streamkit-broker.json"
 LOG_FILE = "broker.log"
@@ -223,7 +226,7 @@ class LocalBroker:
         log4j = self.data_dir / "log4j2.properties"
         log4j.write_text(_LOG4J)
         classpath = f"{lib}/*"
-        self._format_storage(java.path, classpath, log4j)
+        formatted_by = self._format_storage(java.path, classpath, log4j, dist.kafka_version(pom))
         command = [
             java.path, f"-Xms{min_heap(cfg.heap)}", f"-Xmx{cfg.heap}",
             "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
@@ -246,11 +249,36 @@ class LocalBroker:
                 process.wait(timeout=5)
             self.state_path.unlink(missing_ok=True)
             raise
+        if formatted_by != state.kafka_version and not cfg.secure:
+            self._upgrade_features(java.path, classpath, log4j, state.kafka_version)
         return state
 
-    def _format_storage(self, java: str, classpath: str, log4j: Path) -> None:
+    def _upgrade_features(self, java: str, classpath: str, log4j: Path, version: str) -> None:
+        """Finalise this release's features (share groups among them) on storage an older
+        Kafka formatted; the broker keeps working on the old ones when this fails."""
+        release = ".".join(version.split(".")[:2])
+        done = subprocess.run(
+            [java, "-Xmx256m", f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath,
+             "org.apache.kafka.tools.FeatureCommand", "--bootstrap-server",
+             f"{self.config.host}:{self.config.port}", "upgrade", "--release-version", release],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        if done.returncode == 0:
+            self._formatted_by.write_text(version)
+        else:
+            log.warning("could not upgrade the broker's features to %s: %s", release,
+                        (done.stderr or done.stdout).strip().splitlines()[-1:])  # fmt: skip
+
+    @property
+    def _formatted_by(self) -> Path:
+        return self.data_dir / "formatted-by-kafka"
+
+    def _format_storage(self, java: str, classpath: str, log4j: Path, version: str) -> str | None:
+        """Format the storage unless it is; the Kafka version whose features it has
+        (None: formatted before streamkit recorded it)."""
         if (self.data_dir / "kraft-logs" / "meta.properties").is_file():
-            return
+            marker = self._formatted_by
+            return marker.read_text().strip() if marker.is_file() else None
         cluster_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
         files = self.config.secure_files
         command = [
@@ -265,6 +293,9 @@ class LocalBroker:
             raise BrokerError(
                 f"formatting KRaft storage in {self.data_dir} failed: {' | '.join(causes[-3:])}"
             )
+        self._formatted_by.parent.mkdir(parents=True, exist_ok=True)
+        self._formatted_by.write_text(version)
+        return version
 
     def _write_state(self, pid: int, controller_port: int, pom: Path) -> BrokerState:
         state = BrokerState(

@@ -40,6 +40,7 @@ from streamkit.runtime.concurrency import check_concurrency
 from streamkit.runtime.middleware import MiddlewareChain
 from streamkit.runtime.outcome import Outcome, OutRecord, Sink
 from streamkit.runtime.policy import default_failure_policy
+from streamkit.runtime.queues import check_queues
 from streamkit.runtime.serdes import TopicSerdes, app_serdes
 from streamkit.settings import Settings
 from streamkit.state.aggregate import AggregateSpec
@@ -76,6 +77,7 @@ class Pipeline:
     ) -> None:
         app.validate()
         check_concurrency(app)
+        check_queues(app)
         self.app = app
         self.topology = Topology(app)
         self.settings = settings or Settings.from_env()

@@ -32,7 +32,7 @@ __all__ = [
     "start_test_broker",
 ]
 
-DEFAULT_KAFKA_IMAGE = "apache/kafka:4.1.1"
+DEFAULT_KAFKA_IMAGE = "apache/kafka:4.3.1"
 
 
 @dataclass

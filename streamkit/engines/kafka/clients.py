@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
 from streamkit.errors import ConfigError, KafkaOperationError
 from streamkit.records import TP
@@ -92,7 +92,9 @@ def producer_config(settings: Settings, extra: Mapping[str, Any]) -> dict[str, A
     )
 
 
-def check_topics(consumer: Consumer, settings: Settings, topology: Topology) -> dict[str, int]:
+def check_topics(
+    consumer: Consumer | Producer, settings: Settings, topology: Topology
+) -> dict[str, int]:
     """Fail fast when the broker does not answer or a topic of the app is missing; the
     partition count of each topic of the app."""
     try:

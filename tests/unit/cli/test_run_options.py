@@ -22,3 +22,10 @@ def test_a_malformed_cooldown_is_refused() -> None:
     result = CliRunner().invoke(cli, ["run", "x", "--autoscale", "0..2", "--cooldown", "soon"])
     assert result.exit_code == 2
     assert "'soon' is not a duration" in result.output
+
+
+def test_autoscaling_a_queue_app_is_refused_with_what_to_do_instead() -> None:
+    result = CliRunner().invoke(cli, ["run", "tests.integration.apps.queue", "--autoscale", "0..3"])
+    assert result.exit_code == 2
+    assert "consumes through a share group" in result.output
+    assert "run it with --workers N" in result.output

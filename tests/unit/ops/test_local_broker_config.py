@@ -138,7 +138,7 @@ def _write_state(data_dir: Path, pid: int) -> None:
         "data_dir": str(data_dir),
         "log": str(data_dir / "broker.log"),
         "properties": str(data_dir / "server.properties"),
-        "kafka_version": "4.1.1",
+        "kafka_version": "4.3.1",
         "started_at": 0.0,
     }
     (data_dir / STATE_FILE).write_bytes(orjson.dumps(state))
@@ -210,10 +210,40 @@ def test_a_cluster_id_starting_with_a_dash_is_passed_as_one_argument(
     monkeypatch.setattr("streamkit.ops.local_broker.os.urandom", lambda n: b"\xfb" * n)
     monkeypatch.setattr("streamkit.ops.local_broker.subprocess.run", fake_run)
     broker = LocalBroker(LocalBrokerConfig(data_dir=tmp_path, cache_dir=tmp_path))
-    broker._format_storage("java", "lib/*", tmp_path / "log4j2.properties")
+    assert broker._format_storage("java", "lib/*", tmp_path / "log4j2.properties", "4.3.1")
     (command,) = seen
     cluster = next(arg for arg in command if arg.startswith("--cluster-id="))
     assert cluster.startswith("--cluster-id=-")
+
+
+def test_storage_remembers_the_kafka_that_formatted_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broker formatted by an older Kafka (no marker, or another version) has its
+    features upgraded after its start; one formatted by this one does not."""
+    calls: list[list[str]] = []
+
+    class Done:
+        returncode = 0
+        stdout = stderr = ""
+
+    def fake_run(command: list[str], **kwargs: object) -> Done:
+        calls.append(command)
+        return Done()
+
+    monkeypatch.setattr("streamkit.ops.local_broker.subprocess.run", fake_run)
+    broker = LocalBroker(LocalBrokerConfig(data_dir=tmp_path, cache_dir=tmp_path))
+    log4j = tmp_path / "log4j2.properties"
+    assert broker._format_storage("java", "lib/*", log4j, "4.3.1") == "4.3.1"
+    (tmp_path / "kraft-logs").mkdir()
+    (tmp_path / "kraft-logs" / "meta.properties").write_text("formatted\n")
+    assert broker._format_storage("java", "lib/*", log4j, "4.3.1") == "4.3.1"
+    assert len(calls) == 1  # formatted once
+    (tmp_path / "formatted-by-kafka").unlink()
+    assert broker._format_storage("java", "lib/*", log4j, "4.3.1") is None
+    broker._upgrade_features("java", "lib/*", log4j, "4.3.1")
+    assert calls[-1][-3:] == ["upgrade", "--release-version", "4.3"]
+    assert (tmp_path / "formatted-by-kafka").read_text() == "4.3.1"
 
 
 def test_a_secure_broker_demands_tls_scram_and_acls_and_keeps_its_password_private(
