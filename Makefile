@@ -9,10 +9,11 @@ STREAMKIT := $(VENV)/bin/streamkit
 # The demo's own broker (separate from a broker you may run with `make broker-start`).
 DEMO_PORT ?= 39092
 DEMO_DATA_DIR ?= $(CURDIR)/.streamkit/demo-broker
+DEMO_ELASTIC_DATA_DIR ?= $(CURDIR)/.streamkit/demo-elastic-broker
 PYTEST_ARGS ?=
 
 
-.PHONY: help install lint test test-docker test-unit demo bench bench-peers chaos broker-start broker-stop broker-status clean
+.PHONY: help install lint test test-docker test-unit demo demo-elastic bench bench-peers chaos broker-start broker-stop broker-status clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -49,6 +50,17 @@ demo: install ## Run the example pipeline on a local Kafka (or $$STREAMKIT_BOOTS
 	  trap '$(STREAMKIT) broker stop --data-dir "$(DEMO_DATA_DIR)" >/dev/null' EXIT; \
 	  $(STREAMKIT) broker start --port $(DEMO_PORT) --data-dir "$(DEMO_DATA_DIR)"; \
 	  STREAMKIT_BOOTSTRAP_SERVERS=127.0.0.1:$(DEMO_PORT) $(PY) -m processors.demo; \
+	fi
+
+demo-elastic: install ## Autoscaling on a local Kafka: bursts of invoices, workers up, down and to zero, a timeline and a PNG
+	$(PY) -m pip install --quiet -e '.[plot]'
+	@set -euo pipefail; \
+	if [ -n "$${STREAMKIT_BOOTSTRAP_SERVERS:-}" ]; then \
+	  $(PY) -m processors.demo_elastic; \
+	else \
+	  trap '$(STREAMKIT) broker stop --data-dir "$(DEMO_ELASTIC_DATA_DIR)" >/dev/null' EXIT; \
+	  $(STREAMKIT) broker start --port $(DEMO_PORT) --data-dir "$(DEMO_ELASTIC_DATA_DIR)"; \
+	  STREAMKIT_BOOTSTRAP_SERVERS=127.0.0.1:$(DEMO_PORT) $(PY) -m processors.demo_elastic; \
 	fi
 
 bench: install bench-peers ## The peer benchmarks: map, windowed count, I/O-bound handler, filter, keyed aggregate, restore (BENCH_ARGS="--records 200000 --runs 5"; WINDOW_ARGS, ASYNC_ARGS, FILTER_ARGS, AGG_ARGS, RESTORE_ARGS likewise)
