@@ -109,6 +109,13 @@ def test_more_workers_than_partitions_all_work_and_a_poison_job_is_dead_lettered
     assert headers["__streamkit.error.exception.message"] == b"poison job 7"
     assert headers["__streamkit.error.processor"] == b"work"
     assert f"as share group {jobs.group}" in err.decode()
+    status = subprocess.run(
+        [sys.executable, "-m", "streamkit", "status", "--app", APP, "--once"],
+        env={**jobs.env, "COLUMNS": "250"}, cwd=ROOT, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert status.returncode == 0, status.stderr
+    assert f"share group {jobs.group}: records are acknowledged one by one" in status.stdout
 
 
 def test_a_worker_killed_holding_records_loses_none_of_them(
