@@ -6,7 +6,9 @@ nothing more. Derived from the topology (every name comes from
   the tables' topics and on the changelogs (a store restores from its changelog);
 - WRITE on every topic the workers produce to (outputs, projections, dead letters, parked,
   retry, repartition, late records and changelogs);
-- READ on the consumer group (join, fetch and commit offsets);
+- READ on the consumer group (join, fetch and commit offsets), or on the share group of
+  a queue app, with ALTER_CONFIGS there (a worker starts a new share group at the
+  earliest offset);
 - under ``exactly_once``, WRITE on the transactional ids: a prefix of the group's name.
 
 READ and WRITE imply DESCRIBE (Kafka's rule), which covers the metadata the workers ask
@@ -37,7 +39,7 @@ _WRITE = (
 
 @dataclass(frozen=True)
 class Permission:
-    """``operation`` (READ or WRITE) on the ``resource`` (topic, group or
+    """``operation`` (READ, WRITE, ALTER_CONFIGS) on the ``resource`` (topic, group or
     transactional-id) named ``name`` (``prefixed``: every name starting with it), and why."""
 
     resource: str
@@ -71,7 +73,11 @@ def permissions(app: App) -> list[Permission]:
             need("topic", topic, "WRITE", ", ".join(writes))
     for table in app.tables:
         need("topic", table.topic, "READ", f"table {table.name}")
-    need("group", app.group_id, "READ", "the consumer group")
+    if any(spec.queue for spec in app.processors):
+        need("group", app.group_id, "READ", "the share group")
+        need("group", app.group_id, "ALTER_CONFIGS", "share.auto.offset.reset=earliest")
+    else:
+        need("group", app.group_id, "READ", "the consumer group")
     if app.guarantee == "exactly_once":
         need("transactional-id", f"{app.group_id}-", "WRITE", "transactions", prefixed=True)
     return [found[key] for key in sorted(found)]
