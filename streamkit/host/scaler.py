@@ -22,7 +22,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
-from streamkit.errors import StreamkitError
+from streamkit.errors import ConfigError, StreamkitError
 from streamkit.host.autoscale import AutoscaleOptions, Autoscaler, Decision, Lag
 from streamkit.records import TP
 
@@ -52,6 +52,9 @@ class Scaler:
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._measuring, name="lag-probe", daemon=True)
         self._stuck: tuple[TP, ...] = ()
+        self._warned = ""
+        self.fatal: str | None = None
+        """Why measuring is impossible (a missing topic): the supervisor stops on it."""
         self.registry = CollectorRegistry()
         labels = ["app"]
         self._workers = Gauge(
@@ -102,15 +105,27 @@ class Scaler:
         while not self._done.is_set():
             try:
                 lags = self._measure()
+            except ConfigError as exc:
+                self.fatal = str(exc)
+                return
             except StreamkitError as exc:
-                log.warning("cannot measure lag: %s", exc)
+                if str(exc) != self._warned:  # once per distinct cause, not every interval
+                    log.warning("cannot measure lag: %s", exc)
+                    self._warned = str(exc)
             else:
+                self._warned = ""
                 with self._lock:
                     self._latest = (time.monotonic(), lags)
             self._done.wait(self.options.interval)
 
     def poll(self, now: float, serving: int) -> int | None:
-        """The workers there should be, if a new measurement says so; else None."""
+        """The workers there should be, if a new measurement says so; else None.
+
+        Raises:
+            ConfigError: the lag cannot be measured at all (a topic is missing).
+        """
+        if self.fatal is not None:
+            raise ConfigError(self.fatal)
         self._workers.set(serving)
         with self._lock:
             latest, self._latest = self._latest, None

@@ -24,6 +24,7 @@ from types import FrameType
 import orjson
 
 from streamkit.engines.kafka import WorkerOptions
+from streamkit.errors import ConfigError
 from streamkit.host.scaler import Scaler
 from streamkit.host.worker import EXIT_CANNOT_START, EXIT_OK, ProcessOptions
 from streamkit.runtime import instance
@@ -205,7 +206,11 @@ class Supervisor:
         while not self._stopping:
             now = time.monotonic()
             if self.scaler is not None:
-                wanted = self.scaler.poll(now, len(self.serving))
+                try:
+                    wanted = self.scaler.poll(now, len(self.serving))
+                except ConfigError as exc:
+                    log.error("cannot autoscale: %s", exc)
+                    return EXIT_CANNOT_START
                 if wanted is not None:
                     self.resize(wanted)
             for slot in list(self.slots):

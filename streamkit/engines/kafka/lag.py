@@ -13,7 +13,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from streamkit.engines.kafka.offsets import committed_offsets, offsets_for
-from streamkit.errors import KafkaOperationError
+from streamkit.errors import ConfigError, KafkaOperationError
 from streamkit.records import TP
 from streamkit.settings import Settings
 
@@ -52,11 +52,18 @@ class LagProbe:
 
         Raises:
             KafkaOperationError: the broker did not answer.
+            ConfigError: a topic is missing (a worker could not start either).
         """
         try:
             metadata = self._admin.list_topics(timeout=timeout)
         except KafkaException as exc:
             raise KafkaOperationError(f"listing topics failed: {exc.args[0].str()}") from exc
+        missing = [t for t in self.topics if t not in metadata.topics]
+        if missing:
+            raise ConfigError(
+                f"topics of group {self.group} do not exist: {', '.join(sorted(missing))} "
+                "(create them with `streamkit topics create MODULE`)"
+            )
         parts: list[TP] = [
             (topic, p)
             for topic in self.topics

@@ -50,3 +50,18 @@ def test_unknown_module_fails_before_any_worker_starts() -> None:
     assert done.stderr.strip().splitlines()[-1] == (
         "error: cannot import no_such_app_module: No module named 'no_such_app_module'"
     )
+
+
+def test_autoscaling_with_missing_topics_stops_with_exit_code_2_even_at_zero_workers(
+    echo: EchoSetup,
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "streamkit", "run", "tests.integration.apps.echo",
+         "--autoscale", "0..2"],
+        env=echo.env(ECHO_INPUT="does-not-exist-y"), cwd=ROOT, capture_output=True,
+        text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "cannot autoscale: topics of group" in done.stderr
+    assert "does-not-exist-y" in done.stderr
+    assert "streamkit topics create" in done.stderr
