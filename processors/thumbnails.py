@@ -38,6 +38,6 @@ def render(job: dict[str, Any]) -> dict[str, Any]:
     time.sleep(RENDER_SECONDS)
     return {
         "image_id": job["image_id"],
-        "url": f"https://cdn.example/thumbs/{job['image_id']}.webp",
+        "url": f"https://thumbs.invalid/{job['image_id']}.webp",
         "bytes": job["width"] * job["height"] // 40,
     }

@@ -55,11 +55,15 @@ class _Acquired:
         self.dead_letter_failed = False
         self.release = False
 
-    def on_delivery(self, dead_letter: bool, error: KafkaError | None, _: Any) -> None:
+    def on_delivery(
+        self, delivered: Counter[str], dead_letter: bool, error: KafkaError | None, msg: Any
+    ) -> None:
         self.pending -= 1
         if error is not None:
             self.failed = error.str()
             self.dead_letter_failed |= dead_letter
+        else:
+            delivered[msg.topic()] += 1
 
 
 class QueueWorker:
@@ -111,6 +115,7 @@ class QueueWorker:
         self.lag: dict[TP, int] = {}
         self.unmatched: dict[str, int] = {}
         self.counts: Counter[str] = Counter()
+        self._delivered: Counter[str] = Counter()  # per topic, for middleware's on_produced
         self._stopping = False
         self._checked = False
 
@@ -261,7 +266,8 @@ class QueueWorker:
         *,
         dead_letter: bool = False,
     ) -> ProduceError | None:
-        callback = lambda error, msg: record.on_delivery(dead_letter, error, msg)  # noqa: E731
+        delivered = self._delivered
+        callback = lambda error, msg: record.on_delivery(delivered, dead_letter, error, msg)  # noqa: E731
         while True:
             try:
                 self.producer.produce(
@@ -300,6 +306,9 @@ class QueueWorker:
                 self.counts["accepted"] += 1
         if acquired:
             self.consumer.commit_async()
+        if self._delivered:
+            self.pipeline.chain.produced(dict(self._delivered))
+            self._delivered.clear()
         if lost_dead_letter is not None:
             msg = lost_dead_letter.msg
             raise KafkaOperationError(

@@ -2,10 +2,12 @@
 dead-lettered after its deliveries, and nothing lost when a worker dies holding records."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -18,10 +20,19 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, ConfigResource
 from confluent_kafka.admin._resource import ResourceType
 
+from streamkit.ops.local_broker import free_port
 from tests.integration.helpers import ROOT, create_app_topics, read_all, stop_all
 from tests.integration.runtime.conftest import wait_for
 
 APP = "tests.integration.apps.queue"
+
+
+def _produced(port: int, topic: str) -> float:
+    """A worker's ``streamkit_records_produced_total`` for ``topic``."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    pattern = rf'^streamkit_records_produced_total{{[^}}]*topic="{topic}"[^}}]*}} (\S+)$'
+    return sum(float(v) for v in re.findall(pattern, text, re.MULTILINE))
 
 
 class Queue:
@@ -91,9 +102,15 @@ def test_more_workers_than_partitions_all_work_and_a_poison_job_is_dead_lettered
 ) -> None:
     jobs = queue(2)
     jobs.produce(1500)
-    run = jobs.run("--workers", "4", "--batch-size", "20", QUEUE_DELAY_MS="12", QUEUE_POISON="7")
+    port = free_port()
+    run = jobs.run(
+        "--workers", "4", "--batch-size", "20", "--http-port", str(port),
+        QUEUE_DELAY_MS="12", QUEUE_POISON="7",
+    )  # fmt: skip
     wait_for(lambda: len(jobs.outputs()) >= 1499, 120, "every job but the poison one")
     wait_for(lambda: len(jobs.dead_letters()) >= 1, 60, "the poison job's dead letter")
+    produced = sum(_produced(port + i, jobs.output) for i in range(4))
+    assert produced >= 1499  # each worker's /metrics counts what the broker acknowledged
     run.send_signal(signal.SIGTERM)
     _, err = run.communicate(timeout=90)
     assert run.returncode == 0, err.decode()[-3000:]
