@@ -20,7 +20,7 @@ from streamkit.state.join import JoinSpec
 from streamkit.state.stores import validate_kind
 from streamkit.state.tables import TableLookup, TableSpec
 from streamkit.state.windows import WindowSpec
-from streamkit.topic import NAME, Topic
+from streamkit.topic import CLUSTER_DEFAULT, NAME, Topic
 
 __all__ = ["App", "Topic", "load_app"]
 
@@ -93,7 +93,7 @@ class App(Patterns):
         value: str = "json",
         key: str = "string",
         partitions: int = 1,
-        replication_factor: int = 1,
+        replication_factor: int = CLUSTER_DEFAULT,
         config: Mapping[str, str] | None = None,
         keyed_by: str | None = None,
     ) -> Topic:
@@ -101,7 +101,7 @@ class App(Patterns):
         names the value field its records are keyed by (see :class:`Topic`)."""
         if not NAME.match(name) or name in {".", ".."}:
             raise ConfigError(f"topic name {name!r} is not a valid Kafka topic name")
-        if partitions < 1 or replication_factor < 1:
+        if partitions < 1 or (replication_factor < 1 and replication_factor != CLUSTER_DEFAULT):
             raise ConfigError(f"topic {name}: partitions and replication_factor must be >= 1")
         declared = Topic(
             name, value, key, partitions, replication_factor, dict(config or {}), keyed_by

@@ -27,7 +27,7 @@ from streamkit.state.gather import GatherSpec
 from streamkit.state.join import JoinSpec
 from streamkit.state.stores import state_key, validate_kind
 from streamkit.state.tables import TableSpec
-from streamkit.topic import NAME, Topic
+from streamkit.topic import CLUSTER_DEFAULT, NAME, Topic
 
 __all__ = ["Patterns", "duration_ms", "repartition_topic", "topic_name"]
 
@@ -245,7 +245,7 @@ class Patterns:
                               "must be of [A-Za-z0-9._-]: give it one with name=")  # fmt: skip
         declared = [self._topics[t] for t in inputs if t in self._topics]
         partitions = max((t.partitions for t in declared), default=1)
-        replicas = max((t.replication_factor for t in declared), default=1)
+        replicas = max((t.replication_factor for t in declared), default=CLUSTER_DEFAULT)
         self._topics[target] = Topic(target, value, "string", partitions, replicas)
         for source in inputs:
             router = _router(target, key_of, envelope)

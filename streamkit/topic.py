@@ -6,11 +6,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["NAME", "Topic"]
+__all__ = ["CLUSTER_DEFAULT", "NAME", "Topic"]
 
 _PLAIN_FORMATS = frozenset({"json", "string", "bytes"})
 NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 """What an app, topic, store or processor name may be made of."""
+
+CLUSTER_DEFAULT = -1
+"""A replication factor that leaves it to the cluster (``default.replication.factor``)."""
 
 
 @dataclass(frozen=True)
@@ -23,7 +26,8 @@ class Topic:
             app's schema directory (full or short name).
         key: the same choices for the key; ``"string"`` by default.
         partitions: partition count that ``streamkit topics create`` makes and checks.
-        replication_factor: replicas per partition.
+        replication_factor: replicas per partition; by default the cluster's
+            ``default.replication.factor`` (1 on the local broker, 3 on a cluster of three).
         config: topic configs (``retention.ms``, ``cleanup.policy``...).
         keyed_by: the value field its records are keyed by, if any: an aggregate, window,
             gather or join keyed by that field reads the topic as it is; keyed by anything
@@ -34,7 +38,7 @@ class Topic:
     value: str = "json"
     key: str = "string"
     partitions: int = 1
-    replication_factor: int = 1
+    replication_factor: int = CLUSTER_DEFAULT
     config: Mapping[str, str] = field(default_factory=dict)
     keyed_by: str | None = None
 

@@ -29,6 +29,7 @@ from streamkit.app import App, Topic
 from streamkit.processor import ProcessorSpec
 from streamkit.state.aggregate import AggregateSpec
 from streamkit.state.stores import StoreSpec
+from streamkit.topic import CLUSTER_DEFAULT
 
 __all__ = ["RetryTopic", "Role", "Topology"]
 
@@ -280,4 +281,4 @@ class Topology:
 
     def _replicas(self, topic: str) -> int:
         declared = self.app.topics.get(topic)
-        return declared.replication_factor if declared is not None else 1
+        return declared.replication_factor if declared is not None else CLUSTER_DEFAULT

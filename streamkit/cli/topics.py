@@ -18,6 +18,7 @@ from streamkit.ops.admin import (
 )
 from streamkit.runtime.serdes import app_serdes
 from streamkit.settings import Settings
+from streamkit.topic import CLUSTER_DEFAULT
 from streamkit.topology import Topology
 
 
@@ -33,7 +34,10 @@ def topics() -> None:
     "--partitions", type=click.IntRange(1), default=1, show_default=True,
     help="Partitions of each --topic.",
 )  # fmt: skip
-@click.option("--replication-factor", type=click.IntRange(1), default=1, show_default=True)
+@click.option(
+    "--replication-factor", type=click.IntRange(1), default=None,
+    help="Replicas of each --topic [default: the cluster's default.replication.factor].",
+)  # fmt: skip
 @click.option(
     "--config", "configs", multiple=True, metavar="KEY=VALUE",
     help="A topic config of each --topic, e.g. cleanup.policy=compact (repeatable).",
@@ -42,7 +46,7 @@ def create(
     target: str | None,
     names: tuple[str, ...],
     partitions: int,
-    replication_factor: int,
+    replication_factor: int | None,
     configs: tuple[str, ...],
 ) -> None:
     """Create every topic MODULE's app declares (and its DLQ, parked, retry and changelog
@@ -56,7 +60,8 @@ def create(
     if not target and not names:
         raise click.UsageError("name an app (MODULE) or topics (--topic NAME)")
     config = dict(_pair(c) for c in configs)
-    expected = [TopicSpec(n, partitions, replication_factor, config) for n in names]
+    replicas = CLUSTER_DEFAULT if replication_factor is None else replication_factor
+    expected = [TopicSpec(n, partitions, replicas, config) for n in names]
     label = "requested"
     if target:
         app = load_app(target)

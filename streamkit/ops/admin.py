@@ -18,6 +18,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from streamkit.errors import KafkaOperationError, KafkaUnreachableError
 from streamkit.settings import Settings
+from streamkit.topic import CLUSTER_DEFAULT
 
 __all__ = [
     "TopicSpec",
@@ -37,7 +38,7 @@ class TopicSpec:
 
     name: str
     partitions: int = 1
-    replication_factor: int = 1
+    replication_factor: int = CLUSTER_DEFAULT
     config: Mapping[str, str] = field(default_factory=dict)
 
 

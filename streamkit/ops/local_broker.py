@@ -16,7 +16,7 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +31,17 @@ from streamkit.ops._local_process import (
     port_in_use,
     terminate,
 )
-from streamkit.ops.secure_broker import SecureFiles, secure_files
+from streamkit.ops.broker_config import LocalBrokerConfig, render_properties
 
-__all__ = ["BrokerState", "LocalBroker", "LocalBrokerConfig", "free_port", "render_properties"]
+__all__ = [
+    "BrokerState",
+    "Launch",
+    "LocalBroker",
+    "LocalBrokerConfig",
+    "free_port",
+    "new_cluster_id",
+    "render_properties",
+]
 
 log = logging.getLogger("streamkit.broker")
 
@@ -55,75 +63,19 @@ logger.cleaner.level=INFO
 """
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id (16 bytes, URL-safe base64, as ``kafka-storage random-uuid``)."""
+    return base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+
+
 @dataclass(frozen=True)
-class LocalBrokerConfig:
-    """How to run the local broker.
+class Launch:
+    """A broker process started and not yet known to answer."""
 
-    Attributes:
-        data_dir: log segments, metadata, the broker log and the state file.
-        cache_dir: where the broker's jars are cached (see ``Settings.cache_dir``).
-        port: the client (PLAINTEXT) port on 127.0.0.1.
-        controller_port: the KRaft controller port; 0 picks a free one at start.
-        heap: JVM heap, as in ``-Xmx``.
-        java_home: run ``$JAVA_HOME/bin/java`` instead of ``java`` on PATH.
-        extra: further ``server.properties`` entries, overriding the defaults.
-        secure: TLS, SCRAM users and ACLs (see :mod:`streamkit.ops.secure_broker`).
-    """
-
-    data_dir: Path
-    cache_dir: Path
-    port: int = 9092
-    controller_port: int = 0
-    heap: str = "512m"
-    java_home: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
-    secure: bool = False
-
-    @property
-    def host(self) -> str:
-        """The only interface the broker listens on."""
-        return "127.0.0.1"
-
-    @property
-    def secure_files(self) -> SecureFiles | None:
-        """The secured broker's CA, certificate and passwords (made on first use)."""
-        return secure_files(self.data_dir / "secure") if self.secure else None
-
-
-def render_properties(config: LocalBrokerConfig, controller_port: int) -> str:
-    """The broker's ``server.properties`` for ``config`` (secrets included when secure)."""
-    host, port = config.host, config.port
-    props: dict[str, str] = {
-        "process.roles": "broker,controller",
-        "node.id": "1",
-        "controller.quorum.voters": f"1@{host}:{controller_port}",
-        "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{host}:{port}",
-        "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-        "log.dirs": str(config.data_dir / "kraft-logs"),
-        "num.partitions": "1",
-        "default.replication.factor": "1",
-        "min.insync.replicas": "1",
-        "offsets.topic.replication.factor": "1",
-        "offsets.topic.num.partitions": "1",
-        "transaction.state.log.replication.factor": "1",
-        "transaction.state.log.min.isr": "1",
-        "transaction.state.log.num.partitions": "1",
-        "share.coordinator.state.topic.replication.factor": "1",
-        "share.coordinator.state.topic.min.isr": "1",
-        "group.initial.rebalance.delay.ms": "0",
-        "auto.create.topics.enable": "false",
-        "log.cleaner.dedupe.buffer.size": "2097152",
-        "log.cleaner.backoff.ms": "1000",
-        "log.retention.check.interval.ms": "10000",
-    }
-    files = config.secure_files
-    if files is not None:
-        props.update(files.broker_properties(host, port, controller_port))
-    props.update(config.extra)
-    return "".join(f"{key}={value}\n" for key, value in props.items())
+    process: subprocess.Popen[bytes]
+    state: BrokerState
+    tools: tuple[str, str, Path]  # java, classpath, log4j configuration
+    formatted_by: str | None
 
 
 @dataclass(frozen=True)
@@ -139,11 +91,12 @@ class BrokerState:
     kafka_version: str
     started_at: float
     secure: bool = False
+    host: str = "127.0.0.1"
 
     @property
     def bootstrap_servers(self) -> str:
         """``host:port`` for clients."""
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -203,6 +156,15 @@ class LocalBroker:
         With ``foreground=True`` the broker's log goes to this terminal and the call
         returns only after the broker exits (its state file is removed then).
         """
+        launched = self.launch(foreground=foreground)
+        if isinstance(launched, BrokerState):
+            return launched
+        return self.await_ready(launched, timeout)
+
+    def launch(self, *, foreground: bool = False) -> Launch | BrokerState:
+        """Format the storage if needed and start the broker process without waiting for
+        it (the nodes of a cluster start together: none answers before the quorum forms);
+        the state of a broker already running, or of a foreground one once it exited."""
         current = self.status()
         if current.running and current.state is not None:
             return current.state
@@ -241,6 +203,11 @@ class LocalBroker:
                 cwd=self.data_dir, start_new_session=True,
             )  # fmt: skip
         state = self._write_state(process.pid, controller_port, pom)
+        return Launch(process, state, (java.path, classpath, log4j), formatted_by)
+
+    def await_ready(self, launch: Launch, timeout: float = 90.0) -> BrokerState:
+        """Wait until a launched broker answers (its quorum formed); on failure stop it."""
+        process, state = launch.process, launch.state
         try:
             self._wait_ready(process, timeout)
         except BaseException:
@@ -249,8 +216,8 @@ class LocalBroker:
                 process.wait(timeout=5)
             self.state_path.unlink(missing_ok=True)
             raise
-        if formatted_by != state.kafka_version and not cfg.secure:
-            self._upgrade_features(java.path, classpath, log4j, state.kafka_version)
+        if launch.formatted_by != state.kafka_version and not self.config.secure:
+            self._upgrade_features(*launch.tools, state.kafka_version)
         return state
 
     def _upgrade_features(self, java: str, classpath: str, log4j: Path, version: str) -> None:
@@ -279,7 +246,7 @@ class LocalBroker:
         if (self.data_dir / "kraft-logs" / "meta.properties").is_file():
             marker = self._formatted_by
             return marker.read_text().strip() if marker.is_file() else None
-        cluster_id = base64.urlsafe_b64encode(os.urandom(16)).rstrip(b"=").decode()
+        cluster_id = self.config.cluster_id or new_cluster_id()
         files = self.config.secure_files
         command = [
             java, "-Xmx256m", f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath,
@@ -308,6 +275,7 @@ class LocalBroker:
             kafka_version=dist.kafka_version(pom),
             started_at=time.time(),
             secure=self.config.secure,
+            host=self.config.host,
         )
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_bytes(orjson.dumps(asdict(state), option=orjson.OPT_INDENT_2))

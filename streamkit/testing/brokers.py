@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from streamkit.errors import BrokerError, StreamkitError
+from streamkit.ops._local_process import port_in_use
 from streamkit.ops.local_broker import LocalBroker, LocalBrokerConfig, admin_answers, free_port
+from streamkit.ops.local_cluster import LocalCluster
 from streamkit.ops.secure_broker import ADMIN, SecureFiles
 from streamkit.settings import Settings
 
@@ -234,6 +236,64 @@ def start_test_broker(environ: Mapping[str, str] | None = None) -> TestBroker:
         except Exception as exc:
             raise BrokerError(f"cannot start the Kafka container {image}: {exc}") from exc
     return _local_broker(settings)
+
+
+@dataclass
+class ClusterTestBroker:
+    """A local cluster of a test session (see :mod:`streamkit.ops.local_cluster`): three
+    KRaft nodes, replication factor 3, ``min.insync.replicas`` 2. A test that kills a node
+    starts it again before it ends."""
+
+    __test__ = False
+
+    cluster: LocalCluster
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """Every node's ``host:port``."""
+        return self.cluster.bootstrap_servers
+
+    def kill(self, node: int) -> int:
+        """SIGKILL node ``node`` (1-based); its pid."""
+        return self.cluster.kill(node)
+
+    def restart(self, node: int) -> None:
+        """Start node ``node`` again and wait until it answers."""
+        self.cluster.start_node(node)
+
+    def node_of_port(self, port: int) -> int:
+        """The node listening on ``port``."""
+        layout = self.cluster.layout()
+        assert layout is not None  # noqa: S101 - started
+        return layout.ports.index(port) + 1
+
+    def stop(self) -> None:
+        """Stop every node and remove the cluster's data."""
+        try:
+            self.cluster.stop()
+        finally:
+            shutil.rmtree(self.cluster.data_dir, ignore_errors=True)
+
+
+def start_test_cluster(
+    environ: Mapping[str, str] | None = None, nodes: int = 3
+) -> ClusterTestBroker:
+    """Start a local cluster of ``nodes`` in a temporary directory on free ports; raise
+    BrokerError when it cannot start."""
+    settings = Settings.from_env(os.environ if environ is None else environ)
+    data_dir = Path(tempfile.mkdtemp(prefix="streamkit-test-cluster-"))
+    base = free_port()
+    while any(port_in_use("127.0.0.1", base + i) for i in range(nodes)):
+        base = free_port()
+    cluster = LocalCluster(
+        data_dir, settings.cache_dir, nodes=nodes, port=base, java_home=settings.java_home
+    )
+    try:
+        cluster.start(timeout=180)
+    except BaseException:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        raise
+    return ClusterTestBroker(cluster)
 
 
 def client_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:

@@ -11,6 +11,9 @@ Fixtures:
     secure_kafka: a session-wide secured local broker (SASL_SSL, SCRAM users, ACLs
         enforced), as a :class:`~streamkit.testing.brokers.SecureTestBroker`: ``config()``
         and ``env()`` of the admin or any user, ``user(name)`` to create one.
+    kafka_cluster: a session-wide local cluster of three nodes (replication factor 3,
+        ``min.insync.replicas`` 2), as a :class:`~streamkit.testing.brokers.ClusterTestBroker`
+        with ``kill(node)`` and ``restart(node)`` for failover tests.
 
 Markers: ``kafka`` (needs the broker) and ``docker`` (needs a Docker engine: skipped
 without one, failed under ``CI=true``).
@@ -31,7 +34,7 @@ from streamkit.errors import StreamkitError
 if TYPE_CHECKING:
     from streamkit.app import App
     from streamkit.ops.client import AppClient
-    from streamkit.testing.brokers import SecureTestBroker
+    from streamkit.testing.brokers import ClusterTestBroker, SecureTestBroker
 
 TopicFactory = Callable[..., str]
 _T = TypeVar("_T")
@@ -83,6 +86,19 @@ def kafka_bootstrap() -> Iterator[str]:
         yield broker.bootstrap_servers
     finally:
         broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster() -> Iterator[ClusterTestBroker]:
+    """A local cluster of three KRaft nodes for the whole test session: topics replicated
+    three times, ``min.insync.replicas`` 2 (see :mod:`streamkit.ops.local_cluster`)."""
+    from streamkit.testing.brokers import start_test_cluster  # noqa: PLC0415
+
+    cluster = _needed(start_test_cluster, "local Kafka cluster")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,14 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from streamkit.errors import ConfigError, KafkaOperationError
 from streamkit.records import TP
@@ -141,15 +148,38 @@ class ChangelogReader:
         """The changelog partition's end, and its records from ``start`` to that end."""
         if self._consumer is None:
             self._consumer = Consumer(self._config)
-        consumer = self._consumer
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=15)
-        return high, _records(consumer, topic, partition, max(start, low), high)
+        low, high = watermarks(self._consumer, topic, partition)
+        return high, _records(self._consumer, topic, partition, max(start, low), high)
 
     def close(self) -> None:
         """Close the consumer, if one was made."""
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
+
+
+_MOVING = frozenset({
+    KafkaError._UNKNOWN_PARTITION, KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError.REQUEST_TIMED_OUT,
+})  # fmt: skip
+
+
+def watermarks(
+    consumer: Consumer, topic: str, partition: int, deadline: float = 60.0
+) -> tuple[int, int]:
+    """A partition's low and high watermarks, asked again while its leadership moves (a
+    broker of the cluster died: its partitions are unknown or leaderless for seconds)."""
+    give_up = time.monotonic() + deadline
+    while True:
+        try:
+            return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=15)
+        except KafkaException as exc:
+            if exc.args[0].code() not in _MOVING or time.monotonic() > give_up:
+                raise KafkaOperationError(
+                    f"reading the offsets of {topic}[{partition}] failed: {exc.args[0].str()}"
+                ) from exc
+            time.sleep(0.5)
 
 
 def _records(

@@ -16,8 +16,9 @@ import logging
 import time
 from collections.abc import Iterable
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
+from streamkit.engines.kafka.clients import watermarks
 from streamkit.errors import ConfigError, KafkaOperationError, SerializationError
 from streamkit.records import TP
 from streamkit.runtime.pipeline import Pipeline
@@ -144,14 +145,7 @@ class TableFeed:
         for topic, p in new:
             for data in self.by_topic[topic]:
                 data.hold(p)
-            try:
-                _, ends[(topic, p)] = consumer.get_watermark_offsets(
-                    TopicPartition(topic, p), timeout=15
-                )
-            except KafkaException as exc:
-                raise KafkaOperationError(
-                    f"table topic {topic}[{p}]: its end is unknown: {exc.args[0].str()}"
-                ) from exc
+            _, ends[(topic, p)] = watermarks(consumer, topic, p)
         consumer.incremental_assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, p in new])
         self._held.update(new)
         todo = {tp: end for tp, end in ends.items() if end > 0}

@@ -26,6 +26,7 @@ from streamkit.engines.kafka.clients import (
     client_id,
     consumer_config,
     producer_config,
+    watermarks,
 )
 from streamkit.engines.kafka.group import GroupMember
 from streamkit.engines.kafka.tables import TableFeed
@@ -272,8 +273,7 @@ class KafkaWorker(GroupMember):
             (found,) = self.consumer.committed([TopicPartition(*tp)], timeout=30)
             committed = found.offset if found.offset >= 0 else None
         if committed is None:
-            low, _ = self.consumer.get_watermark_offsets(TopicPartition(*tp), timeout=30)
-            committed = low
+            committed, _ = watermarks(self.consumer, *tp)
         task.retrying = None
         task.hold_at(committed, task.backoff.next())
 

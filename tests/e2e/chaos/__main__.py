@@ -67,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"{size.records:,} records per scenario at {size.rate:,}/s, up to {size.faults} faults")
     print(table(rows))
+    for r in rows:
+        if len(r.recoveries_ms) > 1:
+            each = ", ".join(f"{ms / 1000:.1f}" for ms in r.recoveries_ms)
+            print(f"{r.scenario}: recovery after each fault (s): {each}")
     return 1 if any(r.problems for r in rows) else 0
 
 

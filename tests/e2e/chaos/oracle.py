@@ -58,6 +58,7 @@ class Verdict:
     early_commits: list[str] = field(default_factory=list)
     state_mismatches: list[str] = field(default_factory=list)
     recovery_ms: int = 0
+    recoveries_ms: list[int] = field(default_factory=list)
     samples: int = 0
 
     def problems(self, max_duplicates: int) -> list[str]:
@@ -148,7 +149,8 @@ def verify(
     verdict.samples = len(samples)
     if changelog is not None:
         verdict.state_mismatches = _state(inputs, changelog)
-    verdict.recovery_ms = _recovery(inputs, outputs, faults_ms)
+    verdict.recoveries_ms = _recoveries(inputs, outputs, faults_ms)
+    verdict.recovery_ms = max(verdict.recoveries_ms, default=0)
     return verdict
 
 
@@ -216,17 +218,16 @@ def _state(inputs: list[Record], changelog: list[Record]) -> list[str]:
     ]
 
 
-def _recovery(inputs: list[Record], outputs: list[Record], faults_ms: list[int]) -> int:
-    """The longest time, over faults and input partitions, from a fault to the first
+def _recoveries(inputs: list[Record], outputs: list[Record], faults_ms: list[int]) -> list[int]:
+    """For each fault, the longest time over input partitions from the fault to the first
     output appended after it for an input of that partition."""
     source_partition = {r.value["id"]: r.partition for r in inputs}
-    longest = 0
+    each = []
     for fault in faults_ms:
         first: dict[int, int] = {}
         for r in outputs:
             if r.appended_ms >= fault:
                 p = source_partition.get(r.value["id"], -1)
                 first[p] = min(first.get(p, r.appended_ms), r.appended_ms)
-        if first:
-            longest = max(longest, max(first.values()) - fault)
-    return longest
+        each.append(max(first.values()) - fault if first else 0)
+    return each

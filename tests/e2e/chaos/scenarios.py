@@ -27,9 +27,12 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from streamkit.engines.kafka import WorkerOptions
+from streamkit.ops._local_process import port_in_use
 from streamkit.ops.admin import TopicSpec, admin_client, create_topics, delete_topics
 from streamkit.ops.local_broker import LocalBroker, LocalBrokerConfig, free_port
+from streamkit.ops.local_cluster import LocalCluster
 from streamkit.settings import Settings
+from streamkit.topic import CLUSTER_DEFAULT
 from tests.e2e.chaos.oracle import CommitSample, Verdict, read_topic, verify
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -85,6 +88,7 @@ class Run:
     faults_ms: list[int] = field(default_factory=list)
     samples: list[CommitSample] = field(default_factory=list)
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    cluster: LocalCluster | None = None  # the scenario's own cluster (leader failover)
 
     def __post_init__(self) -> None:
         tag = f"{self.scenario}-{uuid.uuid4().hex[:6]}"
@@ -123,19 +127,23 @@ class Run:
         """The app's topics; outputs and DLQ with LogAppendTime (for the commit check)."""
         specs = [
             TopicSpec(self.input, self.partitions),
-            TopicSpec(self.output, self.partitions, 1, APPEND_TIME),
+            TopicSpec(self.output, self.partitions, CLUSTER_DEFAULT, APPEND_TIME),
             TopicSpec(self.parked, self.partitions),
         ]
-        specs.append(TopicSpec(self.dlq_topic, self.partitions, 1, APPEND_TIME))
+        specs.append(TopicSpec(self.dlq_topic, self.partitions, CLUSTER_DEFAULT, APPEND_TIME))
         if self.stateful:
             specs.append(
-                TopicSpec(self.changelog, self.partitions, 1, {"cleanup.policy": "compact"})
+                TopicSpec(
+                    self.changelog, self.partitions, CLUSTER_DEFAULT, {"cleanup.policy": "compact"}
+                )
             )
         create_topics(self._admin, specs)
 
     def create_dlq(self) -> None:
         """The DLQ topic, late (the DLQ-unavailable scenario)."""
-        create_topics(self._admin, [TopicSpec(self.dlq_topic, self.partitions, 1, APPEND_TIME)])
+        create_topics(
+            self._admin, [TopicSpec(self.dlq_topic, self.partitions, CLUSTER_DEFAULT, APPEND_TIME)]
+        )
 
     def start(self, workers: int = 1, **env: str) -> subprocess.Popen[bytes]:
         """``streamkit run`` of the chaos app with ``workers`` processes."""
@@ -187,6 +195,16 @@ class Run:
         """Until the group has ``count`` members."""
         _wait(lambda: self.members() == count, timeout,
               f"{self.scenario}: the group never had {count} members\n{self.logs()}")  # fmt: skip
+
+    def busiest_leader(self) -> int:
+        """The node leading the most partitions of the input and the changelog."""
+        metadata = self._admin.list_topics(timeout=10)
+        leaders: list[int] = []
+        for topic in (self.input, self.changelog):
+            info = metadata.topics.get(topic)
+            if info is not None:
+                leaders += [p.leader for p in info.partitions.values() if p.leader >= 0]
+        return max(set(leaders), key=leaders.count)
 
     def logs(self) -> str:
         """The tail of every process log of this run."""
@@ -441,6 +459,23 @@ def zombie(run: Run) -> None:
         time.sleep(3)
 
 
+def leader_failover(run: Run) -> None:
+    """A three-node cluster: kill -9 the node leading the most input and changelog
+    partitions while workers run; start it again a while later (replication 3, min ISR 2)."""
+    assert run.cluster is not None
+    run.start(workers=2)
+    run.wait_members(2)
+    run.begin()
+    slots = 2 * run.size.faults + 1
+    for n in range(run.size.faults):
+        run.wait_produced((2 * n + 1) / slots)
+        node = run.busiest_leader()
+        run.faults_ms.append(now_ms())
+        run.cluster.kill(node)
+        run.wait_produced((2 * n + 2) / slots)  # the outage: the cluster goes on without it
+        run.cluster.start_node(node)
+
+
 def _broker_restarts_doc(run: Run) -> None:
     """The broker stopped mid-stream and started again (same data, same ports)."""
     raise AssertionError("runs through _broker_restarts, with the scenario's own broker")
@@ -455,6 +490,7 @@ class Scenario:
     eos: bool = False
     stateful: bool = False
     own_broker: bool = False
+    own_cluster: bool = False
     zero_duplicates: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -469,6 +505,7 @@ SCENARIOS = [
     Scenario("sigterm", sigterm, stateful=True, zero_duplicates=True),
     Scenario("scale-1-3-1", scale, zero_duplicates=True),
     Scenario("broker-restart", _broker_restarts_doc, own_broker=True),
+    Scenario("leader-failover", leader_failover, stateful=True, own_cluster=True),
     Scenario("dlq-unavailable", dlq_unavailable, zero_duplicates=True),
     Scenario("eos-kill-9", kill_random, eos=True, stateful=True),
     Scenario("eos-failpoint-transaction", failpoint("transaction", 8), eos=True, stateful=True),
@@ -489,14 +526,23 @@ class Row:
     duplicates: int
     recovery_ms: int
     faults: int
+    recoveries_ms: list[int]
     commit_samples: int
     problems: list[str]
 
 
 def run_scenario(scenario: Scenario, bootstrap: str | None, size: Size) -> Row:
     """Run ``scenario`` (on ``bootstrap``, or on a broker of its own) and judge it."""
-    broker, data = None, None
-    if scenario.own_broker or bootstrap is None:
+    broker, data, cluster = None, None, None
+    if scenario.own_cluster:
+        data = Path(tempfile.mkdtemp(prefix="chaos-cluster-"))
+        base = free_port()
+        while any(port_in_use("127.0.0.1", base + i) for i in range(3)):
+            base = free_port()
+        cluster = LocalCluster(data, Settings.from_env().cache_dir, nodes=3, port=base)
+        cluster.start(timeout=180)
+        bootstrap = cluster.bootstrap_servers
+    elif scenario.own_broker or bootstrap is None:
         data = Path(tempfile.mkdtemp(prefix="chaos-broker-"))
         broker = LocalBroker(LocalBrokerConfig(
             data_dir=data, cache_dir=Settings.from_env().cache_dir, port=free_port(),
@@ -504,7 +550,8 @@ def run_scenario(scenario: Scenario, bootstrap: str | None, size: Size) -> Row:
         ))  # fmt: skip
         bootstrap = broker.start().bootstrap_servers
     assert bootstrap is not None
-    run = Run(bootstrap, scenario.name, size, eos=scenario.eos, stateful=scenario.stateful)
+    run = Run(bootstrap, scenario.name, size, eos=scenario.eos, stateful=scenario.stateful,
+              cluster=cluster)  # fmt: skip
     try:
         run.create_topics()
         if scenario.own_broker and broker is not None:
@@ -517,12 +564,14 @@ def run_scenario(scenario: Scenario, bootstrap: str | None, size: Size) -> Row:
         run.close()
         if broker is not None:
             broker.stop()
+        if cluster is not None:
+            cluster.stop()
         if data is not None:
             shutil.rmtree(data, ignore_errors=True)
     bound = 0 if scenario.zero_duplicates else run.duplicate_bound()
     return Row(scenario.name, verdict.inputs, verdict.outputs, verdict.dead_letters,
                len(verdict.lost), verdict.duplicates, verdict.recovery_ms, len(run.faults_ms),
-               verdict.samples, verdict.problems(bound))  # fmt: skip
+               verdict.recoveries_ms, verdict.samples, verdict.problems(bound))  # fmt: skip
 
 
 def _broker_restarts(run: Run, broker: LocalBroker) -> None:
