@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import time
 from pathlib import Path
 
-__all__ = ["free_port", "is_our_broker", "pid_alive", "port_in_use", "terminate"]
+__all__ = ["free_port", "free_ports", "is_our_broker", "pid_alive", "port_in_use", "terminate"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -18,6 +19,19 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> int:
+    """The first of ``count`` consecutive ports on ``host`` that are free now, below the
+    kernel's ephemeral range (32768 up on Linux). A port from that range can be taken as
+    the local port of some client's connection while its broker is down for a restart,
+    and the broker then cannot bind it again."""
+    rng = random.Random()  # noqa: S311 - spreads port choices; nothing secret
+    for _ in range(500):
+        base = rng.randrange(20000, 32000 - count)
+        if not any(port_in_use(host, base + i) for i in range(count)):
+            return base
+    raise OSError(f"no {count} consecutive free ports on {host} between 20000 and 32000")
 
 
 def port_in_use(host: str, port: int) -> bool:

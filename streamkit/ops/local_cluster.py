@@ -20,7 +20,7 @@ from pathlib import Path
 import orjson
 
 from streamkit.errors import BrokerError
-from streamkit.ops._local_process import free_port, pid_alive, port_in_use
+from streamkit.ops._local_process import free_ports, pid_alive, port_in_use
 from streamkit.ops.broker_config import LocalBrokerConfig
 from streamkit.ops.local_broker import BrokerState, BrokerStatus, LocalBroker, new_cluster_id
 
@@ -93,11 +93,10 @@ class LocalCluster:
                 f"ports {', '.join(map(str, busy))} on {self.host} are in use: stop what "
                 "listens there or choose another base with --port"
             )
-        controllers: list[int] = []
-        while len(controllers) < self.nodes:
-            candidate = free_port(self.host)
-            if candidate not in ports and candidate not in controllers:
-                controllers.append(candidate)
+        first = free_ports(self.nodes, self.host)
+        while first <= ports[-1] and ports[0] <= first + self.nodes - 1:
+            first = free_ports(self.nodes, self.host)
+        controllers = [first + i for i in range(self.nodes)]
         layout = ClusterLayout(ports, tuple(controllers), new_cluster_id(), self.host)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.layout_path.write_bytes(orjson.dumps(asdict(layout), option=orjson.OPT_INDENT_2))

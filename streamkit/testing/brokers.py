@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from streamkit.errors import BrokerError, StreamkitError
-from streamkit.ops._local_process import port_in_use
+from streamkit.ops._local_process import free_ports
 from streamkit.ops.local_broker import LocalBroker, LocalBrokerConfig, admin_answers, free_port
 from streamkit.ops.local_cluster import LocalCluster
 from streamkit.ops.secure_broker import ADMIN, SecureFiles
@@ -282,9 +282,7 @@ def start_test_cluster(
     BrokerError when it cannot start."""
     settings = Settings.from_env(os.environ if environ is None else environ)
     data_dir = Path(tempfile.mkdtemp(prefix="streamkit-test-cluster-"))
-    base = free_port()
-    while any(port_in_use("127.0.0.1", base + i) for i in range(nodes)):
-        base = free_port()
+    base = free_ports(nodes)  # below the ephemeral range: a killed node can bind again
     cluster = LocalCluster(
         data_dir, settings.cache_dir, nodes=nodes, port=base, java_home=settings.java_home
     )

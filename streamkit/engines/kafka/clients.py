@@ -162,6 +162,7 @@ _MOVING = frozenset({
     KafkaError._UNKNOWN_PARTITION, KafkaError.UNKNOWN_TOPIC_OR_PART,
     KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
     KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError.REQUEST_TIMED_OUT,
+    KafkaError._DESTROY_BROKER,  # the dead broker left the metadata while asked
 })  # fmt: skip
 
 
@@ -173,13 +174,29 @@ def watermarks(
     give_up = time.monotonic() + deadline
     while True:
         try:
-            return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=15)
+            return consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)
         except KafkaException as exc:
             if exc.args[0].code() not in _MOVING or time.monotonic() > give_up:
                 raise KafkaOperationError(
                     f"reading the offsets of {topic}[{partition}] failed: {exc.args[0].str()}"
                 ) from exc
+        # The client asks the leader it knows, which may be the dead one, until its
+        # metadata is refreshed: ask again only once the metadata names a live leader
+        # (asking a broker that is being dropped from the metadata can abort librdkafka).
+        time.sleep(0.2)
+        while time.monotonic() < give_up and not _leader_known(consumer, topic, partition):
             time.sleep(0.5)
+
+
+def _leader_known(consumer: Consumer, topic: str, partition: int) -> bool:
+    """Whether fresh metadata names a leader of the partition among the live brokers."""
+    try:
+        metadata = consumer.list_topics(topic, timeout=5)
+    except KafkaException:
+        return False
+    info = metadata.topics.get(topic)
+    found = None if info is None else info.partitions.get(partition)
+    return found is not None and found.leader in metadata.brokers
 
 
 def _records(

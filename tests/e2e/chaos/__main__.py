@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -42,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--short", action="store_true", help="the CI sizes")
     parser.add_argument("--only", default="", help="comma-separated scenario names")
     args = parser.parse_args(argv)
+    # SIGTERM (a timeout, Ctrl-C from a runner) unwinds like an error: the brokers,
+    # clusters and workers this run started are stopped by their finally blocks.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     size = SHORT if args.short else LONG
     chosen = [s for s in SCENARIOS if not args.only or s.name in args.only.split(",")]
     bootstrap = os.environ.get("STREAMKIT_BOOTSTRAP_SERVERS")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
 
-from streamkit.ops._local_process import free_port, port_in_use
+from streamkit.ops._local_process import free_ports
 from streamkit.testing.brokers import ClusterTestBroker
 from tests.integration.helpers import ROOT, create_app_topics
 
@@ -31,9 +31,7 @@ def test_app_topics_get_three_replicas_and_two_in_sync_on_the_cluster(
 
 
 def test_the_cli_starts_reports_and_stops_a_cluster(tmp_path: Path) -> None:
-    base = free_port()
-    while any(port_in_use("127.0.0.1", base + i) for i in range(3)):
-        base = free_port()
+    base = free_ports(3)
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from streamkit.ops._local_process import free_port, port_in_use
+from streamkit.ops._local_process import free_ports
 from streamkit.ops.local_cluster import LocalCluster
 from streamkit.settings import Settings
 from tests.integration.cluster.netns import Network, require_namespaces
@@ -37,9 +37,7 @@ def network() -> Iterator[Network]:
 @pytest.fixture
 def cluster(network: Network) -> Iterator[LocalCluster]:
     data = Path(tempfile.mkdtemp(prefix="streamkit-hosts-cluster-"))
-    base = free_port(network.gateway)
-    while any(port_in_use(network.gateway, base + i) for i in range(3)):
-        base = free_port(network.gateway)
+    base = free_ports(3, network.gateway)
     cluster = LocalCluster(data, Settings.from_env().cache_dir, nodes=3, port=base,
                            host=network.gateway)  # fmt: skip
     try:
