@@ -193,45 +193,42 @@ def test_cli_errors_are_one_line_on_stderr(tmp_path: Path) -> None:
     ]
 
 
-def test_a_cluster_id_starting_with_a_dash_is_passed_as_one_argument(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """urlsafe base64 ids may start with "-": argparse must not take them for an option."""
+class _Done:
+    returncode = 0
+    stdout = stderr = ""
+
+
+@pytest.fixture
+def commands(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The commands the local broker runs (StorageTool, FeatureCommand), not run."""
     seen: list[list[str]] = []
 
-    class Done:
-        returncode = 0
-        stdout = stderr = ""
-
-    def fake_run(command: list[str], **kwargs: object) -> Done:
+    def fake_run(command: list[str], **kwargs: object) -> _Done:
         seen.append(command)
-        return Done()
+        return _Done()
 
-    monkeypatch.setattr("streamkit.ops.local_broker.os.urandom", lambda n: b"\xfb" * n)
     monkeypatch.setattr("streamkit.ops.local_broker.subprocess.run", fake_run)
+    return seen
+
+
+def test_a_cluster_id_starting_with_a_dash_is_passed_as_one_argument(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, commands: list[list[str]]
+) -> None:
+    """urlsafe base64 ids may start with "-": argparse must not take them for an option."""
+    monkeypatch.setattr("streamkit.ops.local_broker.os.urandom", lambda n: b"\xfb" * n)
     broker = LocalBroker(LocalBrokerConfig(data_dir=tmp_path, cache_dir=tmp_path))
     assert broker._format_storage("java", "lib/*", tmp_path / "log4j2.properties", "4.3.1")
-    (command,) = seen
+    (command,) = commands
     cluster = next(arg for arg in command if arg.startswith("--cluster-id="))
     assert cluster.startswith("--cluster-id=-")
 
 
 def test_storage_remembers_the_kafka_that_formatted_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, commands: list[list[str]]
 ) -> None:
     """A broker formatted by an older Kafka (no marker, or another version) has its
     features upgraded after its start; one formatted by this one does not."""
-    calls: list[list[str]] = []
-
-    class Done:
-        returncode = 0
-        stdout = stderr = ""
-
-    def fake_run(command: list[str], **kwargs: object) -> Done:
-        calls.append(command)
-        return Done()
-
-    monkeypatch.setattr("streamkit.ops.local_broker.subprocess.run", fake_run)
+    calls = commands
     broker = LocalBroker(LocalBrokerConfig(data_dir=tmp_path, cache_dir=tmp_path))
     log4j = tmp_path / "log4j2.properties"
     assert broker._format_storage("java", "lib/*", log4j, "4.3.1") == "4.3.1"
