@@ -12,8 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streamkit.ops._local_process import free_ports
 from streamkit.ops.local_cluster import LocalCluster
@@ -23,6 +22,7 @@ from tests.integration.helpers import ROOT, create_app_topics, read_all
 from tests.integration.runtime.conftest import wait_for
 
 PARTITIONS = 6
+RECORDS = 6000
 WORKER = [sys.executable, "-m", "streamkit", "run", "tests.integration.apps.echo",
           "--commit-interval", "0.2"]  # fmt: skip
 
@@ -59,43 +59,33 @@ def test_a_dead_host_s_partitions_move_to_the_others_and_nothing_is_lost(
            "STREAMKIT_KAFKA_SESSION_TIMEOUT_MS": "6000"}  # fmt: skip
     create_app_topics("tests.integration.apps.echo", env)
     runs = [network.run(host, WORKER, env=env, cwd=ROOT) for host in network.hosts]
-    admin = AdminClient(config)
-
-    def members() -> list[str] | None:
-        """The group's members' addresses, sorted; None while the coordinator does not
-        answer (loading, or moving after the kill)."""
-        (future,) = admin.describe_consumer_groups(["hosts"], request_timeout=10).values()
-        try:
-            return sorted(m.host.lstrip("/") for m in future.result(timeout=15).members)
-        except (KafkaException, TimeoutError):
-            return None
-
-    everyone = sorted(h.address for h in network.hosts)
-    wait_for(lambda: members() == everyone, 120, "a member on each host")
+    # No admin requests here: librdkafka's admin client aborted this process (an
+    # assertion in rd_kafka_enq_once) while the coordinator was still loading.
     producer = Producer({**config, "enable.idempotence": True, "linger.ms": 5})
-    for n in range(3000):
+    for n in range(RECORDS):
         producer.produce("hosts-in", orjson.dumps({"n": n}), f"k{n % 97}".encode())
     assert producer.flush(60) == 0
-    wait_for(lambda: len(read_all(config, "hosts-out")) >= 600, 90, "work on every host")
 
+    def pids() -> set[int]:
+        return {orjson.loads(m.value())["pid"] for m in read_all(config, "hosts-out")}
+
+    wait_for(lambda: len(pids()) == 3, 120, "work done on every host")
     dead = network.hosts[1]
-    killed = network.kill_host(dead)
+    killed = set(network.kill_host(dead))
     assert killed, "nothing ran on the host"
     killed_at = time.monotonic()
-    survivors = sorted(h.address for h in network.hosts if h != dead)
-    wait_for(lambda: members() == survivors, 90, "the dead host to leave the group")
     wait_for(lambda: _caught_up(config), 120, "the survivors to finish its partitions")
     recovered = time.monotonic() - killed_at
-    assert members() in (survivors, None)  # no one joined or left meanwhile
     for run in runs:
         if run.poll() is None:
             run.terminate()
             run.wait(timeout=60)
 
     done = [orjson.loads(m.value()) for m in read_all(config, "hosts-out")]
-    assert {d["n"] for d in done} == set(range(3000))  # nothing lost
+    assert {d["n"] for d in done} == set(range(RECORDS))  # nothing lost
+    assert len({d["pid"] for d in done} - killed) == 2  # the two survivors did the rest
     print(f"host {dead.address} killed ({len(killed)} processes); its partitions done by the "
-          f"others {recovered:.1f}s later; {len(done) - 3000} duplicates")  # fmt: skip
+          f"others {recovered:.1f}s later; {len(done) - RECORDS} duplicates")  # fmt: skip
 
 
 def _caught_up(config: dict[str, str]) -> bool:
