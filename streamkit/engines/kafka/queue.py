@@ -97,8 +97,8 @@ class QueueWorker:
                     "group.id": app.group_id,
                     "client.id": name,
                     "share.acknowledgement.mode": "explicit",
-                    # What a poll may acquire: smaller batches spread a topic's records
-                    # over more workers (and hold fewer when one dies).
+                    # What one poll returns. It does not bound what the client acquires:
+                    # the broker hands out whole producer batches (see the README).
                     "max.poll.records": self.options.batch_size,
                     **dict(self.options.consumer or {}),
                 }
