@@ -30,12 +30,15 @@ from streamkit.ops.client import AppClient
 from streamkit.processor import KEEP_KEY, Context, Emit, Middleware, RecordInfo
 from streamkit.records import Event
 from streamkit.settings import Settings
+from streamkit.state._step_call import StepContext
 from streamkit.state.dedupe import Dedupe
 from streamkit.state.timers import Timer
+from streamkit.state.workflow import END, Goto, StepFailed, Workflow
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "END",
     "KEEP_KEY",
     "Action",
     "App",
@@ -50,6 +53,7 @@ __all__ = [
     "Failure",
     "FailureHandler",
     "FailurePolicy",
+    "Goto",
     "Middleware",
     "ProcessorTimeoutError",
     "RecordInfo",
@@ -57,9 +61,12 @@ __all__ = [
     "RetryPolicy",
     "Settings",
     "Stage",
+    "StepContext",
+    "StepFailed",
     "StreamkitError",
     "Timer",
     "Topic",
+    "Workflow",
     "__version__",
     "load_app",
 ]

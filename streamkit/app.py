@@ -20,6 +20,7 @@ from streamkit.state.join import JoinSpec
 from streamkit.state.stores import validate_kind
 from streamkit.state.tables import TableLookup, TableSpec
 from streamkit.state.windows import WindowSpec
+from streamkit.state.workflow import Workflow
 from streamkit.topic import CLUSTER_DEFAULT, NAME, Topic
 
 __all__ = ["App", "Topic", "load_app"]
@@ -75,6 +76,7 @@ class App(Patterns):
         self._gathers: dict[str, GatherSpec] = {}
         self._joins: dict[str, JoinSpec] = {}
         self._repartitioned: dict[str, str] = {}
+        self._workflows: dict[str, Workflow] = {}
         self.retry = retry or RetryPolicy()
         self.dead_letters = dead_letters
         if max_redrives < 1:
@@ -358,6 +360,7 @@ class App(Patterns):
         used = [(s.name, [s.input, *s.outputs]) for s in self._processors.values()]
         used += [(a.name, [a.input, *([a.output] if a.output else [])]) for a in self.aggregates]
         used += [(w.name, [w.input, *([w.output] if w.output else [])]) for w in self.windows]
+        used += [(a.name, list(a.outputs)) for a in self.aggregates]
         for name, topics in used:
             for topic in topics:
                 if topic not in self._topics:
@@ -366,6 +369,8 @@ class App(Patterns):
                         f"does not declare (add app.topic({topic!r}, ...))"
                     )
         self._validate_tables()
+        for flow in self._workflows.values():
+            flow.validate()
 
     def __repr__(self) -> str:
         return f"App({self.name!r}, processors={list(self._processors)})"

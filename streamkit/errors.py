@@ -20,8 +20,11 @@ __all__ = [
     "ProcessingFailedError",
     "ProcessorTimeoutError",
     "SerializationError",
+    "StepTimeoutError",
     "StreamkitError",
     "WindowStateTooLargeError",
+    "WorkflowError",
+    "WorkflowExpiredError",
 ]
 
 
@@ -100,6 +103,23 @@ class GatherTimeoutError(StreamkitError):
         super().__init__(message)
         self.state = state
         self.parts = parts
+
+
+class WorkflowExpiredError(GatherTimeoutError):
+    """Events buffered for a workflow instance that never started outlived the workflow's
+    ``buffer_ttl``: they go to the dead-letter topic (``parts``), and the instance is
+    forgotten (``state`` None)."""
+
+
+class StepTimeoutError(StreamkitError):
+    """A workflow step took longer than its ``timeout=``: a failed attempt (retried as the
+    step's retry policy says, then compensated)."""
+
+
+class WorkflowError(StreamkitError):
+    """A workflow step did something its definition does not allow (a ``Goto`` to a step
+    not in its ``next=``, an emit to an undeclared topic, a result that is not JSON), or
+    an instance buffered more events than ``buffer_max``."""
 
 
 class ProcessorTimeoutError(StreamkitError):

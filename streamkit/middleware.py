@@ -40,6 +40,7 @@ class Middleware:
     ``on_produced``        acknowledged records per topic (once per loop iteration)
     ``on_rebalance``       partitions assigned, revoked or lost
     ``on_late``            records too late for a window store (sent to its late topic)
+    ``on_step``            one call of a workflow step (or compensation) and how it ended
     =====================  ==========================================================
     """
 
@@ -70,3 +71,9 @@ class Middleware:
 
     def on_late(self, store: str, count: int) -> None:
         """``count`` records came too late for the windows of ``store`` (to its late topic)."""
+
+    def on_step(self, workflow: str, step: str, outcome: str, seconds: float) -> None:
+        """A workflow step ran: ``outcome`` is completed, retried, failed, skipped,
+        timed_out or compensated (``step`` is ``<step>.compensation`` for a compensation;
+        ``start`` with started or duplicate, and ``end`` with the terminal status, mark an
+        instance's life)."""

@@ -16,17 +16,20 @@ aggregates' names show up in metrics like any other.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from streamkit.errors import ConfigError
+from streamkit.failures.policy import RetryPolicy
 from streamkit.processor import Context, Emit, ProcessorSpec
 from streamkit.settings import parse_duration
+from streamkit.state._saga import Saga
 from streamkit.state.aggregate import SOURCE_HEADER, AggregateSpec
 from streamkit.state.gather import GatherSpec
 from streamkit.state.join import JoinSpec
 from streamkit.state.stores import state_key, validate_kind
 from streamkit.state.tables import TableSpec
+from streamkit.state.workflow import Workflow
 from streamkit.topic import CLUSTER_DEFAULT, NAME, Topic
 
 __all__ = ["Patterns", "duration_ms", "repartition_topic", "topic_name"]
@@ -65,6 +68,7 @@ class Patterns:
     _gathers: dict[str, GatherSpec]
     _joins: dict[str, JoinSpec]
     _repartitioned: dict[str, str]
+    _workflows: dict[str, Workflow]
 
     def _claim(self, label: str, store: str | None = None) -> None:
         raise NotImplementedError
@@ -208,6 +212,63 @@ class Patterns:
             takes_context=True, timer_takes_context=True, project=spec.project,
         )  # fmt: skip
 
+    # -- workflows ------------------------------------------------------------------------
+    def workflow(
+        self,
+        name: str,
+        *,
+        start: str | Topic,
+        id: str | Callable[[Any], Any],
+        events: Sequence[str | Topic] | Mapping[str | Topic, str | Callable[[Any], Any]] = (),
+        output: str | Topic | None = None,
+        outputs: Sequence[str | Topic] = (),
+        retries: int | RetryPolicy | None = None,
+        history: int = 50,
+        retain: str | float = "7d",
+        buffer_ttl: str | float = "1h",
+        buffer_max: int = 100,
+        store: str | None = None,
+        store_kind: str = "memory",
+    ) -> Workflow:
+        """Declare a durable workflow (a saga; see :mod:`streamkit.state.workflow`): each
+        record of ``start`` starts the instance named by its ``id`` field (or function),
+        once; steps are declared with the returned workflow's ``step`` and ``wait``
+        decorators. ``events`` are the topics its waits wait for (each with the field
+        holding the instance id, when not ``id``); steps ``ctx.emit`` to ``outputs``; an
+        instance's result goes to ``output`` when it ends. Its state and history are in
+        store ``store`` (default: its name), with a compacted changelog."""
+        if name in self._workflows:
+            raise ConfigError(f"app {self.name} already has a workflow named {name}")
+        routes = events.items() if isinstance(events, Mapping) else ((e, id) for e in events)
+        flow = Workflow(
+            name=name, start=topic_name(start), id=id,
+            events={topic_name(topic): key for topic, key in routes},
+            output=None if output is None else topic_name(output),
+            outputs=tuple(topic_name(t) for t in outputs), history=history,
+            retain_s=duration_ms(retain) / 1000, buffer_ttl_s=duration_ms(buffer_ttl) / 1000,
+            buffer_max=buffer_max, retry=RetryPolicy.of(retries, RetryPolicy()),
+        )  # fmt: skip
+        self._claim(name, store or name)
+        target = self._repartition(
+            name, flow.inputs, lambda _event, _key: None,
+            lambda topic, event: {"input": topic, "part": event}, "json",
+            key_for=flow.instance_id,
+        )  # fmt: skip
+        saga = Saga(flow)
+        self._aggregates[name] = AggregateSpec(
+            name=name, fold=saga.fold, input=target, store=store or name, key=None,
+            output=flow.output, ttl=None, store_kind=validate_kind(store_kind),
+            on_timer=saga.on_timer, takes_context=True, timer_takes_context=True,
+            project=saga.project, outputs=flow.outputs, report=saga.report,
+        )  # fmt: skip
+        self._workflows[name] = flow
+        return flow
+
+    @property
+    def workflows(self) -> list[Workflow]:
+        """The declared workflows, in declaration order."""
+        return list(self._workflows.values())
+
     # -- re-keying ------------------------------------------------------------------------
     def _keyed_input(self, owner: str, input: str, key: str | Callable[[Any], Any] | None) -> str:
         """The topic an aggregate or window keyed by ``key`` reads: ``input`` itself when
@@ -237,8 +298,10 @@ class Patterns:
         key_of: Callable[[Any, Any], str | None],
         envelope: Callable[[str, Any], Any],
         value: str,
+        key_for: Callable[[str, Any], str | None] | None = None,
     ) -> str:
-        """Declare ``<app>-<owner>-repartition`` and a router from each of ``inputs``."""
+        """Declare ``<app>-<owner>-repartition`` and a router from each of ``inputs`` (keyed
+        by ``key_of(event, record_key)``, or ``key_for(input, event)`` when given)."""
         target = repartition_topic(self.name, owner)
         if not NAME.match(target):
             raise ConfigError(f"{owner!r} reads a repartition topic, named after it, so its name "
@@ -248,7 +311,8 @@ class Patterns:
         replicas = max((t.replication_factor for t in declared), default=CLUSTER_DEFAULT)
         self._topics[target] = Topic(target, value, "string", partitions, replicas)
         for source in inputs:
-            router = _router(target, key_of, envelope)
+            keyed = key_of if key_for is None else _keyed_by(key_for, source)
+            router = _router(target, keyed, envelope)
             label = f"{owner}-from-{source}"
             self._claim(label)
             self._processors[label] = ProcessorSpec.build(
@@ -274,3 +338,10 @@ def _router(
         return Emit(target, envelope(ctx.topic, event), key=key, headers=headers)
 
     return route
+
+
+def _keyed_by(
+    key_for: Callable[[str, Any], str | None], source: str
+) -> Callable[[Any, Any], str | None]:
+    """The key function of records of ``source``."""
+    return lambda event, _record_key: key_for(source, event)

@@ -174,6 +174,7 @@ class Topology:
         """Every topic the app writes results to: outputs and projections."""
         found = [o for p in self.app.processors for o in p.outputs]
         found += [a.output for a in self.app.aggregates if a.output]
+        found += [o for a in self.app.aggregates for o in a.outputs]
         found += [w.output for w in self.app.windows if w.output]
         return list(dict.fromkeys(found))
 
@@ -241,7 +242,7 @@ class Topology:
         derived = [*self.failure_topics(), *self.state_topics()]
         return {**self.app.topics, **{t.name: t for t in derived}}
 
-    def roles(self) -> dict[str, tuple[Role, ...]]:
+    def roles(self) -> dict[str, tuple[Role, ...]]:  # noqa: PLR0912 - one branch per kind
         """Every topic of :meth:`topics` with its roles (a topic may have several)."""
         found: dict[str, set[Role]] = {name: set() for name in self.topics()}
         for name in self.inputs():
@@ -252,6 +253,8 @@ class Topology:
         for agg in self.app.aggregates:
             if agg.output:
                 found[agg.output].update((Role.OUTPUT, Role.PROJECTION))
+            for out in agg.outputs:  # a workflow's emits
+                found[out].add(Role.OUTPUT)
         for window in self.app.windows:
             found[self.late(window.store)].add(Role.LATE)
             if window.output:

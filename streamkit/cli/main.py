@@ -21,6 +21,7 @@ from streamkit.cli.schemas import schemas
 from streamkit.cli.state import state
 from streamkit.cli.status import status
 from streamkit.cli.topics import topics
+from streamkit.cli.workflow import workflow
 from streamkit.errors import KafkaUnreachableError, StreamkitError
 from streamkit.settings import KAFKA_LOGGER, Settings, remember_secrets, scrub
 
@@ -43,6 +44,7 @@ cli.add_command(status)
 cli.add_command(replay)
 cli.add_command(schemas)
 cli.add_command(state)
+cli.add_command(workflow)
 
 
 def main(argv: list[str] | None = None) -> None:

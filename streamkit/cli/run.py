@@ -161,6 +161,7 @@ def run(
         except ConfigError as exc:
             raise click.BadParameter(str(exc)) from None
     app = load_app(target)
+    app.validate()  # a bad definition is refused before Kafka is asked anything
     if scaling is not None and is_queue_app(app):
         raise click.UsageError(
             f"app {app.name} consumes through a share group, whose lag the admin client "

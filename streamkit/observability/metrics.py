@@ -16,6 +16,9 @@ metric                                         type       labels
 ``streamkit_dead_letters_total``               counter    app, worker, topic
 ``streamkit_rebalances_total``                 counter    app, worker, kind
 ``streamkit_late_records_total``               counter    app, worker, store
+``streamkit_workflow_steps_total``             counter    app, worker, workflow, step,
+                                                          outcome
+``streamkit_workflow_step_duration_seconds``   histogram  app, worker, workflow, step
 ``streamkit_records_unmatched_total``          counter    app, worker, processor
 ``streamkit_assigned_partitions``              gauge      app, worker
 ``streamkit_blocked_partitions``               gauge      app, worker
@@ -82,6 +85,17 @@ class PrometheusMetrics(Middleware):
         self._late = counter(
             "streamkit_late_records", "Records too late for their windows.", "store"
         )
+        self._steps = counter(
+            "streamkit_workflow_steps", "Workflow step calls by outcome.", "workflow", "step",
+            "outcome",
+        )  # fmt: skip
+        self._step_duration = Histogram(
+            "streamkit_workflow_step_duration_seconds",
+            "Workflow step call duration.",
+            [*labels, "workflow", "step"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
         self._base = base
         self._children: dict[tuple[str, ...], Any] = {}
 
@@ -116,6 +130,11 @@ class PrometheusMetrics(Middleware):
 
     def on_late(self, store: str, count: int) -> None:
         self._child(self._late, store).inc(count)
+
+    def on_step(self, workflow: str, step: str, outcome: str, seconds: float) -> None:
+        self._child(self._steps, workflow, step, outcome).inc()
+        if step not in {"start", "end"}:
+            self._child(self._step_duration, workflow, step).observe(seconds)
 
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""

@@ -16,7 +16,7 @@ from streamkit.state.stores import decode_entry
 from streamkit.state.window_store import describe, window_keys
 from streamkit.topology import Topology
 
-__all__ = ["StateAnswer", "read_state"]
+__all__ = ["StateAnswer", "read_changelog", "read_state"]
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ def read_state(
     spec = windows.get(store)
     wanted, prefix = window_keys(key)
     latest: dict[str, tuple[bytes | None, int]] = {}
-    for msg in _changelog(topology.changelog(store), config):
+    for msg in read_changelog(topology.changelog(store), config):
         name = (msg.key() or b"").decode("utf-8", "replace")
         if name == wanted or (spec is not None and name.startswith(prefix)):
             latest[name] = (msg.value(), msg.partition() or 0)
@@ -72,7 +72,7 @@ def read_state(
     return StateAnswer(store, key, bool(found), found, min(partitions) if partitions else None)
 
 
-def _changelog(topic: str, config: Mapping[str, Any]) -> Iterator[Any]:
+def read_changelog(topic: str, config: Mapping[str, Any]) -> Iterator[Any]:
     """Every record of a changelog, every partition, to its end now."""
     consumer = Consumer(
         {**config, "group.id": f"state-get-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,

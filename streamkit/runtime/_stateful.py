@@ -13,7 +13,7 @@ from streamkit.processor import Context, ProcessorSpec
 from streamkit.records import Headers
 from streamkit.runtime.outcome import Outcome, Sink
 from streamkit.runtime.serdes import TopicSerdes
-from streamkit.state.aggregate import AggregateSpec, fold, source_of
+from streamkit.state.aggregate import AggregateSpec, Routed, fold, source_of
 from streamkit.state.partition import PartitionState
 from streamkit.state.stores import Entry
 from streamkit.state.timers import Timers, timer_store
@@ -161,7 +161,7 @@ class StatefulSteps:
         try:
             current = state.get(agg.store, state_key, self.clock())
             source = source_of(headers) if agg.input in self.repartitioned else None
-            entry, _ = fold(agg, current, event, offset, timestamp, ctx, source)
+            entry, folded = fold(agg, current, event, offset, timestamp, ctx, source)
         except Exception as exc:  # noqa: BLE001 - the fold is user code
             if ctx is not None and ctx.timers is not None:
                 ctx.timers.discard()
@@ -171,36 +171,49 @@ class StatefulSteps:
             self.decide(failure, outcome)
             return
         try:
-            projections = self.projections(agg, entry)
+            projections = self.projections(agg, entry, state_key)
         except SerializationError as exc:
             if ctx is not None and ctx.timers is not None:
                 ctx.timers.discard()
             self.decide(Failure(Stage.ENCODE, topic, partition, offset, exc, agg.name,
-                                agg.output or ""), outcome)  # fmt: skip
+                                exc.where or agg.output or ""), outcome)  # fmt: skip
             return
         # Put again when not folded (a redelivery): its changelog record is written again,
         # in case the first write is what failed.
         state.put(agg.store, state_key, entry)
-        if agg.output is not None:
-            for projection in projections:
-                error = sink(agg.output, state_key.encode(), projection, None, timestamp)
-                if error is not None:
-                    outcome.produce_errors.append(error)
+        for out, key, value in projections:
+            error = sink(out, key, value, None, timestamp)
+            if error is not None:
+                outcome.produce_errors.append(error)
+        if folded and agg.report is not None and entry is not None:
+            outcome.steps += [(agg.name, *call) for call in agg.report(entry.state)]
         if event_id is not None:
             self.remember(state, agg.name, where, event_id, sink, outcome)
         outcome.done.append(agg.name)
         outcome.emitted += 1
 
-    def projections(self, agg: AggregateSpec, entry: Entry | None) -> list[bytes | None]:
-        """The encoded records a new ``entry`` sends to the aggregate's output (a
-        deletion: one tombstone, unless the aggregate projects its states to something
-        else). Raises :class:`SerializationError`, located."""
-        if agg.output is None:
-            return [None]
+    def projections(
+        self, agg: AggregateSpec, entry: Entry | None, key: str
+    ) -> list[tuple[str, bytes, bytes | None]]:
+        """The records (topic, key, value) a new ``entry`` of ``key`` sends to the
+        aggregate's output, or routes to its other outputs (a deletion: one tombstone,
+        unless the aggregate projects its states to something else). Raises
+        :class:`SerializationError`, located."""
         if entry is None:
-            return [None] if agg.project is None else []
-        encode = self.serdes[agg.output].value.encode
-        try:
-            return [encode(value) for value in agg.projections(entry.state)]
-        except SerializationError as exc:
-            raise exc.at(agg.output) from None
+            if agg.output is None or agg.project is not None:
+                return []
+            return [(agg.output, key.encode(), None)]
+        if agg.output is None and not agg.outputs:
+            return []
+        found: list[tuple[str, bytes, bytes | None]] = []
+        for projected in agg.projections(entry.state):
+            topic, record_key, value = agg.output, key, projected
+            if isinstance(projected, Routed):
+                topic, record_key, value = projected.topic, projected.key, projected.value
+            if topic is None:
+                continue
+            try:
+                found.append((topic, record_key.encode(), self.serdes[topic].value.encode(value)))
+            except SerializationError as exc:
+                raise exc.at(topic) from None
+        return found

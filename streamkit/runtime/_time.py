@@ -48,7 +48,9 @@ class TimeSteps:
         clock: Callable[[], int],
         decide: Callable[[Failure, Outcome], None],
         deliver: Deliver,
-        projections: Callable[[AggregateSpec, Entry | None], list[bytes | None]],
+        projections: Callable[
+            [AggregateSpec, Entry | None, str], list[tuple[str, bytes, bytes | None]]
+        ],
     ) -> None:
         app = topology.app
         self.projections = projections
@@ -209,6 +211,7 @@ class TimeSteps:
                 where = (topic, partition, -1, timer.due)
                 self.deliver(spec, emits, where, raw_key, timer.key, sink, fired)
         outcome.produce_errors += fired.produce_errors
+        outcome.steps += fired.steps
         if fired.retry or fired.forward:  # fire again later (wall clock)
             delay = max([*fired.retry.values(), *(d for _, _, d in fired.forward)])
             again = Timer(timer.key, self.clock() + int(delay * 1000), "wall", timer.name,
@@ -239,15 +242,17 @@ class TimeSteps:
             entry = fire(spec, current, timer, now, ctx)
         except GatherTimeoutError as exc:  # the group closes, and its parts go to the DLQ
             offset, sources = (-1, None) if current is None else (current.offset, current.sources)
-            state.put(spec.store, timer.key, Entry(exc.state, offset, now, sources))
+            kept = None if exc.state is None else Entry(exc.state, offset, now, sources)
+            state.put(spec.store, timer.key, kept)
             raise
-        projections = self.projections(spec, entry)
+        projections = self.projections(spec, entry, timer.key)
         state.put(spec.store, timer.key, entry)
-        if spec.output is not None:
-            for projection in projections:
-                error = sink(spec.output, timer.key.encode(), projection, None, max(1, timer.due))
-                if error is not None:
-                    outcome.produce_errors.append(error)
+        for out, key, value in projections:
+            error = sink(out, key, value, None, max(1, timer.due))
+            if error is not None:
+                outcome.produce_errors.append(error)
+        if spec.report is not None and entry is not None:
+            outcome.steps += [(spec.name, *call) for call in spec.report(entry.state)]
 
     def _emit(
         self, spec: WindowSpec, result: WindowResult, partition: int, sink: Sink, outcome: Outcome

@@ -33,6 +33,7 @@ class MiddlewareChain:
         self._produced = [m.on_produced for m in ms if _overrides(m, "on_produced")]
         self._rebalance = [m.on_rebalance for m in ms if _overrides(m, "on_rebalance")]
         self._late = [m.on_late for m in ms if _overrides(m, "on_late")]
+        self._step = [m.on_step for m in ms if _overrides(m, "on_step")]
 
     @property
     def wants_records(self) -> bool:
@@ -84,3 +85,9 @@ class MiddlewareChain:
         """Call every ``on_late``."""
         for hook in self._late:
             hook(store, count)
+
+    def steps(self, calls: Sequence[tuple[str, str, str, float]]) -> None:
+        """Call every ``on_step`` for each (workflow, step, outcome, seconds)."""
+        for hook in self._step:
+            for call in calls:
+                hook(*call)

@@ -84,6 +84,7 @@ class Outcome:
         undo: what puts back the windows closed with the outcome, when its outputs cannot
             be written (they close again later).
         time_due: the record moved the stream time past a window's close.
+        steps: workflow calls it made: (workflow, step, outcome, seconds).
     """
 
     emitted: int = 0
@@ -100,3 +101,4 @@ class Outcome:
     reroutes: list[OutRecord] = field(default_factory=list)
     undo: list[Callable[[], None]] = field(default_factory=list)
     time_due: bool = False
+    steps: list[tuple[str, str, str, float]] = field(default_factory=list)

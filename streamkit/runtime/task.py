@@ -149,6 +149,8 @@ class PartitionTask:
             self.pipeline.decide(failure, outcome)
         counters, log = self.port.counters, self.port.log
         trace = outcome.extra_headers
+        if outcome.steps:
+            self.pipeline.chain.steps(outcome.steps)
         for late in outcome.late:
             record = late_record(
                 late, self.pipeline.topology.late(late.store), (self.topic, self.partition, offset),
@@ -223,6 +225,8 @@ class PartitionTask:
             idle = self.port.caught_up(self)
         outcome = self.pipeline.fire(self.topic, self.state, chunk, idle=idle)
         chunk.undo += outcome.undo
+        if outcome.steps:
+            self.pipeline.chain.steps(outcome.steps)
         errors = [e.reason for e in outcome.produce_errors]
         for record in outcome.reroutes:
             error = chunk.reroute(record)

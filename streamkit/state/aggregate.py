@@ -18,7 +18,7 @@ from typing import Any
 from streamkit.state.dedupe import Dedupe
 from streamkit.state.stores import Entry, state_key
 
-__all__ = ["SOURCE_HEADER", "AggregateSpec", "fire", "fold", "source_of"]
+__all__ = ["SOURCE_HEADER", "AggregateSpec", "Routed", "fire", "fold", "source_of"]
 
 SOURCE_HEADER = "__streamkit.repartition.source"
 """The header a repartitioned record carries: ``topic/partition/offset`` of its source."""
@@ -31,6 +31,15 @@ def source_of(headers: Any) -> tuple[str, int] | None:
             origin, _, offset = value.decode().rpartition("/")
             return origin, int(offset)
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """A projection to one of an aggregate's other ``outputs``, keyed by ``key``."""
+
+    topic: str
+    key: str
+    value: Any
 
 
 @dataclass(frozen=True)
@@ -55,7 +64,11 @@ class AggregateSpec:
         takes_context: whether ``fold`` takes a third, ctx, parameter.
         timer_takes_context: whether ``on_timer`` takes a third, ctx, parameter.
         project: what of a new state goes to ``output`` (a list of values; None: the
-            state itself), for aggregates that emit something else than their state.
+            state itself), for aggregates that emit something else than their state; a
+            :class:`Routed` value goes to its own topic instead.
+        outputs: the other topics its projections may be routed to.
+        report: what a new state says it ran, (name, outcome, seconds) per call, for
+            metrics (a workflow's steps).
     """
 
     name: str
@@ -71,6 +84,8 @@ class AggregateSpec:
     takes_context: bool = False
     timer_takes_context: bool = False
     project: Callable[[Any], list[Any]] | None = None
+    outputs: tuple[str, ...] = ()
+    report: Callable[[Any], list[tuple[str, str, float]]] | None = None
 
     def projections(self, state: Any) -> list[Any]:
         """The values a new ``state`` sends to the output."""

@@ -202,6 +202,11 @@ class Timers:
         """``key``'s timer (of ``name``), if one is set."""
         return self._store.get(self._of(key), name)
 
+    @property
+    def now_ms(self) -> int:
+        """The worker's clock (milliseconds) when this handle was made."""
+        return self._now_ms
+
     def discard(self) -> None:
         """Undo what was set or cancelled through this handle: the function that did it
         failed, and a failed record changes no state."""

@@ -1,0 +1,200 @@
+"""A durable workflow on a real broker.
+
+- 1,000 instances under ``exactly_once`` while workers are killed (``kill -9``) again and
+  again: every instance ends in exactly one terminal state, and every side effect (an
+  emit) is visible exactly once, compensations exactly for the completed steps, in
+  reverse order;
+- at least once, waits time out while no worker runs: their timers fire after the
+  restart; ``streamkit workflow list|show|graph`` show the instances as they are.
+"""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from confluent_kafka import Producer
+
+from streamkit.ops.admin import admin_client, delete_topics
+from tests.integration.helpers import create_app_topics, read_all, stop, stop_all
+from tests.integration.runtime.conftest import wait_for
+from tests.integration.state.conftest import children_of
+
+ROOT = Path(__file__).resolve().parents[3]
+APP = "tests.integration.apps.workflows"
+
+
+@dataclass
+class Flow:
+    config: dict[str, Any]
+    env: dict[str, str]
+    tag: str
+    eos: bool
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def topic(self, name: str) -> str:
+        return f"wf-{name}-{self.tag}"
+
+    def start(self) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "streamkit", "run", APP, "--batch-size", "50",
+             "--commit-interval", "0.3", "--restart-backoff", "0.2"],
+            env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        self.processes.append(process)
+        return process
+
+    def send(self, topic: str, values: list[dict[str, Any]]) -> None:
+        producer = Producer({**self.config, "enable.idempotence": True, "linger.ms": 5})
+        for value in values:
+            producer.produce(self.topic(topic), orjson.dumps(value), f"k{value['id']}".encode())
+        assert producer.flush(30) == 0
+
+    def read(self, topic: str) -> list[tuple[str, Any]]:
+        isolation = "read_committed" if self.eos else "read_uncommitted"
+        return [((m.key() or b"").decode(), orjson.loads(m.value() or b"null"))
+                for m in read_all(self.config, self.topic(topic), isolation=isolation)]  # fmt: skip
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "streamkit", *args, "--app", APP], env=self.env, cwd=ROOT,
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+
+def _flow(config: dict[str, Any], bootstrap: str, state: Path, eos: bool, wait: str) -> Flow:
+    tag = uuid.uuid4().hex[:8]
+    env = {
+        **os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap, "STREAMKIT_STATE_DIR": str(state),
+        "WF_TAG": tag, "WF_EOS": "1" if eos else "0", "WF_WAIT": wait, "PYTHONPATH": str(ROOT),
+        "STREAMKIT_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "STREAMKIT_KAFKA_TRANSACTION_TIMEOUT_MS": "15000",
+    }  # fmt: skip
+    return Flow(config, env, tag, eos)
+
+
+@pytest.fixture
+def flows(kafka_bootstrap: str, kafka_config: dict[str, Any], tmp_path: Path) -> Iterator[Any]:
+    made: list[Flow] = []
+    topics: list[str] = []
+
+    def make(eos: bool, wait: str) -> Flow:
+        flow = _flow(kafka_config, kafka_bootstrap, tmp_path / f"state{len(made)}", eos, wait)
+        topics.extend(create_app_topics(APP, flow.env))
+        made.append(flow)
+        return flow
+
+    yield make
+    for flow in made:
+        stop_all(flow.processes, timeout=60)
+    if topics:
+        delete_topics(admin_client(kafka_config), topics)
+
+
+def _expected(n: int, approved: bool) -> tuple[str, list[str]]:
+    """What order ``n`` ends as, and its side effects in order."""
+    if n % 7 == 0 and not approved:
+        return "compensated", ["reserve", "release"]  # its approval timed out
+    if n % 5 == 0:
+        return "compensated", ["reserve", "release"]  # declined: charge did not complete
+    if n % 13 == 0:
+        return "compensated", ["reserve", "charge", "refund", "release"]
+    return "completed", ["reserve", "charge", "ship"]
+
+
+def test_a_thousand_instances_end_once_with_each_side_effect_once_across_kills(
+    flows: Any,
+) -> None:
+    flow = flows(eos=True, wait="8s")
+    count = 1000
+    approved = {n for n in range(count) if n % 14 == 0}
+    # Half the approvals come before their order (kept for the instance), half after.
+    flow.send("approvals", [{"id": f"w{n}", "by": "ann"} for n in sorted(approved) if n % 4])
+    run = flow.start()
+    rng = random.Random(7)
+    for first in range(0, count, 250):
+        flow.send("orders", [{"id": f"w{n}", "n": n} for n in range(first, first + 250)])
+        if first == 500:
+            late = [{"id": f"w{n}", "by": "ann"} for n in sorted(approved) if n % 4 == 0]
+            flow.send("approvals", late)
+        time.sleep(rng.uniform(0.5, 2.0))  # a kill at a random point of the run
+        workers = children_of(run.pid)
+        assert workers, "the supervisor has no worker"
+        os.kill(workers[0], signal.SIGKILL)
+
+    ends: dict[str, list[dict[str, Any]]] = defaultdict(list)
+
+    def all_ended() -> bool:
+        ends.clear()
+        for key, value in flow.read("done"):
+            ends[key].append(value)
+        return len(ends) == count
+
+    wait_for(all_ended, 300, f"all {count} instances to end")
+    effects: dict[str, list[str]] = defaultdict(list)
+    for key, value in flow.read("effects"):
+        assert key == value["id"]
+        effects[key].append(value["effect"])
+    for n in range(count):
+        status, expected = _expected(n, n in approved)
+        (end,) = ends[f"w{n}"]  # exactly one terminal state
+        assert end["status"] == status, (n, end)
+        assert effects[f"w{n}"] == expected, (n, effects[f"w{n}"])  # each once, in order
+    assert stop(run, 60)[0] == 0
+
+
+def test_waits_time_out_after_a_restart_and_operators_see_the_instances(flows: Any) -> None:
+    flow = flows(eos=False, wait="4s")
+    run = flow.start()
+    flow.send("orders", [{"id": f"w{n}", "n": n} for n in (1, 7, 14)])  # 7 and 14 wait
+    waiting: list[str] = []
+
+    def two_waiting() -> bool:
+        listed = flow.cli("workflow", "list", "--state", "waiting", "--json")
+        assert listed.returncode == 0, listed.stderr
+        waiting[:] = sorted(orjson.loads(line)["id"] for line in listed.stdout.splitlines())
+        return waiting == ["w14", "w7"]
+
+    wait_for(two_waiting, 90, "two instances waiting for their approval")
+    waited_from = time.time()
+    code, errors = stop(run, 60)
+    assert code == 0, errors
+    shown = flow.cli("workflow", "show", "w7")
+    assert shown.returncode == 0, shown.stderr
+    w7 = orjson.loads(shown.stdout)
+    assert (w7["status"], w7["step"], w7["waiting"]["event"]) == (
+        "waiting", "approval", flow.topic("approvals"))  # fmt: skip
+    assert [h.get("step") for h in w7["history"]] == [None, "reserve", "approval"]
+    # No worker runs while the waits' timeouts pass; their timers fire after the restart.
+    wait_for(lambda: time.time() > waited_from + 5, 10, "the timeouts to pass")
+    flow.start()
+    flow.send("approvals", [{"id": "w14", "by": "late"}])  # after its timeout: ignored
+    ends: dict[str, dict[str, Any]] = {}
+    wait_for(lambda: ends.update(dict(flow.read("done"))) or len(ends) == 3, 90,
+             "all three instances to end")  # fmt: skip
+    assert ends["w1"]["status"] == "completed"
+    for key in ("w7", "w14"):
+        assert ends[key]["status"] == "compensated"
+        assert ends[key]["error"] == (
+            f"step approval timed out waiting for {flow.topic('approvals')} after 4s"
+        )
+        assert ends[key]["ended"] >= waited_from * 1000
+    listed = flow.cli("workflow", "list", "--state", "compensated", "--json")
+    assert sorted(orjson.loads(line)["id"] for line in listed.stdout.splitlines()) == [
+        "w14", "w7"]  # fmt: skip
+    missing = flow.cli("workflow", "show", "nope")
+    assert missing.returncode == 3
+    assert "workflow orders has no instance 'nope'" in missing.stderr
+    graph = flow.cli("workflow", "graph")
+    assert graph.returncode == 0, graph.stderr
+    assert "    approval --> compensating: timeout" in graph.stdout.splitlines()
