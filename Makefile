@@ -10,10 +10,11 @@ STREAMKIT := $(VENV)/bin/streamkit
 DEMO_PORT ?= 39092
 DEMO_DATA_DIR ?= $(CURDIR)/.streamkit/demo-broker
 DEMO_ELASTIC_DATA_DIR ?= $(CURDIR)/.streamkit/demo-elastic-broker
+DEMO_CDC_DATA_DIR ?= $(CURDIR)/.streamkit/demo-cdc-broker
 PYTEST_ARGS ?=
 
 
-.PHONY: help install lint test test-docker test-unit demo demo-elastic bench bench-peers chaos broker-start broker-stop broker-status clean
+.PHONY: help install lint test test-docker test-unit demo demo-elastic demo-cdc postgres-install bench bench-peers chaos broker-start broker-stop broker-status clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,7 +33,7 @@ lint: install ## ruff (lint + format check) and mypy --strict
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint ## Lint, the whole suite on a real broker; with CI=true also the docker tier
+test: lint postgres-install ## Lint, the whole suite on a real broker (and PostgreSQL, for CDC); with CI=true also the docker tier
 	$(VENV)/bin/pytest -m "not docker" $(PYTEST_ARGS)
 	@if [ "$${CI:-}" = "true" ]; then $(MAKE) --no-print-directory test-docker; fi
 
@@ -61,6 +62,25 @@ demo-elastic: install ## Autoscaling on a local Kafka: bursts of invoices, worke
 	  trap '$(STREAMKIT) broker stop --data-dir "$(DEMO_ELASTIC_DATA_DIR)" >/dev/null' EXIT; \
 	  $(STREAMKIT) broker start --port $(DEMO_PORT) --data-dir "$(DEMO_ELASTIC_DATA_DIR)"; \
 	  STREAMKIT_BOOTSTRAP_SERVERS=127.0.0.1:$(DEMO_PORT) $(PY) -m processors.demo_elastic; \
+	fi
+
+postgres-install: ## PostgreSQL's server from Debian's packages, when it is missing (CDC)
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  echo "installing PostgreSQL (apt-get install postgresql)"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $$SUDO apt-get install -y -q postgresql >/dev/null 2>&1 \
+	    || { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q postgresql >/dev/null; }; }
+
+demo-cdc: install postgres-install ## Change data capture: PostgreSQL -> Debezium -> a read model and outbox events
+	@set -euo pipefail; \
+	if [ -n "$${STREAMKIT_BOOTSTRAP_SERVERS:-}" ]; then \
+	  $(PY) -m processors.demo_cdc; \
+	else \
+	  trap '$(STREAMKIT) broker stop --data-dir "$(DEMO_CDC_DATA_DIR)" >/dev/null' EXIT; \
+	  rm -rf "$(DEMO_CDC_DATA_DIR)"; \
+	  $(STREAMKIT) broker start --port $(DEMO_PORT) --data-dir "$(DEMO_CDC_DATA_DIR)"; \
+	  STREAMKIT_BOOTSTRAP_SERVERS=127.0.0.1:$(DEMO_PORT) $(PY) -m processors.demo_cdc; \
 	fi
 
 bench: install bench-peers ## The peer benchmarks: map, windowed count, I/O-bound handler, filter, keyed aggregate, restore (BENCH_ARGS="--records 200000 --runs 5"; WINDOW_ARGS, ASYNC_ARGS, FILTER_ARGS, AGG_ARGS, RESTORE_ARGS likewise)

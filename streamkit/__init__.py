@@ -14,6 +14,7 @@
 """
 
 from streamkit.app import App, Topic, load_app
+from streamkit.contracts.changes import Change
 from streamkit.errors import ConfigError, ProcessorTimeoutError, StreamkitError
 from streamkit.failures import (
     Action,
@@ -43,6 +44,7 @@ __all__ = [
     "Action",
     "App",
     "AppClient",
+    "Change",
     "ConfigError",
     "Context",
     "DeadLetter",

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 __all__ = ["CLUSTER_DEFAULT", "NAME", "Topic"]
 
-_PLAIN_FORMATS = frozenset({"json", "string", "bytes"})
+_PLAIN_FORMATS = frozenset({"json", "string", "bytes", "debezium", "debezium+avro"})
 NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 """What an app, topic, store or processor name may be made of."""
 
@@ -22,8 +22,10 @@ class Topic:
 
     Attributes:
         name: the Kafka topic.
-        value: ``"json"``, ``"string"``, ``"bytes"`` or the name of an Avro contract in the
-            app's schema directory (full or short name).
+        value: ``"json"``, ``"string"``, ``"bytes"``, the name of an Avro contract in the
+            app's schema directory (full or short name), ``"json:<contract>"`` (JSON
+            checked against that Avro contract both ways), or ``"debezium"`` (or
+            ``"debezium+avro"``) for change events (see :mod:`streamkit.contracts.changes`).
         key: the same choices for the key; ``"string"`` by default.
         partitions: partition count that ``streamkit topics create`` makes and checks.
         replication_factor: replicas per partition; by default the cluster's
@@ -45,4 +47,4 @@ class Topic:
     @property
     def is_avro(self) -> bool:
         """True when the value is an Avro contract."""
-        return self.value not in _PLAIN_FORMATS
+        return self.value not in _PLAIN_FORMATS and not self.value.startswith("json:")

@@ -12,6 +12,7 @@ from confluent_kafka import KafkaException
 from streamkit import __version__
 from streamkit.cli.acl import acl
 from streamkit.cli.broker import broker
+from streamkit.cli.cdc import connect, postgres
 from streamkit.cli.console import consume, produce
 from streamkit.cli.dlq import dlq
 from streamkit.cli.keyset import keyset
@@ -34,6 +35,8 @@ def cli() -> None:
 
 cli.add_command(acl)
 cli.add_command(broker)
+cli.add_command(postgres)
+cli.add_command(connect)
 cli.add_command(produce)
 cli.add_command(consume)
 cli.add_command(run)

@@ -36,6 +36,7 @@ __all__ = [
     "AvroSerde",
     "BytesSerde",
     "ConfluentAvroSerde",
+    "JsonContractSerde",
     "JsonSerde",
     "Serde",
     "StringSerde",
@@ -166,6 +167,41 @@ def _read(data: bytes, start: int, writer: Contract, reader: Contract) -> Any:
             f"{type(exc).__name__}: {exc}",
             schema=reader.name,
         ) from exc
+
+
+class JsonContractSerde:
+    """JSON checked against an Avro contract both ways (``value="json:Contract"``): what
+    other writers put on a topic as JSON (Debezium's outbox router), held to the app's
+    contract. A field the contract lacks, or a value of the wrong type, is a
+    :class:`ContractError` naming the field."""
+
+    def __init__(self, repository: SchemaRepository, schema: str) -> None:
+        self.contract = repository.get(schema)
+        self.name = f"json:{self.contract.name}"
+        self._unknown = unknown_field_checker(self.contract.parsed)
+
+    def _check(self, value: Any) -> Any:
+        extra = None if self._unknown is None else self._unknown(value)
+        if extra is not None:
+            raise ContractError(f"event violates the contract: field {extra} is not in it",
+                                schema=self.contract.name)  # fmt: skip
+        try:
+            validate(value, self.contract.parsed, raise_errors=True)
+        except ValidationError as invalid:
+            why = str(invalid.errors[0])[:500] if invalid.errors else str(invalid)
+            raise ContractError(f"event violates the contract: {why}",
+                                schema=self.contract.name) from None  # fmt: skip
+        return value
+
+    def encode(self, value: Any) -> bytes:
+        return orjson.dumps(self._check(value))
+
+    def decode(self, data: bytes) -> Any:
+        try:
+            value = orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise SerializationError(f"malformed JSON: {exc}", schema=self.name) from exc
+        return self._check(value)
 
 
 class AvroSerde:

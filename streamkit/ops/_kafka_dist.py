@@ -66,16 +66,17 @@ def find_java(java_home: str = "") -> Java:
     return Java(path=path, major=major)
 
 
-def find_pom() -> Path:
-    """The broker's Maven pom: packaged with streamkit, or in the source checkout."""
+def find_pom(kind: str = "kafka") -> Path:
+    """The Maven pom of the broker (``kafka``) or of Kafka Connect (``connect``):
+    packaged with streamkit, or in the source checkout."""
     here = Path(__file__).resolve().parent
     for candidate in (
-        here / "_kafka" / "pom.xml",
-        here.parents[1] / "deploy" / "kafka" / "pom.xml",
+        here / f"_{kind}" / "pom.xml",
+        here.parents[1] / "deploy" / kind / "pom.xml",
     ):
         if candidate.is_file():
             return candidate
-    raise BrokerError("deploy/kafka/pom.xml is missing from this streamkit installation")
+    raise BrokerError(f"deploy/{kind}/pom.xml is missing from this streamkit installation")
 
 
 def kafka_version(pom: Path) -> str:
@@ -96,8 +97,11 @@ def cached_jars(cache_dir: Path, pom: Path) -> Path | None:
     return lib if (lib / _COMPLETE_MARKER).is_file() else None
 
 
-def ensure_jars(cache_dir: Path, pom: Path, mvn: str | None = None) -> tuple[Path, bool]:
-    """Return (jar directory, downloaded?) resolving the jars with Maven only when not cached."""
+def ensure_jars(
+    cache_dir: Path, pom: Path, mvn: str | None = None, expect: str = "kafka_2.13-"
+) -> tuple[Path, bool]:
+    """Return (jar directory, downloaded?) resolving the jars with Maven only when not
+    cached (``expect``: the prefix of a jar the resolution must have brought)."""
     lib = cached_jars(cache_dir, pom)
     if lib is not None:
         return lib, False
@@ -122,7 +126,7 @@ def ensure_jars(cache_dir: Path, pom: Path, mvn: str | None = None) -> tuple[Pat
         shutil.rmtree(staging, ignore_errors=True)
         raise BrokerError(f"Maven could not fetch the Kafka jars: {exc}") from exc
     jars = list(staging.glob("*.jar"))
-    if done.returncode != 0 or not any(j.name.startswith("kafka_2.13-") for j in jars):
+    if done.returncode != 0 or not any(j.name.startswith(expect) for j in jars):
         shutil.rmtree(staging, ignore_errors=True)
         tail = " | ".join((done.stdout + done.stderr).strip().splitlines()[-5:])
         raise BrokerError(f"Maven could not fetch the Kafka jars (exit {done.returncode}): {tail}")

@@ -4,14 +4,24 @@ graceful stop with a deadline."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import signal
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
-__all__ = ["free_port", "free_ports", "is_our_broker", "pid_alive", "port_in_use", "terminate"]
+__all__ = [
+    "free_port",
+    "free_ports",
+    "is_our_broker",
+    "pid_alive",
+    "port_in_use",
+    "running_state",
+    "terminate",
+]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -83,3 +93,13 @@ def terminate(pid: int, grace: float) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and pid_alive(pid):
         time.sleep(0.1)
+
+
+def running_state(path: Path) -> dict[str, Any] | None:
+    """The JSON state file of a local process (its ``pid`` and more), while that process
+    runs (None: no file, or the process is gone)."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and pid_alive(int(doc.get("pid", 0))) else None

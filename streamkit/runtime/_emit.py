@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from streamkit.contracts.changes import Change
 from streamkit.errors import SerializationError
 from streamkit.failures.failure import Failure, Stage
 from streamkit.processor import KEEP_KEY, Emit, ProcessorSpec
@@ -59,8 +60,9 @@ def _encode(
     raw_key: bytes | None,
     event_key: Any,
     outcome: Outcome,
-) -> list[tuple[str, bytes | None, bytes, list[tuple[str, bytes]] | None]] | None:
-    """Encode all of a processor's emits, or none of them (then None)."""
+) -> list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]] | None]] | None:
+    """Encode all of a processor's emits, or none of them (then None); an emit of None
+    (or of a change that is a tombstone) is a tombstone."""
     out = []
     formats = pipeline.key_formats
     in_key_format = formats[topic]
@@ -72,7 +74,10 @@ def _encode(
                 out_key = raw_key if same or raw_key is None else serdes.key.encode(event_key)
             else:
                 out_key = None if emit.key is None else serdes.key.encode(emit.key)
-            out_value = serdes.value.encode(emit.value)
+            tombstone = emit.value is None or (
+                isinstance(emit.value, Change) and emit.value.is_tombstone
+            )
+            out_value = None if tombstone else serdes.value.encode(emit.value)
         except SerializationError as exc:
             failure = Failure(
                 Stage.ENCODE, topic, partition, offset, exc.at(emit.topic), spec.name,

@@ -18,6 +18,7 @@ from time import perf_counter
 from typing import Any
 
 from streamkit.app import App
+from streamkit.contracts.changes import Change
 from streamkit.errors import ProcessingFailedError, SerializationError
 from streamkit.failures.dead_letter import dead_letter_record, redrive_count, redrive_target
 from streamkit.failures.failure import Action, Failure, FailureHandler, Stage
@@ -135,6 +136,7 @@ class Pipeline:
             or specs[0].tables
             or topic in self.aggregates_by_input
             or self.chain.middlewares
+            or self.serdes[topic].changes  # a change carries its key; tombstones are changes
         ):
             return None
         return None if self.time.has_time(topic) else compile_fast_path(self, specs[0], topic)
@@ -152,9 +154,10 @@ class Pipeline:
     ) -> Outcome:
         """Run the processors and folds of ``msg``'s topic (or just ``only``) on it.
 
-        A tombstone (value None) is passed to no processor. Every failure goes to the
-        failure handler; its decisions are collected in the :class:`Outcome` for the task
-        to settle (a STOP decision raises
+        A tombstone (value None) is passed to no processor, but on a change topic (as a
+        :class:`~streamkit.contracts.changes.Change` whose op is ``tombstone``). Every
+        failure goes to the failure handler; its decisions are collected in the
+        :class:`Outcome` for the task to settle (a STOP decision raises
         :class:`~streamkit.errors.ProcessingFailedError`). A redriven record carrying
         ``__streamkit.redrive.processor`` runs only that processor.
         """
@@ -191,16 +194,19 @@ class Pipeline:
             if only is not None and not only and not folds and not windows:
                 return outcome
         value = msg.value()
-        if value is None:
+        serdes = self.serdes[topic]
+        if value is None and not serdes.changes:
             outcome.filtered += len(specs)
             return outcome
         partition, offset = msg.partition() or 0, msg.offset() or 0
         key = msg.key()
         try:
-            event, event_key = self.serdes[topic].decode(key, value, (topic, partition, offset))
+            event, event_key = serdes.decode_row(key, value, (topic, partition, offset))
         except SerializationError as exc:
             self.decide(Failure(Stage.DECODE, topic, partition, offset, exc), outcome)
             return outcome
+        if value is None:  # the tombstone after a delete, handed on as such
+            event = Change.tombstone(event_key)
         ctx = None
         if self._wants_context.get(topic):
             ctx = Context(
@@ -302,8 +308,11 @@ class Pipeline:
         self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None
     ) -> None:
         """A record of a table topic, decoded into the tables of that topic (a tombstone
-        deletes its key). Raises :class:`~streamkit.errors.SerializationError`, located."""
+        deletes its key; of a change topic, the row after the change, a delete deleting
+        it). Raises :class:`~streamkit.errors.SerializationError`, located."""
         row, row_key = self.serdes[topic].decode_row(key, value, (topic, partition, offset))
+        if isinstance(row, Change):  # a change topic: the row as it is now (None: gone)
+            row = None if row.is_delete else row.after
         for data in self.tables_of.get(topic, ()):
             data.apply(partition, row_key, row)
 

@@ -14,6 +14,11 @@ Fixtures:
     kafka_cluster: a session-wide local cluster of three nodes (replication factor 3,
         ``min.insync.replicas`` 2), as a :class:`~streamkit.testing.brokers.ClusterTestBroker`
         with ``kill(node)`` and ``restart(node)`` for failover tests.
+    postgres: a session-wide local PostgreSQL (``wal_level=logical``), as a
+        :class:`~streamkit.ops.local_postgres.PostgresInfo` (``dsn``, ``port``).
+    kafka_connect: ``kafka_connect([connector files], env)`` starts a Kafka Connect worker
+        with Debezium on the test broker and waits until its connectors run; stopped
+        after the test.
 
 Markers: ``kafka`` (needs the broker) and ``docker`` (needs a Docker engine: skipped
 without one, failed under ``CI=true``).
@@ -34,6 +39,8 @@ from streamkit.errors import StreamkitError
 if TYPE_CHECKING:
     from streamkit.app import App
     from streamkit.ops.client import AppClient
+    from streamkit.ops.local_connect import ConnectInfo
+    from streamkit.ops.local_postgres import PostgresInfo
     from streamkit.testing.brokers import ClusterTestBroker, SecureTestBroker
 
 TopicFactory = Callable[..., str]
@@ -171,3 +178,36 @@ def app_client(kafka_bootstrap: str) -> Iterator[AppClientFactory]:
     finally:
         for client in made:
             client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresInfo]:
+    from streamkit.ops._local_process import free_port  # noqa: PLC0415
+    from streamkit.ops.local_postgres import LocalPostgres  # noqa: PLC0415
+
+    server = LocalPostgres(tmp_path_factory.mktemp("postgres"), free_port())
+    info = _needed(server.start, "PostgreSQL")
+    yield info
+    server.destroy()
+
+
+@pytest.fixture
+def kafka_connect(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., ConnectInfo]]:
+    from streamkit.ops._local_process import free_port  # noqa: PLC0415
+    from streamkit.ops.local_connect import LocalConnect  # noqa: PLC0415
+    from streamkit.settings import Settings  # noqa: PLC0415
+
+    started: list[LocalConnect] = []
+
+    def start(connectors: list[Any], env: Mapping[str, str] | None = None) -> ConnectInfo:
+        worker = LocalConnect(tmp_path_factory.mktemp("connect"), Settings.from_env().cache_dir,
+                              free_port())  # fmt: skip
+        started.append(worker)
+        return _needed(lambda: worker.start(kafka_bootstrap, list(connectors), dict(env or {})),
+                       "Kafka Connect")  # fmt: skip
+
+    yield start
+    for worker in started:
+        worker.stop()

@@ -2,6 +2,7 @@
 they started, running a worker in a thread of the test, reading a topic back, and reading a
 group's committed offsets."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -94,3 +95,14 @@ def read_all(
         return list(read_until(consumer, ranges, stall=stall))
     finally:
         consumer.close()
+
+
+def run_demo(module: str, bootstrap: str, *args: str) -> str:
+    """``python -m <module> ARGS`` on the test broker; it must succeed; its stdout."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        env={**os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT, capture_output=True, text=True, timeout=400, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout

@@ -1,0 +1,195 @@
+"""A local Kafka Connect worker (standalone) running Debezium's PostgreSQL connector:
+Kafka Connect's and Debezium's jars from Maven Central (``deploy/connect/pom.xml``),
+started and stopped like the local broker (``streamkit connect start|stop|status``).
+
+Connector files are Kafka Connect's ``.properties``; ``${env:NAME}`` in them is read from
+the environment (the worker declares the ``env`` config provider), so one file fits any
+port or database. The worker writes JSON without embedded schemas (what ``debezium``
+topics read), keeps its source offsets in its state directory, and answers its REST API
+on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from streamkit.errors import BrokerError
+from streamkit.ops._kafka_dist import ensure_jars, find_java, find_pom
+from streamkit.ops._local_process import running_state, terminate
+
+__all__ = ["DEFAULT_REST_PORT", "ConnectInfo", "LocalConnect", "connector_name"]
+
+DEFAULT_REST_PORT = 8083
+_MAIN = "org.apache.kafka.connect.cli.ConnectStandalone"
+
+
+def connector_name(path: Path) -> str:
+    """The ``name=`` of a connector file."""
+    for line in path.read_text().splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == "name":
+            return value.strip()
+    raise BrokerError(f"connector file {path} has no name=")
+
+
+@dataclass(frozen=True)
+class ConnectInfo:
+    """A running local Connect worker."""
+
+    pid: int
+    rest_port: int
+    connectors: tuple[str, ...]
+
+    @property
+    def url(self) -> str:
+        """Its REST API."""
+        return f"http://127.0.0.1:{self.rest_port}"
+
+
+class LocalConnect:
+    """The local Connect worker whose state lives in ``state_dir``."""
+
+    def __init__(self, state_dir: Path, cache_dir: Path, rest_port: int = DEFAULT_REST_PORT):
+        self.state_dir = state_dir
+        self.cache_dir = cache_dir
+        self.rest_port = rest_port
+        self.log = state_dir / "connect.log"
+        self._state = state_dir / "connect.json"
+
+    def info(self) -> ConnectInfo | None:
+        """The running worker this state directory started (None: none runs)."""
+        doc = running_state(self._state)
+        return (
+            None
+            if doc is None
+            else ConnectInfo(int(doc["pid"]), int(doc["rest_port"]), tuple(doc["connectors"]))
+        )
+
+    def start(
+        self,
+        bootstrap: str,
+        connectors: list[Path],
+        env: dict[str, str] | None = None,
+        timeout: float = 180,
+    ) -> ConnectInfo:
+        """Start the worker with ``connectors`` and wait until each one's tasks run."""
+        running = self.info()
+        if running is not None:
+            raise BrokerError(f"a Connect worker already runs from {self.state_dir} "
+                              f"(pid {running.pid}): stop it first")  # fmt: skip
+        names = tuple(connector_name(path) for path in connectors)
+        java = find_java(os.environ.get("JAVA_HOME", ""))
+        lib, _ = ensure_jars(self.cache_dir, find_pom("connect"), expect="connect-runtime-")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        worker = self.state_dir / "worker.properties"
+        worker.write_text(self._worker_properties(bootstrap))
+        command = [java.path, "-Xmx512m", "-cp", f"{lib}/*", _MAIN, str(worker),
+                   *(str(path.resolve()) for path in connectors)]  # fmt: skip
+        with self.log.open("ab") as log:
+            process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})}, start_new_session=True,
+            )  # fmt: skip
+        info = ConnectInfo(process.pid, self.rest_port, names)
+        self._state.write_text(json.dumps({"pid": process.pid, "rest_port": self.rest_port,
+                                           "connectors": list(names)}))  # fmt: skip
+        try:
+            self._await_running(info, process, timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return info
+
+    def _worker_properties(self, bootstrap: str) -> str:
+        offsets = self.state_dir / "offsets.dat"
+        return "\n".join([
+            f"bootstrap.servers={bootstrap}",
+            "key.converter=org.apache.kafka.connect.json.JsonConverter",
+            "value.converter=org.apache.kafka.connect.json.JsonConverter",
+            "key.converter.schemas.enable=false",
+            "value.converter.schemas.enable=false",
+            f"offset.storage.file.filename={offsets}",
+            "offset.flush.interval.ms=1000",
+            f"listeners=http://127.0.0.1:{self.rest_port}",
+            "config.providers=env",
+            "config.providers.env.class="
+            "org.apache.kafka.common.config.provider.EnvVarConfigProvider",
+            "",
+        ])  # fmt: skip
+
+    def _await_running(
+        self, info: ConnectInfo, process: subprocess.Popen[bytes], timeout: float
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        last = "no answer yet"
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise BrokerError(f"Kafka Connect exited {process.returncode} while starting: "
+                                  f"{' | '.join(self._log_tail(4))} (log {self.log})")  # fmt: skip
+            states = self.states(info)
+            if states is not None:
+                failed = [f"{n}: {s}" for n, s in states.items() if s.startswith("FAILED")]
+                if failed:
+                    raise BrokerError(f"connector failed: {'; '.join(failed)} (log {self.log})")
+                if all(s == "RUNNING" for s in states.values()):
+                    return
+                last = ", ".join(f"{n} {s}" for n, s in states.items())
+            time.sleep(0.5)
+        raise BrokerError(f"Kafka Connect's connectors are not running after {timeout:.0f}s "
+                          f"({last}; log {self.log})")  # fmt: skip
+
+    def states(self, info: ConnectInfo) -> dict[str, str] | None:
+        """Each connector's state, with its tasks' (None: the REST API does not answer)."""
+        found = {}
+        for name in info.connectors:
+            doc = _get(f"{info.url}/connectors/{name}/status")
+            if doc is None:
+                return None
+            if "connector" not in doc:
+                found[name] = "NOT FOUND"
+                continue
+            tasks = doc.get("tasks") or []
+            state = doc["connector"]["state"]
+            bad = [t for t in tasks if t.get("state") != "RUNNING"]
+            if state == "RUNNING" and (not tasks or bad):
+                state = bad[0]["state"] if bad else "STARTING"
+                if state == "FAILED":
+                    trace = str(bad[0].get("trace", "")).strip().splitlines()
+                    state = f"FAILED ({trace[0][:300] if trace else 'no trace'})"
+            found[name] = state
+        return found
+
+    def stop(self, grace: float = 30) -> bool:
+        """Stop the worker (its offsets are flushed on the way); whether one ran."""
+        running = self.info()
+        if running is None:
+            self._state.unlink(missing_ok=True)
+            return False
+        terminate(running.pid, grace)
+        self._state.unlink(missing_ok=True)
+        return True
+
+    def _log_tail(self, lines: int) -> list[str]:
+        try:
+            return self.log.read_text(errors="replace").strip().splitlines()[-lines:]
+        except OSError:
+            return []
+
+
+def _get(url: str) -> Any:
+    """A JSON answer of the REST API (None: no answer; 404: ``{}``)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310 - our 127.0.0.1
+            return json.loads(answer.read())
+    except urllib.error.HTTPError as exc:
+        return {} if exc.code == 404 else None
+    except (OSError, ValueError):
+        return None
