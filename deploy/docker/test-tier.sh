@@ -58,5 +58,6 @@ deploy/docker/build-images.sh
 export STREAMKIT_TEST_BROKER=docker
 export STREAMKIT_TEST_KAFKA_IMAGE=streamkit/kafka:local KAFKA_IMAGE=streamkit/kafka:local
 export PYTHON_BASE_IMAGE=streamkit/base:local STREAMKIT_IMAGE=streamkit:local
+export POSTGRES_IMAGE=streamkit/postgres:local CONNECT_IMAGE=streamkit/connect:local
 export TESTCONTAINERS_RYUK_DISABLED=true
 .venv/bin/pytest -m docker "$@"

@@ -11,6 +11,7 @@ import click
 
 from streamkit.cli._kafka import kafka_settings
 from streamkit.errors import ConfigError
+from streamkit.ops.connect_rest import await_running, register
 from streamkit.ops.local_connect import DEFAULT_REST_PORT, LocalConnect
 from streamkit.ops.local_postgres import DEFAULT_PORT, LocalPostgres
 from streamkit.settings import Settings
@@ -137,3 +138,27 @@ def connect_status(data_dir: Path | None) -> None:
     click.echo(f"Kafka Connect running at {info.url} (pid {info.pid})")
     for name in info.connectors:
         click.echo(f"  {name}: {states.get(name, 'no answer')}")
+
+
+@connect.command("register")
+@click.option("--url", required=True, help="The Connect cluster's REST API (http://host:8083).")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a connector property (repeatable).")  # fmt: skip
+@click.option("--wait", default=180.0, show_default=True, help="Seconds to wait for RUNNING.")
+@click.argument("connectors", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))  # fmt: skip
+def connect_register(
+    url: str, overrides: tuple[str, ...], wait: float, connectors: tuple[Path, ...]
+) -> None:
+    """Create or update CONNECTORS (.properties files) on a running Connect cluster (its
+    REST API), and wait until they run: for a cluster streamkit did not start (Docker
+    Compose's, a shared one)."""
+    changes = {}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--set")
+        changes[key] = value
+    names = [register(url, path, changes) for path in connectors]
+    await_running(url, names, wait)
+    click.echo(f"{', '.join(names)} running on {url}")

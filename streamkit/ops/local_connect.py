@@ -14,16 +14,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from streamkit.errors import BrokerError
 from streamkit.ops._kafka_dist import ensure_jars, find_java, find_pom
 from streamkit.ops._local_process import running_state, terminate
+from streamkit.ops.connect_rest import await_running, connector_states, read_connector
 
 __all__ = ["DEFAULT_REST_PORT", "ConnectInfo", "LocalConnect", "connector_name"]
 
@@ -33,11 +30,7 @@ _MAIN = "org.apache.kafka.connect.cli.ConnectStandalone"
 
 def connector_name(path: Path) -> str:
     """The ``name=`` of a connector file."""
-    for line in path.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip() == "name":
-            return value.strip()
-    raise BrokerError(f"connector file {path} has no name=")
+    return read_connector(path)["name"]
 
 
 @dataclass(frozen=True)
@@ -128,44 +121,20 @@ class LocalConnect:
     def _await_running(
         self, info: ConnectInfo, process: subprocess.Popen[bytes], timeout: float
     ) -> None:
-        deadline = time.monotonic() + timeout
-        last = "no answer yet"
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise BrokerError(f"Kafka Connect exited {process.returncode} while starting: "
-                                  f"{' | '.join(self._log_tail(4))} (log {self.log})")  # fmt: skip
-            states = self.states(info)
-            if states is not None:
-                failed = [f"{n}: {s}" for n, s in states.items() if s.startswith("FAILED")]
-                if failed:
-                    raise BrokerError(f"connector failed: {'; '.join(failed)} (log {self.log})")
-                if all(s == "RUNNING" for s in states.values()):
-                    return
-                last = ", ".join(f"{n} {s}" for n, s in states.items())
-            time.sleep(0.5)
-        raise BrokerError(f"Kafka Connect's connectors are not running after {timeout:.0f}s "
-                          f"({last}; log {self.log})")  # fmt: skip
+        def gone() -> str | None:
+            if process.poll() is None:
+                return None
+            return (f"Kafka Connect exited {process.returncode} while starting: "
+                    f"{' | '.join(self._log_tail(4))} (log {self.log})")  # fmt: skip
+
+        try:
+            await_running(info.url, info.connectors, timeout, gone)
+        except BrokerError as exc:
+            raise BrokerError(f"{exc} (log {self.log})") from None
 
     def states(self, info: ConnectInfo) -> dict[str, str] | None:
-        """Each connector's state, with its tasks' (None: the REST API does not answer)."""
-        found = {}
-        for name in info.connectors:
-            doc = _get(f"{info.url}/connectors/{name}/status")
-            if doc is None:
-                return None
-            if "connector" not in doc:
-                found[name] = "NOT FOUND"
-                continue
-            tasks = doc.get("tasks") or []
-            state = doc["connector"]["state"]
-            bad = [t for t in tasks if t.get("state") != "RUNNING"]
-            if state == "RUNNING" and (not tasks or bad):
-                state = bad[0]["state"] if bad else "STARTING"
-                if state == "FAILED":
-                    trace = str(bad[0].get("trace", "")).strip().splitlines()
-                    state = f"FAILED ({trace[0][:300] if trace else 'no trace'})"
-            found[name] = state
-        return found
+        """Each connector's state (None: the REST API does not answer)."""
+        return connector_states(info.url, info.connectors)
 
     def stop(self, grace: float = 30) -> bool:
         """Stop the worker (its offsets are flushed on the way); whether one ran."""
@@ -182,14 +151,3 @@ class LocalConnect:
             return self.log.read_text(errors="replace").strip().splitlines()[-lines:]
         except OSError:
             return []
-
-
-def _get(url: str) -> Any:
-    """A JSON answer of the REST API (None: no answer; 404: ``{}``)."""
-    try:
-        with urllib.request.urlopen(url, timeout=5) as answer:  # noqa: S310 - our 127.0.0.1
-            return json.loads(answer.read())
-    except urllib.error.HTTPError as exc:
-        return {} if exc.code == 404 else None
-    except (OSError, ValueError):
-        return None

@@ -1,7 +1,8 @@
 """Docker for users: the example pipeline on the Kafka container, and `docker compose up`.
 
 Marked ``docker``: `make test` runs them in CI through deploy/docker/test-tier.sh, which
-builds local images and points KAFKA_IMAGE / PYTHON_BASE_IMAGE / STREAMKIT_IMAGE at them.
+builds local images and points KAFKA_IMAGE / PYTHON_BASE_IMAGE / STREAMKIT_IMAGE (and
+POSTGRES_IMAGE / CONNECT_IMAGE for the cdc profile) at them.
 """
 
 import os
@@ -13,6 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
@@ -110,4 +112,79 @@ def test_docker_compose_up_shows_generated_events_coming_out_of_the_pipeline() -
         assert "assigned" in logs.stdout + logs.stderr
     finally:
         down = _compose(project, env, "down", "-v", "--remove-orphans")
+    assert down.returncode == 0, down.stderr[-2000:]
+
+
+def _latest(bootstrap: str, topic: str) -> dict[str, Any]:
+    """The latest value per key of ``topic`` (a null value deletes the key)."""
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap, "group.id": f"read-{uuid.uuid4().hex}",
+        "enable.auto.commit": False, "isolation.level": "read_committed",
+    })  # fmt: skip
+    latest: dict[str, Any] = {}
+    try:
+        info = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if info is None or info.error is not None or not info.partitions:
+            return latest
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                for p in info.partitions}  # fmt: skip
+        consumer.assign([TopicPartition(topic, p, low) for p, (low, _) in ends.items()])
+        left = {p for p, (low, high) in ends.items() if high > low}
+        deadline = time.monotonic() + 30
+        while left and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None or msg.error():
+                continue
+            key = (msg.key() or b"").decode()
+            if msg.value() is None:
+                latest.pop(key, None)
+            else:
+                latest[key] = orjson.loads(msg.value())
+            if (msg.offset() or 0) + 1 >= ends[msg.partition() or 0][1]:
+                left.discard(msg.partition() or 0)
+    except KafkaException as exc:
+        if exc.args[0].code() in _NOT_READY:
+            return {}
+        raise
+    finally:
+        consumer.close()
+    return latest
+
+
+def test_docker_compose_cdc_profile_follows_postgres() -> None:
+    project = f"streamkit-smoke-{uuid.uuid4().hex[:6]}"
+    port, pg_port = free_port(), free_port()
+    env = {**os.environ, "KAFKA_HOST_PORT": str(port), "POSTGRES_HOST_PORT": str(pg_port)}
+    up = _compose(project, env, "--profile", "cdc", "up", "-d", "inventory", "cdc-connector")
+    try:
+        assert up.returncode == 0, up.stderr[-3000:]
+        bootstrap = f"127.0.0.1:{port}"
+
+        def registered() -> bool:
+            logs = _compose(project, env, "logs", "--no-color", "cdc-connector")
+            return "shop-postgres running on http://connect:8083" in logs.stdout + logs.stderr
+
+        _wait(registered, 300, "the connector registered and running")
+
+        def psql(sql: str) -> None:
+            done = _compose(project, env, "exec", "-T", "postgres", "psql", "-U", "postgres",
+                            "-h", "127.0.0.1", "-v", "ON_ERROR_STOP=1", "-c", sql)  # fmt: skip
+            assert done.returncode == 0, done.stderr[-2000:]
+
+        psql("INSERT INTO products VALUES (1, 'kettle', 'kitchen', 29.90, 10), "
+             "(2, 'mug', 'kitchen', 5.50, 100)")  # fmt: skip
+        psql("UPDATE products SET stock = 9 WHERE id = 1")
+        psql("DELETE FROM products WHERE id = 2")
+        expected = {"1": {"id": 1, "name": "kettle", "category": "kitchen", "price": "29.90",
+                          "stock": 9}}  # fmt: skip
+
+        def caught_up() -> bool:
+            rows = _latest(bootstrap, "inventory.catalog")
+            return {
+                k: {f: v for f, v in row.items() if f != "lsn"} for k, row in rows.items()
+            } == expected
+
+        _wait(caught_up, 180, "the catalog to follow the products table")
+    finally:
+        down = _compose(project, env, "--profile", "cdc", "down", "-v", "--remove-orphans")
     assert down.returncode == 0, down.stderr[-2000:]

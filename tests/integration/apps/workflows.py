@@ -4,7 +4,8 @@ topic, so a test can count them.
 
 Order ``n`` (its id ``w<n>``):
 
-* ``n % 7 == 0`` waits for an approval (``WF_WAIT``, then compensated);
+* ``n % 7 == 0`` waits for an approval (``WF_WAIT``, then compensated), which may be a
+  rejection (``ok`` false: compensated);
 * ``n % 5 == 0`` has its card declined in ``charge`` (compensated);
 * ``n % 11 == 0`` fails ``charge``'s first attempt (retried after 0.2 s, on a timer);
 * ``n % 13 == 0`` cannot be shipped (charge refunded, then stock released).
@@ -52,7 +53,9 @@ def reserve(order: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
 
 @flow.wait(APPROVALS, timeout=os.environ.get("WF_WAIT", "8s"), when=lambda o: o["n"] % 7 == 0)
 def approval(order: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
-    """Some orders wait for an approval."""
+    """Some orders wait for an approval (or a rejection)."""
+    if not answer.get("ok", True):
+        raise StepFailed(f"rejected by {answer['by']}")
     return {**order, "approved_by": answer["by"]}
 
 
