@@ -90,7 +90,7 @@ def main() -> None:
     os.execv(
         f"{BIN}/postgres",
         [
-            "postgres",
+            f"{BIN}/postgres",  # its own path: it finds its libraries from there
             "-D",
             PGDATA,
             "-c",
