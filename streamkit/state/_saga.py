@@ -133,7 +133,14 @@ class Saga:
         spec = self.flow.steps[inst["step"]]
         data = inst["data"]
         if spec.event is not None and "event" not in inst:
-            if spec.when is not None and not spec.when(data):
+            try:
+                skip = spec.when is not None and not spec.when(data)
+            except Exception as exc:  # noqa: BLE001 - user code: the step fails for good
+                why = f"the when= of step {spec.name} raised {describe(exc)}"
+                self._log(inst, {"step": spec.name, "kind": "wait", "outcome": "failed",
+                                 "at": now, "error": why})  # fmt: skip
+                return self._give_up(inst, ctx, now, why)
+            if skip:
                 self._log(inst, {"step": spec.name, "kind": "wait", "outcome": "skipped",
                                  "at": now})  # fmt: skip
                 inst["_calls"].append([spec.name, "skipped", 0.0])

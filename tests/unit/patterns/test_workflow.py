@@ -392,3 +392,15 @@ def test_a_cycle_with_a_timeout_exit_is_allowed() -> None:
     flow.wait("answers", timeout="1s", name="listen", next="ask",
               on_timeout="compensate")(lambda d, e: d)  # fmt: skip
     app.validate()
+
+
+def test_a_when_that_raises_fails_the_instance_instead_of_its_record() -> None:
+    app, flow = _app()
+    flow.step(name="first", compensate=lambda data: None)(_ok)
+    flow.wait("answers", timeout="1s", name="gate", when=lambda d: d["missing"])(lambda d, e: d)
+    driver = TestDriver(app)
+    driver.send("orders", {"order_id": "o"})
+    (end,) = driver.values("done")
+    assert end["status"] == "compensated"
+    assert end["error"] == "the when= of step gate raised KeyError: 'missing'"
+    assert driver.dead_letters() == []
