@@ -150,9 +150,11 @@ class LocalPostgres:
         return True
 
     def destroy(self) -> None:
-        """Stop it and remove its data."""
+        """Stop it and remove its data (and, as root, its log beside it)."""
         self.stop()
         shutil.rmtree(self.data_dir, ignore_errors=True)
+        if self.as_root:
+            self.log.unlink(missing_ok=True)
 
     def _log_tail(self, lines: int) -> list[str]:
         try:
