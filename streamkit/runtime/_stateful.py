@@ -181,16 +181,29 @@ class StatefulSteps:
         # Put again when not folded (a redelivery): its changelog record is written again,
         # in case the first write is what failed.
         state.put(agg.store, state_key, entry)
-        for out, key, value in projections:
-            error = sink(out, key, value, None, timestamp)
-            if error is not None:
-                outcome.produce_errors.append(error)
-        if folded and agg.report is not None and entry is not None:
-            outcome.steps += [(agg.name, *call) for call in agg.report(entry.state)]
+        self.publish(agg, entry if folded else None, projections, timestamp, sink, outcome)
         if event_id is not None:
             self.remember(state, agg.name, where, event_id, sink, outcome)
         outcome.done.append(agg.name)
         outcome.emitted += 1
+
+    @staticmethod
+    def publish(
+        agg: AggregateSpec,
+        entry: Entry | None,
+        projections: list[tuple[str, bytes, bytes | None]],
+        timestamp: int,
+        sink: Sink,
+        outcome: Outcome,
+    ) -> None:
+        """Write a new entry's ``projections`` (see :meth:`projections`) and report what
+        it ran (a workflow's steps; ``entry`` None: nothing new ran)."""
+        for out, key, value in projections:
+            error = sink(out, key, value, None, timestamp)
+            if error is not None:
+                outcome.produce_errors.append(error)
+        if agg.report is not None and entry is not None:
+            outcome.steps += [(agg.name, *call) for call in agg.report(entry.state)]
 
     def projections(
         self, agg: AggregateSpec, entry: Entry | None, key: str

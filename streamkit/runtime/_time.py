@@ -20,7 +20,7 @@ from streamkit.failures.dead_letter import dead_letter_record
 from streamkit.failures.failure import Failure, Stage
 from streamkit.processor import Context, Emit, ProcessorSpec, route
 from streamkit.records import Headers
-from streamkit.runtime._stateful import Where, key_mismatch
+from streamkit.runtime._stateful import StatefulSteps, Where, key_mismatch
 from streamkit.runtime.outcome import Late, Outcome, OutRecord, Sink
 from streamkit.runtime.serdes import TopicSerdes
 from streamkit.state.aggregate import AggregateSpec, fire, source_of
@@ -48,12 +48,10 @@ class TimeSteps:
         clock: Callable[[], int],
         decide: Callable[[Failure, Outcome], None],
         deliver: Deliver,
-        projections: Callable[
-            [AggregateSpec, Entry | None, str], list[tuple[str, bytes, bytes | None]]
-        ],
+        stateful: StatefulSteps,
     ) -> None:
         app = topology.app
-        self.projections = projections
+        self.stateful = stateful
         self.topology = topology
         self.repartitioned = frozenset(app.repartitioned)
         self.serdes = serdes
@@ -245,14 +243,9 @@ class TimeSteps:
             kept = None if exc.state is None else Entry(exc.state, offset, now, sources)
             state.put(spec.store, timer.key, kept)
             raise
-        projections = self.projections(spec, entry, timer.key)
+        projections = self.stateful.projections(spec, entry, timer.key)
         state.put(spec.store, timer.key, entry)
-        for out, key, value in projections:
-            error = sink(out, key, value, None, max(1, timer.due))
-            if error is not None:
-                outcome.produce_errors.append(error)
-        if spec.report is not None and entry is not None:
-            outcome.steps += [(spec.name, *call) for call in spec.report(entry.state)]
+        self.stateful.publish(spec, entry, projections, max(1, timer.due), sink, outcome)
 
     def _emit(
         self, spec: WindowSpec, result: WindowResult, partition: int, sink: Sink, outcome: Outcome

@@ -102,7 +102,7 @@ class Pipeline:
         failed): see :func:`streamkit.runtime._emit.deliver`."""
         self.stateful = StatefulSteps(self.topology, self.serdes, clock, self.decide)
         self.time = TimeSteps(self.topology, self.serdes, clock, self.decide, self.deliver,
-                              self.stateful.projections)  # fmt: skip
+                              self.stateful)  # fmt: skip
         self.retry_topics = {} if inline_retry_topics else self.topology.retry_topics()
         self._inline_retries = inline_retry_topics
         self.fast_filtered = 0
