@@ -6,6 +6,8 @@ value is a comma-separated list of ``point@N``: the N-th time this process passe
 ``STREAMKIT_FAILPOINTS_ONCE=PATH`` a point fires only if PATH does not exist, and creates
 it as it fires; while PATH exists the point keeps counting passes without firing, so a
 worker restarted by the supervisor crashes again only after the test removes the file.
+With ``STREAMKIT_FAILPOINTS_SIGNAL=SIGSTOP`` the process freezes there instead (a zombie:
+the test resumes it with SIGCONT).
 
 The points:
 
@@ -47,6 +49,9 @@ def parse(spec: str) -> dict[str, int]:
 def check() -> None:
     """Raise ValueError when ``STREAMKIT_FAILPOINTS`` is set but malformed."""
     parse(os.environ.get("STREAMKIT_FAILPOINTS", ""))
+    name = os.environ.get("STREAMKIT_FAILPOINTS_SIGNAL", "").strip().upper()
+    if name not in ("", "SIGKILL", "SIGSTOP"):
+        raise ValueError(f"STREAMKIT_FAILPOINTS_SIGNAL: {name!r} is neither SIGKILL nor SIGSTOP")
 
 
 try:
@@ -58,7 +63,8 @@ _COUNTS = dict(ARMED)
 
 
 def reached(point: str) -> None:
-    """Pass ``point``: kill this process when it is armed and its count runs out."""
+    """Pass ``point``: kill (or freeze) this process when it is armed and its count runs
+    out."""
     left = ARMED.get(point)
     if left is None:
         return
@@ -73,4 +79,9 @@ def reached(point: str) -> None:
             ARMED[point] = _COUNTS[point]
             return
     del ARMED[point]
-    os.kill(os.getpid(), signal.SIGKILL)
+    os.kill(os.getpid(), _signal())
+
+
+def _signal() -> signal.Signals:
+    name = os.environ.get("STREAMKIT_FAILPOINTS_SIGNAL", "").strip().upper()
+    return signal.SIGSTOP if name == "SIGSTOP" else signal.SIGKILL

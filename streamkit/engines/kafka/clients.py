@@ -6,6 +6,7 @@ Users override any default here with ``STREAMKIT_KAFKA_*`` (see
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Iterator, Mapping
@@ -27,12 +28,28 @@ from streamkit.topology import Topology
 
 __all__ = [
     "FETCH",
+    "OPEN_TRANSACTION_WAIT",
+    "TRANSACTION_TIMEOUT_MS",
     "ChangelogReader",
     "check_topics",
     "consumer_config",
     "producer_config",
     "read_until",
 ]
+
+log = logging.getLogger("streamkit.state")
+
+TRANSACTION_TIMEOUT_MS = 60_000
+"""An exactly-once worker's ``transaction.timeout.ms`` (librdkafka's default, set so that
+the wait below is computed from it): a transaction its producer leaves open is aborted by
+the coordinator this long after it began, at the latest."""
+OPEN_TRANSACTION_WAIT = TRANSACTION_TIMEOUT_MS / 1000 + 40.0
+"""How long a read waits on a transaction left open by another producer: its timeout,
+plus the coordinator's sweep for timed-out transactions (every 10 s), with a margin. A
+producer that died mid-transaction and is not restarted under its transactional id holds
+readers up that long."""
+_TELL_AFTER = 5.0
+
 
 # The consumer's fetching.
 # - Prefetch bounded: librdkafka's defaults (64 MB of queued records, 50 MB fetches) let
@@ -121,7 +138,17 @@ def check_topics(
 
 
 class ChangelogReader:
-    """Reads changelog partitions for restores, with a consumer that never joins a group."""
+    """Reads changelog partitions for restores, with a consumer that never joins a group.
+
+    A restore reads committed records up to the partition's *high watermark*, not up to
+    its last stable offset (the end a ``read_committed`` client is told): a transaction
+    still open when the partition is assigned (a frozen previous owner's, say) ends
+    either committed, and its state changes must be folded before the input offsets it
+    committed are processed from, or aborted; either way the reader's position passes it
+    only once it has ended. Stopping at the last stable offset instead lost the changes
+    of a zombie's transaction that committed after the restore (the eos-zombie chaos
+    scenario's counts ran short).
+    """
 
     def __init__(self, settings: Settings, topology: Topology) -> None:
         self._config = settings.client_config(
@@ -141,21 +168,27 @@ class ChangelogReader:
             }
         )
         self._consumer: Consumer | None = None
+        self._ends: Consumer | None = None  # read_uncommitted: its watermark is the HW
 
     def __call__(
         self, topic: str, partition: int, start: int
     ) -> tuple[int, Iterator[tuple[bytes | None, bytes | None, int]]]:
         """The changelog partition's end, and its records from ``start`` to that end."""
-        if self._consumer is None:
+        if self._consumer is None or self._ends is None:
             self._consumer = Consumer(self._config)
-        low, high = watermarks(self._consumer, topic, partition)
-        return high, _records(self._consumer, topic, partition, max(start, low), high)
+            self._ends = Consumer({**self._config, "isolation.level": "read_uncommitted"})
+        low, high = watermarks(self._ends, topic, partition)
+        records = _records(
+            self._consumer, topic, partition, max(start, low), high, stall=OPEN_TRANSACTION_WAIT
+        )
+        return high, records
 
     def close(self) -> None:
-        """Close the consumer, if one was made."""
-        if self._consumer is not None:
-            self._consumer.close()
-            self._consumer = None
+        """Close the consumers, if they were made."""
+        for consumer in (self._consumer, self._ends):
+            if consumer is not None:
+                consumer.close()
+        self._consumer = self._ends = None
 
 
 _MOVING = frozenset({
@@ -208,7 +241,7 @@ def _records(
         return
     here = TopicPartition(topic, partition)
     consumer.assign([TopicPartition(topic, partition, first)])
-    idle_since = time.monotonic()
+    idle_since, told = time.monotonic(), False
     while True:
         batch = consumer.consume(10_000, 0.05)
         for msg in batch:
@@ -217,12 +250,22 @@ def _records(
                 yield msg.key(), msg.value(), msg.offset() or 0
             elif error.fatal():
                 raise KafkaOperationError(f"reading {topic} failed: {error.str()}")
-        if consumer.position([here])[0].offset >= end:
+        position = consumer.position([here])[0].offset
+        if position >= end:
             return
         if batch:
-            idle_since = time.monotonic()
+            idle_since, told = time.monotonic(), False
         elif time.monotonic() - idle_since > stall:
-            raise KafkaOperationError(f"reading {topic}[{partition}] stalled before its end")
+            raise KafkaOperationError(
+                f"reading {topic}[{partition}] stalled at offset {position}, before its end {end}"
+            )
+        elif not told and time.monotonic() - idle_since > _TELL_AFTER:
+            told = True
+            log.info(
+                "reading %s[%d] waits at offset %d, before its end %d: a transaction open "
+                "there must end first (it is aborted %d s after it began at the latest)",
+                topic, partition, position, end, TRANSACTION_TIMEOUT_MS // 1000,
+            )  # fmt: skip
 
 
 def read_until(

@@ -14,9 +14,10 @@ from collections.abc import Iterable, Mapping
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from streamkit.engines.kafka.clients import ChangelogReader
+from streamkit.engines.kafka.clients import OPEN_TRANSACTION_WAIT, ChangelogReader
 from streamkit.engines.kafka.engine import KafkaEngine
 from streamkit.engines.kafka.tables import TableFeed
+from streamkit.errors import KafkaOperationError
 from streamkit.records import TP
 from streamkit.runtime import failpoints
 
@@ -62,8 +63,17 @@ class GroupMember(KafkaEngine):
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = [(p.topic, p.partition) for p in partitions]
         for tp in keys:
-            task = self.open_task(tp)
-            if task.state is not None:
+            self.open_task(tp)
+        if self.exactly_once:
+            try:
+                self._await_stable(partitions, describe(keys))
+            except BaseException as exc:  # noqa: BLE001 - re-raised by the loop
+                self._callback_error = exc
+        elif self.timed:  # where each partition stands: idle windows close once caught up
+            self._learn_committed(partitions)
+        for tp in keys:
+            task = self.tasks[tp]
+            if task.state is not None and self._callback_error is None:
                 try:
                     task.state.restore(self.restore)
                 except BaseException as exc:  # noqa: BLE001 - re-raised by the loop
@@ -73,11 +83,40 @@ class GroupMember(KafkaEngine):
                 self.table_feed.assigned(keys)
             except BaseException as exc:  # noqa: BLE001 - re-raised by the loop
                 self._callback_error = exc
-        if self.timed:  # where each partition stands: idle windows close once caught up
-            self._learn_committed(partitions)
         self.ever_assigned = True
         self.chain.rebalance("assigned", len(keys))
         self.log.info("assigned %s", describe(keys))
+
+    def _await_stable(self, partitions: list[TopicPartition], where: str) -> None:
+        """Exactly once: wait until no open transaction holds offsets of ``partitions``,
+        before their stores are restored.
+
+        A previous owner frozen past its session (a zombie) may have sent its batch's
+        offsets to its transaction before it froze; it can still commit that transaction
+        once it resumes, and this member would then process from after the batch. The
+        batch's state changes must therefore be in the restore: a ``read_committed``
+        consumer is told the committed offsets only once they are stable (KIP-447), and
+        the restore then reads the changelog to its high watermark (past every
+        transaction open now, committed or aborted).
+        """
+        give_up = time.monotonic() + OPEN_TRANSACTION_WAIT
+        told = False
+        while True:
+            try:
+                found = self.consumer.committed(partitions, timeout=5)
+                break
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError._TIMED_OUT or time.monotonic() > give_up:
+                    raise KafkaOperationError(
+                        f"the committed offsets of {where} are unknown: {exc.args[0].str()}"
+                    ) from exc
+            if not told:
+                told = True
+                self.log.info(
+                    "waiting for a transaction holding offsets of %s to end (at the latest "
+                    "when its producer's transaction timeout aborts it)", where,
+                )  # fmt: skip
+        self._note_committed(found)
 
     def _learn_committed(self, partitions: list[TopicPartition]) -> None:
         try:
@@ -85,6 +124,9 @@ class GroupMember(KafkaEngine):
         except KafkaException as exc:
             self.log.info("committed offsets unknown at assignment: %s", exc.args[0].str())
             return
+        self._note_committed(found)
+
+    def _note_committed(self, found: list[TopicPartition]) -> None:
         for tp in found:
             task = self.tasks.get((tp.topic, tp.partition))
             if task is not None and tp.offset >= 0:

@@ -21,6 +21,7 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from streamkit.app import App
 from streamkit.engines.kafka.access import check_access, denied
 from streamkit.engines.kafka.clients import (
+    TRANSACTION_TIMEOUT_MS,
     ChangelogReader,
     check_topics,
     client_id,
@@ -142,6 +143,7 @@ class KafkaWorker(GroupMember):
             self._producer_config["transactional.id"] = transactional_id(
                 app.group_id, self.options.worker_id
             )
+            self._producer_config.setdefault("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS)
         self.producer = Producer(self._producer_config)  # under EOS: replaced once fenced in
 
     # -- control ------------------------------------------------------------------------
@@ -249,11 +251,17 @@ class KafkaWorker(GroupMember):
             for state in states:
                 state.rollback()
             raise
-        offsets = {
-            c.task.tp: c.next_offset
-            for c in chunks
-            if c.next_offset is not None and c.task.tp in self.tasks
-        }
+        offsets: dict[TP, int] = {}
+        for c in chunks:
+            if c.task.tp not in self.tasks:
+                continue
+            if c.next_offset is not None:
+                offsets[c.task.tp] = c.next_offset
+            elif c.task.committed is not None:
+                # A timer's chunk moves no offset, but its offset goes in all the same:
+                # the group coordinator refuses it from a member that lost the partition,
+                # so a zombie cannot commit the timer's state changes after the restore.
+                offsets.setdefault(c.task.tp, c.task.committed)
         if txn.commit(offsets):
             self.mark_committed(offsets)
             for state in states:

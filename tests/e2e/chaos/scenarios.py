@@ -187,11 +187,16 @@ class Run:
 
     def members(self) -> int:
         """Members of the app's consumer group now."""
+        found = self.member_clients()
+        return -1 if found is None else len(found)
+
+    def member_clients(self) -> list[str] | None:
+        """The client ids of the group's members now (None: not known yet)."""
         future = self._admin.describe_consumer_groups([self.group])[self.group]
         try:
-            return len(future.result(timeout=10).members)
+            return [m.client_id for m in future.result(timeout=10).members]
         except (KafkaException, TimeoutError):  # a fresh broker's coordinator still loading
-            return -1
+            return None
 
     def wait_members(self, count: int, timeout: float = 60) -> None:
         """Until the group has ``count`` members."""
@@ -479,6 +484,43 @@ def zombie(run: Run) -> None:
         time.sleep(3)
 
 
+def zombie_at(point: str, passes: int) -> Callable[[Run], None]:
+    """Exactly once: a worker freezes itself at a failpoint (SIGSTOP), the group moves its
+    partitions to another worker, then it resumes and finishes what it had begun."""
+
+    def scenario(run: Run) -> None:
+        marker = run.workdir / "failpoint-fired"
+        first = run.start(workers=1, STREAMKIT_FAILPOINTS=f"{point}@{passes}",
+                          STREAMKIT_FAILPOINTS_ONCE=str(marker),
+                          STREAMKIT_FAILPOINTS_SIGNAL="SIGSTOP")  # fmt: skip
+        run.begin()
+        pid = run.workers(first, 1)[0]
+        run.start(workers=1)
+        _wait(marker.exists, 120, f"{run.scenario}: failpoint {point} never fired\n{run.logs()}")
+        run.faults_ms.append(marker.stat().st_mtime_ns // 1_000_000)
+
+        def taken_over() -> bool:  # the frozen member's session expired; the other is in
+            clients = run.member_clients()
+            return (
+                clients is not None
+                and len(clients) == 1
+                and not any(c.endswith(f"-{pid}") for c in clients)
+            )
+
+        _wait(taken_over, 60, f"{run.scenario}: no other worker took over\n{run.logs()}")
+        # The fault's shape, not a wait for a condition: the zombie stays frozen while the
+        # new owner restores and starts (before the fix, its restore stopped short of the
+        # zombie's open transaction, which the zombie then committed).
+        time.sleep(3)
+        os.kill(pid, signal.SIGCONT)
+
+    scenario.__doc__ = (
+        f"a worker frozen at the {point!r} failpoint (pass {passes}) until the group has "
+        "moved on, then resumed: it may still commit what it had begun"
+    )
+    return scenario
+
+
 def leader_failover(run: Run) -> None:
     """A three-node cluster: kill -9 the node leading the most input and changelog
     partitions while workers run; once every partition commits again, start it again;
@@ -538,6 +580,7 @@ SCENARIOS = [
     Scenario("eos-failpoint-transaction", failpoint("transaction", 8), eos=True, stateful=True),
     Scenario("eos-failpoint-txn-commit", failpoint("txn-commit", 8), eos=True, stateful=True),
     Scenario("eos-zombie", zombie, eos=True, stateful=True),
+    Scenario("eos-zombie-txn-commit", zombie_at("txn-commit", 6), eos=True, stateful=True),
 ]
 
 

@@ -83,3 +83,28 @@ def test_a_point_suppressed_by_its_marker_fires_once_the_marker_is_gone(tmp_path
     )  # fmt: skip
     assert done.returncode == -signal.SIGKILL
     assert done.stdout.split() == ["0", "1", "2"]
+
+
+def test_a_point_with_sigstop_freezes_the_process_until_it_is_continued() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", THREE_PASSES], stdout=subprocess.PIPE, text=True,
+        env={**os.environ, "STREAMKIT_FAILPOINTS": "produce@2",
+             "STREAMKIT_FAILPOINTS_SIGNAL": "SIGSTOP"},
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "0"
+        _, status = os.waitpid(process.pid, os.WUNTRACED)  # returns once it has stopped
+        assert os.WIFSTOPPED(status)
+        assert os.WSTOPSIG(status) == signal.SIGSTOP
+        os.kill(process.pid, signal.SIGCONT)
+        assert process.stdout.read().split() == ["1", "2"]
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+
+
+def test_an_unknown_signal_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STREAMKIT_FAILPOINTS_SIGNAL", "STOP")
+    with pytest.raises(ValueError, match="neither SIGKILL nor SIGSTOP"):
+        failpoints.check()
