@@ -64,16 +64,17 @@ class GroupMember(KafkaEngine):
         keys = [(p.topic, p.partition) for p in partitions]
         for tp in keys:
             self.open_task(tp)
+        stable = True
         if self.exactly_once:
             try:
                 self._await_stable(partitions, describe(keys))
             except BaseException as exc:  # noqa: BLE001 - re-raised by the loop
-                self._callback_error = exc
+                self._callback_error, stable = exc, False
         elif self.timed:  # where each partition stands: idle windows close once caught up
             self._learn_committed(partitions)
         for tp in keys:
             task = self.tasks[tp]
-            if task.state is not None and self._callback_error is None:
+            if task.state is not None and stable:  # else nothing is processed: the loop raises
                 try:
                     task.state.restore(self.restore)
                 except BaseException as exc:  # noqa: BLE001 - re-raised by the loop
