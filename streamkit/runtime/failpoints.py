@@ -49,9 +49,13 @@ def parse(spec: str) -> dict[str, int]:
 def check() -> None:
     """Raise ValueError when ``STREAMKIT_FAILPOINTS`` is set but malformed."""
     parse(os.environ.get("STREAMKIT_FAILPOINTS", ""))
-    name = os.environ.get("STREAMKIT_FAILPOINTS_SIGNAL", "").strip().upper()
+    name = _signal_name()
     if name not in ("", "SIGKILL", "SIGSTOP"):
         raise ValueError(f"STREAMKIT_FAILPOINTS_SIGNAL: {name!r} is neither SIGKILL nor SIGSTOP")
+
+
+def _signal_name() -> str:
+    return os.environ.get("STREAMKIT_FAILPOINTS_SIGNAL", "").strip().upper()
 
 
 try:
@@ -79,9 +83,4 @@ def reached(point: str) -> None:
             ARMED[point] = _COUNTS[point]
             return
     del ARMED[point]
-    os.kill(os.getpid(), _signal())
-
-
-def _signal() -> signal.Signals:
-    name = os.environ.get("STREAMKIT_FAILPOINTS_SIGNAL", "").strip().upper()
-    return signal.SIGSTOP if name == "SIGSTOP" else signal.SIGKILL
+    os.kill(os.getpid(), signal.SIGSTOP if _signal_name() == "SIGSTOP" else signal.SIGKILL)

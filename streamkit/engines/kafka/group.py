@@ -62,8 +62,7 @@ class GroupMember(KafkaEngine):
     # -- rebalances -----------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         keys = [(p.topic, p.partition) for p in partitions]
-        for tp in keys:
-            self.open_task(tp)
+        tasks = [self.open_task(tp) for tp in keys]
         stable = True
         if self.exactly_once:
             try:
@@ -72,8 +71,7 @@ class GroupMember(KafkaEngine):
                 self._callback_error, stable = exc, False
         elif self.timed:  # where each partition stands: idle windows close once caught up
             self._learn_committed(partitions)
-        for tp in keys:
-            task = self.tasks[tp]
+        for task in tasks:
             if task.state is not None and stable:  # else nothing is processed: the loop raises
                 try:
                     task.state.restore(self.restore)
