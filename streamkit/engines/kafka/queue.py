@@ -41,6 +41,8 @@ from streamkit.settings import Settings
 __all__ = ["QueueWorker"]
 
 _DELIVERY_LIMIT = "group.share.delivery.count.limit"
+_RESET = "share.auto.offset.reset"
+_CONFIG_VISIBLE_WAIT = 15.0  # seconds for the broker to show the group's new config
 
 
 class _Acquired:
@@ -161,7 +163,7 @@ class QueueWorker:
             self.app.group_id,
             incremental_configs=[
                 ConfigEntry(
-                    "share.auto.offset.reset",
+                    _RESET,
                     "earliest",
                     incremental_operation=AlterConfigOpType.SET,
                 )
@@ -169,13 +171,17 @@ class QueueWorker:
         )
         try:
             admin.incremental_alter_configs([resource])[resource].result(timeout=15)
+            if _seen_earliest(admin, self.app.group_id, _CONFIG_VISIBLE_WAIT):
+                return
+            problem = f"the broker did not show it within {_CONFIG_VISIBLE_WAIT:.0f}s"
         except KafkaException as exc:
-            self.log.warning(
-                "could not set share.auto.offset.reset=earliest on share group %s (%s): a "
-                "new group then starts at the latest offset",
-                self.app.group_id,
-                exc.args[0].str(),
-            )
+            problem = exc.args[0].str()
+        self.log.warning(
+            "could not set share.auto.offset.reset=earliest on share group %s (%s): a "
+            "new group then starts at the latest offset",
+            self.app.group_id,
+            problem,
+        )
 
     def run(self) -> None:
         """Poll, process and acknowledge until :meth:`request_stop`; then leave the group.
@@ -352,6 +358,24 @@ class _Sink:
         partition: int = -1,
     ) -> ProduceError | None:
         return self._worker._produce(self._record, topic, key, value, headers, timestamp, partition)
+
+
+def _seen_earliest(admin: AdminClient, group: str, wait: float) -> bool:
+    """Whether the broker shows ``share.auto.offset.reset=earliest`` for ``group`` within
+    ``wait`` seconds.
+
+    The broker applies a group config from the metadata log after the alter has answered;
+    a share partition first fetched before that starts at the latest offset, for good.
+    """
+    resource = ConfigResource(ResourceType.GROUP, group)
+    deadline = time.monotonic() + wait
+    while True:
+        entry = admin.describe_configs([resource])[resource].result(timeout=10).get(_RESET)
+        if entry is not None and entry.value == "earliest":
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
 
 
 def _broker_config(admin: AdminClient, name: str) -> str | None:
