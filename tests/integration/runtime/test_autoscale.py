@@ -5,7 +5,7 @@ import re
 import urllib.request
 from collections import Counter
 
-from streamkit.ops.local_broker import free_port
+from streamkit.ops._local_process import free_ports
 from tests.integration.runtime.conftest import EchoSetup, wait_for
 
 
@@ -23,7 +23,7 @@ def scrape(port: int, name: str) -> float | None:
 def test_a_burst_scales_up_then_down_to_zero_and_new_records_wake_a_worker(
     echo: EchoSetup,
 ) -> None:
-    port = free_port()
+    port = free_ports(4)  # the first of 4 ports: the supervisor, then a worker each
     run = echo.start(
         "--autoscale", "0..3", "--lag-per-worker", "200", "--cooldown", "4s",
         "--commit-interval", "0.2", "--http-port", str(port), ECHO_DELAY_MS="4",

@@ -11,6 +11,7 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -20,7 +21,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, ConfigResource
 from confluent_kafka.admin._resource import ResourceType
 
-from streamkit.ops.local_broker import free_port
+from streamkit.ops._local_process import free_ports
 from tests.integration.helpers import ROOT, create_app_topics, read_all, stop_all
 from tests.integration.runtime.conftest import wait_for
 
@@ -36,7 +37,7 @@ def _produced(port: int, topic: str) -> float:
 
 
 class Queue:
-    def __init__(self, bootstrap: str, config: dict[str, Any], partitions: int) -> None:
+    def __init__(self, bootstrap: str, config: dict[str, Any], partitions: int, logs: Path) -> None:
         tag = uuid.uuid4().hex[:8]
         self.config = config
         self.input, self.output, self.group = f"jobs-{tag}", f"done-{tag}", f"jobs-{tag}"
@@ -46,14 +47,23 @@ class Queue:
             "QUEUE_PARTITIONS": str(partitions),
         }  # fmt: skip
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.logs = logs  # each run's stderr, in a file: a pipe nobody reads can fill up
 
     def run(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamkit", "run", APP, *args],
-            env={**self.env, **env}, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
+        with self.log(len(self.processes)).open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "streamkit", "run", APP, *args],
+                env={**self.env, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log,
+            )  # fmt: skip
         self.processes.append(process)
         return process
+
+    def log(self, n: int) -> Path:
+        """Where the ``n``-th run writes its stderr."""
+        return self.logs / f"{self.group}-{n}.log"
+
+    def stderr(self, process: subprocess.Popen[bytes]) -> str:
+        return self.log(self.processes.index(process)).read_text(errors="replace")
 
     def produce(self, count: int) -> None:
         # Small batches, as jobs arriving over time come: a share consumer acquires whole
@@ -82,12 +92,12 @@ class Queue:
 
 @pytest.fixture
 def queue(
-    kafka_bootstrap: str, kafka_config: dict[str, Any], request: pytest.FixtureRequest
+    kafka_bootstrap: str, kafka_config: dict[str, Any], tmp_path: Path
 ) -> Iterator[Callable[[int], Queue]]:
     made: list[Queue] = []
 
     def make(partitions: int) -> Queue:
-        setup = Queue(kafka_bootstrap, kafka_config, partitions)
+        setup = Queue(kafka_bootstrap, kafka_config, partitions, tmp_path)
         create_app_topics(APP, setup.env)
         made.append(setup)
         return setup
@@ -95,6 +105,8 @@ def queue(
     yield make
     for setup in made:
         stop_all(setup.processes)
+        for process in setup.processes:  # shown by pytest when the test failed
+            print(f"--- stderr of pid {process.pid}:\n{setup.stderr(process)[-6000:]}")
 
 
 def test_more_workers_than_partitions_all_work_and_a_poison_job_is_dead_lettered(
@@ -102,7 +114,7 @@ def test_more_workers_than_partitions_all_work_and_a_poison_job_is_dead_lettered
 ) -> None:
     jobs = queue(2)
     jobs.produce(1500)
-    port = free_port()
+    port = free_ports(4)  # the first of 4 ports: a worker each
     run = jobs.run(
         "--workers", "4", "--batch-size", "20", "--http-port", str(port),
         QUEUE_DELAY_MS="12", QUEUE_POISON="7",
@@ -112,20 +124,21 @@ def test_more_workers_than_partitions_all_work_and_a_poison_job_is_dead_lettered
     produced = sum(_produced(port + i, jobs.output) for i in range(4))
     assert produced >= 1499  # each worker's /metrics counts what the broker acknowledged
     run.send_signal(signal.SIGTERM)
-    _, err = run.communicate(timeout=90)
-    assert run.returncode == 0, err.decode()[-3000:]
+    run.wait(timeout=90)
+    err = jobs.stderr(run)
+    assert run.returncode == 0, err[-3000:]
 
     done = Counter(o["n"] for o in jobs.outputs())
     assert set(done) == set(range(1500)) - {7}
     workers = {o["pid"] for o in jobs.outputs()}
-    assert len(workers) >= 3, err.decode()[-4000:]
+    assert len(workers) >= 3, err[-4000:]
     (dead,) = jobs.dead_letters()
     assert orjson.loads(dead.value()) == {"n": 7}
     headers = dict(dead.headers())
     assert headers["__streamkit.error.attempts"] == b"3"  # retries=2: the third delivery
     assert headers["__streamkit.error.exception.message"] == b"poison job 7"
     assert headers["__streamkit.error.processor"] == b"work"
-    assert f"as share group {jobs.group}" in err.decode()
+    assert f"as share group {jobs.group}" in err
     status = subprocess.run(
         [sys.executable, "-m", "streamkit", "status", "--app", APP, "--once"],
         env={**jobs.env, "COLUMNS": "250"}, cwd=ROOT, capture_output=True, text=True,
@@ -154,7 +167,7 @@ def test_a_worker_killed_holding_records_loses_none_of_them(
     recovered = time.monotonic() - killed_at
     for process in (first, other):
         process.send_signal(signal.SIGTERM)
-        process.communicate(timeout=90)
+        process.wait(timeout=90)
     done = Counter(o["n"] for o in jobs.outputs())
     assert set(done) == set(range(600))
     duplicates = sum(done.values()) - 600
