@@ -28,11 +28,11 @@ from streamkit.topology import Topology
 
 __all__ = [
     "FETCH",
-    "OPEN_TRANSACTION_WAIT",
     "TRANSACTION_TIMEOUT_MS",
     "ChangelogReader",
     "check_topics",
     "consumer_config",
+    "open_transaction_wait",
     "producer_config",
     "read_until",
 ]
@@ -43,11 +43,17 @@ TRANSACTION_TIMEOUT_MS = 60_000
 """An exactly-once worker's ``transaction.timeout.ms`` (librdkafka's default, set so that
 the wait below is computed from it): a transaction its producer leaves open is aborted by
 the coordinator this long after it began, at the latest."""
-OPEN_TRANSACTION_WAIT = TRANSACTION_TIMEOUT_MS / 1000 + 40.0
-"""How long a read waits on a transaction left open by another producer: its timeout,
-plus the coordinator's sweep for timed-out transactions (every 10 s), with a margin. A
-producer that died mid-transaction and is not restarted under its transactional id holds
-readers up that long."""
+
+
+def open_transaction_wait(timeout_ms: int) -> float:
+    """How long a read waits on a transaction left open by another producer of the app,
+    whose ``transaction.timeout.ms`` is ``timeout_ms``: that timeout, plus the
+    coordinator's sweep for timed-out transactions (every 10 s), with a margin. A producer
+    that died mid-transaction and is not restarted under its transactional id holds
+    readers up that long."""
+    return timeout_ms / 1000 + 40.0
+
+
 _TELL_AFTER = 5.0
 
 
@@ -150,7 +156,15 @@ class ChangelogReader:
     scenario's counts ran short).
     """
 
-    def __init__(self, settings: Settings, topology: Topology) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        topology: Topology,
+        transaction_timeout_ms: int = TRANSACTION_TIMEOUT_MS,
+    ) -> None:
+        self.transaction_timeout_ms = transaction_timeout_ms
+        """The app's producers' ``transaction.timeout.ms``: what bounds waiting on one of
+        their transactions left open (see :func:`open_transaction_wait`)."""
         self._config = settings.client_config(
             **{
                 "group.id": topology.restore_group,
@@ -179,8 +193,9 @@ class ChangelogReader:
             self._ends = Consumer({**self._config, "isolation.level": "read_uncommitted"})
         low, high = watermarks(self._ends, topic, partition)
         records = _records(
-            self._consumer, topic, partition, max(start, low), high, stall=OPEN_TRANSACTION_WAIT
-        )
+            self._consumer, topic, partition, max(start, low), high,
+            transaction_timeout_ms=self.transaction_timeout_ms,
+        )  # fmt: skip
         return high, records
 
     def close(self) -> None:
@@ -233,10 +248,18 @@ def _leader_known(consumer: Consumer, topic: str, partition: int) -> bool:
 
 
 def _records(
-    consumer: Consumer, topic: str, partition: int, first: int, end: int, stall: float = 60.0
+    consumer: Consumer,
+    topic: str,
+    partition: int,
+    first: int,
+    end: int,
+    *,
+    transaction_timeout_ms: int,
 ) -> Iterator[tuple[bytes | None, bytes | None, int]]:
     """``(key, value, offset)`` of one partition from ``first`` to its end (a position:
-    see :func:`read_until`), in large batches: the restore's hot loop."""
+    see :func:`read_until`), in large batches: the restore's hot loop. Gives up when a
+    transaction left open there has not ended in :func:`open_transaction_wait`."""
+    stall = open_transaction_wait(transaction_timeout_ms)
     if end <= first:
         return
     here = TopicPartition(topic, partition)
@@ -264,7 +287,7 @@ def _records(
             log.info(
                 "reading %s[%d] waits at offset %d, before its end %d: a transaction open "
                 "there must end first (it is aborted %d s after it began at the latest)",
-                topic, partition, position, end, TRANSACTION_TIMEOUT_MS // 1000,
+                topic, partition, position, end, transaction_timeout_ms // 1000,
             )  # fmt: skip
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from streamkit.engines.kafka.clients import OPEN_TRANSACTION_WAIT, ChangelogReader
+from streamkit.engines.kafka.clients import ChangelogReader, open_transaction_wait
 from streamkit.engines.kafka.engine import KafkaEngine
 from streamkit.engines.kafka.tables import TableFeed
 from streamkit.errors import KafkaOperationError
@@ -98,7 +98,7 @@ class GroupMember(KafkaEngine):
         the restore then reads the changelog to its high watermark (past every
         transaction open now, committed or aborted).
         """
-        give_up = time.monotonic() + OPEN_TRANSACTION_WAIT
+        give_up = time.monotonic() + open_transaction_wait(self.restore.transaction_timeout_ms)
         told = False
         while True:
             try:

@@ -113,7 +113,6 @@ class KafkaWorker(GroupMember):
         self.exactly_once = app.guarantee == "exactly_once"
         self.track_deliveries = not self.exactly_once
         self.shutdown_timeout = self.options.shutdown_timeout
-        self.restore = ChangelogReader(self.settings, self.topology)
         if app.tables:
             self.table_feed = TableFeed(
                 self.settings, self.pipeline, self.log, exactly_once=self.exactly_once
@@ -145,6 +144,10 @@ class KafkaWorker(GroupMember):
             )
             self._producer_config.setdefault("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS)
         self.producer = Producer(self._producer_config)  # under EOS: replaced once fenced in
+        self.restore = ChangelogReader(
+            self.settings, self.topology,
+            int(self._producer_config.get("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS)),
+        )  # fmt: skip
 
     # -- control ------------------------------------------------------------------------
     def request_stop(self) -> None:
