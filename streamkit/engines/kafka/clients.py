@@ -40,9 +40,10 @@ __all__ = [
 log = logging.getLogger("streamkit.state")
 
 TRANSACTION_TIMEOUT_MS = 60_000
-"""An exactly-once worker's ``transaction.timeout.ms`` (librdkafka's default, set so that
-the wait below is computed from it): a transaction its producer leaves open is aborted by
-the coordinator this long after it began, at the latest."""
+"""An exactly-once worker's ``transaction.timeout.ms`` unless the user sets one
+(librdkafka's default, set explicitly so that the wait below is computed from the value in
+force): a transaction its producer leaves open is aborted by the coordinator this long
+after it began, at the latest."""
 
 
 def open_transaction_wait(timeout_ms: int) -> float:

@@ -177,8 +177,8 @@ class QueueWorker:
         except KafkaException as exc:
             problem = exc.args[0].str()
         self.log.warning(
-            "could not set share.auto.offset.reset=earliest on share group %s (%s): a "
-            "new group then starts at the latest offset",
+            "share group %s may start at the latest offset, not the earliest: setting its "
+            "share.auto.offset.reset=earliest failed (%s)",
             self.app.group_id,
             problem,
         )
