@@ -369,22 +369,24 @@ def _seen_earliest(admin: AdminClient, group: str, wait: float) -> bool:
     """
     resource = ConfigResource(ResourceType.GROUP, group)
     deadline = time.monotonic() + wait
-    while True:
-        entry = admin.describe_configs([resource])[resource].result(timeout=10).get(_RESET)
-        if entry is not None and entry.value == "earliest":
-            return True
+    while _config_value(admin, resource, _RESET) != "earliest":
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
+    return True
 
 
 def _broker_config(admin: AdminClient, name: str) -> str | None:
     """A broker's value of ``name`` (any broker: the cluster's are alike), None unknown."""
     try:
         brokers = admin.list_topics(timeout=10).brokers
-        resource = ConfigResource(ResourceType.BROKER, str(min(brokers)))
-        configs = admin.describe_configs([resource])[resource].result(timeout=10)
+        return _config_value(admin, ConfigResource(ResourceType.BROKER, str(min(brokers))), name)
     except (KafkaException, ValueError):
         return None
-    entry = configs.get(name)
+
+
+def _config_value(admin: AdminClient, resource: ConfigResource, name: str) -> str | None:
+    """The value of ``name`` the broker describes for ``resource`` (None: it has none);
+    raises :class:`KafkaException` when the broker does not answer."""
+    entry = admin.describe_configs([resource])[resource].result(timeout=10).get(name)
     return None if entry is None else entry.value
