@@ -1,6 +1,6 @@
-"""What the integration fixtures share: creating an app's topics, stopping the processes
-they started, running a worker in a thread of the test, reading a topic back, and reading a
-group's committed offsets."""
+"""What the integration fixtures share: creating an app's topics, starting processes with
+their stderr in a file and stopping them, running a worker in a thread of the test, reading
+a topic back, and reading a group's committed offsets."""
 
 import os
 import signal
@@ -28,6 +28,16 @@ def create_app_topics(module: str, env: dict[str, str]) -> list[str]:
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
     return [line.split()[1] for line in created.stdout.splitlines() if line.startswith("created")]
+
+
+def start_logged(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Start ``command`` in the project root with its stderr in the file ``log``.
+
+    Not a pipe: a pipe nobody reads fills up, and the process then blocks on its next log
+    line (a stalled worker looks like a lost record).
+    """
+    with log.open("wb") as out:
+        return subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=out)
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 60) -> tuple[int, str]:

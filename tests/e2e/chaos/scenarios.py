@@ -330,11 +330,30 @@ class Run:
     def verdict(self) -> Verdict:
         """Everything read back and accounted for."""
         inputs = read_topic(self.bootstrap, self.input)
+        if len(inputs) != self.acknowledged:
+            raise AssertionError(self._short_read(inputs))
         outputs = read_topic(self.bootstrap, self.output)
         dead = read_topic(self.bootstrap, self.dlq_topic)
         changelog = read_topic(self.bootstrap, self.changelog) if self.stateful else None
         return verify(inputs, outputs, dead, samples=self.samples, changelog=changelog,
                       faults_ms=self.faults_ms)  # fmt: skip
+
+    def _short_read(self, inputs: list[Any]) -> str:
+        """What to look at when the inputs read back are not those the broker acknowledged:
+        which are missing, the partitions' extents, and whether a second read finds them (a
+        reader's fault) or not (the log's)."""
+        ids = {r.value["id"] for r in inputs}
+        missing = sorted(set(range(self.size.records)) - ids)[:10]
+        again = len(read_topic(self.bootstrap, self.input))
+        extents = {p: watermarks(self._ends_reader, self.input, p) for p in range(self.partitions)}
+        by_partition: dict[int, int] = {}
+        for r in inputs:
+            by_partition[r.partition] = by_partition.get(r.partition, 0) + 1
+        return (
+            f"{self.scenario}: read back {len(inputs)} inputs of {self.acknowledged} "
+            f"acknowledged (a second read: {again}); missing ids {missing}; per partition "
+            f"read {by_partition}, (low, high) {extents}\n{self.logs()}"
+        )
 
     def duplicate_bound(self) -> int:
         """At least once: what may be in flight at each fault (a commit interval of input,

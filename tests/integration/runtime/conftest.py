@@ -1,19 +1,21 @@
 """Helpers for running real worker processes against the test broker."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from tests.integration.helpers import committed_offsets, stop, stop_all
+from tests.integration.helpers import committed_offsets, start_logged, stop_all
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 
@@ -24,6 +26,7 @@ class EchoSetup:
 
     bootstrap: str
     config: dict[str, Any]
+    logs: Path  # the started processes' stderr, a file each
     input: str
     output: str
     group: str
@@ -74,16 +77,20 @@ class EchoSetup:
         return out
 
     def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
-        """`streamkit run tests.integration.apps.echo ARGS` in the background."""
-        process = subprocess.Popen(
+        """`streamkit run tests.integration.apps.echo ARGS` in the background, its stderr in
+        a file of the test's (:meth:`stderr`)."""
+        process = start_logged(
             [sys.executable, "-m", "streamkit", "run", "tests.integration.apps.echo", *args],
-            env=self.env(**env),
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+            self.env(**env), self.logs / f"{self.group}-{len(self.processes)}.log",
+        )  # fmt: skip
         self.processes.append(process)
         return process
+
+    def stderr(self, process: subprocess.Popen[bytes]) -> str:
+        """What a process of :meth:`start` wrote to stderr so far."""
+        return (self.logs / f"{self.group}-{self.processes.index(process)}.log").read_text(
+            errors="replace"
+        )
 
     def produce(self, count: int, start: int = 0) -> None:
         producer = Producer({**self.config, "linger.ms": 5, "enable.idempotence": True})
@@ -95,6 +102,27 @@ class EchoSetup:
 
     def read(self, topic: str, expected: int, timeout: float = 60.0) -> list[dict[str, Any]]:
         """Read ``topic`` from the start until ``expected`` records or the deadline."""
+        return self._read(topic, lambda records: len(records) >= expected, timeout)
+
+    def read_covering(
+        self, topic: str, sources: set[tuple[int, int]], timeout: float = 60.0
+    ) -> list[dict[str, Any]]:
+        """Read the echo outputs of ``topic`` from the start until every input coordinate
+        of ``sources`` has one, or the deadline. Not a count: at least once allows
+        duplicates, and counting them would stop before the last outputs are read."""
+        seen: set[tuple[int, int]] = set()
+        counted = [0]  # records already in ``seen``
+
+        def covered(records: list[dict[str, Any]]) -> bool:
+            seen.update((r["p"], r["o"]) for r in records[counted[0] :])
+            counted[0] = len(records)
+            return sources <= seen
+
+        return self._read(topic, covered, timeout)
+
+    def _read(
+        self, topic: str, enough: Callable[[list[dict[str, Any]]], bool], timeout: float
+    ) -> list[dict[str, Any]]:
         consumer = Consumer(
             {**self.config, "group.id": f"reader-{uuid.uuid4().hex}", "enable.auto.commit": False,
              "auto.offset.reset": "earliest"}
@@ -103,7 +131,7 @@ class EchoSetup:
         records: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout
         try:
-            while len(records) < expected and time.monotonic() < deadline:
+            while not enough(records) and time.monotonic() < deadline:
                 for msg in consumer.consume(500, timeout=0.5):
                     if msg.error() is None:
                         doc = orjson.loads(msg.value())
@@ -144,7 +172,10 @@ class EchoSetup:
         return committed_offsets(self.config, self.group, self.input, self.partitions)
 
     def stop(self, process: subprocess.Popen[bytes], timeout: float = 60) -> tuple[int, str]:
-        return stop(process, timeout)
+        """SIGTERM a process of :meth:`start` and wait: its exit code and its stderr."""
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=timeout)
+        return process.returncode, self.stderr(process)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -161,12 +192,16 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
 
 @pytest.fixture
 def echo(
-    kafka_bootstrap: str, kafka_config: dict[str, Any], topic_factory: Callable[..., str]
+    kafka_bootstrap: str,
+    kafka_config: dict[str, Any],
+    topic_factory: Callable[..., str],
+    tmp_path: Path,
 ) -> Iterator[EchoSetup]:
     partitions = 6
     setup = EchoSetup(
         bootstrap=kafka_bootstrap,
         config=kafka_config,
+        logs=tmp_path,
         input=topic_factory(partitions=partitions, prefix="echo-in"),
         output=topic_factory(partitions=partitions, prefix="echo-out"),
         group=f"echo-{uuid.uuid4().hex[:8]}",
@@ -174,3 +209,5 @@ def echo(
     )
     yield setup
     stop_all(setup.processes, timeout=45)
+    for process in setup.processes:  # shown by pytest when the test failed
+        print(f"--- stderr of pid {process.pid}:\n{setup.stderr(process)[-6000:]}")

@@ -22,7 +22,7 @@ from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, Config
 from confluent_kafka.admin._resource import ResourceType
 
 from streamkit.ops._local_process import free_ports
-from tests.integration.helpers import ROOT, create_app_topics, read_all, stop_all
+from tests.integration.helpers import ROOT, create_app_topics, read_all, start_logged, stop_all
 from tests.integration.runtime.conftest import wait_for
 
 APP = "tests.integration.apps.queue"
@@ -47,14 +47,13 @@ class Queue:
             "QUEUE_PARTITIONS": str(partitions),
         }  # fmt: skip
         self.processes: list[subprocess.Popen[bytes]] = []
-        self.logs = logs  # each run's stderr, in a file: a pipe nobody reads can fill up
+        self.logs = logs  # each run's stderr, in a file (see start_logged)
 
     def run(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
-        with self.log(len(self.processes)).open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "streamkit", "run", APP, *args],
-                env={**self.env, **env}, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log,
-            )  # fmt: skip
+        process = start_logged(
+            [sys.executable, "-m", "streamkit", "run", APP, *args],
+            {**self.env, **env}, self.log(len(self.processes)),
+        )  # fmt: skip
         self.processes.append(process)
         return process
 

@@ -10,8 +10,8 @@ from tests.integration.runtime.conftest import ROOT, EchoSetup
 def test_poison_record_crash_loop_gives_up_and_commits_nothing_past_it(echo: EchoSetup) -> None:
     echo.produce(20)
     run = echo.start("--max-restarts", "3", "--restart-backoff", "0.2", ECHO_POISON_N="0")
-    _, err_bytes = run.communicate(timeout=120)
-    err = err_bytes.decode(errors="replace")
+    run.wait(timeout=120)
+    err = echo.stderr(run)
     assert run.returncode == 1, err
     assert "crashed 3 times within" in err
     assert f"process failed for {echo.input}[" in err
