@@ -1,5 +1,5 @@
 """What the integration fixtures share: creating an app's topics, starting processes with
-their stderr in a file and stopping them, running a worker in a thread of the test, reading
+their stderr in files and stopping them, running a worker in a thread of the test, reading
 a topic back, and reading a group's committed offsets."""
 
 import os
@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +31,46 @@ def create_app_topics(module: str, env: dict[str, str]) -> list[str]:
     return [line.split()[1] for line in created.stdout.splitlines() if line.startswith("created")]
 
 
-def start_logged(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    """Start ``command`` in the project root with its stderr in the file ``log``.
+@dataclass
+class Processes:
+    """The processes a test started, each with its stderr in a file of ``logs``.
 
     Not a pipe: a pipe nobody reads fills up, and the process then blocks on its next log
     line (a stalled worker looks like a lost record).
     """
-    with log.open("wb") as out:
-        return subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=out)
+
+    logs: Path
+    started: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:8])  # several share ``logs``
+
+    def start(self, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        """Start ``command`` in the project root."""
+        with self._log(len(self.started)).open("wb") as out:
+            process = subprocess.Popen(
+                command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=out
+            )
+        self.started.append(process)
+        return process
+
+    def stderr(self, process: subprocess.Popen[bytes]) -> str:
+        """What a started process wrote to stderr so far."""
+        return self._log(self.started.index(process)).read_text(errors="replace")
+
+    def stop(self, process: subprocess.Popen[bytes], timeout: float = 60) -> tuple[int, str]:
+        """SIGTERM a started process and wait: its exit code and its stderr."""
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=timeout)
+        return process.returncode, self.stderr(process)
+
+    def stop_all(self, timeout: float = 45) -> None:
+        """Stop those still running (see :func:`stop_all`), and print each one's stderr:
+        pytest shows it when the test failed."""
+        stop_all(self.started, timeout)
+        for process in self.started:
+            print(f"--- stderr of pid {process.pid}:\n{self.stderr(process)[-6000:]}")
+
+    def _log(self, n: int) -> Path:
+        return self.logs / f"{self.tag}-{n}.log"
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 60) -> tuple[int, str]:

@@ -5,7 +5,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from streamkit.contracts import AvroSerde, SchemaRepository
 from streamkit.failures.dead_letter import DeadLetter, read_dead_letter
 from streamkit.ops.admin import admin_client, delete_topics
 from streamkit.records import message_headers
-from tests.integration.helpers import committed_offsets, read_all, stop, stop_all
+from tests.integration.helpers import Processes, committed_offsets, read_all
 
 ROOT = Path(__file__).resolve().parents[3]
 SCHEMAS = ROOT / "tests" / "integration" / "apps" / "schemas"
@@ -30,8 +30,8 @@ class Poison:
     group: str
     input: str
     output: str
+    runs: Processes  # the `streamkit run`s it started
     partitions: int = 3
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         repo = SchemaRepository.from_directory(SCHEMAS)
@@ -70,18 +70,13 @@ class Poison:
         )
 
     def start(self, **env: str) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
+        return self.runs.start(
             [sys.executable, "-m", "streamkit", "run", APP, "--batch-size", "200"],
-            env=self.env(**env),
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            self.env(**env),
         )
-        self.processes.append(process)
-        return process
 
     def stop(self, process: subprocess.Popen[bytes]) -> tuple[int, str]:
-        return stop(process, 60)
+        return self.runs.stop(process, 60)
 
     def produce(self, records: list[tuple[bytes | None, bytes, int | None]]) -> None:
         """(key, value, partition or None) each, in order."""
@@ -132,7 +127,7 @@ class Poison:
 
 
 @pytest.fixture
-def poison(kafka_bootstrap: str, kafka_config: dict[str, Any]) -> Iterator[Poison]:
+def poison(kafka_bootstrap: str, kafka_config: dict[str, Any], tmp_path: Path) -> Iterator[Poison]:
     suffix = uuid.uuid4().hex[:8]
     setup = Poison(
         bootstrap=kafka_bootstrap,
@@ -140,11 +135,12 @@ def poison(kafka_bootstrap: str, kafka_config: dict[str, Any]) -> Iterator[Poiso
         group=f"poison-{suffix}",
         input=f"readings-{suffix}",
         output=f"results-{suffix}",
+        runs=Processes(tmp_path),
     )
     created = setup.cli("topics", "create", APP)
     assert created.returncode == 0, created.stderr
     yield setup
-    stop_all(setup.processes, timeout=45)
+    setup.runs.stop_all(timeout=45)
     delete_topics(
         admin_client(kafka_config),
         [setup.input, setup.output, setup.dlq, setup.parked],

@@ -1,13 +1,12 @@
 """Helpers for running real worker processes against the test broker."""
 
 import os
-import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from tests.integration.helpers import committed_offsets, start_logged, stop_all
+from tests.integration.helpers import Processes, committed_offsets
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 
@@ -26,12 +25,11 @@ class EchoSetup:
 
     bootstrap: str
     config: dict[str, Any]
-    logs: Path  # the started processes' stderr, a file each
+    runs: Processes  # the `streamkit run`s it started
     input: str
     output: str
     group: str
     partitions: int
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def env(self, **extra: str) -> dict[str, str]:
         return {
@@ -77,20 +75,15 @@ class EchoSetup:
         return out
 
     def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
-        """`streamkit run tests.integration.apps.echo ARGS` in the background, its stderr in
-        a file of the test's (:meth:`stderr`)."""
-        process = start_logged(
+        """`streamkit run tests.integration.apps.echo ARGS` in the background."""
+        return self.runs.start(
             [sys.executable, "-m", "streamkit", "run", "tests.integration.apps.echo", *args],
-            self.env(**env), self.logs / f"{self.group}-{len(self.processes)}.log",
-        )  # fmt: skip
-        self.processes.append(process)
-        return process
+            self.env(**env),
+        )
 
     def stderr(self, process: subprocess.Popen[bytes]) -> str:
-        """What a process of :meth:`start` wrote to stderr so far."""
-        return (self.logs / f"{self.group}-{self.processes.index(process)}.log").read_text(
-            errors="replace"
-        )
+        """What a run of :meth:`start` wrote to stderr so far."""
+        return self.runs.stderr(process)
 
     def produce(self, count: int, start: int = 0) -> None:
         producer = Producer({**self.config, "linger.ms": 5, "enable.idempotence": True})
@@ -172,10 +165,8 @@ class EchoSetup:
         return committed_offsets(self.config, self.group, self.input, self.partitions)
 
     def stop(self, process: subprocess.Popen[bytes], timeout: float = 60) -> tuple[int, str]:
-        """SIGTERM a process of :meth:`start` and wait: its exit code and its stderr."""
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=timeout)
-        return process.returncode, self.stderr(process)
+        """SIGTERM a run of :meth:`start` and wait: its exit code and its stderr."""
+        return self.runs.stop(process, timeout)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -201,13 +192,11 @@ def echo(
     setup = EchoSetup(
         bootstrap=kafka_bootstrap,
         config=kafka_config,
-        logs=tmp_path,
+        runs=Processes(tmp_path),
         input=topic_factory(partitions=partitions, prefix="echo-in"),
         output=topic_factory(partitions=partitions, prefix="echo-out"),
         group=f"echo-{uuid.uuid4().hex[:8]}",
         partitions=partitions,
     )
     yield setup
-    stop_all(setup.processes, timeout=45)
-    for process in setup.processes:  # shown by pytest when the test failed
-        print(f"--- stderr of pid {process.pid}:\n{setup.stderr(process)[-6000:]}")
+    setup.runs.stop_all(timeout=45)

@@ -22,7 +22,7 @@ from confluent_kafka.admin._config import AlterConfigOpType, ConfigEntry, Config
 from confluent_kafka.admin._resource import ResourceType
 
 from streamkit.ops._local_process import free_ports
-from tests.integration.helpers import ROOT, create_app_topics, read_all, start_logged, stop_all
+from tests.integration.helpers import ROOT, Processes, create_app_topics, read_all
 from tests.integration.runtime.conftest import wait_for
 
 APP = "tests.integration.apps.queue"
@@ -46,23 +46,15 @@ class Queue:
             "QUEUE_INPUT": self.input, "QUEUE_OUTPUT": self.output, "QUEUE_GROUP": self.group,
             "QUEUE_PARTITIONS": str(partitions),
         }  # fmt: skip
-        self.processes: list[subprocess.Popen[bytes]] = []
-        self.logs = logs  # each run's stderr, in a file (see start_logged)
+        self.runs = Processes(logs)
 
     def run(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
-        process = start_logged(
-            [sys.executable, "-m", "streamkit", "run", APP, *args],
-            {**self.env, **env}, self.log(len(self.processes)),
-        )  # fmt: skip
-        self.processes.append(process)
-        return process
-
-    def log(self, n: int) -> Path:
-        """Where the ``n``-th run writes its stderr."""
-        return self.logs / f"{self.group}-{n}.log"
+        return self.runs.start(
+            [sys.executable, "-m", "streamkit", "run", APP, *args], {**self.env, **env}
+        )
 
     def stderr(self, process: subprocess.Popen[bytes]) -> str:
-        return self.log(self.processes.index(process)).read_text(errors="replace")
+        return self.runs.stderr(process)
 
     def produce(self, count: int) -> None:
         # Small batches, as jobs arriving over time come: a share consumer acquires whole
@@ -103,9 +95,7 @@ def queue(
 
     yield make
     for setup in made:
-        stop_all(setup.processes)
-        for process in setup.processes:  # shown by pytest when the test failed
-            print(f"--- stderr of pid {process.pid}:\n{setup.stderr(process)[-6000:]}")
+        setup.runs.stop_all()
 
 
 def test_more_workers_than_partitions_all_work_and_a_poison_job_is_dead_lettered(

@@ -15,7 +15,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 from streamkit.ops.admin import admin_client, delete_topics
 from tests.integration.apps.totals import fold
-from tests.integration.helpers import read_all, stop, stop_all
+from tests.integration.helpers import Processes, read_all
 
 ROOT = Path(__file__).resolve().parents[3]
 APP = "tests.integration.apps.totals"
@@ -29,9 +29,9 @@ class Totals:
     input: str
     output: str
     state_dir: Path
+    runs: Processes  # the `streamkit run`s it started
     partitions: int = 4
     events: list[dict[str, Any]] = field(default_factory=list)
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def changelog(self) -> str:
@@ -59,16 +59,14 @@ class Totals:
         )  # fmt: skip
 
     def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
+        return self.runs.start(
             [sys.executable, "-m", "streamkit", "run", APP, "--batch-size", "100",
              "--commit-interval", "0.3", *args],
-            env=self.env(**env), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            self.env(**env),
         )  # fmt: skip
-        self.processes.append(process)
-        return process
 
     def stop(self, process: subprocess.Popen[bytes]) -> tuple[int, str]:
-        return stop(process, 90)
+        return self.runs.stop(process, 90)
 
     def members(self) -> int:
         """Members of the app's consumer group now (-1: the coordinator cannot say)."""
@@ -164,9 +162,10 @@ def totals(kafka_bootstrap: str, kafka_config: dict[str, Any], tmp_path: Path) -
         input=f"orders-{suffix}",
         output=f"totals-{suffix}",
         state_dir=tmp_path / "state",
+        runs=Processes(tmp_path),
     )
     created = setup.cli("topics", "create", APP)
     assert created.returncode == 0, created.stderr
     yield setup
-    stop_all(setup.processes, timeout=60)
+    setup.runs.stop_all(timeout=60)
     delete_topics(admin_client(kafka_config), [setup.input, setup.output, setup.changelog])

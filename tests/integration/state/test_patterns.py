@@ -10,7 +10,7 @@ import sys
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import pytest
 from confluent_kafka import Producer
 
 from streamkit.ops.admin import admin_client, delete_topics
-from tests.integration.helpers import create_app_topics, read_all, stop_all
+from tests.integration.helpers import Processes, create_app_topics, read_all
 from tests.integration.runtime.conftest import wait_for
 from tests.integration.state.conftest import children_of
 
@@ -36,7 +36,7 @@ class Patterns:
     tag: str
     state_dir: Path
     eos: bool
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    runs: Processes  # the `streamkit run`s it started
 
     def topic(self, name: str) -> str:
         return f"pat-{name}-{self.tag}"
@@ -52,13 +52,11 @@ class Patterns:
         }  # fmt: skip
 
     def start(self) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
+        return self.runs.start(
             [sys.executable, "-m", "streamkit", "run", APP, "--batch-size", "20",
              "--commit-interval", "0.3", "--restart-backoff", "0.2"],
-            env=self.env(), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            self.env(),
         )  # fmt: skip
-        self.processes.append(process)
-        return process
 
     def send(self, topic: str, records: list[tuple[str, Any]]) -> None:
         producer = Producer({**self.config, "enable.idempotence": True, "linger.ms": 5})
@@ -78,10 +76,10 @@ def patterns(
     tmp_path: Path,
 ) -> Iterator[Patterns]:  # fmt: skip
     setup = Patterns(kafka_bootstrap, kafka_config, uuid.uuid4().hex[:8], tmp_path / "state",
-                     eos=request.param)  # fmt: skip
+                     eos=request.param, runs=Processes(tmp_path))  # fmt: skip
     made = create_app_topics(APP, setup.env())
     yield setup
-    stop_all(setup.processes, timeout=60)
+    setup.runs.stop_all(timeout=60)
     delete_topics(admin_client(kafka_config), [*made, setup.topic("replayed")])
 
 

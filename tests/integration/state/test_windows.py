@@ -24,7 +24,7 @@ from confluent_kafka import Producer
 from streamkit.ops.admin import admin_client, delete_topics
 from streamkit.ops.local_broker import free_port
 from streamkit.records import key_partition
-from tests.integration.helpers import create_app_topics, read_all, stop, stop_all
+from tests.integration.helpers import Processes, create_app_topics, read_all
 from tests.integration.runtime.conftest import wait_for
 from tests.integration.state.conftest import children_of
 
@@ -42,9 +42,9 @@ class Windows:
     config: dict[str, Any]
     tag: str
     state_dir: Path
+    runs: Processes  # the `streamkit run`s it started
     partitions: int = 3
     sent: list[tuple[str, int, int]] = field(default_factory=list)
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def topic(self, name: str) -> str:
         return f"win-{name}-{self.tag}"
@@ -67,13 +67,11 @@ class Windows:
         }  # fmt: skip
 
     def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
+        return self.runs.start(
             [sys.executable, "-m", "streamkit", "run", APP, "--batch-size", "50",
              "--commit-interval", "0.3", *args],
-            env=self.env(**env), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            self.env(**env),
         )  # fmt: skip
-        self.processes.append(process)
-        return process
 
     def send_views(self, count: int, seed: int) -> None:
         """``count`` views, ~1 s of event time apart, one in eight 5-20 s behind."""
@@ -121,10 +119,16 @@ class Windows:
 def windows(
     kafka_bootstrap: str, kafka_config: dict[str, Any], tmp_path: Path
 ) -> Iterator[Windows]:
-    setup = Windows(kafka_bootstrap, kafka_config, uuid.uuid4().hex[:8], tmp_path / "state")
+    setup = Windows(
+        kafka_bootstrap,
+        kafka_config,
+        uuid.uuid4().hex[:8],
+        tmp_path / "state",
+        Processes(tmp_path),
+    )
     made = create_app_topics(APP, setup.env())
     yield setup
-    stop_all(setup.processes, timeout=60)
+    setup.runs.stop_all(timeout=60)
     delete_topics(admin_client(kafka_config), made)
 
 
@@ -165,7 +169,7 @@ def test_final_results_equal_the_oracle_after_a_clean_run(windows: Windows, eos:
     # The last minute of each page closes by idleness: no record comes after it.
     _all_closed(windows, 90)
     _check(windows, exactly_once=eos)
-    code, err = stop(run, 90)
+    code, err = windows.runs.stop(run, 90)
     assert code == 0, err
 
 
@@ -184,7 +188,7 @@ def test_a_kill_9_mid_window_and_a_restart_keep_every_final_result(
     windows.send_views(300, seed=3)
     _all_closed(windows)
     _check(windows, exactly_once=eos)
-    code, err = stop(run, 90)
+    code, err = windows.runs.stop(run, 90)
     assert code == 0, err
     assert "exited with code -9; restarting" in err
 
@@ -196,12 +200,12 @@ def test_a_rebalance_one_two_one_keeps_every_final_result(windows: Windows) -> N
     second = windows.start(WIN_DELAY_MS="2", WIN_IDLE_S="10")
     windows.send_views(400, seed=5)
     wait_for(lambda: len(windows.results()) >= 20, 90, "windows closing with two workers")
-    code, err = stop(second, 90)
+    code, err = windows.runs.stop(second, 90)
     assert code == 0, err
     windows.send_views(300, seed=6)
     _all_closed(windows)
     _check(windows, exactly_once=False)
-    code, err = stop(first, 90)
+    code, err = windows.runs.stop(first, 90)
     assert code == 0, err
 
 
@@ -233,7 +237,7 @@ def test_timers_set_before_a_kill_fire_after_the_restart_once(windows: Windows) 
              "every timer fired after the restart")  # fmt: skip
     assert sorted(fired()) == list(range(40))  # each once (exactly once)
     assert sorted(expired()) == list(range(40))  # each order's state, once
-    code, err = stop(run, 90)
+    code, err = windows.runs.stop(run, 90)
     assert code == 0, err
 
 
@@ -275,5 +279,5 @@ def test_a_keys_windows_answer_state_get_and_http_in_a_time_range(windows: Windo
     wait_for(lambda: cli() == both, 60, "both windows from the changelog")
     assert cli("--from", str(T0 + MINUTE)) == both[1:]
     assert cli("--to", str(T0 + MINUTE)) == both[:1]
-    code, err = stop(run, 90)
+    code, err = windows.runs.stop(run, 90)
     assert code == 0, err

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ import pytest
 from confluent_kafka import Producer
 
 from streamkit.ops.admin import admin_client, delete_topics
-from tests.integration.helpers import create_app_topics, read_all, stop, stop_all
+from tests.integration.helpers import Processes, create_app_topics, read_all
 from tests.integration.runtime.conftest import wait_for
 from tests.integration.state.conftest import children_of
 
@@ -40,19 +40,17 @@ class Flow:
     env: dict[str, str]
     tag: str
     eos: bool
-    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    runs: Processes  # the `streamkit run`s it started
 
     def topic(self, name: str) -> str:
         return f"wf-{name}-{self.tag}"
 
     def start(self) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
+        return self.runs.start(
             [sys.executable, "-m", "streamkit", "run", APP, "--batch-size", "50",
              "--commit-interval", "0.3", "--restart-backoff", "0.2"],
-            env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            self.env,
         )  # fmt: skip
-        self.processes.append(process)
-        return process
 
     def send(self, topic: str, values: list[dict[str, Any]]) -> None:
         producer = Producer({**self.config, "enable.idempotence": True, "linger.ms": 5})
@@ -72,7 +70,9 @@ class Flow:
         )  # fmt: skip
 
 
-def _flow(config: dict[str, Any], bootstrap: str, state: Path, eos: bool, wait: str) -> Flow:
+def _flow(
+    config: dict[str, Any], bootstrap: str, state: Path, eos: bool, wait: str, logs: Path
+) -> Flow:
     tag = uuid.uuid4().hex[:8]
     env = {
         **os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap, "STREAMKIT_STATE_DIR": str(state),
@@ -80,7 +80,7 @@ def _flow(config: dict[str, Any], bootstrap: str, state: Path, eos: bool, wait: 
         "STREAMKIT_KAFKA_SESSION_TIMEOUT_MS": "6000",
         "STREAMKIT_KAFKA_TRANSACTION_TIMEOUT_MS": "15000",
     }  # fmt: skip
-    return Flow(config, env, tag, eos)
+    return Flow(config, env, tag, eos, Processes(logs))
 
 
 @pytest.fixture
@@ -89,14 +89,16 @@ def flows(kafka_bootstrap: str, kafka_config: dict[str, Any], tmp_path: Path) ->
     topics: list[str] = []
 
     def make(eos: bool, wait: str) -> Flow:
-        flow = _flow(kafka_config, kafka_bootstrap, tmp_path / f"state{len(made)}", eos, wait)
+        flow = _flow(
+            kafka_config, kafka_bootstrap, tmp_path / f"state{len(made)}", eos, wait, tmp_path
+        )
         topics.extend(create_app_topics(APP, flow.env))
         made.append(flow)
         return flow
 
     yield make
     for flow in made:
-        stop_all(flow.processes, timeout=60)
+        flow.runs.stop_all(timeout=60)
     if topics:
         delete_topics(admin_client(kafka_config), topics)
 
@@ -153,7 +155,7 @@ def test_a_thousand_instances_end_once_with_each_side_effect_once_across_kills(
         (end,) = ends[f"w{n}"]  # exactly one terminal state
         assert end["status"] == status, (n, end)
         assert effects[f"w{n}"] == expected, (n, effects[f"w{n}"])  # each once, in order
-    assert stop(run, 60)[0] == 0
+    assert flow.runs.stop(run, 60)[0] == 0
 
 
 def test_waits_time_out_after_a_restart_and_operators_see_the_instances(flows: Any) -> None:
@@ -170,7 +172,7 @@ def test_waits_time_out_after_a_restart_and_operators_see_the_instances(flows: A
 
     wait_for(two_waiting, 90, "two instances waiting for their approval")
     waited_from = time.time()
-    code, errors = stop(run, 60)
+    code, errors = flow.runs.stop(run, 60)
     assert code == 0, errors
     shown = flow.cli("workflow", "show", "w7")
     assert shown.returncode == 0, shown.stderr
