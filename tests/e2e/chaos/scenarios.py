@@ -379,6 +379,10 @@ class Run:
         delete_topics(
             self._admin, [self.input, self.output, self.dlq_topic, self.parked, self.changelog]
         )
+        # Destroyed now, while its brokers are up: librdkafka's destroy of a client whose
+        # cluster was stopped first hung forever once (a broker thread never ended; the
+        # leader-failover scenario, which stops its own cluster after this).
+        del self._admin
         if os.environ.get("CHAOS_KEEP") == "1":  # the workers' logs, to read a failure
             print(f"{self.scenario}: kept {self.workdir}", flush=True)
         else:
