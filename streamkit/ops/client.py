@@ -26,7 +26,7 @@ from typing import Any, Self
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from streamkit.app import App
-from streamkit.engines.kafka.clients import read_until
+from streamkit.engines.kafka.clients import BOUNDED_READ, read_until
 from streamkit.engines.kafka.offsets import committed_offsets, group_members, offsets_for
 from streamkit.errors import ConfigError, KafkaOperationError
 from streamkit.ops.admin import TopicSpec, admin_client, create_topics
@@ -154,7 +154,7 @@ class AppClient:
         contract (records of dead-letter, retry and changelog topics keep raw bytes)."""
         consumer = Consumer(
             {**self._config, "group.id": f"read-{uuid.uuid4().hex}", "enable.auto.commit": False,
-             "isolation.level": "read_committed", "fetch.wait.max.ms": 20}
+             "isolation.level": "read_committed", "fetch.wait.max.ms": 20, **BOUNDED_READ}
         )  # fmt: skip
         try:
             ranges = {}

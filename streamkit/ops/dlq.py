@@ -17,7 +17,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from streamkit.app import App
-from streamkit.engines.kafka.clients import read_until
+from streamkit.engines.kafka.clients import BOUNDED_READ, read_until
 from streamkit.errors import KafkaOperationError
 from streamkit.failures.dead_letter import (
     REDRIVE_COUNT,
@@ -75,6 +75,7 @@ def _consumer(config: Mapping[str, Any], group: str) -> Consumer:
             "enable.partition.eof": False,
             # Reads to known ends: a long-polling fetch would add its wait to each read.
             "fetch.wait.max.ms": 20,
+            **BOUNDED_READ,
         }
     )
 

@@ -10,7 +10,7 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 
 from streamkit.app import App
-from streamkit.engines.kafka.clients import read_until
+from streamkit.engines.kafka.clients import BOUNDED_READ, read_until
 from streamkit.errors import ConfigError
 from streamkit.state.stores import decode_entry
 from streamkit.state.window_store import describe, window_keys
@@ -76,7 +76,7 @@ def read_changelog(topic: str, config: Mapping[str, Any]) -> Iterator[Any]:
     """Every record of a changelog, every partition, to its end now."""
     consumer = Consumer(
         {**config, "group.id": f"state-get-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
-         "isolation.level": "read_committed", "fetch.wait.max.ms": 20}
+         "isolation.level": "read_committed", "fetch.wait.max.ms": 20, **BOUNDED_READ}
     )  # fmt: skip
     try:
         info = consumer.list_topics(topic, timeout=10).topics.get(topic)

@@ -16,6 +16,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 
 from streamkit import App
 from streamkit.engines.kafka import KafkaWorker, WorkerOptions, read_until
+from streamkit.engines.kafka.clients import BOUNDED_READ
 from streamkit.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,7 +128,7 @@ def read_all(
     position, not an offset: transaction markers take offsets too)."""
     consumer = Consumer({
         **config, "group.id": f"read-{uuid.uuid4().hex}", "enable.auto.commit": False,
-        "isolation.level": isolation,
+        "isolation.level": isolation, **BOUNDED_READ,
     })  # fmt: skip
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions

@@ -27,6 +27,7 @@ from streamkit.settings import Settings
 from streamkit.topology import Topology
 
 __all__ = [
+    "BOUNDED_READ",
     "FETCH",
     "TRANSACTION_TIMEOUT_MS",
     "ChangelogReader",
@@ -56,6 +57,13 @@ def open_transaction_wait(timeout_ms: int) -> float:
 
 
 _TELL_AFTER = 5.0
+
+BOUNDED_READ: dict[str, Any] = {"auto.offset.reset": "error"}
+"""The setting of every consumer that reads partitions to a known end (:func:`read_until`,
+restores). When the records at its position are gone (deleted by retention or a records
+deletion while they were read), librdkafka's default jumps to the partition's end: the
+records after them are skipped without a word (or, in a quiet partition, the read stalls).
+With ``error`` the reader is told, and reads on from the log's new start."""
 
 
 # The consumer's fetching.
@@ -172,6 +180,7 @@ class ChangelogReader:
                 "enable.auto.commit": False,
                 "enable.auto.offset.store": False,
                 "isolation.level": "read_committed",
+                **BOUNDED_READ,
                 # Restores read to a known end, one partition after another: a
                 # long-polling fetch (500 ms by default) or its backoff would hold up
                 # the next partition's first fetch.
@@ -274,6 +283,10 @@ def _records(
                 yield msg.key(), msg.value(), msg.offset() or 0
             elif error.fatal():
                 raise KafkaOperationError(f"reading {topic} failed: {error.str()}")
+            else:
+                low = _past_deleted(consumer, error, topic, partition)
+                if low is not None and low >= end:
+                    return
         position = consumer.position([here])[0].offset
         if position >= end:
             return
@@ -300,7 +313,8 @@ def read_until(
     A partition is done when the consumer's *position* reaches its end, not when a record
     at ``end - 1`` arrives: transaction markers take offsets but are never delivered, so a
     transactional topic's last record can sit before its end. Raises
-    :class:`KafkaOperationError` when nothing arrives for ``stall`` seconds.
+    :class:`KafkaOperationError` when nothing arrives for ``stall`` seconds. The consumer
+    is configured with :data:`BOUNDED_READ`.
     """
     todo = {tp: end for tp, (start, end) in ranges.items() if end > start}
     if not todo:
@@ -319,6 +333,10 @@ def read_until(
             if error is not None:
                 if error.fatal():
                     raise KafkaOperationError(f"reading {msg.topic()} failed: {error.str()}")
+                tp = (msg.topic() or "", msg.partition() or 0)
+                low = _past_deleted(consumer, error, *tp) if tp in todo else None
+                if low is not None and low >= todo[tp]:
+                    del todo[tp]
                 continue
             end = todo.get((msg.topic() or "", msg.partition() or 0))
             if end is not None and (msg.offset() or 0) < end:
@@ -332,3 +350,20 @@ def read_until(
         elif todo and time.monotonic() - idle_since > stall:
             where = ", ".join(f"{t}[{p}]" for t, p in sorted(todo))
             raise KafkaOperationError(f"reading {where} stalled before its end")
+
+
+def _past_deleted(consumer: Consumer, error: KafkaError, topic: str, partition: int) -> int | None:
+    """When ``error`` says the records at the reader's position are gone (see
+    :data:`BOUNDED_READ`): read on from the partition's log start, say so, and return it;
+    None for any other error."""
+    if error.code() != KafkaError._AUTO_OFFSET_RESET:
+        return None
+    low, _ = watermarks(consumer, topic, partition)
+    # The partition's fetcher stopped on the error (a seek is refused): assign it again.
+    consumer.incremental_unassign([TopicPartition(topic, partition)])
+    consumer.incremental_assign([TopicPartition(topic, partition, low)])
+    log.warning(
+        "%s[%d]: records were deleted before they were read (%s); reading on from the "
+        "log start, offset %d", topic, partition, error.str(), low,
+    )  # fmt: skip
+    return low

@@ -19,6 +19,7 @@ import orjson
 from confluent_kafka import Consumer, TopicPartition
 
 from streamkit.engines.kafka import read_until
+from streamkit.engines.kafka.clients import BOUNDED_READ
 from tests.e2e.chaos.app import tally
 
 
@@ -83,7 +84,7 @@ def read_topic(bootstrap: str, topic: str, *, stall: float = 60.0) -> list[Recor
     """Every committed record of ``topic``, JSON-decoded, in partition and offset order."""
     consumer = Consumer({
         "bootstrap.servers": bootstrap, "group.id": f"oracle-{uuid.uuid4().hex[:8]}",
-        "isolation.level": "read_committed", "enable.auto.commit": False,
+        "isolation.level": "read_committed", "enable.auto.commit": False, **BOUNDED_READ,
     })  # fmt: skip
     try:
         partitions = consumer.list_topics(topic, timeout=15).topics[topic].partitions
