@@ -426,6 +426,9 @@ def failpoint(point: str, passes: int) -> Callable[[Run], None]:
         marker = run.workdir / "failpoint-fired"
         run.start(workers=1, STREAMKIT_FAILPOINTS=f"{point}@{passes}",
                   STREAMKIT_FAILPOINTS_ONCE=str(marker))  # fmt: skip
+        # A worker that joins after the stream is all produced takes it in a few batches
+        # and commits too seldom to reach a late pass: it must be in the group first.
+        run.wait_members(1)
         run.begin()
         for n in range(run.size.faults):
             later = n > 0
