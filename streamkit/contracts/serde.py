@@ -216,18 +216,26 @@ class AvroSerde:
         self._fast = fast_codec(self.contract.schema_json) if fast else None
 
     def encode(self, value: Any) -> bytes:
-        if self._fast is not None:  # cavro refuses unknown fields too
+        fast = self._fast
+        if fast is not None:
             try:
-                return self._header + self._fast[1](value)
+                body = fast.encode(value)
             except Exception:  # noqa: BLE001, S110 - fastavro below says what went wrong
                 pass
+            else:  # unknown fields refused: by cavro, or by this check (see FastCodec)
+                fields = fast.fields
+                if fields is None or (
+                    isinstance(value, dict)
+                    and (len(value) == len(fields) if fast.complete else value.keys() <= fields)
+                ):
+                    return self._header + body
         return _write(self.contract, value, self._header, self._unknown)
 
     def decode(self, data: bytes) -> Any:
         if data.startswith(self._header):  # written with the current schema: the hot path
             try:
                 if self._fast is not None:
-                    return self._fast[0](data[10:])
+                    return self._fast.decode(data[10:])
                 stream = BytesIO(data)
                 stream.seek(10)
                 return schemaless_reader(stream, self.contract.parsed, None)

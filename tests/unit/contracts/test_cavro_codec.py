@@ -73,3 +73,42 @@ def test_errors_are_fastavros_and_logical_types_stay_with_fastavro() -> None:
     with pytest.raises(SerializationError, match="undecodable Avro body"):
         fast.decode(fast.encode(good)[:-3])
     assert AvroSerde(repository, "OrderPlaced")._fast is None  # timestamp-millis
+
+
+def test_unknown_fields_are_refused_in_flat_and_nested_contracts(tmp_path: Path) -> None:
+    """Flat contracts check keys themselves (cavro ignores extras there), nested ones
+    leave it to cavro: either way an unknown field is a ContractError, also when it
+    stands in for a field that has a default."""
+    (tmp_path / "Flat.avsc").write_text(
+        '{"type": "record", "name": "Flat", "fields": [{"name": "a", "type": "long"},'
+        ' {"name": "b", "type": "string", "default": "x"},'
+        ' {"name": "c", "type": ["null", {"type": "enum", "name": "E", "symbols": ["P"]}]},'
+        ' {"name": "d", "type": {"type": "array", "items": "E"}}]}'
+    )
+    (tmp_path / "Nested.avsc").write_text(
+        '{"type": "record", "name": "Nested", "fields": [{"name": "inner", "type":'
+        ' {"type": "record", "name": "Inner", "fields": [{"name": "a", "type": "long"}]}}]}'
+    )
+    repository = SchemaRepository.from_directory(tmp_path)
+    flat, nested = AvroSerde(repository, "Flat"), AvroSerde(repository, "Nested")
+    assert flat._fast is not None
+    assert flat._fast.fields == frozenset("abcd")
+    assert not flat._fast.complete  # b has a default: keys are checked, not the size
+    assert nested._fast is not None
+    assert nested._fast.fields is None
+    result = AvroSerde(SchemaRepository.from_directory(ROOT / "benchmarks/schemas"), "BenchResult")
+    assert result._fast is not None
+    assert result._fast.complete  # no defaults: the size is checked
+    full = {"id": 1, "user": "u", "country": "c", "amount_cents": 2, "ts": 3, "flagged": True}
+    with pytest.raises(ContractError, match=r"field BenchResult\.z is not in it"):
+        result.encode({**full, "z": 1})
+    with pytest.raises(SerializationError):  # one missing, one unknown: the same size
+        result.encode({**{k: v for k, v in full.items() if k != "ts"}, "z": 1})
+    good = {"a": 1, "b": "y", "c": "P", "d": ["P"]}
+    assert flat.encode(good) == AvroSerde(repository, "Flat", fast=False).encode(good)
+    for bad in ({**good, "z": 1}, {"a": 1, "z": "y", "c": None, "d": []}):
+        with pytest.raises(ContractError, match=r"field Flat\.z is not in it"):
+            flat.encode(bad)
+    assert nested.decode(nested.encode({"inner": {"a": 1}})) == {"inner": {"a": 1}}
+    with pytest.raises(ContractError, match=r"Nested\.inner\.z is not in it"):
+        nested.encode({"inner": {"a": 1, "z": 2}})
