@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from streamkit.failures.failure import Failure
 from streamkit.records import Headers, Message
@@ -85,6 +86,17 @@ class Chunk:
     def reroute(self, record: OutRecord) -> ProduceError | None:
         """Produce a dead-letter or retry record of the current input."""
         raise NotImplementedError
+
+    def direct(self) -> tuple[Callable[..., None], Any] | None:
+        """The engine's own produce for plain outputs (no headers, a timestamp), with the
+        delivery callback it takes, or None: produce through the chunk (``__call__``).
+
+        Called as ``produce(topic, value, key, -1, callback, None, timestamp)`` (the
+        positional order of confluent-kafka's ``Producer.produce``); the caller adds 1 to
+        :attr:`pending` first, and on any exception (nothing queued) takes it back and
+        produces through the chunk, which then says what went wrong. Asked once per run
+        of records (see :mod:`streamkit.runtime._fast`)."""
+        return None
 
 
 class PartitionOffsets:

@@ -11,6 +11,8 @@ a partition closes its task; there is no per-partition dictionary elsewhere to f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from streamkit.failures.failure import Failure, Stage
 from streamkit.failures.handler import OutputTooLargeError
 from streamkit.failures.retry import retry_origin
@@ -68,14 +70,10 @@ class PartitionTask:
             chunk.next_offset = offset + 1
             return None
         if self.fast is not None and self.retrying is None:
-            value = msg.value()
-            if value is not None:
-                timestamp = msg.timestamp()[1]
-                outcome = self.fast(self.partition, offset, timestamp, msg.key(), value, chunk)
-                if outcome is None:
-                    chunk.next_offset = offset + 1
-                    return None
-                self.settle(msg, chunk, outcome, message_headers(msg), timestamp, 1)
+            end, outcome = self.fast((msg,), 0, chunk)
+            if end:
+                if outcome is not None:
+                    self.settle(msg, chunk, outcome, message_headers(msg), msg.timestamp()[1], 1)
                 return outcome
         if self._retry_source:
             return self._handle_retry_record(msg, chunk)
@@ -95,6 +93,22 @@ class PartitionTask:
             if outcome.time_due or time.timers_due(self.topic, state):
                 self.fire(chunk, idle=False)
         return outcome
+
+    def handle_run(self, messages: Sequence[Message], start: int, chunk: Chunk) -> int:
+        """Process ``messages[start]`` (this partition's, without error) into ``chunk``,
+        and the records after it of this partition as long as the fast path takes them
+        (see :mod:`streamkit.runtime._fast`); settle each. Returns the index of the first
+        record not handled."""
+        fast = self.fast
+        if fast is not None and self.retrying is None and self.skip is None:
+            end, outcome = fast(messages, start, chunk)
+            if outcome is not None:
+                msg = messages[end - 1]
+                self.settle(msg, chunk, outcome, message_headers(msg), msg.timestamp()[1], 1)
+            if end > start:
+                return end
+        self.handle(messages[start], chunk)
+        return start + 1
 
     def _handle_retry_record(self, msg: Message, chunk: Chunk) -> Outcome | None:
         offset = msg.offset() or 0

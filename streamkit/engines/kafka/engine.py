@@ -236,31 +236,31 @@ class KafkaEngine:
     def handle(self, messages: list[Message]) -> list[KafkaChunk]:
         """Hand each record to its partition's task; return the batch's chunks, sealed."""
         chunks: dict[TP, KafkaChunk] = {}
-        task: PartitionTask | None = None
-        chunk: KafkaChunk | None = None
-        last: TP = ("", -1)
+        i, end = 0, len(messages)
         try:
-            for msg in messages:
+            while i < end:  # a run of one partition's records at a time (see handle_run)
+                msg = messages[i]
                 error = msg.error()
                 if error is not None:
                     self._message_error(error)
+                    i += 1
                     continue
-                partition, topic = msg.partition() or 0, msg.topic() or ""
-                if partition != last[1] or topic != last[0]:
-                    last = (topic, partition)
-                    task = self.tasks.get(last)
-                    chunk = chunks.get(last)
+                tp = (msg.topic() or "", msg.partition() or 0)
+                task = self.tasks.get(tp)
                 if task is None or task.hold is not None:
-                    continue  # revoked, or fetched before it was held: it comes again
-                if topic in self._concurrent_topics:
-                    self._submit(task, msg)
+                    i += 1  # revoked, or fetched before it was held: it comes again
                     continue
+                if tp[0] in self._concurrent_topics:
+                    self._submit(task, msg)
+                    i += 1
+                    continue
+                chunk = chunks.get(tp)
                 if chunk is None:
                     chunk = self.chunk_type(task, msg.offset() or 0, self)
-                    chunks[last] = chunk
+                    chunks[tp] = chunk
                     if self.track_deliveries:
                         task.offsets.open(chunk)
-                task.handle(msg, chunk)
+                i = task.handle_run(messages, i, chunk)
         finally:
             for sealed in chunks.values():
                 sealed.sealed = True
