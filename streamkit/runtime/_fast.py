@@ -114,11 +114,11 @@ def compile_fast_path(  # noqa: PLR0915 - its loop below
                 failure = Failure(Stage.ENCODE, topic, partition, offset, exc.at(output),
                                   spec.name, output)  # fmt: skip
                 return _at(chunk, done, msg, i, failed(failure))
-            done = msg
             if produce is not None and timestamp > 0:
                 chunk.pending += 1
                 try:
                     produce(output, encoded, key, -1, acknowledged, None, timestamp)
+                    done = msg
                     continue
                 except Exception:  # noqa: BLE001 - not queued: the chunk's own path says why
                     chunk.pending -= 1
@@ -128,6 +128,7 @@ def compile_fast_path(  # noqa: PLR0915 - its loop below
                 outcome = Outcome()
                 outcome.produce_errors.append(error)
                 return _at(chunk, done, msg, i, outcome)
+            done = msg
         if done is not None:
             last = done.offset() or 0
             chunk.current, chunk.last, chunk.next_offset = done, last, last + 1
