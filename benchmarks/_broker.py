@@ -10,16 +10,16 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
 
 from benchmarks._measure import Tree, count, span_ms, stop
-from streamkit.ops.admin import admin_client, delete_topics
+from streamkit.ops.admin import TopicSpec, admin_client, create_topics, delete_topics
 from streamkit.ops.local_broker import LocalBroker, LocalBrokerConfig, free_port
 from streamkit.settings import Settings
 
@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
-def bench_broker() -> Iterator[tuple[str, Any, list[str]]]:
-    """``(bootstrap, admin client, topics made)``: append to the list every topic the run
-    makes; on a shared broker they are deleted at the end (only then: a broker removes a
+def bench_broker() -> Iterator[tuple[str, Callable[[list[TopicSpec]], None], list[str]]]:
+    """``(bootstrap, create(specs), topics made)``: ``create`` makes topics on the broker;
+    append to the list every topic the run makes; on a shared broker they are deleted at the end (only then: a broker removes a
     deleted topic's files a minute later, which stalls whoever runs at that moment), a
     broker of our own goes with its data."""
     bootstrap = os.environ.get("STREAMKIT_BOOTSTRAP_SERVERS")
@@ -44,13 +44,22 @@ def bench_broker() -> Iterator[tuple[str, Any, list[str]]]:
             extra={"group.initial.rebalance.delay.ms": "3000"}))  # fmt: skip
         bootstrap = broker.start().bootstrap_servers
     made: list[str] = []
-    admin = admin_client({"bootstrap.servers": bootstrap})
+    admin: AdminClient | None = admin_client({"bootstrap.servers": bootstrap})
+
+    def create(specs: list[TopicSpec]) -> None:
+        if admin is None:
+            raise RuntimeError("the benchmark's broker is gone")
+        create_topics(admin, specs)
+
     try:
-        yield bootstrap, admin, made
+        yield bootstrap, create, made
     finally:
-        if broker is None:
+        if broker is None and admin is not None:
             delete_topics(admin, made)
-        del admin  # before its broker stops: it would log the refused connections
+        # The client's only reference (``create`` reads this variable, callers never see
+        # the client): it goes before its broker stops, else it logs refused connections
+        # until the process exits.
+        admin = None
         if broker is not None:
             broker.stop()
         if data_dir is not None:

@@ -109,10 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     order = random.Random(args.runs)
     results: dict[tuple[int, str], list[tuple[float, float, float]]] = {}
-    with bench_broker() as (bootstrap, admin, made):
+    with bench_broker() as (bootstrap, create, made):
         for keys in [int(k) for k in args.keys.split(",")]:
             source = f"bench-agg-in-{keys}-{uuid.uuid4().hex[:8]}"
-            create_topics(admin, [TopicSpec(source, PARTITIONS)])
+            create([TopicSpec(source, PARTITIONS)])
             made.append(source)
             print(f"producing {args.records:,} records over {keys:,} keys", flush=True)
             produce(bootstrap, source, args.records, keys)

@@ -97,9 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     if "parallel" in peers and not (PARALLEL / "classes").exists():
         print("skipping parallel: it is not built (make bench-peers)")
         peers.remove("parallel")
-    with bench_broker() as (bootstrap, admin, made):
+    with bench_broker() as (bootstrap, create, made):
         source = f"bench-async-in-{uuid.uuid4().hex[:8]}"
-        create_topics(admin, [TopicSpec(source, PARTITIONS)])
+        create([TopicSpec(source, PARTITIONS)])
         made.append(source)
         print(f"producing {args.records:,} records ({args.keys:,} keys)")
         produce(bootstrap, source, args.records, args.keys)

@@ -87,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
-    with bench_broker() as (bootstrap, admin, made):
+    with bench_broker() as (bootstrap, create, made):
         source = f"bench-filter-in-{uuid.uuid4().hex[:8]}"
-        create_topics(admin, [TopicSpec(source, PARTITIONS)])
+        create([TopicSpec(source, PARTITIONS)])
         made.append(source)
         print(f"producing {args.records:,} records, 1% wanted")
         wanted = produce(bootstrap, source, args.records)

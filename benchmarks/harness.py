@@ -284,9 +284,9 @@ def main(argv: list[str] | None = None) -> int:
     results = {v.name: Result(v.name) for v in chosen}
     # Topics are deleted only at the end (see bench_broker): the p99 spikes of latency
     # passes fell on the deletions of earlier passes.
-    with bench_broker() as (bootstrap, admin, made):
+    with bench_broker() as (bootstrap, create, made):
         source = f"bench-in-{uuid.uuid4().hex[:8]}"
-        create_topics(admin, [TopicSpec(source, PARTITIONS)])
+        create([TopicSpec(source, PARTITIONS)])
         made.append(source)
         # Latency first, on a quiet broker: before the dataset is written (measured right
         # after a million records landed, every client's p99 was hundreds of ms), and so

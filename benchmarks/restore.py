@@ -33,7 +33,7 @@ from confluent_kafka import Producer
 from benchmarks._broker import bench_broker
 from benchmarks.harness import ROOT
 from streamkit.engines.kafka.clients import ChangelogReader
-from streamkit.ops.admin import TopicSpec, create_topics
+from streamkit.ops.admin import TopicSpec
 from streamkit.settings import Settings
 from streamkit.state.partition import PartitionState
 from streamkit.state.stores import Entry, StoreSpec, encode_entry
@@ -104,16 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
     rates: dict[str, list[float]] = {kind: [] for kind in KINDS}
-    with bench_broker() as (bootstrap, admin, made):
+    with bench_broker() as (bootstrap, create, made):
         topic = f"bench-restore-{uuid.uuid4().hex[:8]}"
-        create_topics(admin, [TopicSpec(topic, 1, 1, {"cleanup.policy": "compact"})])
+        create([TopicSpec(topic, 1, 1, {"cleanup.policy": "compact"})])
         made.append(topic)
         used = produce(bootstrap, topic, args.records, args.keys)
         kinds = list(KINDS)
         app_id = f"bench-restore-ks-{uuid.uuid4().hex[:8]}"
         if (KSTREAMS / "classes").exists():  # the same records, where Kafka Streams looks
             changelog, source = f"{app_id}-s-changelog", f"{app_id}-src"
-            create_topics(admin, [TopicSpec(changelog, 1, 1, {"cleanup.policy": "compact"}),
+            create([TopicSpec(changelog, 1, 1, {"cleanup.policy": "compact"}),
                                   TopicSpec(source, 1)])  # fmt: skip
             made += [changelog, source]
             produce(bootstrap, changelog, args.records, args.keys)

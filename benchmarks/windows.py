@@ -192,9 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     for peer in [p for p in peers if not p.available]:
         print(f"skipping {peer.name}: its environment is not set up (make bench-peers)")
     peers = [p for p in peers if p.available]
-    with bench_broker() as (bootstrap, admin, made):
+    with bench_broker() as (bootstrap, create, made):
         source = f"bench-win-in-{uuid.uuid4().hex[:8]}"
-        create_topics(admin, [TopicSpec(source, PARTITIONS)])
+        create([TopicSpec(source, PARTITIONS)])
         made.append(source)
         print(f"producing {args.records:,} records ({args.keys:,} keys, {args.minutes} minutes)")
         data = produce(bootstrap, source, args.records, args.keys, args.minutes)
