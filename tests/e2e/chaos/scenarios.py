@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -503,11 +504,24 @@ def zombie(run: Run) -> None:
     run.start(workers=1)
     for n in range(run.size.faults):
         run.wait_produced((n + 1) / (run.size.faults + 1))
+        pid = _running(run, first, pid)
         run.faults_ms.append(now_ms())
         os.kill(pid, signal.SIGSTOP)
         time.sleep(10)  # past session.timeout.ms (6 s): the group moves on without it
         os.kill(pid, signal.SIGCONT)
         time.sleep(3)
+
+
+def _running(run: Run, process: subprocess.Popen[bytes], pid: int) -> int:
+    """``pid``, or the worker its supervisor runs in its place: the freeze is of the worker
+    that runs. A worker that exited unasked is not hidden: a warning (in the test summary,
+    with the logs) says so, and the run's events are accounted for as in any other."""
+    if Path(f"/proc/{pid}").exists():
+        return pid
+    now = run.workers(process, 1)[0]
+    message = f"{run.scenario}: worker pid {pid} exited before its freeze; its supervisor "
+    warnings.warn(message + f"runs {now} now. Logs: {run.logs()}", stacklevel=2)
+    return now
 
 
 def zombie_at(point: str, passes: int) -> Callable[[Run], None]:
