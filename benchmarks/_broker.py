@@ -28,10 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @contextmanager
 def bench_broker() -> Iterator[tuple[str, Callable[[list[TopicSpec]], None], list[str]]]:
-    """``(bootstrap, create(specs), topics made)``: ``create`` makes topics on the broker;
-    append to the list every topic the run makes; on a shared broker they are deleted at the end (only then: a broker removes a
-    deleted topic's files a minute later, which stalls whoever runs at that moment), a
-    broker of our own goes with its data."""
+    """``(bootstrap, create(specs), topics made)``: ``create`` makes topics on the broker
+    and lists them; append to the list every other topic the run makes (its apps'
+    outputs, changelogs). On a shared broker they are deleted at the end (only then: a
+    broker removes a deleted topic's files a minute later, which stalls whoever runs at
+    that moment), a broker of our own goes with its data."""
     bootstrap = os.environ.get("STREAMKIT_BOOTSTRAP_SERVERS")
     broker, data_dir = None, None
     if not bootstrap:
@@ -50,6 +51,7 @@ def bench_broker() -> Iterator[tuple[str, Callable[[list[TopicSpec]], None], lis
         if admin is None:
             raise RuntimeError("the benchmark's broker is gone")
         create_topics(admin, specs)
+        made.extend(spec.name for spec in specs)
 
     try:
         yield bootstrap, create, made

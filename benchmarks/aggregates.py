@@ -113,7 +113,6 @@ def main(argv: list[str] | None = None) -> int:
         for keys in [int(k) for k in args.keys.split(",")]:
             source = f"bench-agg-in-{keys}-{uuid.uuid4().hex[:8]}"
             create([TopicSpec(source, PARTITIONS)])
-            made.append(source)
             print(f"producing {args.records:,} records over {keys:,} keys", flush=True)
             produce(bootstrap, source, args.records, keys)
             for i in range(args.runs):

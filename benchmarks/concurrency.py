@@ -100,7 +100,6 @@ def main(argv: list[str] | None = None) -> int:
     with bench_broker() as (bootstrap, create, made):
         source = f"bench-async-in-{uuid.uuid4().hex[:8]}"
         create([TopicSpec(source, PARTITIONS)])
-        made.append(source)
         print(f"producing {args.records:,} records ({args.keys:,} keys)")
         produce(bootstrap, source, args.records, args.keys)
         runs: dict[str, list[tuple[float, float]]] = {p: [] for p in peers}

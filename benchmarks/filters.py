@@ -90,7 +90,6 @@ def main(argv: list[str] | None = None) -> int:
     with bench_broker() as (bootstrap, create, made):
         source = f"bench-filter-in-{uuid.uuid4().hex[:8]}"
         create([TopicSpec(source, PARTITIONS)])
-        made.append(source)
         print(f"producing {args.records:,} records, 1% wanted")
         wanted = produce(bootstrap, source, args.records)
         runs: dict[str, list[float]] = {v: [] for v in VARIANTS}

@@ -287,7 +287,6 @@ def main(argv: list[str] | None = None) -> int:
     with bench_broker() as (bootstrap, create, made):
         source = f"bench-in-{uuid.uuid4().hex[:8]}"
         create([TopicSpec(source, PARTITIONS)])
-        made.append(source)
         # Latency first, on a quiet broker: before the dataset is written (measured right
         # after a million records landed, every client's p99 was hundreds of ms), and so
         # before the throughput runs write their million-record outputs.

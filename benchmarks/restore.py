@@ -104,18 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
     rates: dict[str, list[float]] = {kind: [] for kind in KINDS}
-    with bench_broker() as (bootstrap, create, made):
+    with bench_broker() as (bootstrap, create, _):
         topic = f"bench-restore-{uuid.uuid4().hex[:8]}"
         create([TopicSpec(topic, 1, 1, {"cleanup.policy": "compact"})])
-        made.append(topic)
         used = produce(bootstrap, topic, args.records, args.keys)
         kinds = list(KINDS)
         app_id = f"bench-restore-ks-{uuid.uuid4().hex[:8]}"
         if (KSTREAMS / "classes").exists():  # the same records, where Kafka Streams looks
             changelog, source = f"{app_id}-s-changelog", f"{app_id}-src"
             create([TopicSpec(changelog, 1, 1, {"cleanup.policy": "compact"}),
-                                  TopicSpec(source, 1)])  # fmt: skip
-            made += [changelog, source]
+                    TopicSpec(source, 1)])  # fmt: skip
             produce(bootstrap, changelog, args.records, args.keys)
             kinds.append("kstreams")
             rates["kstreams"] = []

@@ -195,7 +195,6 @@ def main(argv: list[str] | None = None) -> int:
     with bench_broker() as (bootstrap, create, made):
         source = f"bench-win-in-{uuid.uuid4().hex[:8]}"
         create([TopicSpec(source, PARTITIONS)])
-        made.append(source)
         print(f"producing {args.records:,} records ({args.keys:,} keys, {args.minutes} minutes)")
         data = produce(bootstrap, source, args.records, args.keys, args.minutes)
         print(f"{data.closing_windows:,} windows close; {data.steady_records:,} records between "
