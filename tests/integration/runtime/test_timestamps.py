@@ -15,15 +15,21 @@ from tests.integration.helpers import read_all, start_worker
 from tests.integration.runtime.conftest import wait_for
 
 BASE = 1_600_000_000_000  # 2020-09-13: far from the wall clock a produce would stamp
+KEEP = {"retention.ms": "-1"}
+"""Time-based retention counts from record timestamps: with the broker's 7 days, records
+stamped 2020 go at its next retention check (every 10 s on the test broker), inputs or
+outputs, sometimes before the test has read them."""
 
 
 def test_outputs_carry_their_inputs_timestamps(
     kafka_bootstrap: str, kafka_config: dict[str, Any], topic_factory: TopicFactory
 ) -> None:
-    fast_in, general_in, out = (topic_factory(2, prefix=p) for p in ("fast", "general", "out"))
+    fast_in, general_in, out = (
+        topic_factory(2, KEEP, prefix=p) for p in ("fast", "general", "out")
+    )
     app = App(f"stamps-{uuid.uuid4().hex[:6]}", dead_letters=False)
     for topic in (fast_in, general_in, out):
-        app.topic(topic, partitions=2)
+        app.topic(topic, partitions=2, config=KEEP)
 
     @app.processor(input=fast_in, output=out)
     def fast(event: dict[str, Any]) -> dict[str, Any]:
