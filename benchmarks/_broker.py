@@ -26,8 +26,12 @@ from streamkit.settings import Settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
+Create = Callable[[list[TopicSpec]], None]
+"""Makes topics on the benchmark's broker and lists them to be deleted at the end."""
+
+
 @contextmanager
-def bench_broker() -> Iterator[tuple[str, Callable[[list[TopicSpec]], None], list[str]]]:
+def bench_broker() -> Iterator[tuple[str, Create, list[str]]]:
     """``(bootstrap, create(specs), topics made)``: ``create`` makes topics on the broker
     and lists them; append to the list every other topic the run makes (its apps'
     outputs, changelogs). On a shared broker they are deleted at the end (only then: a

@@ -28,11 +28,11 @@ from pathlib import Path
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from benchmarks._broker import bench_broker, run_until_written, send
+from benchmarks._broker import Create, bench_broker, run_until_written, send
 from benchmarks._measure import WARMUP
 from benchmarks.harness import ROOT
 from streamkit.engines.kafka.clients import read_until
-from streamkit.ops.admin import TopicSpec, admin_client, create_topics
+from streamkit.ops.admin import TopicSpec
 
 PARTITIONS = 4
 APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
@@ -73,14 +73,14 @@ def steady_rate(bootstrap: str, topic: str) -> float:
 
 
 def run_once(
-    store: str, bootstrap: str, source: str, records: int, made: list[str]
-) -> tuple[float, float]:
-    """One run with ``store``: records/s in the steady part, peak RSS (MB) of all processes."""
+    store: str, bootstrap: str, source: str, records: int, create: Create, made: list[str]
+) -> tuple[float, float, float]:
+    """One run with ``store``: records/s in the steady part, peak RSS (MB) of all processes
+    and of the worker alone."""
     run_id = uuid.uuid4().hex[:8]
     output, group = f"bench-agg-out-{store}-{run_id}", f"bench-agg-{store}-{run_id}"
-    create_topics(admin_client({"bootstrap.servers": bootstrap}),
-                  [TopicSpec(output, PARTITIONS, 1, APPEND_TIME)])  # fmt: skip
-    made += [output, f"{group}-sums-changelog"]
+    create([TopicSpec(output, PARTITIONS, 1, APPEND_TIME)])
+    made.append(f"{group}-sums-changelog")  # made by `streamkit topics create` below
     state = tempfile.mkdtemp(prefix="bench-agg-")
     env = {**os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap, "BENCH_INPUT": source,
            "BENCH_OUTPUT": output, "BENCH_GROUP": group, "BENCH_STORE": store,
@@ -117,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
             produce(bootstrap, source, args.records, keys)
             for i in range(args.runs):
                 for store in order.sample(STORES, len(STORES)):
-                    rate, rss, worker = run_once(store, bootstrap, source, args.records, made)
+                    rate, rss, worker = run_once(
+                        store, bootstrap, source, args.records, create, made
+                    )
                     results.setdefault((keys, store), []).append((rate, rss, worker))
                     print(f"{keys:,} keys, {store} run {i + 1}: {rate:,.0f} records/s, "
                           f"{rss:.0f} MB, worker {worker:.0f} MB", flush=True)  # fmt: skip
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(
-    results: dict[tuple[int, str], list[tuple[float, float]]], args: argparse.Namespace
+    results: dict[tuple[int, str], list[tuple[float, float, float]]], args: argparse.Namespace
 ) -> Path:
     """aggregates.md in ``args.out``."""
 

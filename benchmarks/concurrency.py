@@ -27,9 +27,9 @@ from pathlib import Path
 import orjson
 from confluent_kafka import Producer
 
-from benchmarks._broker import bench_broker, run_until_written
+from benchmarks._broker import Create, bench_broker, run_until_written
 from benchmarks.harness import PARTITIONS, ROOT
-from streamkit.ops.admin import TopicSpec, admin_client, create_topics
+from streamkit.ops.admin import TopicSpec
 
 APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
 PARALLEL = ROOT / "benchmarks" / "parallel" / "target"
@@ -61,14 +61,12 @@ def produce(bootstrap: str, topic: str, records: int, keys: int) -> None:
 
 def run_once(
     peer: str, bootstrap: str, source: str, records: int, concurrency: int, wait_ms: int,
-    made: list[str],
+    create: Create,
 ) -> tuple[float, float]:  # fmt: skip
     """One run of ``peer``: records/s between the first and the last output, peak RSS (MB)."""
     run_id = uuid.uuid4().hex[:8]
     output, group = f"bench-async-out-{run_id}", f"bench-async-{run_id}"
-    create_topics(admin_client({"bootstrap.servers": bootstrap}),
-                  [TopicSpec(output, PARTITIONS, 1, APPEND_TIME)])  # fmt: skip
-    made.append(output)
+    create([TopicSpec(output, PARTITIONS, 1, APPEND_TIME)])
     env = {**os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap, "BENCH_BOOTSTRAP": bootstrap,
            "BENCH_INPUT": source,
            "BENCH_OUTPUT": output, "BENCH_GROUP": group, "BENCH_PARTITIONS": str(PARTITIONS),
@@ -97,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     if "parallel" in peers and not (PARALLEL / "classes").exists():
         print("skipping parallel: it is not built (make bench-peers)")
         peers.remove("parallel")
-    with bench_broker() as (bootstrap, create, made):
+    with bench_broker() as (bootstrap, create, _):
         source = f"bench-async-in-{uuid.uuid4().hex[:8]}"
         create([TopicSpec(source, PARTITIONS)])
         print(f"producing {args.records:,} records ({args.keys:,} keys)")
@@ -106,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.runs):
             for peer in peers:
                 rate, rss = run_once(peer, bootstrap, source, args.records, args.concurrency,
-                                     args.wait_ms, made)  # fmt: skip
+                                     args.wait_ms, create)  # fmt: skip
                 runs[peer].append((rate, rss))
                 print(f"{peer} run {i + 1}: {rate:,.0f} records/s, {rss:.0f} MB", flush=True)
         print(report(runs, args).read_text())

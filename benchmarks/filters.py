@@ -28,11 +28,11 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
-from benchmarks._broker import bench_broker, run_until_written
+from benchmarks._broker import Create, bench_broker, run_until_written
 from benchmarks.harness import PARTITIONS, ROOT
 from benchmarks.peers.work import SCHEMAS, event
 from streamkit.contracts import AvroSerde, SchemaRepository
-from streamkit.ops.admin import TopicSpec, admin_client, create_topics
+from streamkit.ops.admin import TopicSpec
 
 APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
 VARIANTS = {"headers": "`where_headers=` (before decoding)", "function": "the same test in the function"}  # fmt: skip
@@ -63,14 +63,12 @@ def produce(bootstrap: str, topic: str, records: int) -> int:
 
 
 def run_once(
-    variant: str, bootstrap: str, source: str, records: int, wanted: int, made: list[str]
+    variant: str, bootstrap: str, source: str, records: int, wanted: int, create: Create
 ) -> float:
     """One run: input records/s between the first and the last output."""
     run_id = uuid.uuid4().hex[:8]
     output = f"bench-filter-out-{run_id}"
-    create_topics(admin_client({"bootstrap.servers": bootstrap}),
-                  [TopicSpec(output, PARTITIONS, 1, APPEND_TIME)])  # fmt: skip
-    made.append(output)
+    create([TopicSpec(output, PARTITIONS, 1, APPEND_TIME)])
     env = {**os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap, "BENCH_INPUT": source,
            "BENCH_OUTPUT": output, "BENCH_GROUP": f"bench-filter-{run_id}",
            "BENCH_FILTER": variant, "PYTHONPATH": str(ROOT),
@@ -87,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
-    with bench_broker() as (bootstrap, create, made):
+    with bench_broker() as (bootstrap, create, _):
         source = f"bench-filter-in-{uuid.uuid4().hex[:8]}"
         create([TopicSpec(source, PARTITIONS)])
         print(f"producing {args.records:,} records, 1% wanted")
@@ -95,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         runs: dict[str, list[float]] = {v: [] for v in VARIANTS}
         for i in range(args.runs):
             for variant in VARIANTS:
-                rate = run_once(variant, bootstrap, source, args.records, wanted, made)
+                rate = run_once(variant, bootstrap, source, args.records, wanted, create)
                 runs[variant].append(rate)
                 print(f"{variant} run {i + 1}: {rate:,.0f} records/s", flush=True)
         print(report(runs, args).read_text())

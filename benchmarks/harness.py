@@ -32,12 +32,12 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer
 
-from benchmarks._broker import bench_broker, send
+from benchmarks._broker import Create, bench_broker, send
 from benchmarks._measure import Outputs, Tree, count, read_outputs, stop
 from benchmarks._report import report, versions
 from benchmarks.peers.work import SCHEMAS, event, transform
 from streamkit.contracts import AvroSerde, SchemaRepository
-from streamkit.ops.admin import TopicSpec, admin_client, create_topics
+from streamkit.ops.admin import TopicSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 PARTITIONS = 8
@@ -136,16 +136,14 @@ def _produce_dataset(bootstrap: str, topic: str, count: int, seed: int = 1) -> d
 
 def run_once(
     variant: Variant, bootstrap: str, source: str, records: int, expected: dict[int, Any],
-    made: list[str],
+    create: Create,
 ) -> tuple[Outputs, Tree]:  # fmt: skip
     """One throughput run of ``variant`` over the ``records`` records of ``source``: its
-    output read back, and its process tree's CPU and memory. The output topic is added to
-    ``made`` (deleted at the end, see :func:`main`)."""
-    admin = admin_client({"bootstrap.servers": bootstrap})
+    output read back, and its process tree's CPU and memory. The output topic is made
+    with ``create`` (deleted at the end, see :func:`main`)."""
     run_id = uuid.uuid4().hex[:8]
     output = f"bench-out-{variant.name}-{run_id}"
-    create_topics(admin, [TopicSpec(output, PARTITIONS, 1, APPEND_TIME)])
-    made.append(output)
+    create([TopicSpec(output, PARTITIONS, 1, APPEND_TIME)])
     env = {**os.environ, "BENCH_BOOTSTRAP": bootstrap, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap,
            "BENCH_INPUT": source, "BENCH_OUTPUT": output, "BENCH_GROUP": f"bench-{variant.name}-{run_id}",
            "BENCH_PARTITIONS": str(PARTITIONS), "PYTHONPATH": str(ROOT), **variant.env}  # fmt: skip
@@ -183,17 +181,13 @@ def run_once(
 
 
 def latency(
-    variant: Variant, bootstrap: str, rate: int, seconds: float, made: list[str]
+    variant: Variant, bootstrap: str, rate: int, seconds: float, create: Create
 ) -> tuple[float, float]:
     """p50 and p99 (ms) from each event's ts to its output's append time at ``rate``/s;
-    the pass's topics are added to ``made``."""
-    admin = admin_client({"bootstrap.servers": bootstrap})
+    the pass's topics are made with ``create``."""
     run_id = uuid.uuid4().hex[:8]
     source, output = f"lat-in-{run_id}", f"lat-out-{run_id}"
-    create_topics(
-        admin, [TopicSpec(source, PARTITIONS), TopicSpec(output, PARTITIONS, 1, APPEND_TIME)]
-    )
-    made += [source, output]
+    create([TopicSpec(source, PARTITIONS), TopicSpec(output, PARTITIONS, 1, APPEND_TIME)])
     env = {**os.environ, "BENCH_BOOTSTRAP": bootstrap, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap,
            "BENCH_INPUT": source, "BENCH_OUTPUT": output, "BENCH_GROUP": f"lat-{run_id}",
            "PYTHONPATH": str(ROOT), **variant.env}  # fmt: skip
@@ -284,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {v.name: Result(v.name) for v in chosen}
     # Topics are deleted only at the end (see bench_broker): the p99 spikes of latency
     # passes fell on the deletions of earlier passes.
-    with bench_broker() as (bootstrap, create, made):
+    with bench_broker() as (bootstrap, create, _):
         source = f"bench-in-{uuid.uuid4().hex[:8]}"
         create([TopicSpec(source, PARTITIONS)])
         # Latency first, on a quiet broker: before the dataset is written (measured right
@@ -296,11 +290,11 @@ def main(argv: list[str] | None = None) -> int:
             # __consumer_offsets) and its warm-up cost hundreds of ms of p99 to whoever
             # runs in its first minutes (measured: p99 1.8 s, then 170 ms, and
             # 20-50 ms once the broker had been up three minutes, for the same worker).
-            latency(variant, bootstrap, args.latency_rate, args.latency_warmup, made)
+            latency(variant, bootstrap, args.latency_rate, args.latency_warmup, create)
         for i in range(args.latency_runs if timed else 0):
             for variant in order.sample(timed, len(timed)):
                 p50, p99 = latency(
-                    variant, bootstrap, args.latency_rate, args.latency_seconds, made
+                    variant, bootstrap, args.latency_rate, args.latency_seconds, create
                 )
                 results[variant.name].latency_runs.append((p50, p99))
                 print(f"{variant.name} latency pass {i + 1}: p50 {p50:.0f} ms, p99 {p99:.0f} ms")
@@ -311,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             rounds.append([v.name for v in order.sample(chosen, len(chosen))])
             for name in rounds[-1]:
                 variant = next(v for v in chosen if v.name == name)
-                outputs, tree = run_once(variant, bootstrap, source, args.records, expected, made)
+                outputs, tree = run_once(variant, bootstrap, source, args.records, expected, create)
                 mine = results[name]
                 mine.rates.append(outputs.rate)
                 mine.cpu_s.append(tree.cpu_seconds)

@@ -37,12 +37,12 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
-from benchmarks._broker import bench_broker, run_until_written
+from benchmarks._broker import Create, bench_broker, run_until_written
 from benchmarks.harness import PARTITIONS, ROOT, SCHEMAS, _python
 from benchmarks.peers.work import event
 from streamkit.contracts.repository import SchemaRepository
 from streamkit.contracts.serde import AvroSerde
-from streamkit.ops.admin import TopicSpec, admin_client, create_topics
+from streamkit.ops.admin import TopicSpec
 
 MINUTE = 60_000
 APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
@@ -147,13 +147,13 @@ def produce(bootstrap: str, topic: str, records: int, keys: int, minutes: int) -
     return Dataset(topic, records, len(windows), steady)
 
 
-def run_once(peer: Peer, bootstrap: str, data: Dataset, made: list[str]) -> tuple[float, float]:
+def run_once(
+    peer: Peer, bootstrap: str, data: Dataset, create: Create, made: list[str]
+) -> tuple[float, float]:
     """One run of ``peer``: records/s in its steady state, and peak RSS (MB)."""
     run_id = uuid.uuid4().hex[:8]
     output = f"bench-win-out-{peer.name}-{run_id}"
-    create_topics(admin_client({"bootstrap.servers": bootstrap}),
-                  [TopicSpec(output, PARTITIONS, 1, APPEND_TIME)])  # fmt: skip
-    made.append(output)
+    create([TopicSpec(output, PARTITIONS, 1, APPEND_TIME)])
     group = f"bench-win-{peer.name}-{run_id}"
     env = {**os.environ, "BENCH_BOOTSTRAP": bootstrap, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap,
            "BENCH_INPUT": data.topic, "BENCH_OUTPUT": output, "BENCH_GROUP": group,
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         runs: dict[str, list[tuple[float, float]]] = {p.name: [] for p in peers}
         for i in range(args.runs):
             for peer in peers:
-                rate, rss = run_once(peer, bootstrap, data, made)
+                rate, rss = run_once(peer, bootstrap, data, create, made)
                 runs[peer.name].append((rate, rss))
                 print(f"{peer.name} run {i + 1}: {rate:,.0f} records/s, {rss:.0f} MB", flush=True)
         print(report(peers, runs, data, args).read_text())
