@@ -30,7 +30,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, Topi
 
 from streamkit.engines.kafka import WorkerOptions
 from streamkit.engines.kafka.clients import watermarks
-from streamkit.ops._local_process import free_ports
+from streamkit.ops._local_process import free_ports, pid_alive
 from streamkit.ops.admin import TopicSpec, admin_client, create_topics, delete_topics
 from streamkit.ops.local_broker import LocalBroker, LocalBrokerConfig
 from streamkit.ops.local_cluster import LocalCluster
@@ -516,22 +516,12 @@ def _running(run: Run, process: subprocess.Popen[bytes], pid: int) -> int:
     """``pid``, or the worker its supervisor runs in its place: the freeze is of the worker
     that runs. A worker that exited unasked is not hidden: a warning (in the test summary,
     with the logs) says so, and the run's events are accounted for as in any other."""
-    if _alive(pid):
+    if pid_alive(pid):  # a zombie (exited, not yet reaped) counts as gone
         return pid
     now = run.workers(process, 1)[0]
     message = f"{run.scenario}: worker pid {pid} exited before its freeze; its supervisor "
     warnings.warn(message + f"runs {now} now. Logs: {run.logs()}", stacklevel=2)
     return now
-
-
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs: it exists and is not a zombie (exited, not yet reaped by its
-    supervisor, which still has a ``/proc`` entry)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in {"Z", "X"}
 
 
 def zombie_at(point: str, passes: int) -> Callable[[Run], None]:
