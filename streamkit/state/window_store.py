@@ -166,10 +166,11 @@ class WindowStore:
 
     def _add_session(self, key: str, t: int, event: Any, offset: int, wall_ms: int) -> Added:
         spec, gap = self.spec, self.spec.gap_ms
-        if self.stream_time >= spec.closes_at(t):
-            return Added(True, t, self.watermark)
         sessions = self.open.get(key, {})
         joined = sorted((s, e) for s, e in sessions.items() if s - gap <= t <= e + gap)
+        if not joined and self.stream_time >= spec.closes_at(t):
+            # Late: it joins no open session, and the session it would start is closed.
+            return Added(True, t, self.watermark)
         entries = [self.state.get(self.store, _join(key, s), 0) for s, _ in joined]
         present = [e for e in entries if e is not None]
         if any(e.state.get("x") for e in present):

@@ -122,34 +122,71 @@ def _late_by_rule(clicks: list[tuple[str, int, int]], closes_at: Any) -> set[int
     return late
 
 
-def _oracle_sessions(
-    clicks: list[tuple[str, int, int]], late: set[int], gap: int
-) -> dict[tuple[str, int, int], int]:
-    by_page: dict[str, list[tuple[int, int]]] = defaultdict(list)
+def _session_oracle(
+    clicks: list[tuple[str, int, int]], gap: int, grace: int
+) -> tuple[set[int], dict[tuple[str, int, int], int]]:
+    """The late records and the sessions (key, start, end) -> sum of ``n``, by the session
+    rule: a record joins every open session of its key within ``gap`` of it (a session is
+    open until its partition's stream time passes its last record + gap + grace); one that
+    joins none starts a session, unless the stream time has already passed its own time
+    + gap + grace (that session would be closed): then it is late."""
+    late: set[int] = set()
+    closed: dict[tuple[str, int, int], int] = {}
+    stream: dict[int, int] = defaultdict(lambda: -1)
+    sessions: dict[str, list[tuple[int, int, int]]] = defaultdict(list)  # open: start, end, sum
     for page, t, n in clicks:
-        if n not in late:
-            by_page[page].append((t, n))
-    found = {}
-    for page, events in by_page.items():
-        events.sort()
-        start, end, total = events[0][0], events[0][0], 0
-        for t, n in events:
-            if t - end > gap:
-                found[(page, start, end)] = total
-                start, total = t, 0
-            end, total = t, total + n
-        found[(page, start, end)] = total
-    return found
+        partition = key_partition(page.encode(), 3)
+        now = stream[partition]
+        for held in list(sessions):  # close what the stream time has passed
+            if key_partition(held.encode(), 3) != partition:
+                continue
+            for s in [s for s in sessions[held] if now > s[1] + gap + grace]:
+                closed[(held, s[0], s[1])] = s[2]
+                sessions[held].remove(s)
+        joined = [s for s in sessions[page] if s[0] - gap <= t <= s[1] + gap]
+        if not joined and now > t + gap + grace:
+            late.add(n)
+            continue
+        merged = (
+            min([t, *(s[0] for s in joined)]),
+            max([t, *(s[1] for s in joined)]),
+            n + sum(s[2] for s in joined),
+        )
+        sessions[page] = [s for s in sessions[page] if s not in joined] + [merged]
+        stream[partition] = max(now, t)
+    for page, held in sessions.items():
+        closed.update({(page, s[0], s[1]): s[2] for s in held})
+    return late, closed
 
 
 def test_session_windows_merge_bridged_sessions_and_equal_a_batch_sessionization() -> None:
     clicks = _clicks(seed=3, count=300, disorder_s=60)
     driver = TestDriver(_app(gap="5s", grace="30s", merge=lambda a, b: a + b))
     _run(driver, clicks)
-    late = _late_by_rule(clicks, lambda t: t + 5000 + 30_000 + 1)
+    late, sessions = _session_oracle(clicks, 5000, 30_000)
     assert late
     assert _late(driver) == late
-    assert _results(driver) == _oracle_sessions(clicks, late, 5000)
+    assert _results(driver) == sessions
+
+
+def test_a_record_inside_an_open_session_is_folded_not_late() -> None:
+    # b@60 is older than stream time (100) - gap - grace, but its session b [55, 71]
+    # stays open until the stream time passes 71 + 20 + 10. Keys b and f share a partition.
+    driver = TestDriver(_app(gap="20s", grace="10s", merge=lambda a, b: a + b))
+    for page, t in [("b", 55), ("b", 71), ("f", 100), ("b", 60), ("f", 1000)]:
+        driver.send("clicks", {"page": page, "n": 1}, key=page, timestamp=T0 + t * 1000)
+    assert driver.records("w-per-page-late") == []
+    assert _results(driver) == {("b", T0 + 55_000, T0 + 71_000): 3, ("f", T0 + 100_000, T0 + 100_000): 1}
+
+
+def test_sessions_match_the_session_rule_over_many_disordered_inputs() -> None:
+    for seed in range(20):
+        clicks = _clicks(seed=seed, count=200, disorder_s=40)
+        driver = TestDriver(_app(gap="4s", grace="6s", merge=lambda a, b: a + b))
+        _run(driver, clicks)
+        late, sessions = _session_oracle(clicks, 4000, 6000)
+        assert _late(driver) == late, f"seed {seed}"
+        assert _results(driver) == sessions, f"seed {seed}"
 
 
 def test_a_record_bridging_two_sessions_merges_them() -> None:
