@@ -171,6 +171,7 @@ class Patterns:
         within: str | float,
         output: str | Topic,
         how: str = "inner",
+        grace: str | float | None = None,
         store: str | None = None,
         store_kind: str = "memory",
         name: str | None = None,
@@ -179,12 +180,22 @@ class Patterns:
         :mod:`streamkit.state.join`): called for each pair of records of ``left`` and
         ``right`` with the same ``on`` and event times at most ``within`` apart (``how=
         "left"`` or ``"outer"`` also for records that found no partner, with None). The
-        result goes to ``output`` keyed by the join key."""
+        result goes to ``output`` keyed by the join key. ``grace`` (default 0) is how far
+        behind the stream time a record may come and still meet its partners; a later one
+        goes to the late topic ``<app>-<store>-late``."""
 
         def register(fn: F) -> F:
             label = str(name or getattr(fn, "__name__", "join"))
-            spec = JoinSpec(label, fn, topic_name(left), topic_name(right), on,
-                            duration_ms(within), how)  # fmt: skip
+            spec = JoinSpec(
+                label,
+                fn,
+                topic_name(left),
+                topic_name(right),
+                on,
+                duration_ms(within),
+                how,
+                duration_ms(grace),
+            )
             self._correlator(label, spec, store or label, store_kind, topic_name(output))
             self._joins[label] = spec
             return fn
@@ -210,6 +221,7 @@ class Patterns:
             name=label, fold=spec.fold, input=target, store=store, key=None, output=output,
             ttl=None, store_kind=validate_kind(store_kind), on_timer=spec.on_timer,
             takes_context=True, timer_takes_context=True, project=spec.project,
+            late=isinstance(spec, JoinSpec),
         )  # fmt: skip
 
     # -- workflows ------------------------------------------------------------------------

@@ -10,6 +10,7 @@ these names, and a topic's role is looked up here, never recovered by parsing it
 ``<app>-<processor>-retry-<n>``            the n-th delay topic of a processor
 ``<app>-<store>-changelog``                a store's compacted changelog
 ``<app>-<store>-late``                     records too late for a window store's windows
+                                           (or a join's partners)
 ``<processor>-dedupe``                     the store of a processor's (or aggregate's)
                                            dedupe ids
 ``<processor>-timers``                     the store of a processor's (or aggregate's) timers
@@ -220,6 +221,17 @@ class Topology:
             )
             for w in self.app.windows
         ]
+        topics += [
+            Topic(
+                self.late(a.store),
+                "bytes",
+                "bytes",
+                self._partitions(a.input),
+                self._replicas(a.input),
+            )
+            for a in self.app.aggregates
+            if a.late
+        ]
         return topics
 
     def state_topics(self) -> list[Topic]:
@@ -255,6 +267,8 @@ class Topology:
                 found[agg.output].update((Role.OUTPUT, Role.PROJECTION))
             for out in agg.outputs:  # a workflow's emits
                 found[out].add(Role.OUTPUT)
+            if agg.late:  # a join's
+                found[self.late(agg.store)].add(Role.LATE)
         for window in self.app.windows:
             found[self.late(window.store)].add(Role.LATE)
             if window.output:

@@ -11,9 +11,9 @@ from streamkit.errors import KeyMismatchError, SerializationError
 from streamkit.failures.failure import Failure, Stage
 from streamkit.processor import Context, ProcessorSpec
 from streamkit.records import Headers
-from streamkit.runtime.outcome import Outcome, Sink
+from streamkit.runtime.outcome import Late, Outcome, Sink
 from streamkit.runtime.serdes import TopicSerdes
-from streamkit.state.aggregate import AggregateSpec, Routed, fold, source_of
+from streamkit.state.aggregate import AggregateSpec, Routed, TooLate, fold, source_of
 from streamkit.state.partition import PartitionState
 from streamkit.state.stores import Entry
 from streamkit.state.timers import Timers, timer_store
@@ -162,6 +162,11 @@ class StatefulSteps:
             current = state.get(agg.store, state_key, self.clock())
             source = source_of(headers) if agg.input in self.repartitioned else None
             entry, folded = fold(agg, current, event, offset, timestamp, ctx, source)
+        except TooLate as late:  # (a join's) to the late topic, folded nowhere
+            if ctx is not None and ctx.timers is not None:
+                ctx.timers.discard()
+            outcome.late.append(Late(agg.store, late.window_end, late.watermark, timestamp))
+            return
         except Exception as exc:  # noqa: BLE001 - the fold is user code
             if ctx is not None and ctx.timers is not None:
                 ctx.timers.discard()

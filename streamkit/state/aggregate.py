@@ -18,7 +18,7 @@ from typing import Any
 from streamkit.state.dedupe import Dedupe
 from streamkit.state.stores import Entry, state_key
 
-__all__ = ["SOURCE_HEADER", "AggregateSpec", "Routed", "fire", "fold", "source_of"]
+__all__ = ["SOURCE_HEADER", "AggregateSpec", "Routed", "TooLate", "fire", "fold", "source_of"]
 
 SOURCE_HEADER = "__streamkit.repartition.source"
 """The header a repartitioned record carries: ``topic/partition/offset`` of its source."""
@@ -31,6 +31,16 @@ def source_of(headers: Any) -> tuple[str, int] | None:
             origin, _, offset = value.decode().rpartition("/")
             return origin, int(offset)
     return None
+
+
+class TooLate(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised by a fold for a record it comes too late to fold (a join's, once the stream
+    time has passed its window): the record goes to the store's late topic."""
+
+    def __init__(self, window_end: int, watermark: int) -> None:
+        super().__init__(f"too late: window end {window_end}, watermark {watermark}")
+        self.window_end = window_end
+        self.watermark = watermark
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +79,8 @@ class AggregateSpec:
         outputs: the other topics its projections may be routed to.
         report: what a new state says it ran, (name, outcome, seconds) per call, for
             metrics (a workflow's steps).
+        late: whether the fold refuses records as too late (raising :class:`TooLate`):
+            they go to the store's late topic ``<app>-<store>-late``.
     """
 
     name: str
@@ -86,6 +98,7 @@ class AggregateSpec:
     project: Callable[[Any], list[Any]] | None = None
     outputs: tuple[str, ...] = ()
     report: Callable[[Any], list[tuple[str, str, float]]] | None = None
+    late: bool = False
 
     def projections(self, state: Any) -> list[Any]:
         """The values a new ``state`` sends to the output."""

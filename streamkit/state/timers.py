@@ -207,6 +207,12 @@ class Timers:
         """The worker's clock (milliseconds) when this handle was made."""
         return self._now_ms
 
+    @property
+    def stream_time(self) -> int:
+        """The partition's stream time (ms; -1 before its first record): the highest event
+        time it has seen, the record being handled included."""
+        return self._store.stream_time
+
     def discard(self) -> None:
         """Undo what was set or cancelled through this handle: the function that did it
         failed, and a failed record changes no state."""

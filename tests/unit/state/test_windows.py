@@ -176,7 +176,10 @@ def test_a_record_inside_an_open_session_is_folded_not_late() -> None:
     for page, t in [("b", 55), ("b", 71), ("f", 100), ("b", 60), ("f", 1000)]:
         driver.send("clicks", {"page": page, "n": 1}, key=page, timestamp=T0 + t * 1000)
     assert driver.records("w-per-page-late") == []
-    assert _results(driver) == {("b", T0 + 55_000, T0 + 71_000): 3, ("f", T0 + 100_000, T0 + 100_000): 1}
+    assert _results(driver) == {
+        ("b", T0 + 55_000, T0 + 71_000): 3,
+        ("f", T0 + 100_000, T0 + 100_000): 1,
+    }
 
 
 def test_sessions_match_the_session_rule_over_many_disordered_inputs() -> None:
