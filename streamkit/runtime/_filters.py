@@ -58,14 +58,14 @@ class Filters:
         unmatched = self.unmatched
 
         def skip(msg: Message) -> bool:
+            """Whether no processor wants the record; its misses are counted here only
+            then (else :meth:`allowed` counts them, as the record goes on)."""
             headers = msg.headers()
-            wanted = False
-            for name, match in by_name.items():
-                if match(headers):
-                    wanted = True
-                else:
-                    unmatched[name] = unmatched.get(name, 0) + 1
-            return not wanted
+            if any(match(headers) for match in by_name.values()):
+                return False
+            for name in by_name:
+                unmatched[name] = unmatched.get(name, 0) + 1
+            return True
 
         return skip
 

@@ -9,21 +9,28 @@ which may match; a nested dict matches a nested object; every field named must m
 ``{"prefix": "eu-"}``                       a string starting with it (also
                                             ``{"prefix": {"equals-ignore-case": "EU-"}}``)
 ``{"suffix": ".png"}``                      a string ending with it (likewise)
-``{"equals-ignore-case": "de"}``            a string equal to it, case aside
+``{"equals-ignore-case": "de"}``            a string equal to it, case aside (each
+                                            character of the pattern matches itself, its
+                                            lower case or its upper case, as in
+                                            EventBridge: ``straße`` matches ``STRASSE``,
+                                            not the other way round)
 ``{"wildcard": "img/*.png"}``               a string, ``*`` for any run of characters
 ``{"anything-but": ...}``                   present and none of a value, a list of values,
                                             or one ``prefix``/``suffix``/
                                             ``equals-ignore-case``/``wildcard`` matcher
 ``{"numeric": [">", 0, "<=", 5]}``          a number in the range (``=`` for one value);
                                             a string is not a number and never matches
-``{"exists": True}``, ``{"exists": False}`` the field is there (even null), or is not
+``{"exists": True}``, ``{"exists": False}`` the field holds a leaf value (even null; not
+                                            an object, nor an array without one), or not
 ``{"cidr": "10.0.0.0/24"}``                 an IP address string inside the network
 =========================================  ===============================================
 
 As in EventBridge, a field whose value is an array matches when any element matches, and
-a missing field matches only ``{"exists": False}``. Header patterns see header values as
-strings (the last value of a repeated header among the others, any of which may match);
-``numeric`` reads a header's text as a number there.
+a missing field matches only ``{"exists": False}``; so does a field under a missing object
+(``{"customer": {"email": [{"exists": False}]}}`` matches an event with no customer).
+Header patterns see header values as strings (the last value of a repeated header among
+the others, any of which may match); ``numeric`` reads a header's text as a number there
+when it is written as a JSON number (``-2.5``, ``1e3``; not ``inf``, ``1_0`` or ``+5``).
 
 :func:`compile_pattern` checks a pattern once, at start-up, and raises ``ValueError`` that
 names the field and the bad operator; the matcher it returns is a plain function.
@@ -49,6 +56,7 @@ OPERATORS = (
 _COMPARE = {"<": operator.lt, "<=": operator.le, "=": operator.eq, ">=": operator.ge,
             ">": operator.gt}  # fmt: skip
 _MISSING = object()
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 
 def compile_pattern(pattern: Mapping[str, Any]) -> Callable[[Any], bool]:
@@ -104,11 +112,15 @@ def _any_of(options: list[Matcher]) -> Matcher:
 
 
 def _nested(name: str, nested: Matcher) -> Matcher:
+    """A nested pattern: it sees the object under ``name``; where there is none (missing,
+    or a leaf value), the fields it names are all missing."""
+
     def check(event: Mapping[str, Any]) -> bool:
         value = event.get(name, _MISSING)
         if isinstance(value, list):
-            return any(nested(item) for item in value)
-        return value is not _MISSING and nested(value)
+            objects = [item for item in value if isinstance(item, Mapping)]
+            return any(nested(item) for item in objects) if objects else nested({})
+        return nested(value if isinstance(value, Mapping) else {})
 
     return check
 
@@ -118,13 +130,13 @@ def _field(name: str, leaf: tuple[list[Matcher], bool | None]) -> Callable[[Any]
 
     def check(event: Mapping[str, Any]) -> bool:
         value = event.get(name, _MISSING)
-        if value is _MISSING:
-            return exists is False
-        if exists is True:
-            return True
-        if isinstance(value, list):
-            return any(m(item) for item in value for m in matchers)
-        return any(m(value) for m in matchers)
+        if isinstance(value, list):  # its leaf values: an array of objects has none
+            values = [item for item in value if not isinstance(item, Mapping | list)]
+        else:
+            values = [] if value is _MISSING or isinstance(value, Mapping) else [value]
+        if exists is not None:
+            return bool(values) is exists
+        return any(m(item) for item in values for m in matchers)
 
     return check
 
@@ -176,8 +188,8 @@ def _operator(spec: Mapping[str, Any], path: str, *, headers: bool) -> Matcher:
     if name in ("prefix", "suffix"):
         return _affix(name, arg, path)
     if name == "equals-ignore-case":
-        text = _text(arg, path, name).casefold()
-        return lambda value: isinstance(value, str) and value.casefold() == text
+        regex = _ignore_case(_text(arg, path, name))
+        return lambda value: isinstance(value, str) and regex.fullmatch(value) is not None
     if name == "wildcard":
         regex = _wildcard(_text(arg, path, name), path)
         return lambda value: isinstance(value, str) and regex.fullmatch(value) is not None
@@ -195,16 +207,26 @@ def _operator(spec: Mapping[str, Any], path: str, *, headers: bool) -> Matcher:
 
 
 def _affix(name: str, arg: Any, path: str) -> Matcher:
-    fold = False
     if isinstance(arg, Mapping) and list(arg) == ["equals-ignore-case"]:
-        fold, arg = True, arg["equals-ignore-case"]
+        regex = _ignore_case(_text(arg["equals-ignore-case"], path, name))
+        if name == "prefix":
+            return lambda value: isinstance(value, str) and regex.match(value) is not None
+        suffix = re.compile(f"(?:{regex.pattern})\\Z", re.DOTALL)
+        return lambda value: isinstance(value, str) and suffix.search(value) is not None
     text = _text(arg, path, name)
-    if fold:
-        text = text.casefold()
     test = str.startswith if name == "prefix" else str.endswith
-    if fold:
-        return lambda value: isinstance(value, str) and test(value.casefold(), text)
     return lambda value: isinstance(value, str) and test(value, text)
+
+
+def _ignore_case(text: str) -> re.Pattern[str]:
+    """A regex of ``text`` case aside, as EventBridge reads equals-ignore-case: each
+    character of the pattern stands for itself, its lower case or its upper case (which
+    may be longer: ``ß`` also matches ``SS``, while ``SS`` never matches ``ß``)."""
+    parts = []
+    for char in text:
+        forms = sorted({char, char.lower(), char.upper()}, key=lambda f: (-len(f), f))
+        parts.append("(?:" + "|".join(re.escape(f) for f in forms) + ")")
+    return re.compile("".join(parts), re.DOTALL)
 
 
 def _anything_but(arg: Any, path: str, *, headers: bool) -> Matcher:
@@ -234,11 +256,10 @@ def _numeric(arg: Any, path: str, *, headers: bool) -> Matcher:
         tests.append((_COMPARE[op], bound))
 
     def match(value: Any) -> bool:
-        if headers and isinstance(value, str):
-            try:
-                value = float(value)
-            except ValueError:
+        if headers and isinstance(value, str):  # a header: its text as a JSON number
+            if _JSON_NUMBER.fullmatch(value) is None:
                 return False
+            value = float(value)
         return _number(value) and all(test(value, bound) for test, bound in tests)
 
     return match

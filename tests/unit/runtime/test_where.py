@@ -15,7 +15,7 @@ ORDER = {
     "country": "DE", "amount": 120.5, "items": 3, "express": True, "coupon": None,
     "customer": {"tier": "gold", "email": "Ann@Example.com", "tags": ["vip", "b2b"]},
     "path": "img/cat.png", "ip": "10.0.4.7", "lines": [{"sku": "A-1"}, {"sku": "B-2"}],
-    "zip": "10115",
+    "zip": "10115", "empty": [],
 }  # fmt: skip
 
 CASES = [
@@ -60,6 +60,16 @@ CASES = [
     ({"coupon": [{"exists": True}]}, True),  # present, even null
     ({"missing": [{"exists": False}]}, True),
     ({"country": [{"exists": False}]}, False),
+    # exists sees leaf values only: an object or an empty array is not one
+    ({"customer": [{"exists": True}]}, False),
+    ({"customer": [{"exists": False}]}, True),
+    ({"lines": [{"exists": True}]}, False),
+    ({"customer": {"tags": [{"exists": True}]}}, True),
+    # a missing object: its fields are missing too
+    ({"billing": {"email": [{"exists": False}]}}, True),
+    ({"billing": {"email": [{"exists": True}]}}, False),
+    ({"billing": {"email": ["x"]}}, False),
+    ({"country": {"code": [{"exists": False}]}}, True),
     # cidr
     ({"ip": [{"cidr": "10.0.0.0/16"}]}, True),
     ({"ip": [{"cidr": "192.168.0.0/24"}]}, False),
@@ -74,6 +84,43 @@ CASES = [
 @pytest.mark.parametrize(("pattern", "matches"), CASES)
 def test_every_operator_matches_as_eventbridge_does(pattern: dict[str, Any], matches: bool) -> None:
     assert compile_pattern(pattern)(ORDER) is matches
+
+
+def test_an_empty_array_is_no_leaf_value() -> None:
+    assert compile_pattern({"empty": [{"exists": False}]})(ORDER)
+    assert not compile_pattern({"empty": [{"exists": True}]})(ORDER)
+
+
+@pytest.mark.parametrize(
+    ("expected", "value", "matches"),
+    [
+        ("STRASSE", "straße", False),  # casefold would say equal; EventBridge does not
+        ("straße", "STRASSE", True),  # each character of the pattern, upper or lower
+        ("Ǆemal", "ǆEMAL", True),
+        ("ΣΟΦΙΑ", "σοφια", True),
+        ("abcd", "abc", False),
+    ],
+)
+def test_equals_ignore_case_folds_each_pattern_character_as_eventbridge_does(
+    expected: str, value: str, matches: bool
+) -> None:
+    assert compile_pattern({"a": [{"equals-ignore-case": expected}]})({"a": value}) is matches
+    prefix = compile_pattern({"a": [{"prefix": {"equals-ignore-case": expected}}]})
+    assert prefix({"a": value + "-tail"}) is matches
+    suffix = compile_pattern({"a": [{"suffix": {"equals-ignore-case": expected}}]})
+    assert suffix({"a": "head-" + value}) is matches
+
+
+@pytest.mark.parametrize("text", ["inf", "-inf", "nan", "1_0", "٣", " 5", "0x10", "+5", "5."])
+def test_a_header_is_a_number_only_when_it_reads_as_a_json_number(text: str) -> None:
+    match = compile_header_pattern({"size": [{"numeric": [">", -1e300]}]})
+    assert not match([("size", text.encode())])
+
+
+@pytest.mark.parametrize("text", ["5", "-2.5", "1e3", "0", "1.5E-2"])
+def test_a_header_holding_a_json_number_is_compared_as_one(text: str) -> None:
+    match = compile_header_pattern({"size": [{"numeric": [">", -1e300]}]})
+    assert match([("size", text.encode())])
 
 
 @pytest.mark.parametrize(
@@ -153,6 +200,24 @@ def test_header_patterns_keep_records_from_being_decoded_at_all() -> None:
     assert calls == [{"n": 1}]
     assert driver.dead_letters() == []  # the bytes that do not decode were never decoded
     assert driver.engine.pipeline.filters.unmatched == {"placed": 1}
+
+
+def test_a_header_miss_is_counted_once_when_another_processor_takes_the_record() -> None:
+    app = _app()
+
+    @app.processor(input="orders", output="eu", where_headers={"type": ["a"]})
+    def first(order: dict[str, Any]) -> dict[str, Any]:
+        return order
+
+    @app.processor(input="orders", output="big", where_headers={"type": ["b"]})
+    def second(order: dict[str, Any]) -> dict[str, Any]:
+        return order
+
+    driver = TestDriver(app)
+    driver.send("orders", {"n": 1}, key="k", headers={"type": "b"})
+    driver.send("orders", {"n": 2}, key="k", headers={"type": "c"})
+    assert driver.values("big") == [{"n": 1}]
+    assert driver.engine.pipeline.filters.unmatched == {"first": 2, "second": 1}
 
 
 def test_a_bad_pattern_stops_the_app_at_start_up_with_one_line() -> None:
