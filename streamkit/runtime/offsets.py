@@ -53,7 +53,8 @@ class Chunk:
     """
 
     __slots__ = (
-        "current", "failures", "first", "last", "next_offset", "pending", "sealed", "undo",
+        "acked", "current", "failures", "first", "last", "next_offset", "pending", "sealed",
+        "undo",
     )  # fmt: skip
 
     def __init__(self, first: int) -> None:
@@ -66,6 +67,9 @@ class Chunk:
         self.failures: list[DeliveryFailure | LostOutput] = []
         self.undo: list[Callable[[], None]] = []
         """What puts back the windows closed into this chunk, if its outputs fail."""
+        self.acked: list[Callable[[], None]] = []
+        """What runs once every delivery of the chunk is acknowledged, none failed: the
+        changelog writes of what time did, held until its outputs are safe."""
 
     @property
     def done(self) -> bool:
@@ -127,12 +131,17 @@ class PartitionOffsets:
         chunks = self._chunks
         while chunks and chunks[0].done:
             chunk = chunks[0]
+            if chunk.failures:
+                chunk.acked.clear()  # what was held back stays so: its outputs failed
             while chunk.failures:
                 on_failure(chunk, chunk.failures[0])
                 chunk.failures.pop(0)
             if not chunk.done:  # handling a failure added deliveries to wait for
                 return
             chunks.popleft()
+            for acked in chunk.acked:
+                acked()
+            chunk.acked.clear()
             if chunk.next_offset is not None:
                 self.ready = chunk.next_offset
 

@@ -83,6 +83,8 @@ class Outcome:
         reroutes: records to produce with a delivery report each (a timer's dead letter).
         undo: what puts back the windows closed with the outcome, when its outputs cannot
             be written (they close again later).
+        acked: what runs once its outputs are acknowledged (the changelog writes of
+            what time did, held back until then).
         time_due: the record moved the stream time past a window's close.
         steps: workflow calls it made: (workflow, step, outcome, seconds).
     """
@@ -100,5 +102,6 @@ class Outcome:
     late: list[Late] = field(default_factory=list)
     reroutes: list[OutRecord] = field(default_factory=list)
     undo: list[Callable[[], None]] = field(default_factory=list)
+    acked: list[Callable[[], None]] = field(default_factory=list)
     time_due: bool = False
     steps: list[tuple[str, str, str, float]] = field(default_factory=list)

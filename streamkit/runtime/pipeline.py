@@ -319,9 +319,15 @@ class Pipeline:
     # -- time -----------------------------------------------------------------------------
     def fire(self, topic: str, state: PartitionState, sink: Sink, *, idle: bool) -> Outcome:
         """Close the due windows (idle ones too when ``idle``) and fire the due timers of a
-        partition of ``topic``."""
+        partition of ``topic``. Under at least once, what that changed in the stores goes
+        to their changelogs only once its outputs are acknowledged (``Outcome.acked``; see
+        :meth:`PartitionState.hold_changes`); keys released before are written now."""
         outcome = Outcome()
         self.time.fire(topic, state, sink, outcome, idle=idle)
+        if not state.transactional:
+            held = state.hold_changes()
+            if held:
+                outcome.acked.append(partial(state.release, held))
         self.stateful.flush(state, sink, self.clock(), outcome)
         return outcome
 

@@ -225,6 +225,8 @@ class PartitionTask:
             return False
         if now_ms < self.time_after:
             return False
+        if self.state.released:  # changelog writes that waited for time's outputs
+            return True
         timer, idle = self.pipeline.time.next_wall(self.topic, self.state)
         if timer is not None and timer <= now_ms:
             return True
@@ -239,6 +241,7 @@ class PartitionTask:
             idle = self.port.caught_up(self)
         outcome = self.pipeline.fire(self.topic, self.state, chunk, idle=idle)
         chunk.undo += outcome.undo
+        chunk.acked += outcome.acked
         if outcome.steps:
             self.pipeline.chain.steps(outcome.steps)
         errors = [e.reason for e in outcome.produce_errors]

@@ -53,6 +53,7 @@ class PartitionState:
         self._by_changelog = {spec.changelog: spec.name for spec in specs}
         self._journal: list[tuple[Store, str, Entry | None]] | None = None
         self._changes: list[tuple[str, str, Entry | None, bytes | None]] = []
+        self._released: list[tuple[str, str]] = []
         self.on_rollback: list[Callable[[], None]] = []
         """Called after a rollback (what keeps an index of a store rebuilds it)."""
         self.views: dict[str, object] = {}
@@ -86,15 +87,47 @@ class PartitionState:
         return self._stores[store].items()
 
     def changes(self) -> list[tuple[str, bytes, bytes | None]]:
-        """The changelog records of the changes since the last call: (changelog topic,
-        key, value; None deletes). The runtime writes them with the records they came
-        from, to partition :attr:`partition` of each changelog."""
+        """The changelog records of the changes since the last call, and of the keys
+        :meth:`release` let go since: (changelog topic, key, value; None deletes). The
+        runtime writes them with the records they came from, to partition
+        :attr:`partition` of each changelog."""
         drained, self._changes = self._changes, []
+        released, self._released = self._released, []
+        for store, key in dict.fromkeys(released):  # as they are now
+            entry = self._stores[store].get(key)
+            drained.append((store, key, entry, None))
         return [
             (self.specs[store].changelog, key.encode(),
              None if e is None else raw or encode_entry(e))
             for store, key, e, raw in drained
         ]  # fmt: skip
+
+    # -- what time did: its changelog writes wait for its outputs -------------------------
+    @property
+    def transactional(self) -> bool:
+        """Whether a transaction is open (exactly once: changes and outputs commit
+        together, so nothing needs to wait)."""
+        return self._journal is not None
+
+    def hold_changes(self) -> list[tuple[str, str]]:
+        """Take the changes since the last :meth:`changes` out of the changelog's queue:
+        the (store, key) pairs to :meth:`release` once the outputs they go with are
+        acknowledged. A window closed or a timer fired is then never durable before its
+        result is: after a crash the store has it as it was, and it closes or fires
+        again (its result written twice, identical, never lost)."""
+        held, self._changes = self._changes, []
+        return [(store, key) for store, key, _, _ in held]
+
+    def release(self, keys: list[tuple[str, str]]) -> None:
+        """The outputs of held changes are acknowledged: the keys go to the changelog with
+        the next :meth:`changes`, as they are then."""
+        if self._stores:  # (not closed since)
+            self._released += keys
+
+    @property
+    def released(self) -> bool:
+        """Whether released keys wait for their changelog write."""
+        return bool(self._released)
 
     def __len__(self) -> int:
         return sum(len(store) for store in self._stores.values())

@@ -143,6 +143,9 @@ class GroupMember(KafkaEngine):
                 if remaining:
                     self.log.warning("%d records unacknowledged at revoke", remaining)
                 self.advance()
+                if self.tick():  # changelog writes that waited for time's outputs
+                    self.producer.flush(self.shutdown_timeout)
+                    self.advance()
                 self.commit(asynchronous=False, only=keys)
         except BaseException as exc:  # noqa: BLE001 - re-raised by the loop after consume()
             self.failed = True

@@ -280,3 +280,34 @@ def test_a_redelivered_record_is_not_folded_twice_into_its_windows() -> None:
     driver.send("clicks", {"page": "a", "n": 1}, key="a", timestamp=T0 + 41_000)
     driver.redeliver("clicks", first.partition, first.offset)
     assert [w["value"] for w in driver.windows("per-page", "a")] == [5, 5]
+
+
+def test_a_window_close_reaches_the_changelog_only_after_its_result_is_acknowledged() -> None:
+    # A close durable before its result would, after a crash, leave a closed window
+    # whose result was never written: its records redelivered would go to the late topic.
+    driver = TestDriver(_app(size="1m"))
+    driver.send("clicks", {"page": "a", "n": 1}, key="a", timestamp=T0)
+    state = driver.engine.tasks[("clicks", key_partition(b"a", 3))].state
+    assert state is not None
+    state.changes()
+    driver.engine.pipeline.time.advance("clicks", state, T0 + 2 * MINUTE)
+    written: list[tuple[str, bytes | None, bytes | None]] = []
+
+    def sink(topic: str, key: Any, value: Any, headers: Any, ts: int, partition: int = -1) -> None:
+        written.append((topic, key, value))
+
+    outcome = driver.engine.pipeline.fire("clicks", state, sink, idle=False)
+    assert [t for t, _, _ in written] == ["counts"]  # the result, and no changelog record
+    for acked in outcome.acked:  # the result is acknowledged
+        acked()
+    changelog = {(topic, key, value) for topic, key, value in state.changes()}
+    assert ("w-per-page-changelog", f"a\x1f{T0}".encode(), None) in changelog
+
+
+def test_closed_windows_reach_the_changelog_in_the_driver_too() -> None:
+    driver = TestDriver(_app(size="1m"))
+    driver.send("clicks", {"page": "a", "n": 1}, key="a", timestamp=T0)
+    driver.advance(120)
+    assert len(driver.records("counts")) == 1
+    tombstones = [r for r in driver.records("w-per-page-changelog") if r.value is None]
+    assert [r.key for r in tombstones] == [f"a\x1f{T0}".encode()]
