@@ -14,6 +14,13 @@ the first record of that partition is processed, then followed as the worker pol
 **global** table (``global_=True``) is read whole by every worker before it processes
 anything, and looked up by any key. Either way lookups see the table as of processing
 time (the latest update read), not as of the event's time.
+
+What a record does is what compaction keeps: the table holds, of each record key, its
+latest record. A tombstone removes its record key's row; a row whose table key (``key=``,
+a row field) differs from its record key's previous row moves that row; two record keys
+whose rows name one table key give the later record's row, and when that one goes the
+other's comes back. So a live worker sees what a worker restarted on the compacted topic
+sees, whatever the table's form.
 """
 
 from __future__ import annotations
@@ -95,6 +102,8 @@ class TableData:
     def __init__(self, spec: TableSpec) -> None:
         self.spec = spec
         self._partitions: dict[int, dict[str, Any]] = {}
+        self._records: dict[int, _Records] = {}
+        """Of a table keyed by a row field: what each record key holds, per partition."""
 
     def get(self, key: Any, default: Any = None) -> Any:
         """The row of ``key`` (``default`` when there is none)."""
@@ -125,28 +134,63 @@ class TableData:
     # -- what the engine does -------------------------------------------------------------
     def hold(self, partition: int) -> None:
         """Start holding ``partition`` (empty until its records are applied)."""
-        self._partitions.setdefault(partition, {})
+        rows = self._partitions.setdefault(partition, {})
+        if self.spec.key is not None and partition not in self._records:
+            self._records[partition] = _Records(rows)
 
     def drop(self, partition: int) -> None:
         """Stop holding ``partition`` (revoked)."""
         self._partitions.pop(partition, None)
+        self._records.pop(partition, None)
 
     def held(self) -> list[int]:
         """The partitions held."""
         return sorted(self._partitions)
 
     def apply(self, partition: int, record_key: Any, row: Any) -> None:
-        """A record of the table topic: ``row`` for its key (None: a tombstone deletes it).
-
-        A tombstone's key is the record key; a row's is :meth:`TableSpec.row_key`.
-        """
+        """A record of the table topic, in offset order: ``row`` for its record key (None:
+        a tombstone removes what the record key held; see the module docstring)."""
         rows = self._partitions.get(partition)
         if rows is None:
             return
-        if row is None:
-            if record_key is not None:
-                rows.pop(str(record_key), None)
-            return
-        key = self.spec.row_key(row, record_key)
-        if key is not None:
+        key = None if row is None else self.spec.row_key(row, record_key)
+        records = self._records.get(partition)
+        if records is not None and record_key is not None:
+            records.apply(str(record_key), key, row)
+        elif key is not None:
             rows[key] = row
+        elif record_key is not None:  # a tombstone, or a row without a key: nothing kept
+            rows.pop(str(record_key), None)
+
+
+class _Records:
+    """A partition of a table keyed by a row field: the latest row of each record key,
+    and which record keys name each table key, so that ``rows`` is always what a
+    compacted topic read from its start would give."""
+
+    def __init__(self, rows: dict[str, Any]) -> None:
+        self.rows = rows
+        self.latest: dict[str, tuple[int, str, Any]] = {}
+        """record key -> (sequence, table key, row) of its latest record with a table key."""
+        self.claims: dict[str, dict[str, int]] = {}
+        """table key -> {record key: sequence} of the record keys whose row names it."""
+        self.sequence = 0
+
+    def apply(self, record_key: str, key: str | None, row: Any) -> None:
+        previous = self.latest.pop(record_key, None)
+        if previous is not None:
+            _, old_key, _ = previous
+            claims = self.claims[old_key]
+            del claims[record_key]
+            if not claims:
+                del self.claims[old_key]
+                del self.rows[old_key]
+            else:  # another record key's row of that table key comes back
+                winner = max(claims, key=claims.__getitem__)
+                self.rows[old_key] = self.latest[winner][2]
+        if key is None:
+            return
+        self.sequence += 1
+        self.latest[record_key] = (self.sequence, key, row)
+        self.claims.setdefault(key, {})[record_key] = self.sequence
+        self.rows[key] = row
