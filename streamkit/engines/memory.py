@@ -98,6 +98,18 @@ class MemoryEngine:
         log = self._logs[task.topic].partitions.get(task.partition, [])
         return self._positions.get(task.tp, 0) >= len(log)
 
+    def read_ends(self, tps: list[TP]) -> dict[TP, int]:
+        """The end of each of ``tps``: the records appended so far."""
+        return {tp: len(self._logs[tp[0]].partitions.get(tp[1], [])) for tp in tps}
+
+    def read_to(self, ends: dict[TP, int]) -> bool:
+        """Whether every record before ``ends`` was delivered."""
+        return all(self._positions.get(tp, 0) >= end for tp, end in ends.items())
+
+    def held_partitions(self, topics: frozenset[str]) -> list[TP]:
+        """The partitions of ``topics`` with records (every partition is here)."""
+        return [(t, p) for t in topics for p in self._logs[t].partitions]
+
     def state_of(self, tp: TP) -> PartitionState | None:
         """The state of partition ``tp`` (every partition is here)."""
         return self._task(tp).state

@@ -151,11 +151,20 @@ class TimeSteps:
             timer_store(state, Topology.timer_store(processor.name)).advance(event_ms)
 
     def fire(
-        self, topic: str, state: PartitionState, sink: Sink, outcome: Outcome, *, idle: bool
+        self,
+        topic: str,
+        state: PartitionState,
+        sink: Sink,
+        outcome: Outcome,
+        *,
+        idle: bool,
+        wall_until: int | None = None,
     ) -> None:
         """Close the partition's due windows (idle ones too when ``idle``: it is caught up)
-        and fire its due timers, into ``sink``."""
+        and fire its due timers, into ``sink`` (wall-clock ones due at ``wall_until`` at
+        the latest, when given: see :meth:`PartitionTask.wall_cleared`)."""
         now = self.clock()
+        wall = now if wall_until is None else min(now, wall_until)
         for spec in self.windows.get(topic, []):
             windows = window_store(state, spec, now)
             results, priors = windows.close_due(now, idle=idle)
@@ -165,7 +174,7 @@ class TimeSteps:
                 self._emit(spec, result, state.partition, sink, outcome)
         for processor in self.timed.get(topic, []):
             store = timer_store(state, Topology.timer_store(processor.name))
-            for timer in store.due(now):
+            for timer in store.due(wall):
                 self._fire_timer(processor, timer, (topic, state.partition), state, sink, outcome)
 
     def _fire_timer(

@@ -113,6 +113,12 @@ class Pipeline:
         """The tables of each table topic."""
         for data in self.tables.values():
             self.tables_of.setdefault(data.spec.topic, []).append(data)
+        self.feeders: dict[str, frozenset[str]] = {
+            target: frozenset(s.input for s in app.processors if target in s.outputs)
+            for target in app.repartitioned
+        }
+        """The topics whose routers write each repartition topic: a wall-clock timer of a
+        repartition topic's partition waits until those are read too."""
 
     # -- construction -------------------------------------------------------------------
     def open_state(
@@ -317,13 +323,22 @@ class Pipeline:
             data.apply(partition, row_key, row)
 
     # -- time -----------------------------------------------------------------------------
-    def fire(self, topic: str, state: PartitionState, sink: Sink, *, idle: bool) -> Outcome:
+    def fire(
+        self,
+        topic: str,
+        state: PartitionState,
+        sink: Sink,
+        *,
+        idle: bool,
+        wall_until: int | None = None,
+    ) -> Outcome:
         """Close the due windows (idle ones too when ``idle``) and fire the due timers of a
-        partition of ``topic``. Under at least once, what that changed in the stores goes
-        to their changelogs only once its outputs are acknowledged (``Outcome.acked``; see
+        partition of ``topic`` (wall-clock ones due at ``wall_until`` at the latest, when
+        given). Under at least once, what that changed in the stores goes to their
+        changelogs only once its outputs are acknowledged (``Outcome.acked``; see
         :meth:`PartitionState.hold_changes`); keys released before are written now."""
         outcome = Outcome()
-        self.time.fire(topic, state, sink, outcome, idle=idle)
+        self.time.fire(topic, state, sink, outcome, idle=idle, wall_until=wall_until)
         if not state.transactional:
             held = state.hold_changes()
             if held:

@@ -91,6 +91,20 @@ class Port(Protocol):
         idle only then)."""
         ...
 
+    def read_ends(self, tps: list[TP]) -> dict[TP, int]:
+        """The end offset now (asked of the broker, not cached) of each of ``tps`` that
+        this engine holds."""
+        ...
+
+    def read_to(self, ends: dict[TP, int]) -> bool:
+        """Whether every record before ``ends`` was handled, and what was produced from
+        them acknowledged, in each partition this engine still holds."""
+        ...
+
+    def held_partitions(self, topics: frozenset[str]) -> list[TP]:
+        """The partitions of ``topics`` this engine holds."""
+        ...
+
     def state_of(self, tp: TP) -> PartitionState | None:
         """The state of partition ``tp`` if this engine holds it (a retry record is
         processed with its origin partition's state)."""

@@ -56,6 +56,13 @@ class PartitionTask:
         """Whether windows close or timers fire in this partition."""
         self.time_after = 0
         """No window closes or timer fires before this (ms): time's outputs failed."""
+        self.wall_cleared = -1
+        """Wall-clock timers due at or before this (ms) may fire: the partition, and the
+        partitions here of the topics routed into it, had then handled every record that
+        was in Kafka at that time (see :meth:`_cleared`)."""
+        self._fence: tuple[int, dict[TP, int], bool] | None = None
+        """(when it was set, the ends to read to, whether they are this partition's)."""
+        self._feeders = pipeline.feeders.get(self.topic, frozenset())
 
     # -- records --------------------------------------------------------------------------
     def handle(self, msg: Message, chunk: Chunk) -> Outcome | None:
@@ -228,9 +235,37 @@ class PartitionTask:
         if self.state.released:  # changelog writes that waited for time's outputs
             return True
         timer, idle = self.pipeline.time.next_wall(self.topic, self.state)
-        if timer is not None and timer <= now_ms:
+        if timer is not None and timer <= now_ms and self._cleared(timer, now_ms):
             return True
         return idle is not None and idle <= now_ms and self.port.caught_up(self)
+
+    def _cleared(self, due: int, now_ms: int) -> bool:
+        """Whether a wall-clock timer due at ``due`` may fire: only once everything that
+        was in Kafka when it came due is handled, in this partition and in the partitions
+        here of the topics routed into it. So an answer written before a wait's deadline
+        but read late (the worker was down, or behind) still comes before the timeout: a
+        worker's outage does not change what times out. First the routers' inputs are
+        read to their ends of ``now_ms`` (and what they forwarded is acknowledged), then
+        this partition to its end after that; a fence set at ``now_ms`` clears every
+        timer due by then."""
+        if due <= self.wall_cleared:
+            return True
+        if self._fence is None:
+            feeders = self.port.held_partitions(self._feeders)
+            self._fence = (now_ms, self.port.read_ends(feeders), not feeders)
+            if not feeders:
+                self._fence = (now_ms, self.port.read_ends([self.tp]), True)
+        at, ends, own = self._fence
+        if not self.port.read_to(ends):
+            return False
+        if not own:  # the routers' inputs are read: now this partition, to its end now
+            ends = self.port.read_ends([self.tp])
+            self._fence = (at, ends, True)
+            if not self.port.read_to(ends):
+                return False
+        self._fence = None
+        self.wall_cleared = at
+        return due <= at
 
     def fire(self, chunk: Chunk, *, idle: bool | None = None) -> None:
         """Close the due windows (idle ones when the partition is caught up, or as
@@ -239,7 +274,9 @@ class PartitionTask:
             return
         if idle is None:
             idle = self.port.caught_up(self)
-        outcome = self.pipeline.fire(self.topic, self.state, chunk, idle=idle)
+        outcome = self.pipeline.fire(
+            self.topic, self.state, chunk, idle=idle, wall_until=self.wall_cleared
+        )
         chunk.undo += outcome.undo
         chunk.acked += outcome.acked
         if outcome.steps:

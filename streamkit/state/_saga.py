@@ -60,12 +60,18 @@ class Saga:
         if state is None:  # the instance does not exist yet: keep the event for it
             inst.update(id=str(ctx.key), status="pending", buffer=[], history=[], updated=now)
             ctx.timers.schedule(after=self.flow.buffer_ttl_s, name=EXPIRE)
+        waiting = inst.get("waiting")
+        if inst["status"] == "waiting" and waiting and int(ctx.timestamp) > waiting["until"]:
+            # Written after the wait's deadline: the wait timed out first, as it would
+            # have had the record been read on time (the worker was down, or behind).
+            ctx.timers.cancel(name=TIMEOUT)
+            self._timed_out(inst, ctx, now)
+            waiting = inst.get("waiting")
         if inst["status"] in TERMINAL:
             why = f"the instance is {inst['status']}"
             self._log(inst, {"kind": "event ignored", "event": topic, "at": now,
                              "input": event, "why": why})  # fmt: skip
             return inst
-        waiting = inst.get("waiting")
         if inst["status"] == "waiting" and waiting and waiting["event"] == topic:
             ctx.timers.cancel(name=TIMEOUT)
             inst.update(status="running", event=event, waiting=None)
@@ -148,9 +154,11 @@ class Saga:
             claimed = next((i for i, b in enumerate(inst["buffer"]) if b[0] == spec.event), None)
             if claimed is None:
                 assert spec.timeout_s is not None  # noqa: S101 - a wait has a timeout
-                inst.update(status="waiting", waiting={
-                    "event": spec.event, "until": now + int(spec.timeout_s * 1000)})  # fmt: skip
-                ctx.timers.schedule(after=spec.timeout_s, name=TIMEOUT)
+                # The deadline counts from the time of what started the wait (a record's
+                # timestamp, or a timer's due time), not from when it was handled.
+                until = int(ctx.timestamp) + int(spec.timeout_s * 1000)
+                inst.update(status="waiting", waiting={"event": spec.event, "until": until})
+                ctx.timers.schedule(at=until, name=TIMEOUT)
                 self._log(inst, {"step": spec.name, "kind": "wait", "outcome": "waiting",
                                  "event": spec.event, "at": now})  # fmt: skip
                 return False

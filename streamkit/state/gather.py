@@ -12,9 +12,14 @@ aggregate's state:
 - the group completes once: when ``complete_when`` parts (a count, or a predicate of the
   parts) are in, the function's result goes to the output and the group is closed; parts
   arriving after that are ignored;
-- the timeout is a durable wall-clock timer set by the group's first part (it fires after
-  a restart too): an incomplete group then gives ``fn(parts, False)`` (``on_timeout=
-  "partial"``) or goes to the dead-letter topic (``"dead_letter"``), and is closed;
+- the group's deadline is its first part's record timestamp plus ``timeout``; a durable
+  wall-clock timer fires then (after a restart too, and only once the worker has read
+  what was in Kafka by then): an incomplete group then gives ``fn(parts, False)``
+  (``on_timeout="partial"``) or goes to the dead-letter topic (``"dead_letter"``), and
+  is closed. Parts are judged by their record timestamp: one written after the deadline
+  does not count, even when it is read before the timer fires (a worker behind or just
+  restarted), and one written before it counts, however late it is read; so an outage
+  does not change a decision;
 - a closed group is remembered for ``retain`` after it closed (wall clock, a durable
   timer too), so that late and duplicate parts are recognised, then forgotten: a part
   arriving later starts a new group.
@@ -94,15 +99,20 @@ class GatherSpec:
         if state is not None and state.get("closed"):
             return {"closed": True, "by": state["by"]}  # a late or duplicate part: ignored
         parts: dict[str, Any] = dict((state or {}).get("parts", {}))
+        deadline = None if state is None else state.get("deadline")
         if state is None:
-            ctx.timers.schedule(after=self.timeout_s, name=_TIMEOUT)
+            deadline = int(ctx.timestamp) + int(self.timeout_s * 1000)
+            ctx.timers.schedule(at=deadline, name=_TIMEOUT)
+        opened = {"parts": parts} if deadline is None else {"parts": parts, "deadline": deadline}
         part = envelope[ENVELOPE_PART]
         ident = envelope[ENVELOPE_INPUT] if self.part is None else state_key(self.part, part, None)
         if ident is None or ident in parts:
-            return {"parts": parts}
+            return opened
+        if deadline is not None and int(ctx.timestamp) > deadline:
+            return opened  # written after the deadline: the timeout decides without it
         parts[ident] = part
         if not self._complete(parts):
-            return {"parts": parts}
+            return opened
         out = self.fn(parts, True)
         ctx.timers.cancel(name=_TIMEOUT)
         ctx.timers.schedule(after=self.retain_s, name=_FORGET)

@@ -159,6 +159,54 @@ class KafkaEngine:
         at = task.committed if task.committed is not None else low
         return bool(high >= 0 and at >= high)
 
+    def read_ends(self, tps: list[TP]) -> dict[TP, int]:
+        """The end offset of each of ``tps``, asked of the broker now (a partition whose
+        end cannot be had is left out: it does not hold a timer back for ever)."""
+        ends: dict[TP, int] = {}
+        for tp in tps:
+            try:
+                _, high = self.consumer.get_watermark_offsets(TopicPartition(*tp), timeout=2)
+            except KafkaException as exc:
+                self.log.debug("end of %s[%d] not known: %s", *tp, exc.args[0].str())
+                continue
+            ends[tp] = high
+        return ends
+
+    def read_to(self, ends: dict[TP, int]) -> bool:
+        """Whether the consumer's position is at or past ``ends`` in every partition of
+        them still assigned here (every record the consumer returned was handled before
+        the engine asks), and what was produced from the records before them is
+        acknowledged."""
+        held = [TopicPartition(*tp) for tp in ends if tp in self.tasks]
+        if not held:
+            return True
+        for tp, end in ends.items():
+            task = self.tasks.get(tp)
+            if task is not None and any(0 <= c.first < end for c in task.offsets):
+                return False
+        try:
+            positions = self.consumer.position(held)
+        except KafkaException:
+            return False
+        for found in positions:
+            tp = (found.topic, found.partition)
+            at = found.offset
+            if at < 0:  # nothing returned since the assignment: from where it starts
+                task = self.tasks.get(tp)
+                at = -1 if task is None or task.committed is None else task.committed
+            if at < 0:  # no commit either: it starts at the log's start
+                try:
+                    at, _ = self.consumer.get_watermark_offsets(found, timeout=2)
+                except KafkaException:
+                    return False
+            if at < ends[tp]:
+                return False
+        return True
+
+    def held_partitions(self, topics: frozenset[str]) -> list[TP]:
+        """The partitions of ``topics`` assigned here."""
+        return [tp for tp in self.tasks if tp[0] in topics]
+
     def state_of(self, tp: TP) -> PartitionState | None:
         """The state of partition ``tp`` when a task here holds it."""
         task = self.tasks.get(tp)

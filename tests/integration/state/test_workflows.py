@@ -203,3 +203,44 @@ def test_waits_time_out_after_a_restart_and_operators_see_the_instances(flows: A
     graph = flow.cli("workflow", "graph")
     assert graph.returncode == 0, graph.stderr
     assert "    approval --> compensating: timeout" in graph.stdout.splitlines()
+
+
+def test_answers_written_while_no_worker_runs_win_over_the_timeouts_after_the_restart(
+    flows: Any,
+) -> None:
+    # An answer is judged by when it was written, not by when a worker read it: the
+    # worker is down past the waits' deadlines while two of four waiting instances get
+    # their approval, each before its deadline.
+    flow = flows(eos=False, wait="15s")
+    run = flow.start()
+    flow.send("orders", [{"id": f"w{n}", "n": n} for n in (7, 14, 21, 28)])  # all wait
+
+    def all_waiting() -> bool:
+        listed = flow.cli("workflow", "list", "--state", "waiting", "--json")
+        assert listed.returncode == 0, listed.stderr
+        return len(listed.stdout.splitlines()) == 4
+
+    wait_for(all_waiting, 90, "four instances waiting for their approval")
+    code, errors = flow.runs.stop(run, 60)
+    assert code == 0, errors
+    answered_at = time.time() * 1000
+    flow.send("approvals", [{"id": "w7", "by": "ann"}, {"id": "w21", "by": "bob"}])
+    deadlines = []
+    for key in ("w7", "w14", "w21", "w28"):
+        shown = flow.cli("workflow", "show", key)
+        assert shown.returncode == 0, shown.stderr
+        deadlines.append(orjson.loads(shown.stdout)["waiting"]["until"])
+    assert answered_at < min(deadlines), "the approvals must be written before the deadlines"
+    # No worker runs until every deadline is well past: each timeout is overdue at the
+    # restart, while the approvals wait unread in their topic.
+    wait_for(lambda: time.time() * 1000 > max(deadlines) + 5_000, 60, "the deadlines to pass")
+    flow.start()
+    ends: dict[str, dict[str, Any]] = {}
+    wait_for(lambda: ends.update(dict(flow.read("done"))) or len(ends) == 4, 90,
+             "all four instances to end")  # fmt: skip
+    assert {key: end["status"] for key, end in ends.items()} == {
+        "w7": "completed",
+        "w21": "completed",
+        "w14": "compensated",
+        "w28": "compensated",
+    }

@@ -105,3 +105,36 @@ def test_a_redelivered_part_reemits_the_same_decision_not_another_group() -> Non
     driver.redeliver(topic, routed.partition, routed.offset)  # at least once, after a crash
     first, again = driver.values("decisions")
     assert first == again
+
+
+def _written_unread(driver: TestDriver, topic: str, value: Any, timestamp: int) -> None:
+    """A record in Kafka that the worker has not read yet (it was down, or behind)."""
+    raw = driver.engine.pipeline.serdes[topic].value.encode(value)
+    driver.engine.store(topic, None, raw, [], timestamp)
+
+
+def test_a_part_written_before_the_deadline_counts_however_late_it_is_read() -> None:
+    driver = TestDriver(_orders())
+    driver.send("payments.ok", {"order_id": "o7", "ok": True})
+    opened = driver.now
+    _written_unread(driver, "stock.ok", {"order_id": "o7", "ok": True}, opened + 20_000)
+    (task,) = [t for t in driver.engine.tasks.values() if t.state is not None
+               and t.state.get("decide", "o7", 0) is not None]  # fmt: skip
+    assert not task.wall_due(opened + 40_000)  # the router's input is not read yet
+    driver.advance(40, clock="wall")
+    assert driver.values("decisions") == [
+        {"order_id": "o7", "approved": False, "answered": ["payments.ok", "stock.ok"]}
+    ]
+
+
+def test_a_part_written_after_the_deadline_does_not_count_however_early_it_is_read() -> None:
+    driver = TestDriver(_orders())
+    driver.send("payments.ok", {"order_id": "o8", "ok": True})
+    opened = driver.now
+    driver.send("stock.ok", {"order_id": "o8", "ok": True}, timestamp=opened + 31_000)
+    driver.send("fraud.ok", {"order_id": "o8", "ok": True}, timestamp=opened + 5_000)
+    assert driver.values("decisions") == []  # two of three parts came on time
+    driver.advance(31, clock="wall")
+    assert driver.values("decisions") == [
+        {"order_id": "o8", "approved": False, "answered": ["fraud.ok", "payments.ok"]}
+    ]

@@ -219,6 +219,44 @@ def test_a_wait_times_out_to_its_escalation_then_to_its_own_timeout() -> None:
     assert _ends(driver) == {"late": ["completed"], "never": ["failed"]}
 
 
+def _written_unread(driver: TestDriver, topic: str, value: Any, timestamp: int) -> None:
+    """A record in Kafka that the worker has not read yet (it was down, or behind)."""
+    raw = driver.engine.pipeline.serdes[topic].value.encode(value)
+    driver.engine.store(topic, None, raw, [], timestamp)
+
+
+def _wait_task(driver: TestDriver, instance: str) -> Any:
+    return next(
+        t for t in driver.engine.tasks.values()
+        if t.state is not None and t.state.get("shop", instance, 0) is not None
+    )  # fmt: skip
+
+
+def test_an_answer_written_before_the_deadline_wins_however_late_it_is_read() -> None:
+    driver = TestDriver(_approvals())
+    driver.send("orders", {"order_id": "big", "big": True})
+    started = driver.now
+    _written_unread(driver, "answers", {"order_id": "big", "ok": True, "by": "ann"},
+                    started + 20_000)  # fmt: skip
+    task = _wait_task(driver, "big")
+    assert not task.wall_due(started + 40_000)  # an unread record holds the timeout back
+    driver.advance(40, clock="wall")  # read first, then nothing is due any more
+    assert _ends(driver) == {"big": ["completed"]}
+    assert driver.values("effects") == []  # no reminder
+
+
+def test_an_answer_written_after_the_deadline_loses_however_early_it_is_read() -> None:
+    driver = TestDriver(_approvals())
+    driver.send("orders", {"order_id": "big", "big": True})
+    started = driver.now
+    driver.send("answers", {"order_id": "big", "ok": True, "by": "ann"},
+                timestamp=started + 31_000)  # fmt: skip
+    # The wait timed out first (its escalation ran), then the answer met the second wait.
+    assert driver.values("effects") == [{"remind": "big"}]
+    (end,) = driver.values("done")
+    assert (end["status"], end["result"]["late"]) == ("completed", True)
+
+
 def test_goto_branches_and_a_goto_elsewhere_fails_the_instance() -> None:
     app, flow = _app()
 
