@@ -174,18 +174,19 @@ def test_final_results_equal_the_oracle_after_a_clean_run(windows: Windows, eos:
 
 
 @pytest.mark.parametrize("eos", [False, True], ids=["at-least-once", "exactly-once"])
-def test_a_kill_9_mid_window_and_a_restart_keep_every_final_result(
-    windows: Windows, eos: bool
-) -> None:
+def test_repeated_kill_9s_mid_window_keep_every_final_result(windows: Windows, eos: bool) -> None:
     mode = "1" if eos else "0"
     # Idle longer than the test's pauses (a caught-up worker's windows close then).
     run = windows.start(WIN_EOS=mode, WIN_DELAY_MS="3", WIN_IDLE_S="10")
     windows.send_views(900, seed=2)
-    wait_for(lambda: len(windows.results()) >= 10, 90, "some windows closed")
-    (worker,) = children_of(run.pid)
-    os.kill(worker, signal.SIGKILL)  # mid-window: the supervisor starts a new worker
-    wait_for(lambda: children_of(run.pid) not in ([], [worker]), 60, "a new worker")
-    windows.send_views(300, seed=3)
+    closed = 10
+    for seed in (3, 4, 5):  # three kills, each while windows close and records flow
+        wait_for(lambda n=closed: len(windows.results()) >= n, 90, "more windows closed")
+        (worker,) = children_of(run.pid)
+        os.kill(worker, signal.SIGKILL)  # mid-window: the supervisor starts a new worker
+        wait_for(lambda w=worker: children_of(run.pid) not in ([], [w]), 60, "a new worker")
+        windows.send_views(300, seed=seed)
+        closed = len({(p, s, e) for p, s, e, _ in windows.results()}) + 3
     _all_closed(windows)
     _check(windows, exactly_once=eos)
     code, err = windows.runs.stop(run, 90)
