@@ -71,6 +71,11 @@ class _ShadowChunk(KafkaChunk):
             return None
         return super().__call__(target, key, value, headers, timestamp)
 
+    def target(self, topic: str) -> str:
+        engine = self._engine
+        assert isinstance(engine, ShadowReplay)  # noqa: S101 - only ShadowReplay makes these
+        return engine.redirect(topic) or f"nowhere (discarded; meant for {topic})"
+
     def reroute(self, record: OutRecord) -> ProduceError | None:
         engine = self._engine
         assert isinstance(engine, ShadowReplay)  # noqa: S101 - only ShadowReplay makes these

@@ -3,7 +3,9 @@
 **Reset** moves an app's committed offsets (``to_datetime``, ``by_duration``,
 ``to_offset``, ``to_earliest``, ``to_latest``, ``shift_by``): plan first (current → new,
 records to reprocess per partition), apply only when asked, and never while the group has
-active members unless forced.
+active members unless forced. The app's own repartition topics go to their end whatever
+the target (as Kafka Streams' reset tool does with internal topics): the inputs reprocessed
+route their records into them again, so what they hold already must not be read twice.
 
 **Shadow** runs the app's processors and aggregates over a bounded range of the input
 (see :mod:`streamkit.engines.shadow`) under a throwaway consumer that commits nothing,
@@ -126,6 +128,7 @@ def plan_reset(
         )
     earliest = offsets_for(admin, parts, "earliest")
     latest = offsets_for(admin, parts, "latest")
+    internal = {tp for tp in parts if tp[0] in app.repartitioned}
     if target.kind in {"datetime", "duration"}:
         when = target.value if target.kind == "datetime" else time.time() - target.value
         new = offsets_for(admin, parts, "timestamp", int(when * 1000))
@@ -140,6 +143,7 @@ def plan_reset(
         for tp in parts:
             base = current[tp]
             new[tp] = (latest[tp] if base is None else base) + int(target.value)
+    new.update({tp: latest[tp] for tp in internal})  # read again from the inputs instead
     return [
         ResetLine(t, p, current[(t, p)], min(max(new[(t, p)], earliest[(t, p)]), latest[(t, p)]),
                   latest[(t, p)])

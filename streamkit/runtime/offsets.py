@@ -91,6 +91,11 @@ class Chunk:
         """Produce a dead-letter or retry record of the current input."""
         raise NotImplementedError
 
+    def target(self, topic: str) -> str:
+        """Where a record meant for ``topic`` is written (a shadow replay redirects it),
+        as logs should name it."""
+        return topic
+
     def direct(self) -> tuple[Callable[..., None], Any] | None:
         """The engine's own produce for plain outputs (no headers, a timestamp), with the
         delivery callback it takes, or None: produce through the chunk (``__call__``).

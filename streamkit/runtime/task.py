@@ -189,7 +189,7 @@ class PartitionTask:
                 return
             counters.dead_letters += 1
             log.warning(
-                "dead-lettered to %s: %s", record[0], failure.describe(),
+                "dead-lettered to %s: %s", chunk.target(record[0]), failure.describe(),
                 extra=record_fields(failure.topic, failure.partition, failure.offset,
                                     failure.processor),
             )  # fmt: skip
@@ -221,7 +221,7 @@ class PartitionTask:
         error = chunk.reroute(record)
         if error is None:
             return True
-        self.rewind(offset, f"cannot write to {record[0]}: {error.reason}")
+        self.rewind(offset, f"cannot write to {chunk.target(record[0])}: {error.reason}")
         return False
 
     # -- time -----------------------------------------------------------------------------
