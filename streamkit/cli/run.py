@@ -169,7 +169,7 @@ def run(
         )
     settings = kafka_settings()
     Pipeline(app, settings)  # fail here, once, on a bad app or contract
-    scaler = None
+    scaler, probe = None, None
     if scaling is not None:
         probe = LagProbe(settings, app.group_id, Topology(app).consumed())
         scaler = Scaler(scaling, probe.sample, app.name, http_port, http_host)
@@ -203,4 +203,6 @@ def run(
         code = Supervisor(target, options, claimed.id, scaler).run()
     finally:
         claimed.release()
+        if probe is not None:
+            probe.close()
     sys.exit(code)

@@ -1,7 +1,14 @@
-"""How far a consumer group is behind, read through the admin API with no group membership.
+"""How far a consumer group is behind, read with no group membership.
 
 The autoscaler asks this every few seconds, also while no worker runs (scale to zero), so
 it must never join the group: it reads committed offsets and partition ends only.
+
+The committed offsets come from a consumer of the group that never subscribes
+(``committed()``), not from the admin API's ListConsumerGroupOffsets: librdkafka aborts
+the whole process in the error path of coordinator-targeted admin requests when a
+broker connection drops (``rd_kafka_enq_once_del_source_return: Assertion
+'eonce->refcnt > 0'``, confluentinc/librdkafka #4605 and #3663, fix open as PR #5397),
+and the supervisor that asks every few seconds must outlive a broker restart.
 """
 
 from __future__ import annotations
@@ -9,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaException
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from streamkit.engines.kafka.offsets import committed_offsets, offsets_for
+from streamkit.engines.kafka.offsets import offsets_for
 from streamkit.errors import ConfigError, KafkaOperationError
 from streamkit.records import TP
 from streamkit.settings import Settings
@@ -40,12 +47,22 @@ class PartitionLag:
 
 
 class LagProbe:
-    """Reads the lag of ``group`` on ``topics`` (those that exist) with one admin client."""
+    """Reads the lag of ``group`` on ``topics`` (those that exist) with one admin client
+    (topics, partition ends) and one consumer that never joins the group (its commits)."""
 
     def __init__(self, settings: Settings, group: str, topics: Iterable[str]) -> None:
         self.group = group
         self.topics = list(topics)
-        self._admin = AdminClient(settings.client_config())
+        config = settings.client_config()
+        self._admin = AdminClient(config)
+        self._consumer = Consumer(
+            {**config, "group.id": group, "enable.auto.commit": False,
+             "enable.auto.offset.store": False}
+        )  # fmt: skip
+
+    def close(self) -> None:
+        """Leave nothing open (the consumer never joined, so nothing to leave)."""
+        self._consumer.close()
 
     def sample(self, timeout: float = 10.0) -> dict[TP, PartitionLag]:
         """Every partition of the topics that exist, with its lag now.
@@ -72,7 +89,13 @@ class LagProbe:
         ]
         if not parts:
             return {}
-        committed = committed_offsets(self._admin, self.group, parts)
+        try:
+            found = self._consumer.committed([TopicPartition(*tp) for tp in parts], timeout)
+        except KafkaException as exc:
+            raise KafkaOperationError(
+                f"reading offsets of group {self.group}: {exc.args[0].str()}"
+            ) from exc
+        committed = {(f.topic, f.partition): f.offset if f.offset >= 0 else None for f in found}
         starts = offsets_for(self._admin, parts, "earliest")
         ends = offsets_for(self._admin, parts, "latest")
         return {tp: PartitionLag(committed.get(tp), starts[tp], ends[tp]) for tp in parts}
