@@ -22,6 +22,9 @@ Fixtures:
 
 Markers: ``kafka`` (needs the broker) and ``docker`` (needs a Docker engine: skipped
 without one, failed under ``CI=true``).
+
+What these fixtures start dies with the test process, also when it is killed or aborts
+(see :mod:`streamkit.testing._reaper`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 from streamkit.errors import StreamkitError
+from streamkit.testing._reaper import watch
 
 if TYPE_CHECKING:
     from streamkit.app import App
@@ -86,6 +90,7 @@ def _needed(start: Callable[[], _T], what: str) -> _T:
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
     """``host:port`` of a real Kafka broker for the whole test session."""
+    watch()
     from streamkit.testing.brokers import start_test_broker  # noqa: PLC0415
 
     broker = _needed(start_test_broker, "Kafka broker")
@@ -99,6 +104,7 @@ def kafka_bootstrap() -> Iterator[str]:
 def kafka_cluster() -> Iterator[ClusterTestBroker]:
     """A local cluster of three KRaft nodes for the whole test session: topics replicated
     three times, ``min.insync.replicas`` 2 (see :mod:`streamkit.ops.local_cluster`)."""
+    watch()
     from streamkit.testing.brokers import start_test_cluster  # noqa: PLC0415
 
     cluster = _needed(start_test_cluster, "local Kafka cluster")
@@ -111,6 +117,7 @@ def kafka_cluster() -> Iterator[ClusterTestBroker]:
 @pytest.fixture(scope="session")
 def secure_kafka() -> Iterator[SecureTestBroker]:
     """A secured local broker for the whole test session (see the module docstring)."""
+    watch()
     from streamkit.testing.brokers import start_secure_broker  # noqa: PLC0415
 
     secure = _needed(start_secure_broker, "secured Kafka broker")
@@ -182,6 +189,8 @@ def app_client(kafka_bootstrap: str) -> Iterator[AppClientFactory]:
 
 @pytest.fixture(scope="session")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresInfo]:
+    """A local PostgreSQL for the whole test session (see the module docstring)."""
+    watch()
     from streamkit.ops._local_process import free_port  # noqa: PLC0415
     from streamkit.ops.local_postgres import LocalPostgres  # noqa: PLC0415
 
