@@ -7,8 +7,9 @@ active members unless forced. The app's own repartition topics go to their end w
 the target (as Kafka Streams' reset tool does with internal topics): the inputs reprocessed
 route their records into them again, so what they hold already must not be read twice.
 
-**Shadow** runs the app's processors and aggregates over a bounded range of the input
-(see :mod:`streamkit.engines.shadow`) under a throwaway consumer that commits nothing,
+**Shadow** runs the app's whole topology over a bounded range of the inputs (see
+:mod:`streamkit.engines.shadow`; repartition hops in memory, timers on the replayed
+records' time) under a throwaway consumer that commits nothing,
 with every output, projection and dead letter redirected (a suffix, one named topic, or
 discarded), and stops at the end of the range. The live group is untouched. Outputs keep
 the input's key and timestamp, so replaying a range twice writes the same bytes.
@@ -212,8 +213,8 @@ def _ensure_targets(
     wanted: dict[str, int] = {}
     for name, roles in topology.roles().items():
         target = redirect.target(name)
-        if target is None or not any(r in roles for r in written):
-            continue
+        if target is None or name in app.repartitioned or not any(r in roles for r in written):
+            continue  # (a repartition topic's hop is replayed in memory)
         wanted[target] = max(wanted.get(target, 1), topics[name].partitions)
     clash = sorted(t for t in wanted if t in topics)
     if clash:
@@ -251,7 +252,14 @@ def shadow_replay(
 ) -> ShadowSummary:
     """Run the app's processors over ``[start, until)`` of its inputs; see the module doc."""
     admin = AdminClient(settings.client_config())
-    todo = _ranges(admin, _selected(app, admin, topics, None), start, until)
+    internal = sorted(set(topics or ()) & set(app.repartitioned))
+    if internal:
+        raise ConfigError(
+            f"{', '.join(internal)}: an internal repartition topic is replayed from the "
+            "topics that feed it, not read itself"
+        )
+    parts = [tp for tp in _selected(app, admin, topics, None) if tp[0] not in app.repartitioned]
+    todo = _ranges(admin, parts, start, until)
     if not todo:
         raise ConfigError("nothing to replay: the range holds no record in any partition")
     replay = ShadowReplay(app, settings, todo, redirect.target)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -20,6 +21,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from streamkit.engines.kafka.delivery import KafkaChunk
 from streamkit.errors import KafkaOperationError
 from streamkit.records import TP
+from streamkit.records import Message as RecordLike
 from streamkit.runtime.concurrency import ConcurrentRecords
 from streamkit.runtime.pipeline import Pipeline
 from streamkit.runtime.port import Counters, Hold
@@ -281,7 +283,7 @@ class KafkaEngine:
         rest = self.consumer.consume(num_messages=self.batch_size - 1, timeout=0)
         return [first, *rest]
 
-    def handle(self, messages: list[Message]) -> list[KafkaChunk]:
+    def handle(self, messages: Sequence[RecordLike]) -> list[KafkaChunk]:
         """Hand each record to its partition's task; return the batch's chunks, sealed."""
         chunks: dict[TP, KafkaChunk] = {}
         i, end = 0, len(messages)
@@ -323,7 +325,7 @@ class KafkaEngine:
         return list(chunks.values())
 
     # -- concurrent processors ------------------------------------------------------------
-    def _submit(self, task: PartitionTask, msg: Message) -> None:
+    def _submit(self, task: PartitionTask, msg: RecordLike) -> None:
         """A record of a concurrent processor: a chunk of its own, settled when its call
         returns (see :mod:`streamkit.runtime.concurrency`)."""
         assert self.concurrent is not None  # noqa: S101 - only its topics come here
