@@ -43,7 +43,7 @@ test-docker: install ## Docker tier: local images, the Kafka container, docker c
 test-unit: install ## Unit tests only (seconds, no broker)
 	$(VENV)/bin/pytest tests/unit $(PYTEST_ARGS)
 
-demo: install ## Run the example pipeline on a local Kafka (or $$STREAMKIT_BOOTSTRAP_SERVERS)
+demo: install ## Run the example pipeline on a local Kafka (or the one STREAMKIT_BOOTSTRAP_SERVERS names)
 	@set -euo pipefail; \
 	if [ -n "$${STREAMKIT_BOOTSTRAP_SERVERS:-}" ]; then \
 	  $(PY) -m processors.demo; \
