@@ -65,6 +65,7 @@ def create(
     label = "requested"
     if target:
         app = load_app(target)
+        app.validate()
         app_serdes(app, Settings.from_env())  # a bad contract fails here, before creating
         label = f"app {app.name} declares"
         expected += [
@@ -99,6 +100,8 @@ def _pair(text: str) -> tuple[str, str]:
 
 def _describe(target: str, with_lag: bool) -> None:
     app = load_app(target)
+    app.validate()  # an undeclared topic or a bad table: one line, before Kafka is asked
+    app_serdes(app, Settings.from_env())  # an unknown contract likewise
     topology = Topology(app)
     config = kafka_settings().client_config()
     admin = admin_client(config)
