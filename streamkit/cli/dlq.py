@@ -122,9 +122,7 @@ def show(
         )
         message = letter.error.get("exception.message", "").splitlines()[0:1]
         cause = f"{letter.error_class.rpartition('.')[2]}: {message[0] if message else ''}"
-        click.echo(
-            f"{_iso(letter.failed_at):<22}{source:<34}{letter.processor or '-':<18}{cause[:100]}"
-        )
+        click.echo(f"{_iso(letter.failed_at):<22}{source:<34}{letter.processor or '-':<18}{cause}")
 
 
 @dlq.command("redrive")

@@ -24,14 +24,14 @@ _SHARE_GROUP = (
 
 def _render(status: GroupStatus, queue: bool = False) -> Group:
     members = Table(title=f"group {status.group} ({status.state}, {len(status.members)} members)")
-    members.add_column("member")
+    members.add_column("member", overflow="fold")
     members.add_column("partitions", justify="right")
-    members.add_column("assignment")
+    members.add_column("assignment", overflow="fold")
     for name, parts in sorted(status.members.items()):
         members.add_row(name, str(len(parts)), ", ".join(f"{t}[{p}]" for t, p in parts))
     if queue:
         partitions = Table(title="records in the inputs")
-        partitions.add_column("topic")
+        partitions.add_column("topic", overflow="fold")
         partitions.add_column("partition", justify="right")
         partitions.add_column("end", justify="right")
         for p in status.partitions:
@@ -39,7 +39,10 @@ def _render(status: GroupStatus, queue: bool = False) -> Group:
         return Group(Text(_SHARE_GROUP.format(group=status.group)), partitions)
     partitions = Table(title=f"lag {status.total_lag}")
     for column in ("topic", "partition", "member", "committed", "end", "lag", "records/s"):
-        partitions.add_column(column, justify="left" if column in {"topic", "member"} else "right")
+        if column in {"topic", "member"}:  # names wrap, never cut: two must not look alike
+            partitions.add_column(column, overflow="fold")
+        else:
+            partitions.add_column(column, justify="right")
     for p in status.partitions:
         partitions.add_row(
             p.topic,
