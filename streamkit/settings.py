@@ -4,8 +4,10 @@ Settings come from ``STREAMKIT_*`` environment variables, read when
 :meth:`Settings.from_env` is called (never at import time). Any librdkafka property can be
 passed through with ``STREAMKIT_KAFKA_<PROPERTY>``, dots written as underscores:
 ``STREAMKIT_KAFKA_SASL_PASSWORD=...`` sets ``sasl.password``, and
-``STREAMKIT_KAFKA_SASL_PASSWORD_FILE=/run/secrets/kafka`` reads it from a file. Secret
-values are kept out of ``repr``, logs and error messages.
+``STREAMKIT_KAFKA_SASL_PASSWORD_FILE=/run/secrets/kafka`` reads it from a file; with
+``STREAMKIT_KAFKA_CONSUMER_<PROPERTY>`` (``_PRODUCER_``, ``_ADMIN_``) a property goes to
+that kind of client only (librdkafka warns about a producer property on a consumer).
+Secret values are kept out of ``repr``, logs and error messages.
 """
 
 from __future__ import annotations
@@ -88,27 +90,39 @@ def _xdg(env: Mapping[str, str], name: str, default: Path) -> Path:
     return Path(env.get(name) or default) / "streamkit"
 
 
-def _kafka_property(env_name: str) -> str:
-    return env_name[len(_KAFKA_PREFIX) :].lower().replace("_", ".")
+CLIENTS = ("consumer", "producer", "admin")
+"""The kinds of client a ``STREAMKIT_KAFKA_<CLIENT>_*`` variable may be meant for alone."""
 
 
-def _kafka_properties(env: Mapping[str, str]) -> dict[str, str]:
-    """The ``STREAMKIT_KAFKA_*`` passthrough; ``STREAMKIT_KAFKA_<PROPERTY>_FILE`` reads the
-    property's value from a file (a secret mounted by Docker or Kubernetes, a password file
-    of the local secured broker), its trailing newline dropped."""
+def _kafka_property(name: str) -> str:
+    return name.lower().replace("_", ".")
+
+
+def _kafka_properties(env: Mapping[str, str]) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """The ``STREAMKIT_KAFKA_*`` passthrough, for every client, and the
+    ``STREAMKIT_KAFKA_CONSUMER_*`` (``_PRODUCER_``, ``_ADMIN_``) one for one kind of client
+    only; ``..._<PROPERTY>_FILE`` reads the property's value from a file (a secret mounted
+    by Docker or Kubernetes, a password file of the local secured broker), its trailing
+    newline dropped."""
     kafka: dict[str, str] = {}
+    by_client: dict[str, dict[str, str]] = {client: {} for client in CLIENTS}
     for name, value in env.items():
         if not name.startswith(_KAFKA_PREFIX) or len(name) <= len(_KAFKA_PREFIX):
             continue
-        if not name.endswith(_FILE_SUFFIX):
-            kafka[_kafka_property(name)] = value
+        rest, target = name[len(_KAFKA_PREFIX) :], kafka
+        for client in CLIENTS:
+            if rest.startswith(f"{client.upper()}_") and len(rest) > len(client) + 1:
+                rest, target = rest[len(client) + 1 :], by_client[client]
+                break
+        if not rest.endswith(_FILE_SUFFIX):
+            target[_kafka_property(rest)] = value
             continue
         try:
             content = Path(value).read_text().rstrip("\r\n")
         except OSError as exc:
             raise ConfigError(f"{name}: cannot read {value}: {exc.strerror}") from None
-        kafka[_kafka_property(name[: -len(_FILE_SUFFIX)])] = content
-    return kafka
+        target[_kafka_property(rest[: -len(_FILE_SUFFIX)])] = content
+    return kafka, by_client
 
 
 @dataclass(frozen=True)
@@ -121,6 +135,9 @@ class Settings:
             empty means Avro single-object encoding against the local schemas.
         kafka: librdkafka properties passed to every client (``STREAMKIT_KAFKA_*``, or
             ``STREAMKIT_KAFKA_*_FILE`` naming a file that holds the value).
+        kafka_by_client: those passed to one kind of client only (``consumer``,
+            ``producer``, ``admin``: ``STREAMKIT_KAFKA_CONSUMER_SESSION_TIMEOUT_MS``), after
+            the others.
         cache_dir: downloaded artifacts such as the local broker's jars
             (``STREAMKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/streamkit``,
             else ``~/.cache/streamkit``).
@@ -141,6 +158,7 @@ class Settings:
     bootstrap_servers: str = DEFAULT_BOOTSTRAP_SERVERS
     schema_registry_url: str = ""
     kafka: Mapping[str, str] = field(default_factory=dict)
+    kafka_by_client: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     cache_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "streamkit")
     state_dir: Path = field(default_factory=lambda: Path.home() / ".local" / "state" / "streamkit")
     java_home: str = ""
@@ -161,8 +179,10 @@ class Settings:
                     f"STREAMKIT_BOOTSTRAP_SERVERS: {server.strip()!r} is not host:port "
                     "(expected a comma-separated list such as 127.0.0.1:9092)"
                 )
-        kafka = _kafka_properties(env)
-        if "bootstrap.servers" in kafka:
+        kafka, by_client = _kafka_properties(env)
+        if "bootstrap.servers" in kafka or any(
+            "bootstrap.servers" in c for c in by_client.values()
+        ):
             raise ConfigError(
                 "STREAMKIT_KAFKA_BOOTSTRAP_SERVERS is not used: set STREAMKIT_BOOTSTRAP_SERVERS"
             )
@@ -188,16 +208,24 @@ class Settings:
             bootstrap_servers=bootstrap,
             schema_registry_url=registry,
             kafka=kafka,
+            kafka_by_client=by_client,
             cache_dir=Path(cache),
             state_dir=Path(state),
             java_home=env.get("JAVA_HOME", ""),
         )
 
     def client_config(
-        self, defaults: Mapping[str, Any] | None = None, /, **overrides: Any
+        self,
+        defaults: Mapping[str, Any] | None = None,
+        /,
+        *,
+        for_client: str | None = None,
+        **overrides: Any,
     ) -> dict[str, Any]:
         """librdkafka configuration for a client: bootstrap, ``defaults`` (which the
-        ``STREAMKIT_KAFKA_*`` passthrough replaces), the passthrough, then ``overrides``.
+        ``STREAMKIT_KAFKA_*`` passthrough replaces), the passthrough, that of
+        ``for_client`` (``consumer``, ``producer`` or ``admin``: a configuration for one
+        kind of client), then ``overrides``.
 
         librdkafka's own log lines go to the ``streamkit.kafka`` logger (the worker shows
         its warnings; the other commands keep them out of the terminal)."""
@@ -207,12 +235,18 @@ class Settings:
         }
         config.update(defaults or {})
         config.update(self.kafka)
+        if for_client is not None:
+            config.update(self.kafka_by_client.get(for_client, {}))
         config.update(overrides)
         return config
 
     def secret_values(self) -> list[str]:
         """Every secret value these settings hold (to keep them out of logs and errors)."""
         values = [str(v) for k, v in self.kafka.items() if is_secret_key(k)]
+        values += [
+            str(v) for client in self.kafka_by_client.values()
+            for k, v in client.items() if is_secret_key(k)
+        ]  # fmt: skip
         registry = self.schema_registry_url
         if "@" in registry:
             userinfo = registry.partition("://")[2].rpartition("@")[0]
@@ -226,7 +260,8 @@ class Settings:
             registry = f"{scheme}://{_REDACTED}@{rest.rpartition('@')[2]}"
         return (
             f"Settings(bootstrap_servers={self.bootstrap_servers!r}, "
-            f"schema_registry_url={registry!r}, kafka={redact(self.kafka)!r})"
+            f"schema_registry_url={registry!r}, kafka={redact(self.kafka)!r}, "
+            f"kafka_by_client={ {c: redact(k) for c, k in self.kafka_by_client.items() if k}!r})"
         )
 
     __str__ = __repr__

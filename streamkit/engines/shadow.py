@@ -141,14 +141,19 @@ class ShadowReplay(KafkaEngine):
         self.summary = ShadowSummary()
         roles = self.topology.roles()
         self.changelogs = {name for name, r in roles.items() if Role.CHANGELOG in r}
-        config = settings.client_config()
         self.consumer = Consumer(
-            {**config, "group.id": f"{app.group_id}-shadow-{uuid.uuid4().hex[:8]}",
-             "enable.auto.commit": False, "enable.auto.offset.store": False,
-             "isolation.level": "read_committed"}
+            settings.client_config(
+                for_client="consumer",
+                **{"group.id": f"{app.group_id}-shadow-{uuid.uuid4().hex[:8]}",
+                   "enable.auto.commit": False, "enable.auto.offset.store": False,
+                   "isolation.level": "read_committed"},
+            )
         )  # fmt: skip
         self.producer = Producer(
-            {**config, "enable.idempotence": True, "acks": "all", "linger.ms": 20}
+            settings.client_config(
+                for_client="producer",
+                **{"enable.idempotence": True, "acks": "all", "linger.ms": 20},
+            )
         )  # fmt: skip
         self.feed = TableFeed(settings, self.pipeline, self.log, exactly_once=True)
 

@@ -70,7 +70,7 @@ def ensure_reachable(settings: Settings, timeout: float = 10.0) -> None:
         if error.code() in _REFUSED:
             refused.append(error)
 
-    admin = AdminClient(settings.client_config(error_cb=on_error))
+    admin = AdminClient(settings.client_config(for_client="admin", error_cb=on_error))
     deadline = time.monotonic() + timeout
     while True:  # short tries, so a refused login or certificate ends it within a second
         try:

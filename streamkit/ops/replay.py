@@ -251,7 +251,7 @@ def shadow_replay(
     progress: Callable[[int, int], None] | None = None,
 ) -> ShadowSummary:
     """Run the app's processors over ``[start, until)`` of its inputs; see the module doc."""
-    admin = AdminClient(settings.client_config())
+    admin = AdminClient(settings.client_config(for_client="admin"))
     internal = sorted(set(topics or ()) & set(app.repartitioned))
     if internal:
         raise ConfigError(

@@ -36,6 +36,30 @@ def test_the_passthrough_replaces_defaults_and_overrides_replace_both() -> None:
     assert config["linger.ms"] == 1  # the caller's override
 
 
+def test_a_client_kind_gets_its_own_properties_and_the_others_do_not(tmp_path: Path) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("hunter2-sentinel\n")
+    settings = Settings.from_env({
+        "STREAMKIT_KAFKA_CONSUMER_SESSION_TIMEOUT_MS": "6000",
+        "STREAMKIT_KAFKA_PRODUCER_TRANSACTION_TIMEOUT_MS": "15000",
+        "STREAMKIT_KAFKA_ADMIN_SASL_PASSWORD_FILE": str(secret),
+        "STREAMKIT_KAFKA_LINGER_MS": "20",
+        "STREAMKIT_KAFKA_PRODUCER_LINGER_MS": "50",
+    })  # fmt: skip
+    consumer = settings.client_config(for_client="consumer")
+    producer = settings.client_config(for_client="producer")
+    admin = settings.client_config(for_client="admin")
+    assert consumer["session.timeout.ms"] == "6000"
+    assert "transaction.timeout.ms" not in consumer
+    assert producer["transaction.timeout.ms"] == "15000"
+    assert "session.timeout.ms" not in producer
+    assert (consumer["linger.ms"], producer["linger.ms"]) == ("20", "50")  # own one last
+    assert admin["sasl.password"] == "hunter2-sentinel"
+    assert "session.timeout.ms" not in settings.client_config()  # a tool's shared dict
+    assert "hunter2-sentinel" not in repr(settings)
+    assert "hunter2-sentinel" in settings.secret_values()
+
+
 def test_malformed_bootstrap_servers_name_the_variable_and_the_bad_entry() -> None:
     with pytest.raises(ConfigError, match=r"STREAMKIT_BOOTSTRAP_SERVERS: 'kafka' is not host:port"):
         Settings.from_env({"STREAMKIT_BOOTSTRAP_SERVERS": "127.0.0.1:9092,kafka"})

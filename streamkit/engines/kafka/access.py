@@ -39,7 +39,7 @@ def is_denied(error: KafkaError) -> bool:
 def check_access(app: App, settings: Settings, timeout: float = 15.0) -> None:
     """Raise :class:`KafkaOperationError` naming every permission the principal lacks."""
     needs = [n for n in permissions(app) if n.resource in {"topic", "group"}]
-    admin = AdminClient(settings.client_config())
+    admin = AdminClient(settings.client_config(for_client="admin"))
     names = sorted({n.name for n in needs if n.resource == "topic"})
     allowed: dict[tuple[str, str], set[str] | None] = {}
     futures = admin.describe_topics(

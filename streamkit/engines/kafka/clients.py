@@ -106,6 +106,7 @@ def consumer_config(
     """A worker's consumer: manual offset stores and commits, cooperative rebalancing."""
     return settings.client_config(
         FETCH,
+        for_client="consumer",
         **{
             "group.id": group_id,
             "partition.assignment.strategy": "cooperative-sticky",
@@ -121,13 +122,14 @@ def consumer_config(
 def producer_config(settings: Settings, extra: Mapping[str, Any]) -> dict[str, Any]:
     """A worker's producer: idempotent, ``acks=all``, batched and compressed."""
     return settings.client_config(
+        for_client="producer",
         **{
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 5,
             "compression.type": "lz4",
             **dict(extra),
-        }
+        },
     )
 
 
@@ -175,6 +177,7 @@ class ChangelogReader:
         """The app's producers' ``transaction.timeout.ms``: what bounds waiting on one of
         their transactions left open (see :func:`open_transaction_wait`)."""
         self._config = settings.client_config(
+            for_client="consumer",
             **{
                 "group.id": topology.restore_group,
                 "enable.auto.commit": False,
@@ -189,7 +192,7 @@ class ChangelogReader:
                 # One partition at a time: 1 MB per fetch (the default) left the restore
                 # waiting on round trips (a third of its time, measured).
                 "max.partition.fetch.bytes": 16 << 20,
-            }
+            },
         )
         self._consumer: Consumer | None = None
         self._ends: Consumer | None = None  # read_uncommitted: its watermark is the HW

@@ -53,11 +53,13 @@ class LagProbe:
     def __init__(self, settings: Settings, group: str, topics: Iterable[str]) -> None:
         self.group = group
         self.topics = list(topics)
-        config = settings.client_config()
-        self._admin = AdminClient(config)
+        self._admin = AdminClient(settings.client_config(for_client="admin"))
         self._consumer = Consumer(
-            {**config, "group.id": group, "enable.auto.commit": False,
-             "enable.auto.offset.store": False}
+            settings.client_config(
+                for_client="consumer",
+                **{"group.id": group, "enable.auto.commit": False,
+                   "enable.auto.offset.store": False},
+            )
         )  # fmt: skip
 
     def close(self) -> None:

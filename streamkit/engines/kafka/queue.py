@@ -95,6 +95,7 @@ class QueueWorker:
         name = client_id(app.name, self.options.worker_id)
         self.consumer = ShareConsumer(
             self.settings.client_config(
+                for_client="consumer",
                 **{
                     "group.id": app.group_id,
                     "client.id": name,
@@ -103,7 +104,7 @@ class QueueWorker:
                     # the broker hands out whole producer batches (see the README).
                     "max.poll.records": self.options.batch_size,
                     **dict(self.options.consumer or {}),
-                }
+                },
             )
         )
         self.producer = Producer(
@@ -137,7 +138,7 @@ class QueueWorker:
         limit would cut short; start a new share group at the earliest offset."""
         check_access(self.app, self.settings)
         check_topics(self.producer, self.settings, self.topology)
-        admin = AdminClient(self.settings.client_config())
+        admin = AdminClient(self.settings.client_config(for_client="admin"))
         self._check_delivery_limit(admin)
         self._start_at_earliest(admin)
         self._checked = True

@@ -50,13 +50,14 @@ class TableFeed:
         if self.tables:
             self._consumer = Consumer(
                 settings.client_config(
+                    for_client="consumer",
                     **{
                         "group.id": f"{pipeline.app.group_id}-tables",
                         "enable.auto.commit": False,
                         "enable.auto.offset.store": False,
                         "isolation.level": "read_committed" if exactly_once else "read_uncommitted",
                         "fetch.wait.max.ms": 50,
-                    }
+                    },
                 )
             )
         self._held: set[TP] = set()

@@ -126,8 +126,8 @@ def test_changes_read_model_and_outbox_follow_postgres_across_a_kill_9(
     db, tag = shop
     env = {**os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": kafka_bootstrap, "CDC_TAG": tag,
            "CDC_EOS": "1" if eos else "0", "STREAMKIT_STATE_DIR": str(tmp_path / "state"),
-           "PYTHONPATH": str(ROOT), "STREAMKIT_KAFKA_SESSION_TIMEOUT_MS": "6000",
-           "STREAMKIT_KAFKA_TRANSACTION_TIMEOUT_MS": "15000"}  # fmt: skip
+           "PYTHONPATH": str(ROOT), "STREAMKIT_KAFKA_CONSUMER_SESSION_TIMEOUT_MS": "6000",
+           "STREAMKIT_KAFKA_PRODUCER_TRANSACTION_TIMEOUT_MS": "15000"}  # fmt: skip
     create_app_topics(APP, env)
     for pid in range(1, 6):  # before the connector: read in its snapshot (op "read")
         db.insert(pid)

@@ -56,7 +56,7 @@ def test_a_dead_host_s_partitions_move_to_the_others_and_nothing_is_lost(
     env = {**os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap, "PYTHONPATH": str(ROOT),
            "ECHO_INPUT": "hosts-in", "ECHO_OUTPUT": "hosts-out", "ECHO_GROUP": "hosts",
            "ECHO_PARTITIONS": str(PARTITIONS), "ECHO_DELAY_MS": "3",
-           "STREAMKIT_KAFKA_SESSION_TIMEOUT_MS": "6000"}  # fmt: skip
+           "STREAMKIT_KAFKA_CONSUMER_SESSION_TIMEOUT_MS": "6000"}  # fmt: skip
     create_app_topics("tests.integration.apps.echo", env)
     runs = [network.run(host, WORKER, env=env, cwd=ROOT) for host in network.hosts]
     # No admin requests here: librdkafka's admin client aborted this process (an

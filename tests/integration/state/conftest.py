@@ -42,7 +42,7 @@ class Totals:
             **os.environ,
             "STREAMKIT_BOOTSTRAP_SERVERS": self.bootstrap,
             "STREAMKIT_STATE_DIR": str(self.state_dir),
-            "STREAMKIT_KAFKA_SESSION_TIMEOUT_MS": "6000",
+            "STREAMKIT_KAFKA_CONSUMER_SESSION_TIMEOUT_MS": "6000",
             "TOTALS_INPUT": self.input,
             "TOTALS_OUTPUT": self.output,
             "TOTALS_GROUP": self.group,

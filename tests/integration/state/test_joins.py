@@ -51,8 +51,8 @@ class Joins:
             **os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": self.bootstrap,
             "STREAMKIT_STATE_DIR": str(self.state_dir), "JOIN_TAG": self.tag,
             "JOIN_EOS": "1" if self.eos else "0", "PYTHONPATH": str(ROOT),
-            "STREAMKIT_KAFKA_SESSION_TIMEOUT_MS": "6000",
-            "STREAMKIT_KAFKA_TRANSACTION_TIMEOUT_MS": "15000",
+            "STREAMKIT_KAFKA_CONSUMER_SESSION_TIMEOUT_MS": "6000",
+            "STREAMKIT_KAFKA_PRODUCER_TRANSACTION_TIMEOUT_MS": "15000",
         }  # fmt: skip
 
     def start(self) -> subprocess.Popen[bytes]:

@@ -46,8 +46,8 @@ class Patterns:
             **os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": self.bootstrap,
             "STREAMKIT_STATE_DIR": str(self.state_dir), "PAT_TAG": self.tag,
             "PAT_EOS": "1" if self.eos else "0", "PYTHONPATH": str(ROOT),
-            "STREAMKIT_KAFKA_SESSION_TIMEOUT_MS": "6000",
-            "STREAMKIT_KAFKA_TRANSACTION_TIMEOUT_MS": "15000",
+            "STREAMKIT_KAFKA_CONSUMER_SESSION_TIMEOUT_MS": "6000",
+            "STREAMKIT_KAFKA_PRODUCER_TRANSACTION_TIMEOUT_MS": "15000",
             "PAT_TIMEOUT": "20s",  # longer than a recovery: no group times out for the kill
         }  # fmt: skip
 

@@ -57,8 +57,8 @@ class Windows:
         return {
             **os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": self.bootstrap,
             "STREAMKIT_STATE_DIR": str(self.state_dir),
-            "STREAMKIT_KAFKA_SESSION_TIMEOUT_MS": "6000",
-            "STREAMKIT_KAFKA_TRANSACTION_TIMEOUT_MS": "15000",
+            "STREAMKIT_KAFKA_CONSUMER_SESSION_TIMEOUT_MS": "6000",
+            "STREAMKIT_KAFKA_PRODUCER_TRANSACTION_TIMEOUT_MS": "15000",
             "WIN_GROUP": self.group, "WIN_VIEWS": self.topic("views"),
             "WIN_COUNTS": self.topic("counts"), "WIN_ORDERS": self.topic("orders"),
             "WIN_REMINDERS": self.topic("reminders"), "WIN_OPEN": self.topic("open"),

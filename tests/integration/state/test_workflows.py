@@ -77,8 +77,8 @@ def _flow(
     env = {
         **os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap, "STREAMKIT_STATE_DIR": str(state),
         "WF_TAG": tag, "WF_EOS": "1" if eos else "0", "WF_WAIT": wait, "PYTHONPATH": str(ROOT),
-        "STREAMKIT_KAFKA_SESSION_TIMEOUT_MS": "6000",
-        "STREAMKIT_KAFKA_TRANSACTION_TIMEOUT_MS": "15000",
+        "STREAMKIT_KAFKA_CONSUMER_SESSION_TIMEOUT_MS": "6000",
+        "STREAMKIT_KAFKA_PRODUCER_TRANSACTION_TIMEOUT_MS": "15000",
     }  # fmt: skip
     return Flow(config, env, tag, eos, Processes(logs))
 
