@@ -14,7 +14,7 @@ DEMO_CDC_DATA_DIR ?= $(CURDIR)/.streamkit/demo-cdc-broker
 PYTEST_ARGS ?=
 
 
-.PHONY: help install lint test test-docker test-unit demo demo-elastic demo-cdc postgres-install bench bench-peers chaos broker-start broker-stop broker-status clean
+.PHONY: help install lint test test-all test-docker test-unit demo demo-elastic demo-cdc postgres-install bench bench-peers chaos broker-start broker-stop broker-status clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-15s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,7 +33,10 @@ lint: install ## ruff (lint + format check) and mypy --strict
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: lint postgres-install ## Lint, the whole suite on a real broker (and PostgreSQL, for CDC); with CI=true also the docker tier
+test: lint ## Lint, unit tests, and the tests that prove each capability on a real broker (about 5 minutes)
+	$(VENV)/bin/pytest -m "not docker and not full" $(PYTEST_ARGS)
+
+test-all: lint postgres-install ## Everything on a real broker: also the long fault runs, the cluster, security, CDC, Helm (about 25 minutes); with CI=true also the docker tier
 	$(VENV)/bin/pytest -m "not docker" $(PYTEST_ARGS)
 	@if [ "$${CI:-}" = "true" ]; then $(MAKE) --no-print-directory test-docker; fi
 

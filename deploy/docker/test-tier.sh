@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The docker tier of `make test` (run when CI=true, or with `make test-docker`):
+# The docker tier of `make test-all` (run when CI=true, or with `make test-docker`):
 # installs Docker and debootstrap with apt when missing, starts dockerd when no engine
 # answers, builds the local images, runs the tests marked `docker` against them, and
 # removes what it started (containers, networks, dockerd), also on failure.

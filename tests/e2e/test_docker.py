@@ -1,6 +1,6 @@
 """Docker for users: the example pipeline on the Kafka container, and `docker compose up`.
 
-Marked ``docker``: `make test` runs them in CI through deploy/docker/test-tier.sh, which
+Marked ``docker``: `make test-all` runs them in CI through deploy/docker/test-tier.sh, which
 builds local images and points KAFKA_IMAGE / PYTHON_BASE_IMAGE / STREAMKIT_IMAGE (and
 POSTGRES_IMAGE / CONNECT_IMAGE for the cdc profile) at them.
 """
