@@ -252,9 +252,8 @@ class PartitionTask:
             return True
         if self._fence is None:
             feeders = self.port.held_partitions(self._feeders)
-            self._fence = (now_ms, self.port.read_ends(feeders), not feeders)
-            if not feeders:
-                self._fence = (now_ms, self.port.read_ends([self.tp]), True)
+            targets, own = (feeders, False) if feeders else ([self.tp], True)
+            self._fence = (now_ms, self.port.read_ends(targets), own)
         at, ends, own = self._fence
         if not self.port.read_to(ends):
             return False
