@@ -218,12 +218,16 @@ def redrive(
         )
         if letter.processor:
             headers.append((REDRIVE_PROCESSOR, letter.processor.encode()))
+        # With the original event's timestamp: its event time, and its outputs', are the
+        # event's, not the redrive's.
+        stamp = letter.error.get("timestamp", "")
         producer.produce(
             to or letter.source_topic,
             letter.value,
             letter.key,
             headers=headers,
             on_delivery=delivered,
+            timestamp=int(stamp) if stamp.isdigit() else 0,  # (0: now)
         )
         cursor[(letter.dlq_topic, letter.dlq_partition)] = letter.dlq_offset + 1
     if producer.flush(30) or failures:

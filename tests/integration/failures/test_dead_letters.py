@@ -6,6 +6,7 @@ import time
 import orjson
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from streamkit.failures.dead_letter import REDRIVE_COUNT
 from tests.integration.failures.conftest import Poison
 from tests.integration.runtime.conftest import wait_for
 
@@ -173,6 +174,12 @@ def test_redrive_round_trip_and_a_record_failing_again_is_parked(poison: Poison)
     again = poison.cli("dlq", "redrive", "--app", "tests.integration.apps.poison")
     assert "would redrive 0 records" in again.stdout  # the cursor moved
 
+    # Redriven with the original events' timestamps (not the redrive's time).
+    records = poison.read(poison.input)
+    redriven = [m for m in records if any(k == REDRIVE_COUNT for k, _ in m.headers() or [])]
+    originals = {m.value(): m.timestamp()[1] for m in records if m not in redriven}
+    assert len(redriven) == 4
+    assert all(m.timestamp()[1] == originals[m.value()] for m in redriven)
     fixed = poison.start(POISON_FIXED="1")
     wait_for(lambda: {0, 1, 2} <= set(poison.results()), 60, "the fixed records' results")
     wait_for(lambda: len(poison.letters(poison.parked)) == 1, 60, "the hopeless record parked")
