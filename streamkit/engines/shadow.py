@@ -300,7 +300,7 @@ class ShadowReplay(KafkaEngine):
         """Whether each of ``ends`` is handed on (and its writes acknowledged)."""
         for tp, end in ends.items():
             task = self.tasks.get(tp)
-            if task is not None and any(0 <= c.first < end for c in task.offsets):
+            if task is not None and task.offsets.waiting_before(end):
                 return False
             if tp in self.hops and self.hop_at[tp] < end:
                 return False

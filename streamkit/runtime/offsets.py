@@ -150,6 +150,11 @@ class PartitionOffsets:
             if chunk.next_offset is not None:
                 self.ready = chunk.next_offset
 
+    def waiting_before(self, offset: int) -> bool:
+        """Whether a chunk of records before ``offset`` still waits for deliveries (what
+        was produced from them is not all acknowledged yet)."""
+        return any(0 <= chunk.first < offset for chunk in self._chunks)
+
     def cap(self, offset: int) -> None:
         """Nothing at or after ``offset`` may become committable (a rewind)."""
         for chunk in self._chunks:

@@ -184,7 +184,7 @@ class KafkaEngine:
             return True
         for tp, end in ends.items():
             task = self.tasks.get(tp)
-            if task is not None and any(0 <= c.first < end for c in task.offsets):
+            if task is not None and task.offsets.waiting_before(end):
                 return False
         try:
             positions = self.consumer.position(held)
