@@ -165,7 +165,8 @@ class StatefulSteps:
         except TooLate as late:  # (a join's) to the late topic, folded nowhere
             if ctx is not None and ctx.timers is not None:
                 ctx.timers.discard()
-            outcome.late.append(Late(agg.store, late.window_end, late.watermark, timestamp))
+            refused = Late(agg.store, late.window_end, late.watermark, timestamp)
+            self._late(agg, state, offset, refused, outcome)
             return
         except Exception as exc:  # noqa: BLE001 - the fold is user code
             if ctx is not None and ctx.timers is not None:
@@ -191,6 +192,18 @@ class StatefulSteps:
             self.remember(state, agg.name, where, event_id, sink, outcome)
         outcome.done.append(agg.name)
         outcome.emitted += 1
+
+    @staticmethod
+    def _late(
+        agg: AggregateSpec, state: PartitionState, offset: int, late: Late, outcome: Outcome
+    ) -> None:
+        """A record the fold refused as too late: to the late topic, unless it is a
+        redelivery of one handled before a crash whose key's memory was forgotten since
+        (it was folded, or went to the late topic, then)."""
+        if offset <= state.acked_through(agg.store):
+            outcome.done.append(agg.name)
+        else:
+            outcome.late.append(late)
 
     @staticmethod
     def publish(

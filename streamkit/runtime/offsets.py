@@ -67,9 +67,12 @@ class Chunk:
         self.failures: list[DeliveryFailure | LostOutput] = []
         self.undo: list[Callable[[], None]] = []
         """What puts back the windows closed into this chunk, if its outputs fail."""
-        self.acked: list[Callable[[], None]] = []
+        self.acked: list[Callable[[int], None]] = []
         """What runs once every delivery of the chunk is acknowledged, none failed: the
-        changelog writes of what time did, held until its outputs are safe."""
+        changelog writes of what time did, held until its outputs are safe. Each is given
+        the offset through which every record of the partition was then handled and
+        acknowledged (-1: none known yet), which a rewind never lets pass a record to be
+        processed again."""
 
     @property
     def done(self) -> bool:
@@ -144,11 +147,12 @@ class PartitionOffsets:
             if not chunk.done:  # handling a failure added deliveries to wait for
                 return
             chunks.popleft()
-            for acked in chunk.acked:
-                acked()
-            chunk.acked.clear()
             if chunk.next_offset is not None:
                 self.ready = chunk.next_offset
+            through = -1 if self.ready is None else self.ready - 1
+            for acked in chunk.acked:
+                acked(through)
+            chunk.acked.clear()
 
     def waiting_before(self, offset: int) -> bool:
         """Whether a chunk of records before ``offset`` still waits for deliveries (what

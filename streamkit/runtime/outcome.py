@@ -102,6 +102,6 @@ class Outcome:
     late: list[Late] = field(default_factory=list)
     reroutes: list[OutRecord] = field(default_factory=list)
     undo: list[Callable[[], None]] = field(default_factory=list)
-    acked: list[Callable[[], None]] = field(default_factory=list)
+    acked: list[Callable[[int], None]] = field(default_factory=list)
     time_due: bool = False
     steps: list[tuple[str, str, str, float]] = field(default_factory=list)

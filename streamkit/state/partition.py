@@ -23,9 +23,14 @@ from streamkit.state.stores import (
     open_store,
 )
 
-__all__ = ["ChangelogReader", "PartitionState", "restore_progress"]
+__all__ = ["ACKED", "ChangelogReader", "PartitionState", "restore_progress"]
 
 log = logging.getLogger("streamkit.state")
+
+ACKED = "\x00acked-through"
+"""The key, in a store whose changes time held back, of the input offset through which
+every record's outputs were acknowledged when they were let go (see
+:meth:`PartitionState.acked_through`)."""
 
 ChangelogReader = Callable[
     [str, int, int], tuple[int, Iterable[tuple[bytes | None, bytes | None, int]]]
@@ -83,8 +88,8 @@ class PartitionState:
         self._changes.append((store, key, entry, raw))
 
     def items(self, store: str) -> Iterator[tuple[str, Entry]]:
-        """Every key of ``store`` with its entry."""
-        return self._stores[store].items()
+        """Every key of ``store`` with its entry (not :data:`ACKED`, the store's mark)."""
+        return (item for item in self._stores[store].items() if item[0] != ACKED)
 
     def changes(self) -> list[tuple[str, bytes, bytes | None]]:
         """The changelog records of the changes since the last call, and of the keys
@@ -118,11 +123,30 @@ class PartitionState:
         held, self._changes = self._changes, []
         return [(store, key) for store, key, _, _ in held]
 
-    def release(self, keys: list[tuple[str, str]]) -> None:
-        """The outputs of held changes are acknowledged: the keys go to the changelog with
-        the next :meth:`changes`, as they are then."""
-        if self._stores:  # (not closed since)
-            self._released += keys
+    def release(self, keys: list[tuple[str, str]], through: int = -1) -> None:
+        """The outputs of held changes are acknowledged, with those of every input record
+        of the partition through offset ``through``: the keys go to the changelog with the
+        next :meth:`changes`, as they are then, after each store's new
+        :meth:`acked_through` (so a store's changelog never has a window's close, say,
+        without the mark that the records before it were handled)."""
+        if not self._stores:  # closed since
+            return
+        marks = []
+        for store in dict.fromkeys(store for store, _ in keys):
+            local = self._stores[store]
+            if through > self.acked_through(store):
+                local.put(ACKED, Entry(through, through, 0))
+                marks.append((store, ACKED))
+        self._released += [*marks, *keys]
+
+    def acked_through(self, store: str) -> int:
+        """The input offset through which every record of the partition had its outputs
+        acknowledged when time's changes to ``store`` were last let go (-1: none known).
+        A record at or before it that comes again (a redelivery after a crash) was
+        handled: what time closed since (a window, a join's memory) is no reason to call
+        it late."""
+        entry = self._stores[store].get(ACKED)
+        return -1 if entry is None else int(entry.offset)
 
     @property
     def released(self) -> bool:

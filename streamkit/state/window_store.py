@@ -142,17 +142,19 @@ class WindowStore:
         for start, end in spec.spans(t):
             store_key = _join(key, start)
             entry = self.state.get(self.store, store_key, 0)
+            if entry is not None and entry.offset >= offset:  # folded before: a redelivery
+                if not entry.state.get("x"):
+                    writes.append((store_key, entry, None, start, end, False))
+                continue
             if self.stream_time >= spec.closes_at(end) or (entry and entry.state.get("x")):
                 added.window_end, added.watermark = end, self.watermark
-                continue
-            if entry is not None and entry.offset >= offset:  # folded before: a redelivery
-                writes.append((store_key, entry, None, start, end, False))
+                added.late = True
                 continue
             state = spec.add(None if entry is None else entry.state["v"], event, entry is None)
             doc = {"s": start, "e": end, "v": state, "w": wall_ms}
             checked, encoded = self._checked(key, start, end, doc, offset, t)
             writes.append((store_key, checked, encoded, start, end, entry is None))
-        added.late = not writes
+        added.late = added.late and not writes and not self._handled(offset)
         for store_key, entry, raw, start, end, new in writes:
             self.state.put(self.store, store_key, entry, raw)
             if new:
@@ -170,16 +172,16 @@ class WindowStore:
         joined = sorted((s, e) for s, e in sessions.items() if s - gap <= t <= e + gap)
         if not joined and self.stream_time >= spec.closes_at(t):
             # Late: it joins no open session, and the session it would start is closed.
-            return Added(True, t, self.watermark)
+            return self._late(offset, t)
         entries = [self.state.get(self.store, _join(key, s), 0) for s, _ in joined]
         present = [e for e in entries if e is not None]
-        if any(e.state.get("x") for e in present):
-            return Added(True, max(e.state["e"] for e in present), self.watermark)
         if any(e.offset >= offset for e in present):  # folded before: a redelivery
-            merged = max(present, key=lambda e: e.offset)
-            doc = merged.state
-            updates = [WindowResult(key, doc["s"], doc["e"], doc["v"], False)]
-            return Added(updates=updates if spec.emit == "update" else [])
+            doc = max(present, key=lambda e: e.offset).state
+            if spec.emit != "update" or doc.get("x"):
+                return Added()
+            return Added(updates=[WindowResult(key, doc["s"], doc["e"], doc["v"], False)])
+        if any(e.state.get("x") for e in present):
+            return self._late(offset, max(e.state["e"] for e in present))
         state: Any = None
         for entry in present:
             state = entry.state["v"] if state is None else spec.combine(state, entry.state["v"])
@@ -202,14 +204,14 @@ class WindowStore:
 
     def _add_sliding(self, key: str, t: int, event: Any, offset: int, wall_ms: int) -> Added:
         spec = self.spec
-        if self.stream_time >= spec.closes_at(t):
-            return Added(True, t, self.watermark)
         entry = self.state.get(self.store, key, 0)
+        if entry is not None and entry.offset >= offset:  # folded before: a redelivery
+            return Added()
+        if self.stream_time >= spec.closes_at(t):
+            return self._late(offset, t)
         doc: dict[str, Any] = {"b": [], "p": [], "w": wall_ms}
         if entry is not None:
             doc = dict(entry.state)
-        if entry is not None and entry.offset >= offset:  # folded before: a redelivery
-            return Added()
         item = event if spec.form != "collect" or spec.fn is None else spec.fn(event)
         buffer = [list(x) for x in doc["b"]]
         insort(buffer, [t, item], key=lambda x: x[0])
@@ -226,6 +228,19 @@ class WindowStore:
                 if end - spec.size_ms <= t <= end:
                     added.updates.append(self._sliding_result(key, buffer, end, False))
         return added
+
+    def _handled(self, offset: int) -> bool:
+        """Whether the record at ``offset`` was handled, its outputs acknowledged, before a
+        crash (see :meth:`PartitionState.acked_through`): a redelivery, whose windows
+        closed since; it was folded, or written to the late topic, then."""
+        return offset <= self.state.acked_through(self.store)
+
+    def _late(self, offset: int, window_end: int) -> Added:
+        """A record whose windows are closed: late, unless it is a redelivery of one
+        handled before (nothing to do again)."""
+        if self._handled(offset):
+            return Added()
+        return Added(True, window_end, self.watermark)
 
     def _sliding_result(self, key: str, buffer: list[Any], end: int, final: bool) -> WindowResult:
         state = _sliding_state(self.spec, buffer, end)

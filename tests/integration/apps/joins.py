@@ -1,6 +1,7 @@
 """A test app of stream-stream joins: orders and payments joined inner, left and outer on
-the order's ``key``, within 5 s of event time, with a grace longer than the test's event
-time span (no record is late whatever a kill does to the routers' order).
+the order's ``key``, within 5 s of event time, with a grace of 5 minutes: longer than the
+test's batches span in event time (no record on time is late whatever a kill does to the
+routers' order), far shorter than how late the test's late records are.
 
 JOIN_TAG suffixes every topic and the group; JOIN_EOS=1 runs it exactly once.
 """
@@ -34,5 +35,5 @@ def pair(order: dict[str, Any] | None, payment: dict[str, Any] | None) -> dict[s
 
 
 for how, output in OUTPUTS.items():
-    app.join(left=ORDERS, right=PAYMENTS, on="key", within="5s", grace="1h", how=how,
+    app.join(left=ORDERS, right=PAYMENTS, on="key", within="5s", grace="5m", how=how,
              output=output, name=f"paid-{how}")(pair)  # fmt: skip

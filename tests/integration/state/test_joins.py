@@ -1,7 +1,7 @@
 """Stream-stream joins on a real broker, killed (``kill -9``) three times mid-stream:
 inner, left and outer results equal a batch computation over both inputs (an oracle),
 with identical duplicates at least once and none exactly once; no record is both
-matched and unmatched."""
+matched and unmatched; the late topics hold exactly the late records."""
 
 import os
 import random
@@ -29,8 +29,12 @@ ROOT = Path(__file__).resolve().parents[3]
 APP = "tests.integration.apps.joins"
 T0 = int(time.time() * 1000) - 3_600_000  # recent: older records would go with retention
 WITHIN = 5_000
-FAR = 7_200_000  # two hours of event time on: every record is evicted (grace is 1 h)
-Record = tuple[str, int, str, int]  # topic ("o" or "p"), n, key, event time
+FAR = 7_200_000  # two hours of event time on: every record is evicted (grace is 5 min)
+LATE = 1_800_000  # how far behind its batch a late record is: far past within and grace
+Record = tuple[str, int, str, int, int]
+"""Topic ("o" or "p"), n, key, event time, and the n whose Kafka key it has (its own, or
+for a late record an earlier one's of its batch: the same input partition, so that the
+router writes it after a record of its key, in the same repartition partition)."""
 
 
 @dataclass
@@ -64,9 +68,9 @@ class Joins:
 
     def send(self, records: list[Record]) -> None:
         producer = Producer({**self.config, "enable.idempotence": True, "linger.ms": 5})
-        for side, n, key, t in records:
+        for side, n, key, t, via in records:
             topic = self.topic("orders" if side == "o" else "payments")
-            producer.produce(topic, orjson.dumps({"n": n, "key": key}), f"r{n}".encode(),
+            producer.produce(topic, orjson.dumps({"n": n, "key": key}), f"r{via}".encode(),
                              timestamp=t)  # fmt: skip
         assert producer.flush(30) == 0
         self.sent += records
@@ -79,25 +83,42 @@ class Joins:
                         for m in read_all(self.config, self.topic(how), isolation=isolation))
         ]  # fmt: skip
 
+    def late(self, how: str) -> list[int]:
+        """The ``n`` of every record in the late topic of the ``how`` join."""
+        topic = f"join-{self.tag}-paid-{how}-late"
+        isolation = "read_committed" if self.eos else "read_uncommitted"
+        return [orjson.loads(m.value())["event"]["n"]
+                for m in read_all(self.config, topic, isolation=isolation)]  # fmt: skip
 
-def _traffic(first: int, count: int, seed: int) -> list[Record]:
+
+def _traffic(first: int, count: int, seed: int, late: int = 0) -> list[Record]:
     """Orders and payments over 20 keys, 0.2 s of event time apart, out of order by up to
     2 s: a key has a record every 4 s or so, so some records meet a partner within 5 s
-    and others do not."""
+    and others do not. Then ``late`` records LATE behind, each after a record of its key
+    in its input partition: late whatever the routers' order."""
     rng = random.Random(seed)
     found = []
     for n in range(first, first + count):
         side = "o" if rng.random() < 0.5 else "p"
         t = T0 + n * 200 + rng.randint(-2000, 2000)
-        found.append((side, n, f"k{rng.randrange(20)}", t))
+        found.append((side, n, f"k{rng.randrange(20)}", t, n))
+    for i, (side, n, key, t, _) in enumerate(rng.sample(found, late)):
+        found.append((side, first + count + i, key, t - LATE, n))
     return found
+
+
+def _late(sent: list[Record]) -> set[int]:
+    """The records sent LATE behind their batch."""
+    return {n for _, n, _, t, _ in sent if t < T0 - LATE // 2}
 
 
 def _oracle(sent: list[Record], how: str) -> set[tuple[int | None, int | None]]:
     """Every pair of an order and a payment of one key at most WITHIN apart; with ``left``
-    also each order without one, with ``outer`` each payment without one too."""
-    orders = [(n, k, t) for s, n, k, t in sent if s == "o"]
-    payments = [(n, k, t) for s, n, k, t in sent if s == "p"]
+    also each order without one, with ``outer`` each payment without one too. Late
+    records join nothing."""
+    late = _late(sent)
+    orders = [(n, k, t) for s, n, k, t, _ in sent if s == "o" and n not in late]
+    payments = [(n, k, t) for s, n, k, t, _ in sent if s == "p" and n not in late]
     pairs = {(o, p) for o, ko, to in orders for p, kp, tp in payments
              if ko == kp and abs(to - tp) <= WITHIN}  # fmt: skip
     found: set[tuple[int | None, int | None]] = set(pairs)
@@ -125,17 +146,19 @@ def joins(
 
 def test_joins_equal_the_oracle_after_repeated_kill_9s(joins: Joins) -> None:
     run = joins.start()
-    joins.send(_traffic(0, 300, seed=1))
-    for kill, first in enumerate((300, 600, 900)):
+    joins.send(_traffic(0, 300, seed=1, late=10))
+    for kill, first in enumerate((400, 700, 1000)):
         wait_for(lambda n=kill: len(joins.results("inner")) > 20 * (n + 1), 90, "pairs joined")
         (worker,) = children_of(run.pid)
         os.kill(worker, signal.SIGKILL)  # mid-stream: the supervisor starts a new worker
         wait_for(lambda w=worker: children_of(run.pid) not in ([], [w]), 60, "a new worker")
-        joins.send(_traffic(first, 300, seed=first))
+        joins.send(_traffic(first, 290, seed=first, late=10))
     expected = {how: _oracle(joins.sent, how) for how in ("inner", "left", "outer")}
-    flush = [(side, 10_000 + 2 * i + (side == "p"), f"k{i}", T0 + FAR)
-             for i in range(20) for side in "op"]  # fmt: skip
-    flushed = {n for _, n, _, _ in flush}
+    flush: list[Record] = []
+    for i in range(20):
+        flush.append(("o", 10_000 + 2 * i, f"k{i}", T0 + FAR, 10_000 + 2 * i))
+        flush.append(("p", 10_001 + 2 * i, f"k{i}", T0 + FAR, 10_001 + 2 * i))
+    flushed = {n for _, n, _, _, _ in flush}
 
     def complete(how: str) -> bool:
         got = {(o, p) for o, p in joins.results(how) if o not in flushed and p not in flushed}
@@ -157,6 +180,10 @@ def test_joins_equal_the_oracle_after_repeated_kill_9s(joins: Joins) -> None:
         matched = {o for o, p in got if p is not None} | {p for o, p in got if o is not None}
         unmatched = {o for o, p in got if p is None} | {p for o, p in got if o is None}
         assert not matched & unmatched, how  # never both matched and unmatched
+        late = joins.late(how)
+        assert set(late) == _late(joins.sent), how  # exactly the late records
+        if joins.eos:
+            assert len(late) == len(set(late)), how
     code, err = joins.runs.stop(run, 90)
     assert code == 0, err
     assert err.count("exited with code -9; restarting") == 3

@@ -117,6 +117,23 @@ def test_a_copy_of_an_evicted_record_is_not_folded_again(copy: str) -> None:
     assert driver.records("pay-paid-late") == []
 
 
+def test_a_record_redelivered_after_its_key_was_forgotten_is_not_late() -> None:
+    # The key's eviction and the end of its memory reached the changelog, the repartition
+    # topic's commit did not: its records come again to a key with no memory. They were
+    # handled (paired) before: not late, and not paired again.
+    driver = TestDriver(_app("left", within="5s"))
+    driver.send("orders", {"n": 1, "order_id": "a"}, timestamp=T0)
+    driver.send("payments", {"n": 2, "order_id": "a"}, timestamp=T0 + 1_000)
+    driver.send("orders", {"n": 3, "order_id": "c"}, timestamp=T0 + 20_000)
+    driver.send("orders", {"n": 4, "order_id": "c"}, timestamp=T0 + 40_000)  # a forgotten
+    assert driver.state("paid", "a") is None
+    routed = driver.records("pay-paid-repartition")[0]
+    driver.redeliver("pay-paid-repartition", routed.partition, routed.offset)
+    # (c's records, redelivered too, write its last change again: identical copies)
+    assert set(_pairs(driver)) == {(1, 2), (3, None)}
+    assert driver.records("pay-paid-late") == []
+
+
 def test_a_record_later_than_its_window_and_grace_goes_to_the_late_topic() -> None:
     driver = TestDriver(_app("left", within="5s", grace="10s"))
     driver.send("orders", {"n": 1, "order_id": "a"}, timestamp=T0)

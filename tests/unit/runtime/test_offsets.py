@@ -84,3 +84,22 @@ def test_a_handled_failure_that_adds_a_delivery_waits_for_it_and_a_cap_holds() -
     offsets.cap(5)
     offsets.advance(dead_letter)
     assert offsets.ready == 5
+
+
+def test_what_runs_on_acknowledgement_learns_the_records_handled_and_a_rewind_caps_it() -> None:
+    # A chunk's acknowledgement tells what was held back how far the partition's records
+    # are handled, every output acknowledged: never past a record a rewind goes back to.
+    offsets = PartitionOffsets()
+    told: list[tuple[str, int]] = []
+    rewound = _chunk(offsets, 10, 20)
+    rewound.failures.append(_failed(12))
+    rewound.sealed = True
+    later = _chunk(offsets, 20, 30)
+    later.acked.append(lambda through: told.append(("later", through)))
+    later.sealed = True
+    timed = _chunk(offsets, -1, None)  # what time did, no record
+    timed.acked.append(lambda through: told.append(("time", through)))
+    timed.sealed = True
+    offsets.advance(lambda chunk, item: offsets.cap(10))  # processed again from 10
+    assert told == [("later", 9), ("time", 9)]
+    assert offsets.ready == 10
