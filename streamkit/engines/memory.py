@@ -106,7 +106,7 @@ class MemoryEngine:
         """Whether every record before ``ends`` was delivered."""
         return all(self._positions.get(tp, 0) >= end for tp, end in ends.items())
 
-    def held_partitions(self, topics: frozenset[str]) -> list[TP]:
+    def feeder_partitions(self, topics: frozenset[str]) -> list[TP]:
         """The partitions of ``topics`` with records (every partition is here)."""
         return [(t, p) for t in topics for p in self._logs[t].partitions]
 

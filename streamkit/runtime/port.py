@@ -92,17 +92,17 @@ class Port(Protocol):
         ...
 
     def read_ends(self, tps: list[TP]) -> dict[TP, int]:
-        """The end offset now (asked of the broker, not cached) of each of ``tps`` that
-        this engine holds."""
+        """The end offset now (asked of the broker, not cached) of each of ``tps``."""
         ...
 
     def read_to(self, ends: dict[TP, int]) -> bool:
         """Whether every record before ``ends`` was handled, and what was produced from
-        them acknowledged, in each partition this engine still holds."""
+        them acknowledged: here, or (a partition another worker holds) by the group."""
         ...
 
-    def held_partitions(self, topics: frozenset[str]) -> list[TP]:
-        """The partitions of ``topics`` this engine holds."""
+    def feeder_partitions(self, topics: frozenset[str]) -> list[TP]:
+        """Every partition of ``topics`` (the topics routed into a partition), wherever
+        it is handled."""
         ...
 
     def state_of(self, tp: TP) -> PartitionState | None:

@@ -241,17 +241,17 @@ class PartitionTask:
 
     def _cleared(self, due: int, now_ms: int) -> bool:
         """Whether a wall-clock timer due at ``due`` may fire: only once everything that
-        was in Kafka when it came due is handled, in this partition and in the partitions
-        here of the topics routed into it. So an answer written before a wait's deadline
-        but read late (the worker was down, or behind) still comes before the timeout: a
-        worker's outage does not change what times out. First the routers' inputs are
-        read to their ends of ``now_ms`` (and what they forwarded is acknowledged), then
-        this partition to its end after that; a fence set at ``now_ms`` clears every
-        timer due by then."""
+        was in Kafka when it came due is handled, in this partition and in every
+        partition of the topics routed into it, whichever worker holds it. So an answer
+        written before a wait's deadline but read late (a worker was down, or behind)
+        still comes before the timeout: an outage does not change what times out. First
+        the routers' inputs are read (here) or committed (by the group) to their ends of
+        ``now_ms``, then this partition to its end after that; a fence set at ``now_ms``
+        clears every timer due by then."""
         if due <= self.wall_cleared:
             return True
         if self._fence is None:
-            feeders = self.port.held_partitions(self._feeders)
+            feeders = self.port.feeder_partitions(self._feeders)
             targets, own = (feeders, False) if feeders else ([self.tp], True)
             self._fence = (now_ms, self.port.read_ends(targets), own)
         at, ends, own = self._fence

@@ -97,6 +97,10 @@ class KafkaEngine:
         self.max_pending_bytes = max_pending_bytes
         self.throttled: set[TP] = set()
         """Partitions paused because concurrent records wait beyond the bounds."""
+        self._partitions: dict[str, int] = {}
+        """Partition counts of the topics routed into others, asked of the broker once."""
+        self._commits_asked = 0.0
+        """When the group's commits of partitions held elsewhere were last found short."""
         self.track_deliveries = True
         """Whether the tasks track their chunks' deliveries (at least once). Under exactly
         once the transaction decides: an aborted one's reports ("purged") mean nothing."""
@@ -175,11 +179,41 @@ class KafkaEngine:
         return ends
 
     def read_to(self, ends: dict[TP, int]) -> bool:
-        """Whether the consumer's position is at or past ``ends`` in every partition of
-        them still assigned here (every record the consumer returned was handled before
-        the engine asks), and what was produced from the records before them is
-        acknowledged."""
-        held = [TopicPartition(*tp) for tp in ends if tp in self.tasks]
+        """Whether every record before ``ends`` was handled and what was produced from it
+        acknowledged: in a partition assigned here, the consumer's position is at or past
+        its end (every record the consumer returned was handled before the engine asks)
+        and no delivery of a record before it waits; in one held by another worker, or by
+        none now, the group's committed offset is (a worker commits a record only once its
+        outputs are acknowledged)."""
+        here = {tp: end for tp, end in ends.items() if tp in self.tasks}
+        elsewhere = {tp: end for tp, end in ends.items() if tp not in self.tasks}
+        return self._read_here(here) and self._committed_to(elsewhere)
+
+    def _committed_to(self, ends: dict[TP, int]) -> bool:
+        """Whether the group's committed offset of each of ``ends`` is at or past it (a
+        partition never committed: when its end is the log's start). Asked of the group
+        coordinator at most twice a second while short."""
+        if not ends:
+            return True
+        if time.monotonic() - self._commits_asked < 0.5:
+            return False
+        try:
+            committed = self.consumer.committed([TopicPartition(*tp) for tp in ends], timeout=2)
+            for found in committed:
+                at = found.offset
+                if at < 0:
+                    at, _ = self.consumer.get_watermark_offsets(found, timeout=2)
+                if at < ends[(found.topic, found.partition)]:
+                    self._commits_asked = time.monotonic()
+                    return False
+        except KafkaException as exc:
+            self.log.debug("committed offsets not known: %s", exc.args[0].str())
+            self._commits_asked = time.monotonic()
+            return False
+        return True
+
+    def _read_here(self, ends: dict[TP, int]) -> bool:
+        held = [TopicPartition(*tp) for tp in ends]
         if not held:
             return True
         for tp, end in ends.items():
@@ -205,9 +239,23 @@ class KafkaEngine:
                 return False
         return True
 
-    def held_partitions(self, topics: frozenset[str]) -> list[TP]:
-        """The partitions of ``topics`` assigned here."""
-        return [tp for tp in self.tasks if tp[0] in topics]
+    def feeder_partitions(self, topics: frozenset[str]) -> list[TP]:
+        """Every partition of ``topics``, wherever it is handled (their counts asked of
+        the broker once; a topic whose count cannot be had: its partitions here)."""
+        found: list[TP] = []
+        for topic in sorted(topics):
+            count = self._partitions.get(topic)
+            if count is None:
+                try:
+                    info = self.consumer.list_topics(topic, timeout=5).topics.get(topic)
+                except KafkaException:
+                    info = None
+                if info is None or info.error is not None or not info.partitions:
+                    found += [tp for tp in self.tasks if tp[0] == topic]
+                    continue
+                count = self._partitions[topic] = len(info.partitions)
+            found += [(topic, p) for p in range(count)]
+        return found
 
     def state_of(self, tp: TP) -> PartitionState | None:
         """The state of partition ``tp`` when a task here holds it."""

@@ -5,7 +5,9 @@
   emit) is visible exactly once, compensations exactly for the completed steps, in
   reverse order;
 - at least once, waits time out while no worker runs: their timers fire after the
-  restart; ``streamkit workflow list|show|graph`` show the instances as they are.
+  restart; ``streamkit workflow list|show|graph`` show the instances as they are;
+- with two workers, an answer held up by a frozen worker (its approvals partition) wins
+  over the timeout of a wait the other worker holds.
 """
 
 import os
@@ -26,6 +28,7 @@ import pytest
 from confluent_kafka import Producer
 
 from streamkit.ops.admin import admin_client, delete_topics
+from streamkit.records import key_partition
 from tests.integration.helpers import Processes, create_app_topics, read_all
 from tests.integration.runtime.conftest import wait_for
 from tests.integration.state.conftest import children_of
@@ -45,11 +48,11 @@ class Flow:
     def topic(self, name: str) -> str:
         return f"wf-{name}-{self.tag}"
 
-    def start(self) -> subprocess.Popen[bytes]:
+    def start(self, **env: str) -> subprocess.Popen[bytes]:
         return self.runs.start(
             [sys.executable, "-m", "streamkit", "run", APP, "--batch-size", "50",
              "--commit-interval", "0.3", "--restart-backoff", "0.2"],
-            self.env,
+            {**self.env, **env},
         )  # fmt: skip
 
     def send(self, topic: str, values: list[dict[str, Any]]) -> None:
@@ -244,3 +247,88 @@ def test_answers_written_while_no_worker_runs_win_over_the_timeouts_after_the_re
         "w14": "compensated",
         "w28": "compensated",
     }
+
+
+def test_answers_a_frozen_worker_holds_win_over_timeouts_another_worker_fires(
+    flows: Any, kafka_config: dict[str, Any], tmp_path: Path
+) -> None:
+    # Two workers. The one holding an approvals partition is frozen (SIGSTOP) before the
+    # answers come, past the waits' deadlines (its partitions move only after a 20 s
+    # session timeout); the other holds instances waiting for those answers: their
+    # timeouts wait until the group has committed the approvals written before them.
+    flow = flows(eos=False, wait="10s")
+    session = {"STREAMKIT_KAFKA_CONSUMER_SESSION_TIMEOUT_MS": "20000"}
+    runs = [flow.start(**session, STREAMKIT_STATE_DIR=str(tmp_path / f"w{i}")) for i in (0, 1)]
+    held = _assignments(kafka_config, f"wf-{flow.tag}", runs)
+    approvals, repartition = flow.topic("approvals"), f"wf-{flow.tag}-orders-repartition"
+    frozen, live = next(
+        (a, b)
+        for a, b in ((0, 1), (1, 0))
+        if any(t == approvals for t, _ in held[a]) and any(t == repartition for t, _ in held[b])
+    )
+
+    def crossed(n: int) -> bool:  # its answer in the frozen one's partition, its wait not
+        answer = (approvals, key_partition(f"kw{n}".encode(), 2))
+        wait = (repartition, key_partition(f"w{n}".encode(), 3))
+        return answer in held[frozen] and wait in held[live]
+
+    waiting = [7 * k for k in range(1, 200)]
+    chosen = [n for n in waiting if crossed(n)][:4] + [n for n in waiting if not crossed(n)][:4]
+    flow.send("orders", [{"id": f"w{n}", "n": n} for n in chosen])
+
+    def all_waiting() -> bool:
+        listed = flow.cli("workflow", "list", "--state", "waiting", "--json")
+        assert listed.returncode == 0, listed.stderr
+        return len(listed.stdout.splitlines()) == len(chosen)
+
+    wait_for(all_waiting, 90, "eight instances waiting for their approval")
+    shown = [flow.cli("workflow", "show", f"w{n}").stdout for n in chosen]
+    until = [orjson.loads(doc)["waiting"]["until"] for doc in shown]
+    stopped = [runs[frozen].pid, *children_of(runs[frozen].pid)]
+    answered = chosen[:3] + chosen[4:6]
+    try:
+        for pid in stopped:
+            os.kill(pid, signal.SIGSTOP)
+        flow.send("approvals", [{"id": f"w{n}", "by": "ann"} for n in answered])
+        answered_at = time.time() * 1000
+        assert answered_at < min(until), "the approvals must be written before the deadlines"
+        ends: dict[str, dict[str, Any]] = {}
+        wait_for(
+            lambda: ends.update(dict(flow.read("done"))) or len(ends) == len(chosen),
+            120,
+            "all eight instances to end",
+        )
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+    assert {key: end["status"] for key, end in ends.items()} == {
+        f"w{n}": _expected(n, n in answered)[0] for n in chosen
+    }
+
+
+def _assignments(
+    config: dict[str, Any], group: str, runs: list[subprocess.Popen[bytes]]
+) -> list[set[tuple[str, int]]]:
+    """The partitions each run's worker holds, once the group is stable with both."""
+    admin = admin_client(config)
+    found: list[set[tuple[str, int]]] = []
+
+    def stable() -> bool:
+        (future,) = admin.describe_consumer_groups([group], request_timeout=10).values()
+        described = future.result()
+        by_pid = {
+            int(m.client_id.rsplit("-", 1)[1]): {
+                (tp.topic, tp.partition) for tp in m.assignment.topic_partitions
+            }
+            for m in described.members
+        }
+        workers = [children_of(run.pid) for run in runs]
+        if str(described.state) != "ConsumerGroupState.STABLE" or len(by_pid) != len(runs):
+            return False
+        if any(len(w) != 1 or w[0] not in by_pid for w in workers):
+            return False
+        found[:] = [by_pid[w[0]] for w in workers]
+        return sum(len(p) for p in found) == 8  # orders 3, approvals 2, repartition 3
+
+    wait_for(stable, 90, "both workers in the group, every partition assigned")
+    return found
