@@ -13,6 +13,7 @@ records that much later had come), closing windows and firing timers.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -21,9 +22,10 @@ from pathlib import Path
 from streamkit.app import App
 from streamkit.errors import SerializationError
 from streamkit.failures.failure import FailureHandler
-from streamkit.records import TP, Headers, Record, key_partition
+from streamkit.records import TP, Headers, Message, Record, key_partition
+from streamkit.runtime.concurrency import ConcurrentRecords
 from streamkit.runtime.offsets import Chunk
-from streamkit.runtime.outcome import OutRecord, ProduceError
+from streamkit.runtime.outcome import Outcome, OutRecord, ProduceError
 from streamkit.runtime.pipeline import Pipeline
 from streamkit.runtime.port import Counters, Hold
 from streamkit.runtime.task import PartitionTask
@@ -71,6 +73,17 @@ class MemoryEngine:
         """Input records that a processor filtered out (returned nothing for)."""
         self.waits: list[tuple[str, int, float]] = []
         """(processor, failed attempt, seconds it would have waited) per retry."""
+        self.concurrent: ConcurrentRecords | None = None
+        """Concurrent processors' records: run here one at a time, in order, through the
+        lanes, retries and settling a worker's run them through."""
+        if any(s.concurrent for s in app.processors):
+            self.concurrent = ConcurrentRecords(
+                self.pipeline,
+                inline=True,
+                clock=lambda: self._clock / 1000,
+                settled=self._concurrent_settled,
+                retried=lambda name, attempt, delay: self.waits.append((name, attempt, delay)),
+            )
         for data in self.pipeline.tables.values():  # every partition of every table is here
             for p in range(self._topics[data.spec.topic].partitions):
                 data.hold(p)
@@ -188,6 +201,8 @@ class MemoryEngine:
             if not self._queue:
                 if self._tick():
                     continue
+                if self._concurrent_retry():
+                    continue
                 if not self.held:
                     return
                 self._clock = max(self._clock, min(t.hold.until_ms for t in self.held.values()
@@ -209,6 +224,11 @@ class MemoryEngine:
         offset = record.offset()
         self._positions[task.tp] = offset + 1
         chunk = task.offsets.open(_MemoryChunk(self, offset))
+        concurrent = self.concurrent
+        if concurrent is not None and task.topic in concurrent.schedulers:
+            concurrent.submit(task, record, chunk)
+            self._complete()
+            return
         again = task.retrying is not None and task.retrying.offset == offset
         fast_filtered = self.pipeline.fast_filtered
         try:
@@ -220,6 +240,28 @@ class MemoryEngine:
             outcome is not None and outcome.filtered > 0
         )
         if filtered and not again and task.topic in self.pipeline.by_input:
+            self.filtered.append(record)
+
+    def _complete(self) -> None:
+        """Run the concurrent calls that may start, settle them, advance their offsets."""
+        assert self.concurrent is not None  # noqa: S101 - only with concurrent processors
+        self.concurrent.complete()
+        for task in list(self.tasks.values()):
+            if task.topic in self.concurrent.schedulers:
+                task.offsets.advance(task.delivery_failed)
+
+    def _concurrent_retry(self) -> bool:
+        """Move the clock to the next retry of a concurrent call, and run it (whether one
+        waited)."""
+        due = None if self.concurrent is None else self.concurrent.next_retry()
+        if due is None:
+            return False
+        self._clock = max(self._clock, math.ceil(due * 1000))
+        self._complete()
+        return True
+
+    def _concurrent_settled(self, record: Message, outcome: Outcome) -> None:
+        if outcome.filtered > 0 and isinstance(record, Record):
             self.filtered.append(record)
 
     def _task(self, tp: TP) -> PartitionTask:

@@ -22,6 +22,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Coroutine, Hashable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 from queue import SimpleQueue
 from time import monotonic
@@ -43,12 +44,26 @@ class Job:
     """
 
     __slots__ = (
-        "abandoned", "args", "attempt", "deadline", "error", "lane", "lane_done", "payload",
-        "released", "result", "run", "running", "seconds", "size",
-    )  # fmt: skip
+        "abandoned",
+        "args",
+        "attempt",
+        "deadline",
+        "error",
+        "extra",
+        "lane",
+        "lane_done",
+        "payload",
+        "released",
+        "result",
+        "run",
+        "running",
+        "seconds",
+        "size",
+    )
 
-    def __init__(self, lane: Hashable | None, args: tuple[Any, ...], payload: Any,
-                 size: int = 0) -> None:  # fmt: skip
+    def __init__(
+        self, lane: Hashable | None, args: tuple[Any, ...], payload: Any, size: int = 0
+    ) -> None:
         self.lane = lane
         self.args = args
         self.payload = payload
@@ -56,6 +71,8 @@ class Job:
         self.attempt = 1
         self.result: Any = None
         self.error: BaseException | None = None
+        self.extra: list[tuple[str, bytes]] = []
+        """Headers the middleware context around the last call added."""
         self.seconds = 0.0
         self.run = 0
         self.running = self.abandoned = self.released = self.lane_done = False
@@ -120,12 +137,25 @@ class Scheduler:
     """
 
     def __init__(
-        self, spec: ProcessorSpec, done: SimpleQueue[Job], loop: EventLoopThread | None
+        self,
+        spec: ProcessorSpec,
+        done: SimpleQueue[Job],
+        loop: EventLoopThread | None,
+        *,
+        around: Callable[[Job], AbstractContextManager[list[tuple[str, bytes]]]] | None = None,
+        inline: bool = False,
+        clock: Callable[[], float] = monotonic,
     ) -> None:
         self.spec = spec
         self.width = spec.concurrency
         self.done = done
         self._loop = loop
+        self._around = around
+        """The context each call runs in (middleware's, around the record), if any."""
+        self._inline = inline
+        self._started: deque[Job] = deque()
+        """Inline: jobs that may start, run by :meth:`run_inline` in this order."""
+        self._clock = clock
         self._lock = threading.Lock()
         self._lanes: dict[Hashable, deque[Job]] = {}
         self._ready: deque[Job] = deque()
@@ -139,7 +169,7 @@ class Scheduler:
         """Jobs submitted and not yet released: queued, running, finished or retrying."""
         self.pending_bytes = 0
         self._pool: ThreadPoolExecutor | None = None
-        if not spec.is_async:
+        if not spec.is_async and not inline:
             self._pool = ThreadPoolExecutor(self.width, thread_name_prefix=f"sk-{spec.name}")
 
     # -- from the engine's loop -----------------------------------------------------------
@@ -186,11 +216,15 @@ class Scheduler:
     def retry(self, job: Job, delay: float) -> None:
         """Call ``job`` again after ``delay`` seconds; its lane waits for it."""
         self._seq += 1
-        heapq.heappush(self._retries, (monotonic() + delay, self._seq, job))
+        heapq.heappush(self._retries, (self._clock() + delay, self._seq, job))
+
+    def next_retry(self) -> float | None:
+        """When the next retry is due (seconds of the clock), if one waits."""
+        return self._retries[0][0] if self._retries else None
 
     def due(self) -> None:
         """Start the retries whose delay is over; report the threads past their timeout."""
-        now = monotonic()
+        now = self._clock()
         if self._retries and self._retries[0][0] <= now:
             with self._lock:
                 while self._retries and self._retries[0][0] <= now:
@@ -255,7 +289,9 @@ class Scheduler:
             self.busy += 1
             job.run += 1
             job.running = True
-            if self._pool is not None:
+            if self._inline:
+                self._started.append(job)
+            elif self._pool is not None:
                 if self.spec.timeout is not None:
                     job.deadline = monotonic() + self.spec.timeout
                     self._running[id(job)] = job
@@ -264,38 +300,61 @@ class Scheduler:
                 assert self._loop is not None  # noqa: S101 - async specs get a loop
                 self._loop.start(partial(self._call_async, job, job.run))
 
-    def _call(self, job: Job, run: int) -> None:
+    def run_started(self) -> None:
+        """Inline: run, on this thread, the calls that may start, in order (and those their
+        ending lets start)."""
+        while self._started:
+            job = self._started.popleft()
+            if self.spec.is_async:
+                self._call(job, job.run, partial(_awaited, self.spec, job.args))
+            else:
+                self._call(job, job.run)
+
+    def _call(self, job: Job, run: int, call: Callable[[], Any] | None = None) -> None:
         started = monotonic()
         result: Any = None
         error: BaseException | None = None
+        extra: list[tuple[str, bytes]] = []
         try:
-            result = self.spec.fn(*job.args)
+            with self._context(job) as extra:
+                result = self.spec.fn(*job.args) if call is None else call()
         except Exception as exc:  # noqa: BLE001 - user code; the failure policy decides
             error = exc
-        self._finished(job, run, result, error, monotonic() - started)
+        self._finished(job, run, result, error, monotonic() - started, extra)
 
     async def _call_async(self, job: Job, run: int) -> None:
         started = monotonic()
         result: Any = None
         error: BaseException | None = None
+        extra: list[tuple[str, bytes]] = []
         try:
-            call = self.spec.fn(*job.args)
-            timeout = self.spec.timeout
-            result = await (call if timeout is None else asyncio.wait_for(call, timeout))
+            with self._context(job) as extra:
+                call = self.spec.fn(*job.args)
+                timeout = self.spec.timeout
+                result = await (call if timeout is None else asyncio.wait_for(call, timeout))
         except TimeoutError:
             error = ProcessorTimeoutError(_timed_out(self.spec))
         except Exception as exc:  # noqa: BLE001 - user code; the failure policy decides
             error = exc
-        self._finished(job, run, result, error, monotonic() - started)
+        self._finished(job, run, result, error, monotonic() - started, extra)
+
+    def _context(self, job: Job) -> AbstractContextManager[list[tuple[str, bytes]]]:
+        return nullcontext([]) if self._around is None else self._around(job)
 
     def _finished(
-        self, job: Job, run: int, result: Any, error: BaseException | None, seconds: float
+        self,
+        job: Job,
+        run: int,
+        result: Any,
+        error: BaseException | None,
+        seconds: float,
+        extra: list[tuple[str, bytes]],
     ) -> None:
         with self._lock:
             self.busy -= 1
             if run == job.run and not job.released:  # not timed out or forgotten meanwhile
                 self._running.pop(id(job), None)
-                job.result, job.error, job.seconds = result, error, seconds
+                job.result, job.error, job.seconds, job.extra = result, error, seconds, extra
                 job.running = False
                 self.done.put(job)
                 if error is None and not job.abandoned:
@@ -304,6 +363,11 @@ class Scheduler:
                     # call that raised holds its lane until the loop decides on a retry.
                     self._next_in_lane(job)
             self._fill()
+
+
+def _awaited(spec: ProcessorSpec, args: tuple[Any, ...]) -> Any:
+    """An ``async def`` processor's call, awaited here (see :func:`run_inline`)."""
+    return run_inline(spec.fn(*args), spec)
 
 
 def _timed_out(spec: ProcessorSpec) -> str:

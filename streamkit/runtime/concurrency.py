@@ -3,11 +3,15 @@
 A processor with ``concurrency=N`` (or an ``async def`` one) does not run in the engine's
 loop. Each of its records gets a chunk of its own (see :mod:`streamkit.runtime.offsets`)
 opened in offset order when the record is taken, and a job on the processor's
-:class:`~streamkit.runtime._scheduler.Scheduler`. The loop decodes the record, checks its
-event id, and later, when the call has returned, routes and writes its outputs, remembers
-its event id and settles its outcome through the task, exactly as a record run in the loop
-would be; then the chunk is sealed. Chunks complete in order, so the committed offset of a
-partition is never past its lowest incomplete record, whatever finished after it.
+:class:`~streamkit.runtime._scheduler.Scheduler`. The loop admits the record as it admits
+one it runs itself (:meth:`Pipeline.selected`, :meth:`~Pipeline.decoded` and
+:meth:`~Pipeline.admit`: redrive target, header and event filters, tables, event id,
+context), and later, when the call has returned, writes its outputs with
+:meth:`Pipeline.finish` and settles its outcome through the task, exactly as a record run
+in the loop is; then the chunk is sealed. Middleware's record context is entered around
+the call, where it runs (a thread, or the event loop's task). Chunks complete in order,
+so the committed offset of a partition is never past its lowest incomplete record,
+whatever finished after it.
 
 Rules that keep every guarantee (checked at start-up by :func:`check_concurrency`):
 
@@ -28,22 +32,22 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from queue import Empty, SimpleQueue
+from time import monotonic
 from typing import TYPE_CHECKING, Any
 
 from streamkit.app import App
-from streamkit.errors import ConfigError, SerializationError
-from streamkit.failures.dead_letter import redrive_target
-from streamkit.failures.failure import Failure, Stage
-from streamkit.processor import Context, RecordInfo, route
+from streamkit.errors import ConfigError
+from streamkit.processor import RecordInfo
 from streamkit.records import TP, Headers, Message, message_headers, record_fields
 from streamkit.runtime._scheduler import EventLoopThread, Job, Scheduler
 from streamkit.runtime.offsets import Chunk
 from streamkit.runtime.outcome import Outcome
 
 if TYPE_CHECKING:
-    from streamkit.runtime.pipeline import Pipeline
+    from streamkit.runtime.pipeline import Call, Pipeline
     from streamkit.runtime.task import PartitionTask
 
 __all__ = ["ConcurrentRecords", "check_concurrency"]
@@ -75,31 +79,53 @@ def check_concurrency(app: App) -> None:
 
 @dataclass(eq=False, slots=True)
 class _Record:
-    """What settling a job needs: the record, its chunk, its task."""
+    """What settling a job needs: the record, its chunk, its task, the call admitted."""
 
     task: PartitionTask
     msg: Message
     chunk: Chunk
     headers: Headers
-    event_key: Any
-    event_id: str | None
-    extra: list[tuple[str, bytes]]
+    call: Call
+    info: RecordInfo | None
+    """The record as middleware sees it (None: no middleware wraps records)."""
 
 
 class ConcurrentRecords:
-    """The concurrent processors of an engine (see the module docstring)."""
+    """The concurrent processors of an engine (see the module docstring).
 
-    def __init__(self, pipeline: Pipeline) -> None:
+    ``inline``: calls run on the engine's thread, one at a time in the order they may
+    start, when :meth:`complete` is called, with ``clock`` (seconds) timing the retries:
+    the in-memory engine runs concurrent processors so, deterministically, through the
+    same admission, lanes, retries and settling as a worker does.
+    """
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        *,
+        inline: bool = False,
+        clock: Callable[[], float] = monotonic,
+        settled: Callable[[Message, Outcome], None] | None = None,
+        retried: Callable[[str, int, float], None] | None = None,
+    ) -> None:
         self.pipeline = pipeline
+        self._settled = settled
+        """Told each record settled, with its outcome (the in-memory engine's record)."""
+        self._retried = retried
+        """Told (processor, failed attempt, delay) of each retry."""
         self.done: SimpleQueue[Job] = SimpleQueue()
         specs = [s for s in pipeline.app.processors if s.concurrent]
         self.loop = None
-        if any(s.is_async for s in specs):
+        if not inline and any(s.is_async for s in specs):
             self.loop = EventLoopThread()
             # The loop thread waits for the interpreter while the engine's loop decodes and
             # writes; by default it gets it within 5 ms, which made a 20 ms call take ~30.
             sys.setswitchinterval(min(sys.getswitchinterval(), 0.001))
-        self.schedulers = {s.input: Scheduler(s, self.done, self.loop) for s in specs}
+        around = self._around if pipeline.chain.wants_records else None
+        self.schedulers = {
+            s.input: Scheduler(s, self.done, self.loop, around=around, inline=inline, clock=clock)
+            for s in specs
+        }
         self.positions: dict[TP, int] = {}
         """Per partition, the offset after the last record taken."""
 
@@ -118,10 +144,16 @@ class ConcurrentRecords:
         """Bytes of the records taken and not yet settled."""
         return sum(s.pending_bytes for s in self.schedulers.values())
 
+    def next_retry(self) -> float | None:
+        """When the next retry is due (seconds of the clock), if one waits."""
+        due = [t for t in (s.next_retry() for s in self.schedulers.values()) if t is not None]
+        return min(due) if due else None
+
     # -- taking a record ------------------------------------------------------------------
     def submit(self, task: PartitionTask, msg: Message, chunk: Chunk) -> None:
-        """Take ``msg`` (the only record of ``chunk``): settle it now when no call is
-        needed (a tombstone, bytes that do not decode, a seen event id), else queue it."""
+        """Take ``msg`` (the only record of ``chunk``) through the pipeline's admission;
+        settle it now when no call is needed (filtered, bytes that do not decode, a seen
+        event id), else queue its call."""
         offset = msg.offset() or 0
         chunk.current, chunk.last = msg, offset
         self.positions[task.tp] = offset + 1
@@ -129,59 +161,52 @@ class ConcurrentRecords:
         spec = scheduler.spec
         pipeline = self.pipeline
         headers = message_headers(msg)
-        extra = self._extra(msg, headers) if pipeline.chain.wants_records else []
-        value = msg.value()
-        only = redrive_target(headers) if headers else None
-        if task.topic in pipeline.filters.headers:
-            only = pipeline.filters.allowed(task.topic, headers, only, Outcome())
-        if value is None or (only is not None and spec.name not in only):
-            outcome = Outcome(extra_headers=extra, filtered=int(value is None))
-            self._settle_now(task, msg, chunk, outcome, headers)
-            return
-        topic, partition = task.tp
-        key = msg.key()
-        try:
-            event, event_key = pipeline.serdes[topic].decode(key, value, (topic, partition, offset))
-        except SerializationError as exc:
-            outcome = Outcome(extra_headers=extra)
-            pipeline.decide(Failure(Stage.DECODE, topic, partition, offset, exc), outcome)
-            self._settle_now(task, msg, chunk, outcome, headers)
-            return
-        if not pipeline.filters.event_matches(spec.name, event, Outcome()):
-            self._settle_now(task, msg, chunk, Outcome(extra_headers=extra, filtered=1), headers)
-            return
-        event_id = None
-        if spec.dedupe is not None:
-            event_id = spec.dedupe.event_id(event, headers)
-            if event_id is not None and pipeline.stateful.seen(task.state, spec.name, event_id):
-                outcome = Outcome(extra_headers=extra, deduplicated=1)
+        outcome = Outcome()
+        call = None
+        only = pipeline.selected(task.topic, headers, None, outcome)
+        if only is None or spec.name in only:
+            decoded = pipeline.decoded(msg, outcome)
+            if decoded is not None:
+                where = (task.topic, task.partition, offset, msg.timestamp()[1])
+                event, event_key = decoded
+                call = pipeline.admit(
+                    spec, event, event_key, only, where, msg.key(), headers, task.state, outcome
+                )
+        info = self._info(msg, headers) if pipeline.chain.wants_records else None
+        if call is None:
+            if info is None:
                 self._settle_now(task, msg, chunk, outcome, headers)
                 return
-        args: tuple[Any, ...] = (event,)
-        if spec.takes_context:
-            ctx = Context(
-                topic=topic, partition=partition, offset=offset, timestamp=msg.timestamp()[1],
-                key=event_key, headers=list(headers), processor=spec.name,
-            )  # fmt: skip
-            args = (event, ctx)
+            with pipeline.chain.record(info) as extra:
+                outcome.extra_headers = list(extra)
+                self._settle_now(task, msg, chunk, outcome, headers)
+            return
         lane: Any = None
         if spec.ordering == "key":
-            lane = (task.tp, key)
+            lane = (task.tp, msg.key())
         elif spec.ordering == "partition":
             lane = task.tp
-        record = _Record(task, msg, chunk, headers, event_key, event_id, extra)
-        scheduler.submit(Job(lane, args, record, size=len(value) + len(key or b"")))
+        record = _Record(task, msg, chunk, headers, call, info)
+        size = len(msg.value() or b"") + len(msg.key() or b"")
+        scheduler.submit(Job(lane, call.args, record, size=size))
 
-    def _extra(self, msg: Message, headers: Headers) -> list[tuple[str, bytes]]:
-        """Headers middleware adds to the record's outputs (its context is entered and left
-        here: it does not span the call, which runs elsewhere)."""
-        chain = self.pipeline.chain
-        info = RecordInfo(
-            msg.topic() or "", msg.partition() or 0, msg.offset() or 0, msg.key(), headers,
+    def _info(self, msg: Message, headers: Headers) -> RecordInfo:
+        return RecordInfo(
+            msg.topic() or "",
+            msg.partition() or 0,
+            msg.offset() or 0,
+            msg.key(),
+            headers,
             self.pipeline.app.group_id,
-        )  # fmt: skip
-        with chain.record(info) as extra:
-            return list(extra)
+        )
+
+    def _around(self, job: Job) -> AbstractContextManager[list[tuple[str, bytes]]]:
+        """Middleware's context of a call's record, entered where the call runs (around
+        it, as it is around a record run in the loop): the headers it adds go to the
+        record's outputs."""
+        record: _Record = job.payload
+        assert record.info is not None  # noqa: S101 - only when middleware wraps records
+        return self.pipeline.chain.record(record.info)
 
     def _settle_now(
         self, task: PartitionTask, msg: Message, chunk: Chunk, outcome: Outcome, headers: Headers
@@ -189,19 +214,25 @@ class ConcurrentRecords:
         task.port.counters.filtered += outcome.filtered
         task.settle(msg, chunk, outcome, headers, msg.timestamp()[1], 1)
         chunk.sealed = True
+        if self._settled is not None:
+            self._settled(msg, outcome)
 
     # -- settling finished calls ----------------------------------------------------------
     def complete(self, wait: float = 0.0) -> int:
         """Settle the calls that returned (waiting up to ``wait`` seconds for a first one);
-        start due retries. Returns how many were settled."""
+        start due retries (inline: run the calls that may start first). Returns how many
+        were settled."""
         for scheduler in self.schedulers.values():
             scheduler.due()
+            scheduler.run_started()
         settled = 0
         try:
             job = self.done.get(timeout=wait) if wait > 0 else self.done.get_nowait()
             while True:
                 self._settle(job)
                 settled += 1
+                for scheduler in self.schedulers.values():
+                    scheduler.run_started()  # what the settled call let start
                 job = self.done.get_nowait()
         except Empty:
             return settled
@@ -213,41 +244,22 @@ class ConcurrentRecords:
         if job.abandoned or task.closed:
             scheduler.release(job)
             return
-        spec, pipeline = scheduler.spec, self.pipeline
-        offset, timestamp = msg.offset() or 0, msg.timestamp()[1]
-        where = (task.topic, task.partition, offset, timestamp)
-        outcome = Outcome(extra_headers=record.extra)
-        ended = "failed"
-        try:
-            emits = route(spec, job.result) if job.error is None else None
-        except Exception as exc:  # noqa: BLE001 - a routing mistake of the user
-            job.error, emits = exc, None
-        if emits is None:
-            error = job.error or RuntimeError("no result")
-            failure = Failure(Stage.PROCESS, *where[:3], error, spec.name, attempt=job.attempt)
-            pipeline.decide(failure, outcome)
-        elif record.event_id is not None and pipeline.stateful.seen(
-            task.state, spec.name, record.event_id
-        ):
-            outcome.deduplicated += 1  # the same event id finished first, in another lane
-            ended = "deduplicated"
-        else:
-            ended = pipeline.deliver(spec, emits, where, msg.key(), record.event_key, chunk,
-                                     outcome)  # fmt: skip
-            if record.event_id is not None and ended != "failed":
-                pipeline.stateful.remember(task.state, spec.name, where, record.event_id, chunk,
-                                           outcome)  # fmt: skip
-        if pipeline.chain.wants_timing and ended != "deduplicated":
-            pipeline.chain.processed(spec.name, job.seconds, ended)
+        pipeline = self.pipeline
+        outcome = Outcome(extra_headers=list(job.extra))
+        pipeline.finish(record.call, job.result, job.error, job.attempt, job.seconds, chunk,
+                        outcome, task.state, recheck=True)  # fmt: skip
         if outcome.retry:
-            self._retry(job, task, outcome.retry[spec.name], scheduler)
+            self._retry(job, task, outcome.retry[scheduler.spec.name], scheduler)
             return
+        timestamp = msg.timestamp()[1]
         if task.state is not None:
             pipeline.stateful.flush(task.state, chunk, timestamp, outcome)
         task.port.counters.filtered += outcome.filtered
         task.settle(msg, chunk, outcome, record.headers, timestamp, job.attempt)
         chunk.sealed = True
         scheduler.release(job)
+        if self._settled is not None:
+            self._settled(msg, outcome)
 
     def _retry(self, job: Job, task: PartitionTask, delay: float, scheduler: Scheduler) -> None:
         """A blocking retry of one record: its lane waits, the others go on."""
@@ -255,14 +267,20 @@ class ConcurrentRecords:
         offset = record.msg.offset() or 0
         job.attempt += 1
         task.port.counters.retries += 1
+        waits = {"key": "key", "partition": "partition"}.get(scheduler.spec.ordering, "record")
         task.port.log.info(
             "retrying %s[%d]@%d (%s) in %.2fs, attempt %d (its %s waits)",
-            *task.tp, offset, scheduler.spec.name, delay, job.attempt,
-            "key" if scheduler.spec.ordering == "key" else "partition"
-            if scheduler.spec.ordering == "partition" else "record",
+            *task.tp,
+            offset,
+            scheduler.spec.name,
+            delay,
+            job.attempt,
+            waits,
             extra=record_fields(*task.tp, offset, scheduler.spec.name),
-        )  # fmt: skip
+        )
         scheduler.retry(job, delay)
+        if self._retried is not None:
+            self._retried(scheduler.spec.name, job.attempt - 1, delay)
 
     # -- dropping and draining ------------------------------------------------------------
     def abandon(self, task: PartitionTask, offset: int = 0) -> int:

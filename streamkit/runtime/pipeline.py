@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from time import perf_counter
@@ -47,14 +47,29 @@ from streamkit.settings import Settings
 from streamkit.state.aggregate import AggregateSpec
 from streamkit.state.partition import PartitionState
 from streamkit.state.tables import MISSING, TableData
+from streamkit.state.timers import Timers
 from streamkit.topology import Topology
 
-__all__ = ["Pipeline", "wall_clock_ms"]
+__all__ = ["Call", "Pipeline", "wall_clock_ms"]
 
 
 def wall_clock_ms() -> int:
     """Milliseconds since the epoch: the clock of engines that run on real time."""
     return int(time.time() * 1000)
+
+
+@dataclass(slots=True)
+class Call:
+    """One processor's call on one admitted record (see :meth:`Pipeline.admit`): its
+    arguments, and what writing its outputs needs."""
+
+    spec: ProcessorSpec
+    args: tuple[Any, ...]
+    where: Where
+    key: bytes | None
+    event_key: Any
+    event_id: str | None
+    timers: Timers | None
 
 
 class Pipeline:
@@ -92,9 +107,6 @@ class Pipeline:
         self.aggregates_by_input: dict[str, list[AggregateSpec]] = {}
         for agg in app.aggregates:
             self.aggregates_by_input.setdefault(agg.input, []).append(agg)
-        self._wants_context = {
-            topic: any(s.takes_context for s in specs) for topic, specs in self.by_input.items()
-        }
         self.specs = {spec.name: spec for spec in app.processors}
         self.filters = Filters(app)
         self.deliver: Deliver = partial(deliver, self)
@@ -193,35 +205,16 @@ class Pipeline:
         windows = topic in self.time.windows
         if not specs and not folds and not windows:
             return outcome
-        if headers:
-            only = redrive_target(headers) or only
-        if topic in self.filters.headers:  # where_headers: before decoding
-            only = self.filters.allowed(topic, headers, only, outcome)
-            if only is not None and not only and not folds and not windows:
-                return outcome
-        value = msg.value()
-        serdes = self.serdes[topic]
-        if value is None and not serdes.changes:
-            outcome.filtered += len(specs)
+        only = self.selected(topic, headers, only, outcome)
+        if only is not None and not only and not folds and not windows:
             return outcome
-        partition, offset = msg.partition() or 0, msg.offset() or 0
-        key = msg.key()
-        try:
-            event, event_key = serdes.decode_row(key, value, (topic, partition, offset))
-        except SerializationError as exc:
-            self.decide(Failure(Stage.DECODE, topic, partition, offset, exc), outcome)
+        decoded = self.decoded(msg, outcome)
+        if decoded is None:
             return outcome
-        if value is None:  # the tombstone after a delete, handed on as such
-            event = Change.tombstone(event_key)
-        ctx = None
-        if self._wants_context.get(topic):
-            ctx = Context(
-                topic=topic, partition=partition, offset=offset, timestamp=msg.timestamp()[1],
-                key=event_key, headers=list(headers), processor="",
-            )  # fmt: skip
-        where = (topic, partition, offset, msg.timestamp()[1])
+        event, event_key = decoded
+        where = (topic, msg.partition() or 0, msg.offset() or 0, msg.timestamp()[1])
         if specs:
-            self._run(specs, event, ctx, only, attempt, where, key, event_key, headers, sink,
+            self._run(specs, event, event_key, only, attempt, where, msg.key(), headers, sink,
                       outcome, state)  # fmt: skip
         if folds:
             self.stateful.fold_all(
@@ -237,59 +230,164 @@ class Pipeline:
         self,
         specs: list[ProcessorSpec],
         event: Any,
-        ctx: Context | None,
+        event_key: Any,
         only: frozenset[str] | None,
         attempt: int,
         where: Where,
         key: bytes | None,
-        event_key: Any,
         headers: Headers,
         sink: Sink,
         outcome: Outcome,
         state: PartitionState | None,
     ) -> None:
-        topic, partition, offset, _ = where
         timing = self.chain.wants_timing
         for spec in specs:
-            rows = self._admitted(spec, event, only, outcome)
-            if rows is None:
+            call = self.admit(spec, event, event_key, only, where, key, headers, state, outcome)
+            if call is None:
                 continue
-            event_id = None
-            if spec.dedupe is not None:
-                event_id = spec.dedupe.event_id(event, headers)
-                if event_id is not None and self.stateful.seen(state, spec.name, event_id):
-                    outcome.deduplicated += 1
-                    outcome.done.append(spec.name)
-                    continue
             started = perf_counter() if timing else 0.0
-            timers = None
+            result: Any = None
+            error: Exception | None = None
             try:
-                if spec.takes_context:
-                    assert ctx is not None  # noqa: S101 - built above when any spec takes it
-                    ctx.processor = spec.name
-                    timers = self.stateful.context_timers(spec, state, where, event_key)
-                    ctx.timers = timers
-                    result = spec.fn(event, *rows, ctx)
-                else:
-                    result = spec.fn(event, *rows)
-                if spec.is_async:  # one record at a time here (the memory engine, replay)
-                    result = run_inline(result, spec)
-                emits = route(spec, result)
+                result = self.call(call)
             except Exception as exc:  # noqa: BLE001 - user code; the handler decides
-                if timers is not None:
-                    timers.discard()
-                failure = Failure(
-                    Stage.PROCESS, topic, partition, offset, exc, spec.name, attempt=attempt
-                )
-                self.decide(failure, outcome)
-                if timing:
-                    self.chain.processed(spec.name, perf_counter() - started, "failed")
-                continue
-            ended = self.deliver(spec, emits, where, key, event_key, sink, outcome)
-            if event_id is not None and ended != "failed":
-                self.stateful.remember(state, spec.name, where, event_id, sink, outcome)
-            if timing:
-                self.chain.processed(spec.name, perf_counter() - started, ended)
+                error = exc
+            seconds = perf_counter() - started if timing else 0.0
+            self.finish(call, result, error, attempt, seconds, sink, outcome, state)
+
+    # -- one processor's call: admission, the call, its outputs ---------------------------
+    # Every processor's record goes through these, run here one at a time or concurrently
+    # (see :mod:`streamkit.runtime.concurrency`).
+    def selected(
+        self, topic: str, headers: Headers, only: frozenset[str] | None, outcome: Outcome
+    ) -> frozenset[str] | None:
+        """The processors of ``topic`` a record is for (None: every one): a redriven
+        record's own (``__streamkit.redrive.processor``), less those whose
+        ``where_headers=`` its headers miss (counted as filtered: before decoding)."""
+        if headers:
+            only = redrive_target(headers) or only
+        if topic in self.filters.headers:
+            only = self.filters.allowed(topic, headers, only, outcome)
+        return only
+
+    def decoded(self, msg: Message, outcome: Outcome) -> tuple[Any, Any] | None:
+        """The event and event key of ``msg``; or None: a tombstone of a topic that is not
+        a change topic (filtered, once per processor of the topic), or bytes that do not
+        decode (the failure goes to the handler). On a change topic a tombstone is handed
+        on as a :class:`~streamkit.contracts.changes.Change` whose op is ``tombstone``."""
+        topic, value = msg.topic() or "", msg.value()
+        serdes = self.serdes[topic]
+        if value is None and not serdes.changes:
+            outcome.filtered += len(self.by_input.get(topic, ()))
+            return None
+        partition, offset = msg.partition() or 0, msg.offset() or 0
+        try:
+            event, event_key = serdes.decode_row(msg.key(), value, (topic, partition, offset))
+        except SerializationError as exc:
+            self.decide(Failure(Stage.DECODE, topic, partition, offset, exc), outcome)
+            return None
+        if value is None:  # the tombstone after a delete, handed on as such
+            event = Change.tombstone(event_key)
+        return event, event_key
+
+    def admit(
+        self,
+        spec: ProcessorSpec,
+        event: Any,
+        event_key: Any,
+        only: frozenset[str] | None,
+        where: Where,
+        key: bytes | None,
+        headers: Headers,
+        state: PartitionState | None,
+        outcome: Outcome,
+    ) -> Call | None:
+        """``spec``'s call on ``event``, or None when it is not to run: not among
+        ``only``, its ``where=`` misses, an inner table lookup finds no row (filtered), or
+        its event id was seen (deduplicated)."""
+        rows = self._admitted(spec, event, only, outcome)
+        if rows is None:
+            return None
+        event_id = None
+        if spec.dedupe is not None:
+            event_id = spec.dedupe.event_id(event, headers)
+            if event_id is not None and self.stateful.seen(state, spec.name, event_id):
+                outcome.deduplicated += 1
+                outcome.done.append(spec.name)
+                return None
+        args: tuple[Any, ...] = (event, *rows)
+        timers = None
+        if spec.takes_context:
+            topic, partition, offset, timestamp = where
+            timers = self.stateful.context_timers(spec, state, where, event_key)
+            ctx = Context(
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                timestamp=timestamp,
+                key=event_key,
+                headers=list(headers),
+                processor=spec.name,
+                timers=timers,
+            )
+            args = (*args, ctx)
+        return Call(spec, args, where, key, event_key, event_id, timers)
+
+    @staticmethod
+    def call(call: Call) -> Any:
+        """Run ``call`` here, one record at a time (an ``async def`` function awaited on
+        this thread's event loop, with its timeout). Raises what the function raises."""
+        result = call.spec.fn(*call.args)
+        if call.spec.is_async:
+            result = run_inline(result, call.spec)
+        return result
+
+    def finish(
+        self,
+        call: Call,
+        result: Any,
+        error: BaseException | None,
+        attempt: int,
+        seconds: float,
+        sink: Sink,
+        outcome: Outcome,
+        state: PartitionState | None,
+        *,
+        recheck: bool = False,
+    ) -> str:
+        """What a call returned, into ``sink``: its outputs routed and written, its event
+        id remembered, its time reported; or its error (raised, or a return value that
+        cannot be routed) to the failure handler, what it set of timers undone.
+        ``recheck``: the event id may have been seen since the call was admitted (a call
+        of the same event in another lane finished first), and then nothing is written.
+        Returns how it ended: emitted, filtered, failed or deduplicated."""
+        spec = call.spec
+        emits = []
+        if error is None:
+            try:
+                emits = route(spec, result)
+            except Exception as exc:  # noqa: BLE001 - a routing mistake of the user
+                error = exc
+        if error is not None:
+            if call.timers is not None:
+                call.timers.discard()
+            failure = Failure(Stage.PROCESS, *call.where[:3], error, spec.name, attempt=attempt)
+            self.decide(failure, outcome)
+            ended = "failed"
+        elif (
+            recheck
+            and call.event_id is not None
+            and self.stateful.seen(state, spec.name, call.event_id)
+        ):
+            outcome.deduplicated += 1
+            return "deduplicated"
+        else:
+            ended = self.deliver(spec, emits, call.where, call.key, call.event_key, sink, outcome)
+            if call.event_id is not None and ended != "failed":
+                self.stateful.remember(state, spec.name, call.where, call.event_id, sink, outcome)
+        if self.chain.wants_timing:
+            self.chain.processed(spec.name, seconds, ended)
+        return ended
 
     def _admitted(
         self, spec: ProcessorSpec, event: Any, only: frozenset[str] | None, outcome: Outcome

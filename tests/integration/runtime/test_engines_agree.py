@@ -1,6 +1,8 @@
 """The three engines settle records through the same per-partition tasks: the same records
 give the same outputs, projections and dead letters in memory (TestDriver), on Kafka (the
-worker) and in a shadow replay of the live topic, partition by partition, in order."""
+worker) and in a shadow replay of the live topic, partition by partition, in order; a
+concurrent processor's (run beside each other on the worker, one at a time in memory and
+in the replay) key by key, in order."""
 
 import uuid
 from collections import defaultdict
@@ -9,7 +11,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from streamkit import App, Dedupe, Emit, Settings
+from streamkit import App, Context, Dedupe, Emit, Settings
 from streamkit.ops.admin import TopicSpec, admin_client, create_topics, delete_topics
 from streamkit.ops.replay import Bound, Redirect, shadow_replay
 from streamkit.testing import TestDriver
@@ -45,6 +47,21 @@ def _app(tag: str) -> App:
     def once(order: dict[str, Any]) -> dict[str, Any]:
         return {"id": order["id"]}
 
+    enriched = app.topic(f"enriched-{tag}", partitions=PARTITIONS)
+
+    @app.processor(
+        input=accepted,
+        output=enriched,
+        concurrency=4,
+        ordering="key",
+        where={"amount": [{"numeric": [">", 2]}]},
+        dedupe=Dedupe(field="ref"),  # a ref's records share a key: one lane, in order
+    )
+    def enrich(order: dict[str, Any], ctx: Context) -> dict[str, Any]:
+        if order["amount"] == 7:
+            raise ValueError("seven")
+        return {"id": order["id"], "x": order["amount"] * 10, "offset": ctx.offset}
+
     return app
 
 
@@ -52,7 +69,8 @@ def _records() -> list[tuple[bytes, bytes]]:
     records = []
     for n in range(60):
         customer = f"c{n % 7}"
-        order = {"id": f"o{n % 50}", "customer": customer, "amount": (n % 9) - 1}
+        ref = f"{customer}-{n % 21}"  # a ref's records share a customer
+        order = {"id": f"o{n % 50}", "customer": customer, "amount": (n % 9) - 1, "ref": ref}
         records.append((customer.encode(), orjson.dumps(order)))
     records.append((b"c1", b"not json"))  # undecodable: one dead letter
     mis_keyed = {"id": "x", "customer": "c2", "amount": 5}
@@ -64,6 +82,13 @@ def _by_partition(rows: list[tuple[int, Any, Any]]) -> dict[int, list[tuple[Any,
     found: dict[int, list[tuple[Any, Any]]] = defaultdict(list)
     for partition, key, value in rows:
         found[partition].append((key, value))
+    return dict(found)
+
+
+def _by_key(rows: list[tuple[int, Any, Any]]) -> dict[tuple[int, Any], list[Any]]:
+    found: dict[tuple[int, Any], list[Any]] = defaultdict(list)
+    for partition, key, value in rows:
+        found[(partition, key)].append(value)
     return dict(found)
 
 
@@ -84,6 +109,7 @@ def test_driver_worker_and_shadow_replay_give_identical_results(
     source = f"orders-{tag}"
     outputs = [f"accepted-{tag}", f"rejected-{tag}", f"totals-{tag}", f"audit-{tag}"]
     dlq = topology.dlq(source)
+    concurrent, concurrent_dlq = f"enriched-{tag}", topology.dlq(f"accepted-{tag}")
 
     driver = TestDriver(app)
     for key, value in _records():
@@ -98,11 +124,21 @@ def test_driver_worker_and_shadow_replay_give_identical_results(
     )  # fmt: skip
     assert memory_letters, "the records include failures"
     assert all(in_memory[t] for t in outputs), "every output topic gets records"
+    memory_enriched = _by_key(
+        [(r.partition(), r.key(), r.value()) for r in driver.engine.records(concurrent)]
+    )
+    memory_concurrent_letters = _letters(
+        [(0, None, {k: (v or b"").decode() for k, v in r.headers()})
+         for r in driver.engine.records(concurrent_dlq)]
+    )  # fmt: skip
+    assert memory_enriched, "the concurrent processor writes"
+    assert memory_concurrent_letters, "and dead-letters"
 
     admin = admin_client(kafka_config)
     created = [TopicSpec(t.name, t.partitions, 1, t.config) for t in topology.topics().values()]
     create_topics(admin, created)
-    shadows = [f"{t}.shadow" for t in [*outputs, dlq, topology.parked(source)]]
+    internal = [dlq, topology.parked(source), concurrent_dlq, topology.parked(f"accepted-{tag}")]
+    shadows = [f"{t}.shadow" for t in [*outputs, concurrent, *internal]]
     try:
         producer = Producer({**kafka_config, "enable.idempotence": True})
         for key, value in _records():
@@ -110,11 +146,8 @@ def test_driver_worker_and_shadow_replay_give_identical_results(
         assert producer.flush(30) == 0
         worker, thread = start_worker(app, kafka_bootstrap)
         try:
-            ends = dict(enumerate(_ends(kafka_config, source)))
-            wait_for(
-                lambda: committed_offsets(kafka_config, app.group_id, source, PARTITIONS) == ends,
-                90, "the worker to commit every input",
-            )  # fmt: skip
+            for topic in (source, f"accepted-{tag}"):
+                _wait_committed(kafka_config, app.group_id, topic)
         finally:
             worker.request_stop()
             thread.join(timeout=60)
@@ -122,7 +155,8 @@ def test_driver_worker_and_shadow_replay_give_identical_results(
             app, Settings(bootstrap_servers=kafka_bootstrap), Bound("offset", 0), None,
             Redirect(suffix=".shadow"),
         )  # fmt: skip
-        assert summary.read == len(_records())
+        accepted = sum(len(rows) for rows in in_memory[outputs[0]].values())
+        assert summary.read == len(_records()) + accepted
 
         def topic_rows(name: str) -> dict[int, list[tuple[Any, Any]]]:
             return _by_partition([(m.partition(), m.key(), m.value())
@@ -137,10 +171,28 @@ def test_driver_worker_and_shadow_replay_give_identical_results(
             assert topic_rows(f"{name}.shadow") == in_memory[name], f"shadow vs TestDriver: {name}"
         assert letters(dlq) == memory_letters
         assert letters(f"{dlq}.shadow") == memory_letters
+
+        def key_rows(name: str) -> dict[tuple[int, Any], list[Any]]:
+            return _by_key([(m.partition(), m.key(), m.value())
+                            for m in read_all(kafka_config, name)])  # fmt: skip
+
+        assert key_rows(concurrent) == memory_enriched, "worker vs TestDriver: concurrent"
+        assert key_rows(f"{concurrent}.shadow") == memory_enriched, "shadow: concurrent"
+        assert letters(concurrent_dlq) == memory_concurrent_letters
+        assert letters(f"{concurrent_dlq}.shadow") == memory_concurrent_letters
         classes = {letter[3].rpartition(".")[2] for letter in memory_letters}
         assert classes == {"ValueError", "SerializationError", "KeyMismatchError"}
     finally:
         delete_topics(admin, [*(t.name for t in created), *shadows])
+
+
+def _wait_committed(config: dict[str, Any], group: str, topic: str) -> None:
+    ends = dict(enumerate(_ends(config, topic)))
+    wait_for(
+        lambda: committed_offsets(config, group, topic, PARTITIONS) == ends,
+        90,
+        f"the worker to commit every record of {topic}",
+    )
 
 
 def _ends(config: dict[str, Any], topic: str) -> list[int]:

@@ -4,15 +4,19 @@ the scheduler's lanes, and async processors run one at a time by the TestDriver.
 import asyncio
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from contextvars import ContextVar
 from queue import SimpleQueue
 from typing import Any
 
+import orjson
 import pytest
 
-from streamkit import App, Dedupe, RetryPolicy
+from streamkit import App, Change, Dedupe, Middleware, RetryPolicy
 from streamkit.errors import ConfigError, ProcessorTimeoutError
-from streamkit.processor import ProcessorSpec
-from streamkit.runtime._scheduler import Job, Scheduler
+from streamkit.processor import ProcessorSpec, RecordInfo
+from streamkit.runtime._scheduler import EventLoopThread, Job, Scheduler
 from streamkit.runtime.pipeline import Pipeline
 from streamkit.settings import Settings
 from streamkit.testing import TestDriver
@@ -178,6 +182,36 @@ def test_a_thread_past_its_timeout_is_reported_and_its_late_result_dropped() -> 
     scheduler.close()
 
 
+@pytest.mark.parametrize("kind", ["threads", "event loop"])
+def test_a_worker_runs_each_call_inside_its_records_middleware_context(kind: str) -> None:
+    # On a worker the calls run on a pool's threads or the event loop: the context is
+    # entered there, around the call, and the headers it adds come back with the result.
+    def sync_call(n: int) -> str:
+        return _MARK.get()
+
+    async def async_call(n: int) -> str:
+        return _MARK.get()
+
+    fn = sync_call if kind == "threads" else async_call
+    spec = ProcessorSpec.build(fn, input="in", output="out", outputs=[], name="s", concurrency=2)
+    done: SimpleQueue[Job] = SimpleQueue()
+    loop = EventLoopThread() if kind == "event loop" else None
+    middleware = _Marking()
+    info = [RecordInfo("in", 0, n, None, [], "g") for n in range(2)]
+    scheduler = Scheduler(spec, done, loop, around=lambda job: middleware.on_record(job.payload))
+    jobs = [Job(None, (n,), info[n]) for n in range(2)]
+    for job in jobs:
+        scheduler.submit(job)
+    finished = {id(done.get(timeout=5)) for _ in jobs}
+    assert finished == {id(job) for job in jobs}
+    assert [job.result for job in jobs] == ["in@0", "in@1"]
+    assert [job.extra for job in jobs] == [[("mark", b"in@0")], [("mark", b"in@1")]]
+    assert _MARK.get() == "none"  # left where it was entered
+    scheduler.close()
+    if loop is not None:
+        loop.close()
+
+
 def test_abandoned_jobs_never_start_and_their_lane_is_freed() -> None:
     gate = threading.Event()
     scheduler, done = _scheduler(1, lambda n: gate.wait(5))
@@ -206,3 +240,91 @@ def test_dedupe_is_kept_for_async_processors_in_the_driver() -> None:
     for _ in range(3):
         driver.send("in", {"id": "x"}, key="k")
     assert driver.values("out") == [{"id": "x"}]
+
+
+# -- the driver runs concurrent processors through the worker's path -----------------------
+def test_a_change_topics_tombstone_reaches_a_concurrent_processor_as_a_plain_one() -> None:
+    # One admission: a tombstone of a change topic is a Change whose op is tombstone for
+    # every processor (concurrent ones counted it as filtered before).
+    seen: dict[str, list[str]] = {"plain": [], "concurrent": []}
+    app = App("cdc")
+    app.topic("pg.a", value="debezium", key="debezium")
+    app.topic("pg.b", value="debezium", key="debezium")
+
+    @app.processor(input="pg.a")
+    def plain(change: Change) -> None:
+        seen["plain"].append(change.op)
+
+    @app.processor(input="pg.b", concurrency=4)
+    def concurrent(change: Change) -> None:
+        seen["concurrent"].append(change.op)
+
+    driver = TestDriver(app)
+    for topic in ("pg.a", "pg.b"):
+        driver.send_raw(topic, None, key=b'{"id": 1}')
+    assert seen == {"plain": ["tombstone"], "concurrent": ["tombstone"]}
+    assert driver.engine.counters.filtered == 2  # each returned nothing
+
+
+class _Marking(Middleware):
+    """Sets a context variable around each record, and adds a header from it."""
+
+    def on_record(self, record: RecordInfo) -> AbstractContextManager[list[tuple[str, bytes]]]:
+        return self._marked(record)
+
+    @contextmanager
+    def _marked(self, record: RecordInfo) -> Iterator[list[tuple[str, bytes]]]:
+        token = _MARK.set(f"{record.topic}@{record.offset}")
+        try:
+            yield [("mark", _MARK.get().encode())]
+        finally:
+            _MARK.reset(token)
+
+
+_MARK: ContextVar[str] = ContextVar("mark", default="none")
+
+
+@pytest.mark.parametrize("kind", ["plain", "threads", "async"])
+def test_middleware_context_spans_the_call_of_every_kind_of_processor(kind: str) -> None:
+    app = _app()
+    app.middleware.append(_Marking())
+    if kind == "async":
+
+        @app.processor(input="in", output="out")
+        async def call(event: dict[str, Any]) -> dict[str, Any]:
+            return {"n": event["n"], "mark": _MARK.get()}
+    else:
+
+        @app.processor(input="in", output="out", concurrency=4 if kind == "threads" else 1)
+        def call(event: dict[str, Any]) -> dict[str, Any]:
+            return {"n": event["n"], "mark": _MARK.get()}
+
+    driver = TestDriver(app)
+    driver.send("in", {"n": 1}, key="a")
+    driver.send("in", {"n": 2}, key="b")
+    records = driver.records("out")
+    assert [r.value for r in records] == [{"n": 1, "mark": "in@0"}, {"n": 2, "mark": "in@1"}]
+    assert [r.headers["mark"] for r in records] == [b"in@0", b"in@1"]
+
+
+def test_a_concurrent_retry_holds_its_key_and_lets_other_keys_go_on() -> None:
+    app = _app()
+    calls: list[tuple[str, int]] = []
+
+    retries = RetryPolicy(attempts=3, backoff=2.0, jitter=0)
+
+    @app.processor(input="in", output="out", concurrency=4, retries=retries)
+    def flaky(event: dict[str, Any]) -> dict[str, Any]:
+        calls.append((event["k"], event["n"]))
+        if event["k"] == "a" and calls.count((event["k"], event["n"])) < 3:
+            raise ConnectionError("try again")
+        return event
+
+    driver = TestDriver(app)
+    for n, key in enumerate("aab"):  # taken together, as a worker's batch
+        driver.engine.store("in", key.encode(), orjson.dumps({"k": key, "n": n}), None, None, 0)
+    driver.advance(0)
+    # b goes on while a's first record waits for its retries; a's second waits behind it.
+    assert [(v["k"], v["n"]) for v in driver.values("out")] == [("b", 2), ("a", 0), ("a", 1)]
+    assert calls.index(("b", 2)) < calls.index(("a", 1))
+    assert driver.engine.waits == [("flaky", 1, 2.0), ("flaky", 2, 4.0)] * 2  # each a
