@@ -1,8 +1,11 @@
-"""The exceptions streamkit raises.
+"""The exceptions streamkit raises, and those a user's function raises to tell it
+something.
 
 Every error streamkit raises on purpose derives from :class:`StreamkitError`, so a caller
 can catch one root. Each leaf documents when it is raised. Messages are one line that
-says what went wrong and where; they never contain secrets.
+says what went wrong and where; they never contain secrets. Two are signals, raised by a
+user's function and never by streamkit: :class:`Retry` (try this record again) and
+:class:`StepFailed` (a workflow step failed for good).
 """
 
 from __future__ import annotations
@@ -17,9 +20,13 @@ __all__ = [
     "KafkaOperationError",
     "KafkaUnreachableError",
     "KeyMismatchError",
+    "OutputError",
+    "OutputTooLargeError",
     "ProcessingFailedError",
     "ProcessorTimeoutError",
+    "Retry",
     "SerializationError",
+    "StepFailed",
     "StepTimeoutError",
     "StreamkitError",
     "WindowStateTooLargeError",
@@ -137,3 +144,27 @@ class ProcessingFailedError(StreamkitError):
     def __init__(self, failure: Any) -> None:
         self.failure = failure
         super().__init__(failure.describe())
+
+
+class OutputError(StreamkitError):
+    """A processor returned something that cannot be routed (raised per record)."""
+
+
+class OutputTooLargeError(KafkaOperationError):
+    """An output record is larger than its topic (or the producer) accepts."""
+
+
+class Retry(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raise from a processor to ask for another attempt, after ``delay`` seconds if given.
+
+    It counts against the processor's attempts; when they are spent the record is
+    dead-lettered with this exception's message.
+    """
+
+    def __init__(self, message: str = "retry requested", *, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class StepFailed(Exception):  # noqa: N818 - a business outcome, not a programming error
+    """Raise from a step to fail it for good (no retry): the saga compensates."""

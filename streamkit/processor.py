@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal, cast
 
-from streamkit.errors import ConfigError, StreamkitError
+from streamkit.errors import ConfigError, OutputError
 from streamkit.failures.policy import RetryPolicy
 from streamkit.middleware import Middleware, RecordInfo
 from streamkit.records import Headers
@@ -123,10 +123,6 @@ class Context:
             f"Context({self.topic}[{self.partition}]@{self.offset}, key={self.key!r}, "
             f"processor={self.processor})"
         )
-
-
-class OutputError(StreamkitError):
-    """A processor returned something that cannot be routed (raised per record)."""
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from streamkit.failures.failure import FailureHandler
 from streamkit.records import TP, Headers, Message, Record, key_partition
 from streamkit.runtime.concurrency import ConcurrentRecords
 from streamkit.runtime.offsets import Chunk
-from streamkit.runtime.outcome import Outcome, OutRecord, ProduceError
+from streamkit.runtime.outcome import Outcome, OutRecord, Unqueued
 from streamkit.runtime.pipeline import Pipeline
 from streamkit.runtime.port import Counters, Hold
 from streamkit.runtime.task import PartitionTask
@@ -334,11 +334,11 @@ class _MemoryChunk(Chunk):
         headers: Headers | None,
         timestamp: int,
         partition: int = -1,
-    ) -> ProduceError | None:
+    ) -> Unqueued | None:
         self._engine.store(topic, key, value, headers, timestamp, partition)
         return None
 
-    def reroute(self, record: OutRecord) -> ProduceError | None:
+    def reroute(self, record: OutRecord) -> Unqueued | None:
         topic, key, value, headers = record
         self._engine.store(topic, key, value, headers, None)
         return None

@@ -36,7 +36,7 @@ from streamkit.engines.kafka.engine import KafkaEngine
 from streamkit.engines.kafka.tables import TableFeed
 from streamkit.errors import KafkaOperationError
 from streamkit.records import TP, Headers, Message, Record, key_partition
-from streamkit.runtime.outcome import OutRecord, ProduceError
+from streamkit.runtime.outcome import OutRecord, Unqueued
 from streamkit.runtime.pipeline import Pipeline
 from streamkit.runtime.port import Hold
 from streamkit.runtime.task import PartitionTask
@@ -71,7 +71,7 @@ class _ShadowChunk(KafkaChunk):
         headers: Headers | None,
         timestamp: int,
         partition: int = -1,
-    ) -> ProduceError | None:
+    ) -> Unqueued | None:
         engine = self._engine
         assert isinstance(engine, ShadowReplay)  # noqa: S101 - only ShadowReplay makes these
         if topic in engine.changelogs:
@@ -90,7 +90,7 @@ class _ShadowChunk(KafkaChunk):
         assert isinstance(engine, ShadowReplay)  # noqa: S101 - only ShadowReplay makes these
         return engine.redirect(topic) or f"nowhere (discarded; meant for {topic})"
 
-    def reroute(self, record: OutRecord) -> ProduceError | None:
+    def reroute(self, record: OutRecord) -> Unqueued | None:
         engine = self._engine
         assert isinstance(engine, ShadowReplay)  # noqa: S101 - only ShadowReplay makes these
         topic, key, value, headers = record

@@ -6,18 +6,14 @@ from collections.abc import Mapping
 
 from streamkit.errors import (
     GatherTimeoutError,
-    KafkaOperationError,
     KeyMismatchError,
+    OutputTooLargeError,
     WindowStateTooLargeError,
 )
 from streamkit.failures.failure import DEAD_LETTER, STOP, Action, Decision, Failure, Stage
 from streamkit.failures.policy import Retry, RetryPolicy
 
 __all__ = ["FailurePolicy", "OutputTooLargeError"]
-
-
-class OutputTooLargeError(KafkaOperationError):
-    """An output record is larger than its topic (or the producer) accepts."""
 
 
 class FailurePolicy:

@@ -12,21 +12,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from streamkit.errors import ConfigError
+from streamkit.errors import ConfigError, Retry
 
 __all__ = ["Retry", "RetryPolicy"]
-
-
-class Retry(Exception):  # noqa: N818 - a control-flow signal, not an error
-    """Raise from a processor to ask for another attempt, after ``delay`` seconds if given.
-
-    It counts against the processor's attempts; when they are spent the record is
-    dead-lettered with this exception's message.
-    """
-
-    def __init__(self, message: str = "retry requested", *, delay: float | None = None) -> None:
-        super().__init__(message)
-        self.delay = delay
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ outcome, the record path (``pipeline``), per-partition offsets (``offsets``), an
 middleware chain. Engines supply a clock, a sink and what holding a partition means."""
 
 from streamkit.runtime.offsets import Chunk, PartitionOffsets
-from streamkit.runtime.outcome import Outcome, ProduceError, Sink
+from streamkit.runtime.outcome import Outcome, Sink, Unqueued
 from streamkit.runtime.pipeline import Pipeline
 from streamkit.runtime.port import Counters, Hold, Port
 from streamkit.runtime.task import PartitionTask
@@ -17,6 +17,6 @@ __all__ = [
     "PartitionTask",
     "Pipeline",
     "Port",
-    "ProduceError",
     "Sink",
+    "Unqueued",
 ]

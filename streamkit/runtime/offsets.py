@@ -18,7 +18,7 @@ from typing import Any
 
 from streamkit.failures.failure import Failure
 from streamkit.records import Headers, Message
-from streamkit.runtime.outcome import OutRecord, ProduceError
+from streamkit.runtime.outcome import OutRecord, Unqueued
 
 __all__ = ["Chunk", "DeliveryFailure", "LostOutput", "PartitionOffsets"]
 
@@ -87,10 +87,10 @@ class Chunk:
         headers: Headers | None,
         timestamp: int,
         partition: int = -1,
-    ) -> ProduceError | None:
+    ) -> Unqueued | None:
         raise NotImplementedError
 
-    def reroute(self, record: OutRecord) -> ProduceError | None:
+    def reroute(self, record: OutRecord) -> Unqueued | None:
         """Produce a dead-letter or retry record of the current input."""
         raise NotImplementedError
 

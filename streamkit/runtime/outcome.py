@@ -9,14 +9,14 @@ from typing import Protocol
 from streamkit.failures.failure import Failure
 from streamkit.records import Headers
 
-__all__ = ["Late", "OutRecord", "Outcome", "ProduceError", "Sink"]
+__all__ = ["Late", "OutRecord", "Outcome", "Sink", "Unqueued"]
 
 OutRecord = tuple[str, bytes | None, bytes | None, list[tuple[str, bytes | None]]]
 """A record to produce: topic, key, value, headers."""
 
 
 @dataclass(frozen=True, slots=True)
-class ProduceError:
+class Unqueued:
     """A record the engine could not even queue for ``topic``.
 
     Attributes:
@@ -41,7 +41,7 @@ class Sink(Protocol):
         headers: Headers | None,
         timestamp: int,
         partition: int = -1,
-    ) -> ProduceError | None:
+    ) -> Unqueued | None:
         """Produce one output; ``partition`` -1 lets the partitioner choose. Returns the
         error when the record could not be queued (nothing raised)."""
         ...
@@ -98,7 +98,7 @@ class Outcome:
     skipped: int = 0
     deduplicated: int = 0
     extra_headers: list[tuple[str, bytes]] = field(default_factory=list)
-    produce_errors: list[ProduceError] = field(default_factory=list)
+    produce_errors: list[Unqueued] = field(default_factory=list)
     late: list[Late] = field(default_factory=list)
     reroutes: list[OutRecord] = field(default_factory=list)
     undo: list[Callable[[], None]] = field(default_factory=list)

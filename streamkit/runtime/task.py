@@ -4,8 +4,10 @@ A task owns its partition's offsets (chunks in flight and the committable offset
 hold (a blocking retry, a retry record not yet due, an unwritable DLQ or output), its
 pending retry, and its stores. Every engine (the Kafka worker, the in-memory engine behind
 ``TestDriver``, shadow replay) hands its records to tasks and lets them settle each
-outcome through the same :meth:`PartitionTask.settle`; an engine only supplies a clock, a
-sink (the chunk) and what holding a partition means to it (the :class:`Port`). Revoking
+outcome through the same :meth:`PartitionTask.settle` (the walk of
+:mod:`streamkit.runtime.settle`, by offsets; a share group's worker walks it by
+acknowledgement); an engine only supplies a clock, a sink (the chunk) and what holding a
+partition means to it (the :class:`Port`). Revoking
 a partition closes its task; there is no per-partition dictionary elsewhere to forget.
 """
 
@@ -13,15 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from streamkit.failures.failure import Failure, Stage
-from streamkit.failures.handler import OutputTooLargeError
+from streamkit.errors import OutputTooLargeError
+from streamkit.failures.failure import Failure
 from streamkit.failures.retry import retry_origin
 from streamkit.records import TP, Headers, Message, Record, message_headers, record_fields
-from streamkit.runtime._time import late_record
 from streamkit.runtime.offsets import Chunk, DeliveryFailure, LostOutput, PartitionOffsets
 from streamkit.runtime.outcome import Outcome, OutRecord
 from streamkit.runtime.pipeline import Pipeline
 from streamkit.runtime.port import Backoff, Hold, Port, RetryState
+from streamkit.runtime.settle import settle
 from streamkit.state.partition import PartitionState
 
 __all__ = ["PartitionTask", "describe_failure"]
@@ -151,70 +153,26 @@ class PartitionTask:
         timestamp: int,
         attempt: int,
     ) -> None:
-        """Carry out one record's outcome: dead letters, retry-topic records, a blocking
-        retry; then advance the partition past the record, or hold it there.
+        """Carry out one record's outcome by offsets (see :mod:`streamkit.runtime.settle`):
+        dead letters, retry-topic and late records, a blocking retry (the partition held
+        at the record); then advance the partition past the record, or hold it there.
 
         ``headers`` and ``timestamp`` are the record's (its origin's, for a retry record);
         ``attempt`` is 0 for a record of a retry topic (its retries go through topics).
         """
-        offset = msg.offset() or 0
-        for error in outcome.produce_errors:
-            if not error.too_large:
-                self.rewind(offset, f"producing to {error.topic} failed: {error.reason}")
-                return
-            failure = Failure(
-                Stage.PRODUCE, self.topic, self.partition, offset,
-                OutputTooLargeError(error.reason), output_topic=error.topic,
-                attempt=max(attempt, 1),
-            )  # fmt: skip
-            self.pipeline.decide(failure, outcome)
-        counters, log = self.port.counters, self.port.log
-        trace = outcome.extra_headers
-        if outcome.steps:
-            self.pipeline.chain.steps(outcome.steps)
-        for late in outcome.late:
-            record = late_record(
-                late, self.pipeline.topology.late(late.store), (self.topic, self.partition, offset),
-                msg.key(), msg.value(), headers,
-            )  # fmt: skip
-            if not self._reroute(chunk, offset, record):
-                return
-            counters.late += 1
-            self.pipeline.chain.late(late.store, 1)
-        for failure in outcome.dead:
-            record = self.pipeline.dead_letter(
-                failure, msg.key(), msg.value(), headers, timestamp, trace
-            )
-            if not self._reroute(chunk, offset, record):
-                return
-            counters.dead_letters += 1
-            log.warning(
-                "dead-lettered to %s: %s", chunk.target(record[0]), failure.describe(),
-                extra=record_fields(failure.topic, failure.partition, failure.offset,
-                                    failure.processor),
-            )  # fmt: skip
-        for failure, retry_topic, delay in outcome.forward:
-            record = self.pipeline.retry_record(
-                failure, retry_topic, delay, msg.key(), msg.value(), headers, timestamp, trace
-            )
-            if not self._reroute(chunk, offset, record):
-                return
-            counters.retry_forwards += 1
-        if outcome.retry and attempt:
-            self.retrying = RetryState(offset, attempt + 1, frozenset(outcome.retry))
-            delay = max(outcome.retry.values())
-            counters.retries += len(outcome.retry)
-            log.info(
-                "retrying %s[%d]@%d (%s) in %.2fs, attempt %d",
-                *self.tp, offset, ", ".join(outcome.retry), delay, attempt + 1,
-                extra=record_fields(*self.tp, offset, ", ".join(outcome.retry)),
-            )  # fmt: skip
-            waits = tuple((name, attempt, wait) for name, wait in outcome.retry.items())
-            self.hold_at(offset, delay, waits)
-            chunk.next_offset = offset
+        if (
+            outcome.produce_errors
+            or outcome.late
+            or outcome.dead
+            or outcome.forward
+            or outcome.retry
+            or outcome.steps
+        ):
+            settlement = _ByOffset(self, chunk, msg.offset() or 0)
+            settle(self.pipeline, settlement, msg, outcome, headers, timestamp, attempt)
             return
         self.retrying = None
-        chunk.next_offset = offset + 1
+        chunk.next_offset = (msg.offset() or 0) + 1
 
     def _reroute(self, chunk: Chunk, offset: int, record: OutRecord) -> bool:
         """Produce a dead-letter or retry record; when it cannot be queued, hold here."""
@@ -397,6 +355,70 @@ class PartitionTask:
 
     def __repr__(self) -> str:
         return f"PartitionTask({self.topic}[{self.partition}], {self.offsets!r})"
+
+
+class _ByOffset:
+    """A record of a consumer group's partition, settled by offsets (see
+    :class:`~streamkit.runtime.settle.Settlement`)."""
+
+    __slots__ = ("chunk", "offset", "task")
+
+    def __init__(self, task: PartitionTask, chunk: Chunk, offset: int) -> None:
+        self.task = task
+        self.chunk = chunk
+        self.offset = offset
+
+    def write(self, record: OutRecord) -> bool:
+        """Queue ``record``; when it cannot be, hold the partition here and rewind."""
+        return self.task._reroute(self.chunk, self.offset, record)
+
+    def write_failed(self, reason: str) -> None:
+        """Hold the partition at the record: it is processed again."""
+        self.task.rewind(self.offset, reason)
+
+    def wrote(self, kind: str, record: OutRecord, failure: Failure | None) -> None:
+        """Count it (and log a dead letter)."""
+        counters = self.task.port.counters
+        if kind == "late":
+            counters.late += 1
+        elif kind == "forward":
+            counters.retry_forwards += 1
+        else:
+            counters.dead_letters += 1
+            assert failure is not None  # noqa: S101 - a dead letter has its failure
+            self.task.port.log.warning(
+                "dead-lettered to %s: %s",
+                self.chunk.target(record[0]),
+                failure.describe(),
+                extra=record_fields(
+                    failure.topic, failure.partition, failure.offset, failure.processor
+                ),
+            )
+
+    def retry(self, delays: dict[str, float], attempt: int) -> None:
+        """A blocking retry: hold the partition at the record for the longest delay."""
+        task, offset = self.task, self.offset
+        task.retrying = RetryState(offset, attempt + 1, frozenset(delays))
+        delay = max(delays.values())
+        task.port.counters.retries += len(delays)
+        names = ", ".join(delays)
+        task.port.log.info(
+            "retrying %s[%d]@%d (%s) in %.2fs, attempt %d",
+            *task.tp,
+            offset,
+            names,
+            delay,
+            attempt + 1,
+            extra=record_fields(*task.tp, offset, names),
+        )
+        waits = tuple((name, attempt, wait) for name, wait in delays.items())
+        task.hold_at(offset, delay, waits)
+        self.chunk.next_offset = offset
+
+    def done(self) -> None:
+        """The partition moves past the record."""
+        self.task.retrying = None
+        self.chunk.next_offset = self.offset + 1
 
 
 def describe_failure(item: DeliveryFailure | LostOutput) -> str:

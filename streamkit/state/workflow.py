@@ -49,7 +49,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
-from streamkit.errors import ConfigError
+from streamkit.errors import ConfigError, StepFailed
 from streamkit.failures.policy import RetryPolicy
 from streamkit.settings import parse_duration
 from streamkit.state.stores import state_key
@@ -81,10 +81,6 @@ TERMINAL: Final = frozenset({"completed", "compensated", "failed"})
 OnTimeout = str
 _EXITS: Final = frozenset({END, "compensate", "fail"})
 _STEP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,99}$")
-
-
-class StepFailed(Exception):  # noqa: N818 - a business outcome, not a programming error
-    """Raise from a step to fail it for good (no retry): the saga compensates."""
 
 
 @dataclass(frozen=True, slots=True)

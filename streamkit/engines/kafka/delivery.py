@@ -18,13 +18,12 @@ from typing import TYPE_CHECKING, Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka import Message as KafkaMessage
 
-from streamkit.errors import KafkaOperationError
+from streamkit.errors import KafkaOperationError, OutputTooLargeError
 from streamkit.failures.failure import Failure, Stage
-from streamkit.failures.handler import OutputTooLargeError
 from streamkit.records import Headers, Message
 from streamkit.runtime import failpoints
 from streamkit.runtime.offsets import Chunk, DeliveryFailure, LostOutput
-from streamkit.runtime.outcome import OutRecord, ProduceError
+from streamkit.runtime.outcome import OutRecord, Unqueued
 from streamkit.runtime.task import PartitionTask
 
 if TYPE_CHECKING:
@@ -42,9 +41,9 @@ def is_too_large(error: KafkaError) -> bool:
     return error.code() in _TOO_LARGE
 
 
-def produce_error(topic: str, error: KafkaError) -> ProduceError:
+def produce_error(topic: str, error: KafkaError) -> Unqueued:
     """The runtime's view of a record librdkafka would not queue."""
-    return ProduceError(topic, error.str(), is_too_large(error))
+    return Unqueued(topic, error.str(), is_too_large(error))
 
 
 class KafkaChunk(Chunk):
@@ -67,7 +66,7 @@ class KafkaChunk(Chunk):
         headers: Headers | None,
         timestamp: int,
         partition: int = -1,
-    ) -> ProduceError | None:
+    ) -> Unqueued | None:
         callback: Any = self._ack
         if self._per_record or self._exact():
             callback = partial(self._delivered, self.current, False)
@@ -92,7 +91,7 @@ class KafkaChunk(Chunk):
             return None  # a report per record, or a failpoint to pass: through __call__
         return self._engine.producer.produce, self._ack
 
-    def reroute(self, record: OutRecord) -> ProduceError | None:
+    def reroute(self, record: OutRecord) -> Unqueued | None:
         topic, key, value, headers = record
         callback = partial(self._delivered, self.current, True)
         return self._produce(topic, key, value, headers, 0, callback)
@@ -119,7 +118,7 @@ class KafkaChunk(Chunk):
         timestamp: int,
         callback: Any,
         partition: int = -1,
-    ) -> ProduceError | None:
+    ) -> Unqueued | None:
         kwargs: dict[str, Any] = {"on_delivery": callback}
         if headers:
             kwargs["headers"] = list(headers)

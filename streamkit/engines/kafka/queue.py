@@ -3,8 +3,10 @@
 
 Each loop polls a batch of acquired records and runs each through the same
 :class:`~streamkit.runtime.pipeline.Pipeline` as every engine, with the record's delivery
-count as its attempt. Then it waits for the broker to acknowledge every output and dead
-letter of the batch, and only then acknowledges each input: ACCEPT when its records are
+count as its attempt, and settles each outcome through the same walk as a partition's
+task (:mod:`streamkit.runtime.settle`), by acknowledgement. Then it waits for the broker
+to acknowledge every output and dead letter of the batch, and only then acknowledges each
+input: ACCEPT when its records are
 written, RELEASE when it is to be retried or a write failed (it comes again, maybe to
 another worker). A dead letter that cannot be written stops the worker (the record is
 released, never accepted), as a DLQ failure stops every worker.
@@ -30,12 +32,12 @@ from streamkit.engines.kafka.clients import check_topics, client_id, producer_co
 from streamkit.engines.kafka.delivery import produce_error
 from streamkit.engines.kafka.worker import WorkerOptions
 from streamkit.errors import ConfigError, KafkaOperationError
-from streamkit.failures.failure import Failure, FailureHandler, Stage
-from streamkit.failures.handler import OutputTooLargeError
+from streamkit.failures.failure import Failure, FailureHandler
 from streamkit.processor import Middleware
 from streamkit.records import TP, Headers, message_headers, record_fields
-from streamkit.runtime.outcome import ProduceError
+from streamkit.runtime.outcome import OutRecord, Unqueued
 from streamkit.runtime.pipeline import Pipeline
+from streamkit.runtime.settle import settle
 from streamkit.settings import Settings
 
 __all__ = ["QueueWorker"]
@@ -231,34 +233,10 @@ class QueueWorker:
         headers: Headers = message_headers(msg)
         self.counts["consumed"] += 1
         self.pipeline.chain.consumed(msg.topic() or "", 1)
-        outcome = self.pipeline.process(
-            msg, _Sink(self, record), headers=headers, attempt=msg.delivery_count() or 1
-        )
-        topic, partition, offset = msg.topic() or "", msg.partition() or 0, msg.offset() or 0
-        for error in outcome.produce_errors:
-            if not error.too_large:
-                record.failed = f"producing to {error.topic} failed: {error.reason}"
-                continue
-            failure = Failure(
-                Stage.PRODUCE, topic, partition, offset, OutputTooLargeError(error.reason),
-                output_topic=error.topic, attempt=msg.delivery_count() or 1,
-            )  # fmt: skip
-            self.pipeline.decide(failure, outcome)
-        for failure in outcome.dead:
-            dlq = self.pipeline.dead_letter(
-                failure, msg.key(), msg.value(), headers, msg.timestamp()[1],
-                outcome.extra_headers,
-            )  # fmt: skip
-            self._produce(record, *dlq, dead_letter=True)
-            self.counts["dead_letters"] += 1
-            self.log.warning(
-                "dead-lettered to %s after %d deliveries: %s", dlq[0],
-                msg.delivery_count() or 1, failure.describe(),
-                extra=record_fields(topic, partition, offset, failure.processor),
-            )  # fmt: skip
-        if outcome.retry:
-            record.release = True
-            self.counts["released"] += 1
+        attempt = msg.delivery_count() or 1
+        outcome = self.pipeline.process(msg, _Sink(self, record), headers=headers, attempt=attempt)
+        settlement = _ByAcknowledgement(self, record)
+        settle(self.pipeline, settlement, msg, outcome, headers, msg.timestamp()[1], attempt)
         self.counts["filtered"] += outcome.filtered
 
     def _produce(
@@ -272,7 +250,7 @@ class QueueWorker:
         partition: int = -1,
         *,
         dead_letter: bool = False,
-    ) -> ProduceError | None:
+    ) -> Unqueued | None:
         delivered = self._delivered
         callback = lambda error, msg: record.on_delivery(delivered, dead_letter, error, msg)  # noqa: E731
         while True:
@@ -340,6 +318,52 @@ class QueueWorker:
             )  # fmt: skip
 
 
+class _ByAcknowledgement:
+    """An acquired record of the share group, settled by acknowledgement (see
+    :class:`~streamkit.runtime.settle.Settlement`): released to come again, or accepted
+    once the batch's writes are acknowledged."""
+
+    __slots__ = ("_record", "_worker")
+
+    def __init__(self, worker: QueueWorker, record: _Acquired) -> None:
+        self._worker = worker
+        self._record = record
+
+    def write(self, record: OutRecord) -> bool:
+        """Queue ``record``; one that cannot be is counted on the acquired record, which is
+        released (and the worker stops, as a DLQ failure stops every worker)."""
+        self._worker._produce(self._record, *record, dead_letter=True)
+        return True
+
+    def write_failed(self, reason: str) -> None:
+        """An output could not be queued: the record is released, to come again."""
+        self._record.failed = reason
+
+    def wrote(self, kind: str, record: OutRecord, failure: Failure | None) -> None:
+        """Count and log a dead letter."""
+        if kind != "dead_letter" or failure is None:
+            return
+        worker, msg = self._worker, self._record.msg
+        worker.counts["dead_letters"] += 1
+        worker.log.warning(
+            "dead-lettered to %s after %d deliveries: %s",
+            record[0],
+            msg.delivery_count() or 1,
+            failure.describe(),
+            extra=record_fields(
+                failure.topic, failure.partition, failure.offset, failure.processor
+            ),
+        )
+
+    def retry(self, delays: dict[str, float], attempt: int) -> None:
+        """Release the record: it comes again, its delivery count its next attempt."""
+        self._record.release = True
+        self._worker.counts["released"] += 1
+
+    def done(self) -> None:
+        """Accepted once the batch's writes are acknowledged (see ``_acknowledge``)."""
+
+
 class _Sink:
     """The pipeline's sink for one acquired record: its outputs, counted on it."""
 
@@ -357,7 +381,7 @@ class _Sink:
         headers: Headers | None,
         timestamp: int,
         partition: int = -1,
-    ) -> ProduceError | None:
+    ) -> Unqueued | None:
         return self._worker._produce(self._record, topic, key, value, headers, timestamp, partition)
 
 

@@ -2,8 +2,10 @@
 give the same outputs, projections and dead letters in memory (TestDriver), on Kafka (the
 worker) and in a shadow replay of the live topic, partition by partition, in order; a
 concurrent processor's (run beside each other on the worker, one at a time in memory and
-in the replay) key by key, in order."""
+in the replay) key by key, in order; a queue processor's (a share group's worker) as a
+multiset."""
 
+import threading
 import uuid
 from collections import defaultdict
 from typing import Any
@@ -12,6 +14,7 @@ import orjson
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streamkit import App, Context, Dedupe, Emit, Settings
+from streamkit.engines.kafka.queue import QueueWorker
 from streamkit.ops.admin import TopicSpec, admin_client, create_topics, delete_topics
 from streamkit.ops.replay import Bound, Redirect, shadow_replay
 from streamkit.testing import TestDriver
@@ -204,3 +207,84 @@ def _ends(config: dict[str, Any], topic: str) -> list[int]:
         ]
     finally:
         consumer.close()
+
+
+def _queue_app(tag: str) -> App:
+    app = App(f"agreeq-{tag}")
+    jobs = app.topic(f"jobs-{tag}", partitions=PARTITIONS)
+    done = app.topic(f"done-{tag}", partitions=PARTITIONS)
+
+    @app.processor(input=jobs, output=done, queue=True, retries=2, where={"kind": ["job"]})
+    def work(job: dict[str, Any]) -> dict[str, Any] | None:
+        if job["n"] % 10 == 3:
+            raise ValueError("three")
+        if job["n"] % 10 == 5:
+            return None
+        return {"n": job["n"], "x": job["n"] * 2}
+
+    return app
+
+
+def test_a_queue_worker_and_the_driver_give_the_same_outputs_and_dead_letters(
+    kafka_bootstrap: str, kafka_config: dict[str, Any]
+) -> None:
+    # A share group's records settle by acknowledgement, a partition's by offsets: the
+    # same walk over each outcome. Queues keep no order: compared as multisets.
+    tag = uuid.uuid4().hex[:8]
+    app = _queue_app(tag)
+    topology = Topology(app)
+    source, output = f"jobs-{tag}", f"done-{tag}"
+    dlq = topology.dlq(source)
+    records = [
+        (f"k{n}".encode(), orjson.dumps({"n": n, "kind": "job" if n % 7 else "other"}))
+        for n in range(40)
+    ]
+    records.append((b"k99", b"not json"))
+    driver = TestDriver(app)
+    for key, value in records:
+        driver.engine.append(source, key, value)
+    in_memory = sorted((r.partition(), r.key(), r.value()) for r in driver.engine.records(output))
+    memory_letters = _letters(
+        [(0, None, {k: (v or b"").decode() for k, v in r.headers()})
+         for r in driver.engine.records(dlq)]
+    )  # fmt: skip
+    assert in_memory
+    assert {letter[3].rpartition(".")[2] for letter in memory_letters} == {
+        "ValueError",
+        "SerializationError",
+    }
+
+    admin = admin_client(kafka_config)
+    created = [TopicSpec(t.name, t.partitions, 1, t.config) for t in topology.topics().values()]
+    create_topics(admin, created)
+    try:
+        producer = Producer({**kafka_config, "enable.idempotence": True})
+        for key, value in records:
+            producer.produce(source, value, key)
+        assert producer.flush(30) == 0
+        worker = QueueWorker(app, settings=Settings(bootstrap_servers=kafka_bootstrap))
+        thread = threading.Thread(target=worker.run, daemon=True)
+        thread.start()
+        try:
+            wait_for(
+                lambda: (
+                    len(read_all(kafka_config, output)) >= len(in_memory)
+                    and len(read_all(kafka_config, dlq)) >= len(memory_letters)
+                ),
+                90,
+                "the queue worker to write every output and dead letter",
+            )
+        finally:
+            worker.request_stop()
+            thread.join(timeout=60)
+        on_kafka = sorted(
+            (m.partition(), m.key(), m.value()) for m in read_all(kafka_config, output)
+        )
+        assert on_kafka == in_memory
+        letters = _letters(
+            [(0, None, {k: (v or b"").decode() for k, v in m.headers()})
+             for m in read_all(kafka_config, dlq)]
+        )  # fmt: skip
+        assert letters == memory_letters
+    finally:
+        delete_topics(admin, [t.name for t in created])
