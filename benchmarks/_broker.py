@@ -44,9 +44,15 @@ def bench_broker() -> Iterator[tuple[str, Create, list[str]]]:
         # Kafka's default initial rebalance delay (the local broker has none, for fast
         # tests): members starting together join one generation, so a second worker or
         # thread does not rebalance the group once the first has started.
-        broker = LocalBroker(LocalBrokerConfig(data_dir=data_dir, cache_dir=Settings.from_env(
-        ).cache_dir, port=free_port(), heap="1g",
-            extra={"group.initial.rebalance.delay.ms": "3000"}))  # fmt: skip
+        broker = LocalBroker(
+            LocalBrokerConfig(
+                data_dir=data_dir,
+                cache_dir=Settings.from_env().cache_dir,
+                port=free_port(),
+                heap="1g",
+                extra={"group.initial.rebalance.delay.ms": "3000"},
+            )
+        )
         bootstrap = broker.start().bootstrap_servers
     made: list[str] = []
     admin: AdminClient | None = admin_client({"bootstrap.servers": bootstrap})
@@ -88,25 +94,32 @@ class Run:
 
 
 def run_until_written(
-    name: str, command: list[str], env: dict[str, str], bootstrap: str, output: str,
-    expected: int, *, timeout: float,
-) -> Run:  # fmt: skip
+    name: str,
+    command: list[str],
+    env: dict[str, str],
+    bootstrap: str,
+    output: str,
+    expected: int,
+    *,
+    timeout: float,
+) -> Run:
     """Start ``command``, wait until ``output`` holds ``expected`` records, wait 2 s more (a
     duplicate would show), stop it; the run fails on a wrong count, a crash or ``timeout``
     seconds, with the end of its stderr."""
     probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{uuid.uuid4().hex}"})
     partitions = _partitions(bootstrap, output)
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=log)  # fmt: skip
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
     tree = Tree(process.pid)
     try:
         deadline = time.monotonic() + timeout
         while (written := count(probe, output, partitions)) < expected:
             if process.poll() is not None or time.monotonic() > deadline:
                 log.seek(0)
-                raise RuntimeError(f"{name}: {written} of {expected} outputs: "
-                                   + log.read().decode(errors="replace")[-2000:])  # fmt: skip
+                raise RuntimeError(
+                    f"{name}: {written} of {expected} outputs: "
+                    + log.read().decode(errors="replace")[-2000:]
+                )
             tree.sample()
             time.sleep(0.2)
         time.sleep(2)

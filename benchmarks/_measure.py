@@ -119,13 +119,22 @@ def _id(value: bytes) -> int:
 
 
 def read_outputs(
-    bootstrap: str, topic: str, partitions: int, expected: dict[int, dict[str, Any]],
+    bootstrap: str,
+    topic: str,
+    partitions: int,
+    expected: dict[int, dict[str, Any]],
     decode: Any,
-) -> Outputs:  # fmt: skip
+) -> Outputs:
     """Read ``topic`` whole: count, duplicates, the sample ``expected`` (id -> output)
     decoded with ``decode`` and compared, and the steady-part rate."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-read-{topic}",
-                         "enable.auto.commit": False, "fetch.max.bytes": 52_428_800})  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-read-{topic}",
+            "enable.auto.commit": False,
+            "fetch.max.bytes": 52_428_800,
+        }
+    )
     try:
         ranges = {
             (topic, p): consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)

@@ -18,8 +18,10 @@ __all__ = ["report", "versions"]
 
 ROOT = Path(__file__).resolve().parent.parent
 _VENVS = {"faust": ".venv-bench-faust", "quix": ".venv-bench-quix"}
-_PACKAGES = {"faust": ["faust-streaming", "aiokafka", "uvloop", "fastavro"],
-             "quix": ["quixstreams", "confluent-kafka", "fastavro"]}  # fmt: skip
+_PACKAGES = {
+    "faust": ["faust-streaming", "aiokafka", "uvloop", "fastavro"],
+    "quix": ["quixstreams", "confluent-kafka", "fastavro"],
+}
 
 
 def versions(bootstrap: str) -> dict[str, str]:
@@ -41,11 +43,14 @@ def versions(bootstrap: str) -> dict[str, str]:
         python = ROOT / venv / "bin" / "python"
         if not python.exists():
             continue
-        script = ("import importlib.metadata as m\n"
-                  f"for p in {_PACKAGES[peer]!r}:\n"
-                  "    print(p, m.version(p))")  # fmt: skip
-        out = subprocess.run([str(python), "-c", script], capture_output=True, text=True,
-                             check=False, timeout=60).stdout  # fmt: skip
+        script = (
+            "import importlib.metadata as m\n"
+            f"for p in {_PACKAGES[peer]!r}:\n"
+            "    print(p, m.version(p))"
+        )
+        out = subprocess.run(
+            [str(python), "-c", script], capture_output=True, text=True, check=False, timeout=60
+        ).stdout
         for line in out.splitlines():
             package, _, version = line.partition(" ")
             found[f"{package} ({peer})"] = version
@@ -67,28 +72,40 @@ def _spread(values: list[float], fmt: str = "{:,.0f}") -> str:
 
 
 def report(
-    results: list[Result], labels: dict[str, str], out: Path, *, records: int, rate: int,
-    seed: int, rounds: list[list[str]], versions: dict[str, str], partitions: int,
-) -> Path:  # fmt: skip
+    results: list[Result],
+    labels: dict[str, str],
+    out: Path,
+    *,
+    records: int,
+    rate: int,
+    seed: int,
+    rounds: list[list[str]],
+    versions: dict[str, str],
+    partitions: int,
+) -> Path:
     """results.md (and chart.png when matplotlib is installed) in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     raw = next((r for r in results if r.variant == "raw"), None)
     ceiling = raw.median(raw.rates) if raw and raw.rates else 0.0
     lines = [
-        "# streamkit peer benchmark", "",
+        "# streamkit peer benchmark",
+        "",
         f"{records:,} records (~200-byte Avro, single-object encoding), {partitions} "
         f"partitions, {len(rounds)} rounds, each running every implementation once in a "
         f"random order (seed {seed}). Throughput over the steady part of each run (the "
         "first 20% of every output partition left out as warm-up, for everyone); every "
         "run's output read back whole, counted, checked for duplicates and a sample "
         "decoded and compared. Latency at "
-        f"{rate:,} records/s, after a discarded warm-up pass per implementation.", "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}", "",
-        "min / **median** / max of the runs:", "",
+        f"{rate:,} records/s, after a discarded warm-up pass per implementation.",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
+        "",
+        "min / **median** / max of the runs:",
+        "",
         "| implementation | records/s | median vs (a) | CPU s per run | RSS MB, all "
         "processes | p50 / p99 ms | duplicates |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]  # fmt: skip
+    ]
     for r in results:
         median = r.median(r.rates)
         ratio = f"{median / ceiling:.2f}x" if ceiling else "-"

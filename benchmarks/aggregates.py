@@ -43,8 +43,14 @@ def produce(bootstrap: str, topic: str, records: int, keys: int) -> None:
     """``records`` JSON events, keyed by one of ``keys`` users (each key seen once before
     any is seen twice when ``keys >= records``)."""
     rng = random.Random(5)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50,
-                         "batch.size": 1_000_000, "compression.type": "lz4"})  # fmt: skip
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 50,
+            "batch.size": 1_000_000,
+            "compression.type": "lz4",
+        }
+    )
     for n in range(records):
         user = f"user-{(n if keys >= records else rng.randrange(keys)):07d}"
         value = orjson.dumps({"id": n, "user": user, "amount": rng.randint(1, 1000)})
@@ -55,11 +61,18 @@ def produce(bootstrap: str, topic: str, records: int, keys: int) -> None:
 
 def steady_rate(bootstrap: str, topic: str) -> float:
     """Records/s over the steady part of ``topic`` (append times only)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"agg-read-{topic}",
-                         "enable.auto.commit": False})  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"agg-read-{topic}",
+            "enable.auto.commit": False,
+        }
+    )
     try:
-        ranges = {(topic, p): consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                  for p in range(PARTITIONS)}  # fmt: skip
+        ranges = {
+            (topic, p): consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            for p in range(PARTITIONS)
+        }
         times: dict[int, list[int]] = {p: [] for p in range(PARTITIONS)}
         for msg in read_until(consumer, ranges, stall=60):
             times[msg.partition() or 0].append(msg.timestamp()[1])
@@ -82,19 +95,35 @@ def run_once(
     create([TopicSpec(output, PARTITIONS, 1, APPEND_TIME)])
     made.append(f"{group}-sums-changelog")  # made by `streamkit topics create` below
     state = tempfile.mkdtemp(prefix="bench-agg-")
-    env = {**os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap, "BENCH_INPUT": source,
-           "BENCH_OUTPUT": output, "BENCH_GROUP": group, "BENCH_STORE": store,
-           "BENCH_PARTITIONS": str(PARTITIONS), "PYTHONPATH": str(ROOT),
-           "STREAMKIT_STATE_DIR": state}  # fmt: skip
+    env = {
+        **os.environ,
+        "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap,
+        "BENCH_INPUT": source,
+        "BENCH_OUTPUT": output,
+        "BENCH_GROUP": group,
+        "BENCH_STORE": store,
+        "BENCH_PARTITIONS": str(PARTITIONS),
+        "PYTHONPATH": str(ROOT),
+        "STREAMKIT_STATE_DIR": state,
+    }
     app = "benchmarks.peers.streamkit_aggregate"
-    subprocess.run([sys.executable, "-m", "streamkit", "topics", "create", app], env=env,
-                   cwd=ROOT, check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "streamkit", "topics", "create", app],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     try:
         run = run_until_written(
             f"streamkit-{store}",
             [sys.executable, "-m", "streamkit", "run", app, "--log-level", "warning"],
-            env, bootstrap, output, records, timeout=max(300, records / 2000),
-        )  # fmt: skip
+            env,
+            bootstrap,
+            output,
+            records,
+            timeout=max(300, records / 2000),
+        )
     finally:
         shutil.rmtree(state, ignore_errors=True)
     return steady_rate(bootstrap, output), run.rss_mb, run.worker_rss_mb
@@ -121,8 +150,11 @@ def main(argv: list[str] | None = None) -> int:
                         store, bootstrap, source, args.records, create, made
                     )
                     results.setdefault((keys, store), []).append((rate, rss, worker))
-                    print(f"{keys:,} keys, {store} run {i + 1}: {rate:,.0f} records/s, "
-                          f"{rss:.0f} MB, worker {worker:.0f} MB", flush=True)  # fmt: skip
+                    print(
+                        f"{keys:,} keys, {store} run {i + 1}: {rate:,.0f} records/s, "
+                        f"{rss:.0f} MB, worker {worker:.0f} MB",
+                        flush=True,
+                    )
     print(report(results, args).read_text())
     return 0
 
@@ -136,22 +168,26 @@ def report(
         return sorted(values)[(len(values) - 1) // 2]
 
     lines = [
-        "# Keyed aggregate", "",
+        "# Keyed aggregate",
+        "",
         f"{args.records:,} JSON events on {PARTITIONS} partitions, a count and a sum per key "
         "with its changelog, every new state to the output; 1 worker; runs in a random "
         "order (`python -m benchmarks.aggregates`). Rates over the steady part of the output "
         "(the first 20% of each partition left out); peak RSS of all processes (the "
-        "supervisor and the worker) and of the worker alone, the largest of the runs.", "",
+        "supervisor and the worker) and of the worker alone, the largest of the runs.",
+        "",
         "| keys | store | records/s median (min-max) | vs memory | peak RSS MB, all "
         "processes | peak RSS MB, the worker |",
         "| ---: | --- | ---: | ---: | ---: | ---: |",
-    ]  # fmt: skip
+    ]
     for (keys, store), runs in results.items():
         rates, rss, worker = ([run[i] for run in runs] for i in range(3))
         memory = results.get((keys, "memory"))
         ratio = median(rates) / median([run[0] for run in memory]) if memory else 0.0
-        lines.append(f"| {keys:,} | {store} | {median(rates):,.0f} ({min(rates):,.0f}-"
-                     f"{max(rates):,.0f}) | {ratio:.2f}x | {max(rss):.0f} | {max(worker):.0f} |")  # fmt: skip
+        lines.append(
+            f"| {keys:,} | {store} | {median(rates):,.0f} ({min(rates):,.0f}-"
+            f"{max(rates):,.0f}) | {ratio:.2f}x | {max(rss):.0f} | {max(worker):.0f} |"
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "aggregates.md"
     path.write_text("\n".join(lines) + "\n")

@@ -35,9 +35,14 @@ APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
 PARALLEL = ROOT / "benchmarks" / "parallel" / "target"
 PEERS = {
     "streamkit": [sys.executable, "-m", "streamkit", "run", "benchmarks.peers.streamkit_async"],
-    "parallel": ["java", "-Xmx512m", "-cp", f"{PARALLEL}/classes:{PARALLEL}/lib/*",
-                 "bench.BenchParallel"],
-}  # fmt: skip
+    "parallel": [
+        "java",
+        "-Xmx512m",
+        "-cp",
+        f"{PARALLEL}/classes:{PARALLEL}/lib/*",
+        "bench.BenchParallel",
+    ],
+}
 LABELS = {
     "streamkit": "streamkit (`async def`, concurrency={n}, key order)",
     "parallel": "Confluent Parallel Consumer 0.5.3.2 (maxConcurrency={n}, KEY order)",
@@ -60,22 +65,35 @@ def produce(bootstrap: str, topic: str, records: int, keys: int) -> None:
 
 
 def run_once(
-    peer: str, bootstrap: str, source: str, records: int, concurrency: int, wait_ms: int,
+    peer: str,
+    bootstrap: str,
+    source: str,
+    records: int,
+    concurrency: int,
+    wait_ms: int,
     create: Create,
-) -> tuple[float, float]:  # fmt: skip
+) -> tuple[float, float]:
     """One run of ``peer``: records/s between the first and the last output, peak RSS (MB)."""
     run_id = uuid.uuid4().hex[:8]
     output, group = f"bench-async-out-{run_id}", f"bench-async-{run_id}"
     create([TopicSpec(output, PARTITIONS, 1, APPEND_TIME)])
-    env = {**os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap, "BENCH_BOOTSTRAP": bootstrap,
-           "BENCH_INPUT": source,
-           "BENCH_OUTPUT": output, "BENCH_GROUP": group, "BENCH_PARTITIONS": str(PARTITIONS),
-           "BENCH_CONCURRENCY": str(concurrency), "BENCH_WAIT_MS": str(wait_ms),
-           "PYTHONPATH": str(ROOT),
-           "STREAMKIT_STATE_DIR": tempfile.mkdtemp(prefix="bench-async-")}  # fmt: skip
+    env = {
+        **os.environ,
+        "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap,
+        "BENCH_BOOTSTRAP": bootstrap,
+        "BENCH_INPUT": source,
+        "BENCH_OUTPUT": output,
+        "BENCH_GROUP": group,
+        "BENCH_PARTITIONS": str(PARTITIONS),
+        "BENCH_CONCURRENCY": str(concurrency),
+        "BENCH_WAIT_MS": str(wait_ms),
+        "PYTHONPATH": str(ROOT),
+        "STREAMKIT_STATE_DIR": tempfile.mkdtemp(prefix="bench-async-"),
+    }
     try:
-        run = run_until_written(peer, PEERS[peer], env, bootstrap, output, records,
-                                timeout=max(300, records / 200))  # fmt: skip
+        run = run_until_written(
+            peer, PEERS[peer], env, bootstrap, output, records, timeout=max(300, records / 200)
+        )
     finally:
         shutil.rmtree(env["STREAMKIT_STATE_DIR"], ignore_errors=True)
     return run.rate(records), run.rss_mb
@@ -103,8 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         runs: dict[str, list[tuple[float, float]]] = {p: [] for p in peers}
         for i in range(args.runs):
             for peer in peers:
-                rate, rss = run_once(peer, bootstrap, source, args.records, args.concurrency,
-                                     args.wait_ms, create)  # fmt: skip
+                rate, rss = run_once(
+                    peer, bootstrap, source, args.records, args.concurrency, args.wait_ms, create
+                )
                 runs[peer].append((rate, rss))
                 print(f"{peer} run {i + 1}: {rate:,.0f} records/s, {rss:.0f} MB", flush=True)
         print(report(runs, args).read_text())
@@ -118,7 +137,8 @@ def report(runs: dict[str, list[tuple[float, float]]], args: argparse.Namespace)
     medians = {p: sorted(r for r, _ in rs)[len(rs) // 2] for p, rs in runs.items() if rs}
     parallel = medians.get("parallel")
     lines = [
-        "# I/O-bound handler", "",
+        "# I/O-bound handler",
+        "",
         f"{args.records:,} JSON events, {args.keys:,} keys, {PARTITIONS} partitions; a handler "
         f"that waits {args.wait_ms} ms per record, 1 worker, concurrency {args.concurrency}, "
         f"key order; median of {args.runs} runs taken round-robin on one broker (`python -m "
@@ -126,12 +146,10 @@ def report(runs: dict[str, list[tuple[float, float]]], args: argparse.Namespace)
         "where they come from: `benchmarks/peers/streamkit_async.py` and "
         "`benchmarks/parallel/` (`BenchParallel.java`).",
         "",
-        "| implementation | records/s | share of the bound | vs Parallel Consumer "
-        "| peak RSS MB |",
+        "| implementation | records/s | share of the bound | vs Parallel Consumer | peak RSS MB |",
         "| --- | ---: | ---: | ---: | ---: |",
-        f"| bound ({args.concurrency} / {args.wait_ms / 1000:g} s) | {bound:,.0f} | 100% "
-        "| - | - |",
-    ]  # fmt: skip
+        f"| bound ({args.concurrency} / {args.wait_ms / 1000:g} s) | {bound:,.0f} | 100% | - | - |",
+    ]
     for peer, rate in medians.items():
         ratio = f"{rate / parallel:.2f}x" if parallel else "-"
         rss = max(r for _, r in runs[peer])

@@ -35,15 +35,19 @@ from streamkit.contracts import AvroSerde, SchemaRepository
 from streamkit.ops.admin import TopicSpec
 
 APPEND_TIME = {"message.timestamp.type": "LogAppendTime"}
-VARIANTS = {"headers": "`where_headers=` (before decoding)", "function": "the same test in the function"}  # fmt: skip
+VARIANTS = {
+    "headers": "`where_headers=` (before decoding)",
+    "function": "the same test in the function",
+}
 
 
 def produce(bootstrap: str, topic: str, records: int) -> int:
     """The dataset; returns how many records are wanted."""
     serde = AvroSerde(SchemaRepository.from_directory(SCHEMAS), "BenchEvent")
     rng = random.Random(1)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50,
-                         "compression.type": "lz4"})  # fmt: skip
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 50, "compression.type": "lz4"}
+    )
     wanted = 0
     for n in range(records):
         record = event(n, rng)
@@ -52,8 +56,13 @@ def produce(bootstrap: str, topic: str, records: int) -> int:
         wanted += kind == b"wanted"
         while True:
             try:
-                producer.produce(topic, serde.encode(record), record["user"].encode(),
-                                 partition=n % PARTITIONS, headers=[("type", kind)])  # fmt: skip
+                producer.produce(
+                    topic,
+                    serde.encode(record),
+                    record["user"].encode(),
+                    partition=n % PARTITIONS,
+                    headers=[("type", kind)],
+                )
                 break
             except BufferError:
                 producer.poll(0.1)
@@ -69,13 +78,20 @@ def run_once(
     run_id = uuid.uuid4().hex[:8]
     output = f"bench-filter-out-{run_id}"
     create([TopicSpec(output, PARTITIONS, 1, APPEND_TIME)])
-    env = {**os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap, "BENCH_INPUT": source,
-           "BENCH_OUTPUT": output, "BENCH_GROUP": f"bench-filter-{run_id}",
-           "BENCH_FILTER": variant, "PYTHONPATH": str(ROOT),
-           "STREAMKIT_STATE_DIR": tempfile.mkdtemp(prefix="bench-filter-")}  # fmt: skip
+    env = {
+        **os.environ,
+        "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap,
+        "BENCH_INPUT": source,
+        "BENCH_OUTPUT": output,
+        "BENCH_GROUP": f"bench-filter-{run_id}",
+        "BENCH_FILTER": variant,
+        "PYTHONPATH": str(ROOT),
+        "STREAMKIT_STATE_DIR": tempfile.mkdtemp(prefix="bench-filter-"),
+    }
     command = [sys.executable, "-m", "streamkit", "run", "benchmarks.peers.streamkit_filter"]
-    run = run_until_written(variant, command, env, bootstrap, output, wanted,
-                            timeout=max(300, records / 2000))  # fmt: skip
+    run = run_until_written(
+        variant, command, env, bootstrap, output, wanted, timeout=max(300, records / 2000)
+    )
     return run.rate(records)
 
 
@@ -104,13 +120,16 @@ def report(runs: dict[str, list[float]], args: argparse.Namespace) -> Path:
     """filters.md in ``args.out``: each median and its ratio to the filter in the function."""
     medians = {v: sorted(rs)[len(rs) // 2] for v, rs in runs.items()}
     lines = [
-        "# A 1%-selective filter", "",
+        "# A 1%-selective filter",
+        "",
         f"{args.records:,} BenchEvents, 1% with the header `type: wanted`, {PARTITIONS} "
         f"partitions, 1 worker; median of {args.runs} runs taken round-robin on one broker "
         "(`python -m benchmarks.filters`; how the rate is taken: its module docstring; the "
-        "app: `benchmarks/peers/streamkit_filter.py`).", "",
-        "| the filter | input records/s | vs in the function |", "| --- | ---: | ---: |",
-    ]  # fmt: skip
+        "app: `benchmarks/peers/streamkit_filter.py`).",
+        "",
+        "| the filter | input records/s | vs in the function |",
+        "| --- | ---: | ---: |",
+    ]
     for variant, label in VARIANTS.items():
         ratio = medians[variant] / medians["function"]
         lines.append(f"| {label} | {medians[variant]:,.0f} | {ratio:.2f}x |")

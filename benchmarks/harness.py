@@ -61,9 +61,14 @@ def _python(venv: str) -> str:
 
 
 def _kstreams(env: dict[str, str]) -> list[str]:
-    return ["java", "-Xmx512m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp",
-            f"{ROOT}/benchmarks/kstreams/target/classes:{ROOT}/benchmarks/kstreams/target/lib/*",
-            "bench.BenchStreams"]  # fmt: skip
+    return [
+        "java",
+        "-Xmx512m",
+        "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+        "-cp",
+        f"{ROOT}/benchmarks/kstreams/target/classes:{ROOT}/benchmarks/kstreams/target/lib/*",
+        "bench.BenchStreams",
+    ]
 
 
 def _built() -> bool:
@@ -71,30 +76,94 @@ def _built() -> bool:
 
 
 VARIANTS = [
-    Variant("raw", "(a) raw confluent-kafka loop",
-            lambda env: [sys.executable, "-m", "benchmarks.peers.raw_loop"]),
-    Variant("streamkit-1", "(b) streamkit, 1 worker",
-            lambda env: [sys.executable, "-m", "streamkit", "run",
-                         "benchmarks.peers.streamkit_app", "--workers", "1", "--log-level", "warning"]),
-    Variant("streamkit-1-fastavro", "(b') streamkit, 1 worker, fastavro only",
-            lambda env: [sys.executable, "-m", "streamkit", "run",
-                         "benchmarks.peers.streamkit_app", "--workers", "1", "--log-level", "warning"],
-            env={"STREAMKIT_AVRO_CODEC": "fastavro"}),
-    Variant("streamkit-2", "(c) streamkit, 2 workers",
-            lambda env: [sys.executable, "-m", "streamkit", "run",
-                         "benchmarks.peers.streamkit_app", "--workers", "2", "--log-level", "warning"]),
-    Variant("faust", "(d) faust-streaming (uvloop)",
-            lambda env: [_python(".venv-bench-faust"), "-m", "benchmarks.peers.faust_app",
-                         "-L", "uvloop", "worker", "--loglevel", "warn", "--without-web"],
-            Path(_python(".venv-bench-faust")).exists),
-    Variant("quix", "(e) Quix Streams",
-            lambda env: [_python(".venv-bench-quix"), "-m", "benchmarks.peers.quix_app"],
-            Path(_python(".venv-bench-quix")).exists),
-    Variant("kstreams-1", "(f) Kafka Streams (Java), 1 thread", _kstreams, _built,
-            {"BENCH_THREADS": "1"}),
-    Variant("kstreams-2", "(g) Kafka Streams (Java), 2 threads", _kstreams, _built,
-            {"BENCH_THREADS": "2"}),
-]  # fmt: skip
+    Variant(
+        "raw",
+        "(a) raw confluent-kafka loop",
+        lambda env: [sys.executable, "-m", "benchmarks.peers.raw_loop"],
+    ),
+    Variant(
+        "streamkit-1",
+        "(b) streamkit, 1 worker",
+        lambda env: [
+            sys.executable,
+            "-m",
+            "streamkit",
+            "run",
+            "benchmarks.peers.streamkit_app",
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+        ],
+    ),
+    Variant(
+        "streamkit-1-fastavro",
+        "(b') streamkit, 1 worker, fastavro only",
+        lambda env: [
+            sys.executable,
+            "-m",
+            "streamkit",
+            "run",
+            "benchmarks.peers.streamkit_app",
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+        ],
+        env={"STREAMKIT_AVRO_CODEC": "fastavro"},
+    ),
+    Variant(
+        "streamkit-2",
+        "(c) streamkit, 2 workers",
+        lambda env: [
+            sys.executable,
+            "-m",
+            "streamkit",
+            "run",
+            "benchmarks.peers.streamkit_app",
+            "--workers",
+            "2",
+            "--log-level",
+            "warning",
+        ],
+    ),
+    Variant(
+        "faust",
+        "(d) faust-streaming (uvloop)",
+        lambda env: [
+            _python(".venv-bench-faust"),
+            "-m",
+            "benchmarks.peers.faust_app",
+            "-L",
+            "uvloop",
+            "worker",
+            "--loglevel",
+            "warn",
+            "--without-web",
+        ],
+        Path(_python(".venv-bench-faust")).exists,
+    ),
+    Variant(
+        "quix",
+        "(e) Quix Streams",
+        lambda env: [_python(".venv-bench-quix"), "-m", "benchmarks.peers.quix_app"],
+        Path(_python(".venv-bench-quix")).exists,
+    ),
+    Variant(
+        "kstreams-1",
+        "(f) Kafka Streams (Java), 1 thread",
+        _kstreams,
+        _built,
+        {"BENCH_THREADS": "1"},
+    ),
+    Variant(
+        "kstreams-2",
+        "(g) Kafka Streams (Java), 2 threads",
+        _kstreams,
+        _built,
+        {"BENCH_THREADS": "2"},
+    ),
+]
 
 
 @dataclass
@@ -121,8 +190,14 @@ def _produce_dataset(bootstrap: str, topic: str, count: int, seed: int = 1) -> d
     """The dataset; the expected output of every ``SAMPLE_EVERY``-th id."""
     serde = AvroSerde(SchemaRepository.from_directory(SCHEMAS), "BenchEvent")
     rng = random.Random(seed)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.size": 1_000_000,
-                         "compression.type": "lz4"})  # fmt: skip
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 50,
+            "batch.size": 1_000_000,
+            "compression.type": "lz4",
+        }
+    )
     expected = {}
     for n in range(count):
         record = event(n, rng)
@@ -135,22 +210,35 @@ def _produce_dataset(bootstrap: str, topic: str, count: int, seed: int = 1) -> d
 
 
 def run_once(
-    variant: Variant, bootstrap: str, source: str, records: int, expected: dict[int, Any],
+    variant: Variant,
+    bootstrap: str,
+    source: str,
+    records: int,
+    expected: dict[int, Any],
     create: Create,
-) -> tuple[Outputs, Tree]:  # fmt: skip
+) -> tuple[Outputs, Tree]:
     """One throughput run of ``variant`` over the ``records`` records of ``source``: its
     output read back, and its process tree's CPU and memory. The output topic is made
     with ``create`` (deleted at the end, see :func:`main`)."""
     run_id = uuid.uuid4().hex[:8]
     output = f"bench-out-{variant.name}-{run_id}"
     create([TopicSpec(output, PARTITIONS, 1, APPEND_TIME)])
-    env = {**os.environ, "BENCH_BOOTSTRAP": bootstrap, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap,
-           "BENCH_INPUT": source, "BENCH_OUTPUT": output, "BENCH_GROUP": f"bench-{variant.name}-{run_id}",
-           "BENCH_PARTITIONS": str(PARTITIONS), "PYTHONPATH": str(ROOT), **variant.env}  # fmt: skip
+    env = {
+        **os.environ,
+        "BENCH_BOOTSTRAP": bootstrap,
+        "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap,
+        "BENCH_INPUT": source,
+        "BENCH_OUTPUT": output,
+        "BENCH_GROUP": f"bench-{variant.name}-{run_id}",
+        "BENCH_PARTITIONS": str(PARTITIONS),
+        "PYTHONPATH": str(ROOT),
+        **variant.env,
+    }
     probe = Consumer({"bootstrap.servers": bootstrap, "group.id": f"probe-{run_id}"})
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below; a file, never a full pipe
-    process = subprocess.Popen(variant.command(env), env=env, cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=log)  # fmt: skip
+    process = subprocess.Popen(
+        variant.command(env), env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log
+    )
     tree = Tree(process.pid)
 
     def tail() -> str:
@@ -175,8 +263,10 @@ def run_once(
     result = AvroSerde(SchemaRepository.from_directory(SCHEMAS), "BenchResult")
     outputs = read_outputs(bootstrap, output, PARTITIONS, expected, result.decode)
     if outputs.unique != records or outputs.wrong:
-        raise RuntimeError(f"{variant.name}: {outputs.unique:,} distinct outputs of "
-                           f"{records:,}, wrong: {outputs.wrong}")  # fmt: skip
+        raise RuntimeError(
+            f"{variant.name}: {outputs.unique:,} distinct outputs of "
+            f"{records:,}, wrong: {outputs.wrong}"
+        )
     return outputs, tree
 
 
@@ -188,11 +278,23 @@ def latency(
     run_id = uuid.uuid4().hex[:8]
     source, output = f"lat-in-{run_id}", f"lat-out-{run_id}"
     create([TopicSpec(source, PARTITIONS), TopicSpec(output, PARTITIONS, 1, APPEND_TIME)])
-    env = {**os.environ, "BENCH_BOOTSTRAP": bootstrap, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap,
-           "BENCH_INPUT": source, "BENCH_OUTPUT": output, "BENCH_GROUP": f"lat-{run_id}",
-           "PYTHONPATH": str(ROOT), **variant.env}  # fmt: skip
-    process = subprocess.Popen(variant.command(env), env=env, cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    env = {
+        **os.environ,
+        "BENCH_BOOTSTRAP": bootstrap,
+        "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap,
+        "BENCH_INPUT": source,
+        "BENCH_OUTPUT": output,
+        "BENCH_GROUP": f"lat-{run_id}",
+        "PYTHONPATH": str(ROOT),
+        **variant.env,
+    }
+    process = subprocess.Popen(
+        variant.command(env),
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     serde = AvroSerde(SchemaRepository.from_directory(SCHEMAS), "BenchEvent")
     result = AvroSerde(SchemaRepository.from_directory(SCHEMAS), "BenchResult")
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1})
@@ -230,8 +332,13 @@ def latency(
         probe.close()
     finally:
         stop(process)
-    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": f"lat-read-{run_id}",
-                       "auto.offset.reset": "earliest"})  # fmt: skip
+    reader = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"lat-read-{run_id}",
+            "auto.offset.reset": "earliest",
+        }
+    )
     reader.subscribe([output])
     samples: list[int] = []
     seen = 0
@@ -261,9 +368,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-rate", type=int, default=5000)
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument(
-        "--latency-warmup", type=float, default=45.0,
+        "--latency-warmup",
+        type=float,
+        default=45.0,
         help="seconds of a discarded pass per implementation before latency is measured",
-    )  # fmt: skip
+    )
     parser.add_argument("--latency-runs", type=int, default=3)
     parser.add_argument("--no-latency", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
@@ -313,13 +422,23 @@ def main(argv: list[str] | None = None) -> int:
                 mine.processes = max(mine.processes, tree.processes)
                 mine.duplicates += outputs.duplicates
                 mine.checked += len(expected)
-                print(f"{name} round {i + 1}: {outputs.rate:,.0f} records/s, "
-                      f"{tree.cpu_seconds:.1f} CPU s, {tree.peak_rss_mb:.0f} MB, "
-                      f"{outputs.duplicates} duplicates")  # fmt: skip
+                print(
+                    f"{name} round {i + 1}: {outputs.rate:,.0f} records/s, "
+                    f"{tree.cpu_seconds:.1f} CPU s, {tree.peak_rss_mb:.0f} MB, "
+                    f"{outputs.duplicates} duplicates"
+                )
         found = versions(bootstrap)
-        path = report([results[v.name] for v in chosen], {v.name: v.label for v in chosen},
-                      args.out, records=args.records, rate=args.latency_rate, seed=seed,
-                      rounds=rounds, versions=found, partitions=PARTITIONS)  # fmt: skip
+        path = report(
+            [results[v.name] for v in chosen],
+            {v.name: v.label for v in chosen},
+            args.out,
+            records=args.records,
+            rate=args.latency_rate,
+            seed=seed,
+            rounds=rounds,
+            versions=found,
+            partitions=PARTITIONS,
+        )
         print(path.read_text())
     return 0
 

@@ -45,8 +45,14 @@ KSTREAMS = ROOT / "benchmarks/kstreams/target"
 def produce(bootstrap: str, topic: str, records: int, keys: int) -> int:
     """The changelog: ``records`` entries of ``keys`` keys, in partition 0; the keys used."""
     rng = random.Random(9)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50,
-                         "batch.size": 1_000_000, "compression.type": "lz4"})  # fmt: skip
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 50,
+            "batch.size": 1_000_000,
+            "compression.type": "lz4",
+        }
+    )
     used = set()
     for n in range(records):
         key = f"user-{rng.randrange(keys):07d}"
@@ -65,14 +71,30 @@ def produce(bootstrap: str, topic: str, records: int, keys: int) -> int:
 
 def kstreams_once(bootstrap: str, app_id: str, source: str) -> float:
     """Seconds Kafka Streams takes to restore ``<app_id>-s-changelog`` into its store."""
-    env = {"PATH": os.environ.get("PATH", ""), "BENCH_WORKLOAD": "restore",
-           "BENCH_GROUP": app_id, "BENCH_INPUT": source, "BENCH_BOOTSTRAP": bootstrap,
-           "BENCH_SCHEMAS": str(ROOT / "benchmarks/schemas")}  # fmt: skip
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "BENCH_WORKLOAD": "restore",
+        "BENCH_GROUP": app_id,
+        "BENCH_INPUT": source,
+        "BENCH_BOOTSTRAP": bootstrap,
+        "BENCH_SCHEMAS": str(ROOT / "benchmarks/schemas"),
+    }
     done = subprocess.run(
-        ["java", "-Xmx512m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp",
-         f"{KSTREAMS}/classes:{KSTREAMS}/lib/*", "bench.BenchStreams"],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
+        [
+            "java",
+            "-Xmx512m",
+            "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+            "-cp",
+            f"{KSTREAMS}/classes:{KSTREAMS}/lib/*",
+            "bench.BenchStreams",
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     found = re.search(r"restored (\d+) records in (\d+) ms", done.stdout)
     if found is None:
         raise RuntimeError(f"Kafka Streams did not restore: {done.stderr[-2000:]}")
@@ -112,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         app_id = f"bench-restore-ks-{uuid.uuid4().hex[:8]}"
         if (KSTREAMS / "classes").exists():  # the same records, where Kafka Streams looks
             changelog, source = f"{app_id}-s-changelog", f"{app_id}-src"
-            create([TopicSpec(changelog, 1, 1, {"cleanup.policy": "compact"}),
-                    TopicSpec(source, 1)])  # fmt: skip
+            create(
+                [TopicSpec(changelog, 1, 1, {"cleanup.policy": "compact"}), TopicSpec(source, 1)]
+            )
             produce(bootstrap, changelog, args.records, args.keys)
             kinds.append("kstreams")
             rates["kstreams"] = []
@@ -128,19 +151,26 @@ def main(argv: list[str] | None = None) -> int:
                 if keys != used:
                     raise RuntimeError(f"{kind}: {keys:,} keys restored, {used:,} written")
                 rates[kind].append(args.records / seconds)
-                print(f"{kind} run {i + 1}: {args.records / seconds:,.0f} records/s "
-                      f"({keys:,} keys)", flush=True)  # fmt: skip
+                print(
+                    f"{kind} run {i + 1}: {args.records / seconds:,.0f} records/s ({keys:,} keys)",
+                    flush=True,
+                )
     lines = [
-        "# Restore", "",
+        "# Restore",
+        "",
         f"A changelog partition of {args.records:,} entries over {args.keys:,} keys restored "
         "into an empty store by the worker's restore path (`python -m benchmarks.restore`).",
-        "", "| store | records/s median (min-max) |", "| --- | ---: |",
-    ]  # fmt: skip
+        "",
+        "| store | records/s median (min-max) |",
+        "| --- | ---: |",
+    ]
     for kind, values in rates.items():
         ordered = sorted(values)
         label = {"kstreams": "Kafka Streams (RocksDB)"}.get(kind, f"streamkit, {kind}")
-        lines.append(f"| {label} | {ordered[(len(ordered) - 1) // 2]:,.0f} "
-                     f"({ordered[0]:,.0f}-{ordered[-1]:,.0f}) |")  # fmt: skip
+        lines.append(
+            f"| {label} | {ordered[(len(ordered) - 1) // 2]:,.0f} "
+            f"({ordered[0]:,.0f}-{ordered[-1]:,.0f}) |"
+        )
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "restore.md"
     path.write_text("\n".join(lines) + "\n")

@@ -83,16 +83,33 @@ def _peers() -> list[Peer]:
     ]
     return [
         Peer("streamkit", "streamkit, 1 worker (memory store)", run, setup=setup),
-        Peer("streamkit-rocksdb", "streamkit, 1 worker (RocksDB store)", run, setup=setup,
-             env={"BENCH_STORE": "rocksdb"}),
-        Peer("quix", "Quix Streams (RocksDB store)",
-             [_python(".venv-bench-quix"), "-m", "benchmarks.peers.quix_windows"],
-             Path(_python(".venv-bench-quix")).exists()),
-        Peer("kstreams", "Kafka Streams, 1 thread (RocksDB store)",
-             ["java", "-Xmx512m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp",
-              f"{kstreams}/classes:{kstreams}/lib/*", "bench.BenchStreams"],
-             (kstreams / "classes").exists()),
-    ]  # fmt: skip
+        Peer(
+            "streamkit-rocksdb",
+            "streamkit, 1 worker (RocksDB store)",
+            run,
+            setup=setup,
+            env={"BENCH_STORE": "rocksdb"},
+        ),
+        Peer(
+            "quix",
+            "Quix Streams (RocksDB store)",
+            [_python(".venv-bench-quix"), "-m", "benchmarks.peers.quix_windows"],
+            Path(_python(".venv-bench-quix")).exists(),
+        ),
+        Peer(
+            "kstreams",
+            "Kafka Streams, 1 thread (RocksDB store)",
+            [
+                "java",
+                "-Xmx512m",
+                "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+                "-cp",
+                f"{kstreams}/classes:{kstreams}/lib/*",
+                "bench.BenchStreams",
+            ],
+            (kstreams / "classes").exists(),
+        ),
+    ]
 
 
 @dataclass
@@ -111,8 +128,14 @@ def produce(bootstrap: str, topic: str, records: int, keys: int, minutes: int) -
     rng = random.Random(3)
     end = (int(time.time() * 1000) // MINUTE - 60) * MINUTE  # an hour ago, on a minute
     start, step = end - minutes * MINUTE, minutes * MINUTE / records
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50,
-                         "batch.size": 1_000_000, "compression.type": "lz4"})  # fmt: skip
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 50,
+            "batch.size": 1_000_000,
+            "compression.type": "lz4",
+        }
+    )
     windows: set[tuple[str, int]] = set()
     stamps = []
 
@@ -135,8 +158,11 @@ def produce(bootstrap: str, topic: str, records: int, keys: int, minutes: int) -
         if n % 10_000 == 0:
             producer.poll(0)
     for partition in range(PARTITIONS):  # the tail: see the module docstring
-        key = next(k for i in range(10_000) if zlib.crc32((k := f"tail-{i}").encode())
-                   % PARTITIONS == partition)  # librdkafka's partitioner  # fmt: skip
+        key = next(
+            k
+            for i in range(10_000)
+            if zlib.crc32((k := f"tail-{i}").encode()) % PARTITIONS == partition
+        )  # librdkafka's partitioner
         for delay in (61_000, 62_000):
             send(key, end + delay, records)
     if producer.flush(120):
@@ -155,11 +181,19 @@ def run_once(
     output = f"bench-win-out-{peer.name}-{run_id}"
     create([TopicSpec(output, PARTITIONS, 1, APPEND_TIME)])
     group = f"bench-win-{peer.name}-{run_id}"
-    env = {**os.environ, "BENCH_BOOTSTRAP": bootstrap, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap,
-           "BENCH_INPUT": data.topic, "BENCH_OUTPUT": output, "BENCH_GROUP": group,
-           "BENCH_WORKLOAD": "windows", "BENCH_PARTITIONS": str(PARTITIONS),
-           "PYTHONPATH": str(ROOT),
-           "STREAMKIT_STATE_DIR": tempfile.mkdtemp(prefix="bench-win-"), **peer.env}  # fmt: skip
+    env = {
+        **os.environ,
+        "BENCH_BOOTSTRAP": bootstrap,
+        "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap,
+        "BENCH_INPUT": data.topic,
+        "BENCH_OUTPUT": output,
+        "BENCH_GROUP": group,
+        "BENCH_WORKLOAD": "windows",
+        "BENCH_PARTITIONS": str(PARTITIONS),
+        "PYTHONPATH": str(ROOT),
+        "STREAMKIT_STATE_DIR": tempfile.mkdtemp(prefix="bench-win-"),
+        **peer.env,
+    }
     env["BENCH_STATE_DIR"] = env["STREAMKIT_STATE_DIR"]
     if peer.setup:
         subprocess.run(peer.setup, env=env, cwd=ROOT, check=True, capture_output=True)
@@ -197,8 +231,10 @@ def main(argv: list[str] | None = None) -> int:
         create([TopicSpec(source, PARTITIONS)])
         print(f"producing {args.records:,} records ({args.keys:,} keys, {args.minutes} minutes)")
         data = produce(bootstrap, source, args.records, args.keys, args.minutes)
-        print(f"{data.closing_windows:,} windows close; {data.steady_records:,} records between "
-              "the first and the last closing window's end")  # fmt: skip
+        print(
+            f"{data.closing_windows:,} windows close; {data.steady_records:,} records between "
+            "the first and the last closing window's end"
+        )
         runs: dict[str, list[tuple[float, float]]] = {p.name: [] for p in peers}
         for i in range(args.runs):
             for peer in peers:
@@ -210,14 +246,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(
-    peers: list[Peer], runs: dict[str, list[tuple[float, float]]], data: Dataset,
+    peers: list[Peer],
+    runs: dict[str, list[tuple[float, float]]],
+    data: Dataset,
     args: argparse.Namespace,
-) -> Path:  # fmt: skip
+) -> Path:
     """windows.md in ``args.out``: the median of each peer's runs, its ratio to Quix."""
     medians = {n: sorted(r for r, _ in rs)[len(rs) // 2] for n, rs in runs.items() if rs}
     quix = medians.get("quix")
     lines = [
-        "# Windowed count", "",
+        "# Windowed count",
+        "",
         f"{data.records:,} BenchEvents, {args.keys:,} keys, timestamps over {args.minutes} "
         f"minutes; 1-minute tumbling windows, final results only: {data.closing_windows:,} "
         f"windows close. {PARTITIONS} partitions, median of {args.runs} runs taken round-robin "
@@ -228,7 +267,7 @@ def report(
         "",
         "| implementation | records/s | vs Quix Streams | peak RSS MB (per process) |",
         "| --- | ---: | ---: | ---: |",
-    ]  # fmt: skip
+    ]
     for peer in peers:
         rate = medians[peer.name]
         ratio = f"{rate / quix:.2f}x" if quix else "-"

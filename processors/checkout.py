@@ -31,8 +31,13 @@ RISK_LIMIT = 80
 app = App("checkout", schemas=SCHEMAS)
 
 VALIDATED = app.topic("orders.validated", value="OrderValidated", partitions=4)
-PROFILES = app.topic("customers.profiles", value="CustomerProfile", partitions=4,
-                     keyed_by="customer_id", config={"cleanup.policy": "compact"})  # fmt: skip
+PROFILES = app.topic(
+    "customers.profiles",
+    value="CustomerProfile",
+    partitions=4,
+    keyed_by="customer_id",
+    config={"cleanup.policy": "compact"},
+)
 PAYMENT = app.topic("checkout.payment", value="CheckResult", partitions=4)
 STOCK = app.topic("checkout.stock", value="CheckResult", partitions=4)
 FRAUD = app.topic("checkout.fraud", value="CheckResult", partitions=4)
@@ -42,8 +47,7 @@ customers = app.table("customers", topic=PROFILES, key="customer_id")
 
 
 def _result(order: dict[str, Any], check: str, reason: str | None) -> dict[str, Any]:
-    return {"order_id": order["order_id"], "check": check, "ok": reason is None,
-            "reason": reason}  # fmt: skip
+    return {"order_id": order["order_id"], "check": check, "ok": reason is None, "reason": reason}
 
 
 @app.processor(input=VALIDATED, output=PAYMENT)
@@ -71,8 +75,7 @@ def check_fraud(order: dict[str, Any], customer: dict[str, Any] | None) -> dict[
     return _result(order, "fraud", None)
 
 
-@app.gather(inputs=[PAYMENT, STOCK, FRAUD], correlate="order_id", output=DECISIONS,
-            timeout="30s")  # fmt: skip
+@app.gather(inputs=[PAYMENT, STOCK, FRAUD], correlate="order_id", output=DECISIONS, timeout="30s")
 def decide(checks: dict[str, dict[str, Any]], complete: bool) -> dict[str, Any]:
     """One decision per order once the three checks answered (or at the timeout, with
     what answered: not approved)."""
@@ -80,7 +83,12 @@ def decide(checks: dict[str, dict[str, Any]], complete: bool) -> dict[str, Any]:
     reasons = [c["reason"] for c in checks.values() if not c["ok"]]
     if not complete:
         answered = {c["check"] for c in checks.values()}
-        reasons += [f"no {name} answer" for name in ("payment", "stock", "fraud")
-                    if name not in answered]  # fmt: skip
-    return {"order_id": order_id, "approved": complete and not reasons, "complete": complete,
-            "reasons": sorted(reasons)}  # fmt: skip
+        reasons += [
+            f"no {name} answer" for name in ("payment", "stock", "fraud") if name not in answered
+        ]
+    return {
+        "order_id": order_id,
+        "approved": complete and not reasons,
+        "complete": complete,
+        "reasons": sorted(reasons),
+    }

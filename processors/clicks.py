@@ -30,9 +30,15 @@ ANOMALIES = app.topic("clicks.anomalies", value="PageAnomaly", partitions=4)
 
 
 @app.window(
-    input=VIEWS, store="views-per-minute", key="page", size="1m", grace="10s",
-    close_idle="5s", timestamp="viewed_at", output=PER_MINUTE,
-)  # fmt: skip
+    input=VIEWS,
+    store="views-per-minute",
+    key="page",
+    size="1m",
+    grace="10s",
+    close_idle="5s",
+    timestamp="viewed_at",
+    output=PER_MINUTE,
+)
 def per_minute(views: int | None, view: dict[str, Any]) -> int:
     """Views of a page per minute of event time (one final count per minute)."""
     return (views or 0) + 1

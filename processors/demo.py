@@ -29,8 +29,9 @@ from streamkit import AppClient, Settings
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _wait(condition: Callable[[], bool], workers: subprocess.Popen[bytes], timeout: float,
-          what: str) -> str | None:  # fmt: skip
+def _wait(
+    condition: Callable[[], bool], workers: subprocess.Popen[bytes], timeout: float, what: str
+) -> str | None:
     """None once ``condition`` holds; else why not (the workers exited, or time ran out)."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -49,11 +50,20 @@ def _totals(client: AppClient) -> dict[str, int]:
 
 def _start(target: str, workers: int) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "streamkit", "run", target, "--workers", str(workers),
-         "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "streamkit",
+            "run",
+            target,
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+        ],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
+    )
 
 
 def _clickstream(settings: Settings, timeout: float) -> list[str] | str:
@@ -68,8 +78,12 @@ def _clickstream(settings: Settings, timeout: float) -> list[str] | str:
         inputs = [clicks.VIEWS, clicks.PER_MINUTE, clicks.STATS]
         workers = _start("processors.clicks", 1)
         try:
-            error = _wait(lambda: client.assigned() >= sum(t.partitions for t in inputs),
-                          workers, timeout, "the clicks worker joined its group")  # fmt: skip
+            error = _wait(
+                lambda: client.assigned() >= sum(t.partitions for t in inputs),
+                workers,
+                timeout,
+                "the clicks worker joined its group",
+            )
             if error is not None:
                 return error
             views = list(page_views(minutes, 50, start_ms=start, spike=("pricing", 4)))
@@ -78,17 +92,28 @@ def _clickstream(settings: Settings, timeout: float) -> list[str] | str:
             client.flush()
             counted = len(PAGES) * minutes
             error = _wait(
-                lambda: len([e for e in client.read(clicks.PER_MINUTE.name)
-                             if e.value["start"].timestamp() * 1000 >= start]) >= counted
-                and client.caught_up(),
-                workers, timeout, "every minute's count (the last closes after 5 s idle)",
-            )  # fmt: skip
+                lambda: (
+                    len(
+                        [
+                            e
+                            for e in client.read(clicks.PER_MINUTE.name)
+                            if e.value["start"].timestamp() * 1000 >= start
+                        ]
+                    )
+                    >= counted
+                    and client.caught_up()
+                ),
+                workers,
+                timeout,
+                "every minute's count (the last closes after 5 s idle)",
+            )
             if error is not None:
                 return error
             anomalies = [
-                e.value for e in client.read(clicks.ANOMALIES.name)
+                e.value
+                for e in client.read(clicks.ANOMALIES.name)
                 if e.value["minute"].timestamp() * 1000 >= start
-            ]  # fmt: skip
+            ]
         finally:
             if workers.poll() is None:
                 workers.send_signal(signal.SIGTERM)
@@ -100,8 +125,9 @@ def _clickstream(settings: Settings, timeout: float) -> list[str] | str:
     ]
     for a in anomalies:
         minute = (a["minute"].timestamp() * 1000 - start) // 60_000
-        lines.append(f"  {a['page']}: minute {minute:.0f}, {a['views']} views "
-                     f"(usual {a['usual']:.0f})")  # fmt: skip
+        lines.append(
+            f"  {a['page']}: minute {minute:.0f}, {a['views']} views (usual {a['usual']:.0f})"
+        )
     return lines
 
 
@@ -120,16 +146,23 @@ def _checkout(settings: Settings, timeout: float, run: str, validated: int) -> l
         before = decided()
         workers = _start("processors.checkout", 1)
         try:
-            error = _wait(lambda: decided() - before >= validated and client.caught_up(),
-                          workers, timeout, "a decision for every validated order")  # fmt: skip
+            error = _wait(
+                lambda: decided() - before >= validated and client.caught_up(),
+                workers,
+                timeout,
+                "a decision for every validated order",
+            )
             if error is not None:
                 return error
         finally:
             if workers.poll() is None:
                 workers.send_signal(signal.SIGTERM)
                 workers.wait(timeout=60)
-        mine = [e.value for e in client.read(checkout.DECISIONS.name)
-                if e.value["order_id"].startswith(run)]  # fmt: skip
+        mine = [
+            e.value
+            for e in client.read(checkout.DECISIONS.name)
+            if e.value["order_id"].startswith(run)
+        ]
     approved = sum(1 for d in mine if d["approved"])
     reasons = Counter(r for d in mine for r in d["reasons"])
     refused = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common(4))
@@ -155,8 +188,12 @@ def main() -> int:
         workers = _start("processors.orders", args.workers)
         try:
             every = PLACED.partitions + VALIDATED.partitions
-            error = _wait(lambda: client.assigned() >= every, workers, args.timeout,
-                          "the workers joined the group")  # fmt: skip
+            error = _wait(
+                lambda: client.assigned() >= every,
+                workers,
+                args.timeout,
+                "the workers joined the group",
+            )
             if error is not None:
                 print(f"error: {error}", file=sys.stderr)
                 return 1
@@ -165,8 +202,9 @@ def main() -> int:
             for order in orders(args.events, seed=seed):
                 client.send(PLACED.name, order, key=order["customer_id"])
             client.flush()
-            print(f"produced {args.events} OrderPlaced events; {args.workers} workers "
-                  "processing...")  # fmt: skip
+            print(
+                f"produced {args.events} OrderPlaced events; {args.workers} workers processing..."
+            )
             error = _wait(client.caught_up, workers, args.timeout, "every event was committed")
             if error is not None:
                 print(f"error: {error}", file=sys.stderr)

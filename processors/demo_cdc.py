@@ -41,8 +41,15 @@ def _free_port() -> int:
 
 
 def _streamkit(*args: str, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run([sys.executable, "-m", "streamkit", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "streamkit", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     if done.returncode != 0:
         raise SystemExit(f"streamkit {args[0]} {args[1]} failed: {done.stderr.strip()}")
     return done.stdout.strip()
@@ -64,8 +71,10 @@ class Shop:
         payload = json.dumps({"order_id": order_id, "product_id": product, "quantity": quantity})
         with psycopg.connect(self.dsn) as db:
             db.execute("INSERT INTO orders VALUES (%s, %s, %s)", (order_id, product, quantity))
-            db.execute("INSERT INTO outbox VALUES (%s, 'order', %s, 'OrderPlaced', %s)",
-                       (uuid.uuid4(), order_id, payload))  # fmt: skip
+            db.execute(
+                "INSERT INTO outbox VALUES (%s, 'order', %s, 'OrderPlaced', %s)",
+                (uuid.uuid4(), order_id, payload),
+            )
             if commit:
                 db.commit()
             else:
@@ -86,8 +95,11 @@ class Since:
         self.start = client.end_offsets(CATALOG.name, INVALIDATIONS.name, RESERVATIONS.name)
 
     def read(self, topic: str) -> list[Any]:
-        return [e for e in self.client.read(topic)
-                if e.offset >= self.start.get((topic, e.partition), 0)]  # fmt: skip
+        return [
+            e
+            for e in self.client.read(topic)
+            if e.offset >= self.start.get((topic, e.partition), 0)
+        ]
 
 
 def _catalog(client: Since) -> dict[str, dict[str, Any]]:
@@ -113,8 +125,10 @@ def _show(client: Since) -> None:
     print(f"  catalog:      {'; '.join(rows) or 'empty'}")
     seen = [f"{e.value['key']} ({e.value['op']})" for e in client.read(INVALIDATIONS.name)]
     print(f"  invalidated:  {', '.join(seen) or 'nothing'}")
-    made = [f"{e.value['order_id']} ({e.value['product']} x{e.value['quantity']})"
-            for e in client.read(RESERVATIONS.name)]  # fmt: skip
+    made = [
+        f"{e.value['order_id']} ({e.value['product']} x{e.value['quantity']})"
+        for e in client.read(RESERVATIONS.name)
+    ]
     print(f"  reservations: {', '.join(made) or 'none'}")
 
 
@@ -127,19 +141,42 @@ def main() -> None:
     _stop(pg_dir, connect_dir)  # what an interrupted run left
     shutil.rmtree(STATE, ignore_errors=True)
     try:
-        print(_streamkit("postgres", "start", "--data-dir", str(pg_dir), "--port", str(pg_port),
-                         "--sql", "deploy/connect/shop.sql"))  # fmt: skip
+        print(
+            _streamkit(
+                "postgres",
+                "start",
+                "--data-dir",
+                str(pg_dir),
+                "--port",
+                str(pg_port),
+                "--sql",
+                "deploy/connect/shop.sql",
+            )
+        )
         shop = Shop(f"host=127.0.0.1 port={pg_port} user=postgres dbname=postgres")
         with AppClient(app) as app_client:
             app_client.create_topics()
             client = Since(app_client)
-            print(_streamkit("connect", "start", "--data-dir", str(connect_dir), "--rest-port",
-                             str(rest_port), "--postgres-dir", str(pg_dir),
-                             "deploy/connect/shop.properties"))  # fmt: skip
+            print(
+                _streamkit(
+                    "connect",
+                    "start",
+                    "--data-dir",
+                    str(connect_dir),
+                    "--rest-port",
+                    str(rest_port),
+                    "--postgres-dir",
+                    str(pg_dir),
+                    "deploy/connect/shop.properties",
+                )
+            )
             worker = subprocess.Popen(
-                [sys.executable, "-m", "streamkit", "run", "processors.inventory"], cwd=ROOT,
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
+                [sys.executable, "-m", "streamkit", "run", "processors.inventory"],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
 
             print("\n1. insert three products")
             shop.run(
@@ -178,10 +215,17 @@ def main() -> None:
 
 def _stop(pg_dir: Path, connect_dir: Path) -> None:
     """Stop Kafka Connect and PostgreSQL, and remove the database."""
-    for args in (["connect", "stop", "--data-dir", str(connect_dir)],
-                 ["postgres", "stop", "--remove", "--data-dir", str(pg_dir)]):  # fmt: skip
-        subprocess.run([sys.executable, "-m", "streamkit", *args], cwd=ROOT, capture_output=True,
-                       check=False, timeout=120)  # fmt: skip
+    for args in (
+        ["connect", "stop", "--data-dir", str(connect_dir)],
+        ["postgres", "stop", "--remove", "--data-dir", str(pg_dir)],
+    ):
+        subprocess.run(
+            [sys.executable, "-m", "streamkit", *args],
+            cwd=ROOT,
+            capture_output=True,
+            check=False,
+            timeout=120,
+        )
 
 
 if __name__ == "__main__":

@@ -77,8 +77,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait(condition: Callable[[], bool], run: subprocess.Popen[bytes], timeout: float,
-          what: str) -> None:  # fmt: skip
+def _wait(
+    condition: Callable[[], bool], run: subprocess.Popen[bytes], timeout: float, what: str
+) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if run.poll() is not None:
@@ -91,8 +92,11 @@ def _wait(condition: Callable[[], bool], run: subprocess.Popen[bytes], timeout: 
 def _burst(client: AppClient, run_id: str, first: int, count: int) -> None:
     for n in range(first, first + count):
         customer = f"c-{n % 97}"
-        invoice = {"order_id": f"{run_id}-{n}", "customer_id": customer,
-                   "amount_cents": 500 + n % 9000}  # fmt: skip
+        invoice = {
+            "order_id": f"{run_id}-{n}",
+            "customer_id": customer,
+            "amount_cents": 500 + n % 9000,
+        }
         client.send(INVOICES.name, invoice, key=customer)
     client.flush()
 
@@ -107,8 +111,9 @@ def _decisions(log: Path) -> list[tuple[float, str]]:
     return found
 
 
-def _plot(samples: list[tuple[float, int, int]], t0: float, png: Path,
-          events: list[tuple[float, str]]) -> str:  # fmt: skip
+def _plot(
+    samples: list[tuple[float, int, int]], t0: float, png: Path, events: list[tuple[float, str]]
+) -> str:
     try:
         import matplotlib  # noqa: PLC0415 - optional
 
@@ -123,14 +128,22 @@ def _plot(samples: list[tuple[float, int, int]], t0: float, png: Path,
     lag_axis.set_xlabel("seconds")
     lag_axis.set_ylabel("lag (records behind)", color="tab:blue")
     workers_axis = lag_axis.twinx()
-    workers_axis.step(seconds, [w for _, _, w in samples], where="post", color="tab:orange",
-                      label="workers")  # fmt: skip
+    workers_axis.step(
+        seconds, [w for _, _, w in samples], where="post", color="tab:orange", label="workers"
+    )
     workers_axis.set_ylabel("workers", color="tab:orange")
     workers_axis.set_ylim(-0.2, max([w for _, _, w in samples] + [1]) + 0.5)
     for when, label in events:
         lag_axis.axvline(when - t0, color="grey", linestyle=":", linewidth=1)
-        lag_axis.annotate(label, (when - t0, lag_axis.get_ylim()[1] * 0.95), fontsize=8,
-                          rotation=90, va="top", ha="right", color="grey")  # fmt: skip
+        lag_axis.annotate(
+            label,
+            (when - t0, lag_axis.get_ylim()[1] * 0.95),
+            fontsize=8,
+            rotation=90,
+            va="top",
+            ha="right",
+            color="grey",
+        )
     lag_axis.set_title("streamkit run processors.receipts --autoscale 0..4")
     fig.tight_layout()
     png.parent.mkdir(parents=True, exist_ok=True)
@@ -161,11 +174,25 @@ def main() -> int:
     with AppClient(app, settings) as client, log.open("wb") as log_file:
         client.create_topics()
         run = subprocess.Popen(
-            [sys.executable, "-m", "streamkit", "run", "processors.receipts", "--autoscale",
-             f"0..{args.max_workers}", "--lag-per-worker", str(args.lag_per_worker),
-             "--cooldown", f"{args.cooldown}s", "--http-port", str(port)],
-            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stderr=log_file,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "streamkit",
+                "run",
+                "processors.receipts",
+                "--autoscale",
+                f"0..{args.max_workers}",
+                "--lag-per-worker",
+                str(args.lag_per_worker),
+                "--cooldown",
+                f"{args.cooldown}s",
+                "--http-port",
+                str(port),
+            ],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stderr=log_file,
+        )
         t0 = time.time()
         try:
             gauges.start()
@@ -173,12 +200,20 @@ def main() -> int:
             _wait(idle, run, args.timeout, "the app was idle (no lag, no worker)")
             events.append((time.time(), f"burst of {args.burst:,}"))
             _burst(client, run_id, 0, args.burst)
-            _wait(lambda: gauges.read() == (0, 0) and client.caught_up(), run, args.timeout,
-                  "the burst was sent and the workers scaled to zero")  # fmt: skip
+            _wait(
+                lambda: gauges.read() == (0, 0) and client.caught_up(),
+                run,
+                args.timeout,
+                "the burst was sent and the workers scaled to zero",
+            )
             events.append((time.time(), f"burst of {args.second_burst:,}"))
             _burst(client, run_id, args.burst, args.second_burst)
-            _wait(lambda: gauges.read() == (0, 0) and client.caught_up(), run, args.timeout,
-                  "the second burst was sent and the workers scaled to zero again")  # fmt: skip
+            _wait(
+                lambda: gauges.read() == (0, 0) and client.caught_up(),
+                run,
+                args.timeout,
+                "the second burst was sent and the workers scaled to zero again",
+            )
             gauges.samples.append((time.time(), 0, 0))  # the end, as the wait just saw it
         finally:
             gauges.stop()
@@ -186,9 +221,10 @@ def main() -> int:
                 run.send_signal(signal.SIGTERM)
                 run.wait(timeout=60)
         sent = Counter(
-            e.value["order_id"] for e in client.read(SENT.name)
+            e.value["order_id"]
+            for e in client.read(SENT.name)
             if e.value["order_id"].startswith(f"{run_id}-")
-        )  # fmt: skip
+        )
     total = args.burst + args.second_burst
     _timeline(t0, events, _decisions(log), gauges.samples)
     missing = total - len(sent)
@@ -203,8 +239,12 @@ def main() -> int:
     return 0 if missing == 0 and run.returncode == 0 else 1
 
 
-def _timeline(t0: float, events: list[tuple[float, str]], decisions: list[tuple[float, str]],
-              samples: list[tuple[float, int, int]]) -> None:  # fmt: skip
+def _timeline(
+    t0: float,
+    events: list[tuple[float, str]],
+    decisions: list[tuple[float, str]],
+    samples: list[tuple[float, int, int]],
+) -> None:
     print()
     print(f"{'t (s)':>7}  {'lag':>6}  workers")
     rows: list[tuple[float, str]] = [(t, f"-- {label} sent") for t, label in events]

@@ -42,9 +42,14 @@ ESCALATIONS = app.topic("fulfilment.escalations", partitions=4)
 DONE = app.topic("fulfilment.done", partitions=4)
 
 flow = app.workflow(
-    "fulfilment", start=ORDERS, id="order_id", events=[APPROVALS], output=DONE,
-    outputs=[STOCK, PAYMENTS, SHIPMENTS, ESCALATIONS], retries=2,
-)  # fmt: skip
+    "fulfilment",
+    start=ORDERS,
+    id="order_id",
+    events=[APPROVALS],
+    output=DONE,
+    outputs=[STOCK, PAYMENTS, SHIPMENTS, ESCALATIONS],
+    retries=2,
+)
 
 
 def is_large(order: dict[str, Any]) -> bool:
@@ -54,8 +59,15 @@ def is_large(order: dict[str, Any]) -> bool:
 
 def release_stock(order: dict[str, Any], ctx: StepContext) -> None:
     """Undo ``reserve_stock``: give the reserved items back."""
-    ctx.emit(STOCK, {"order_id": order["order_id"], "sku": order["sku"],
-                     "quantity": order["quantity"], "action": "release"})  # fmt: skip
+    ctx.emit(
+        STOCK,
+        {
+            "order_id": order["order_id"],
+            "sku": order["sku"],
+            "quantity": order["quantity"],
+            "action": "release",
+        },
+    )
 
 
 @flow.step(compensate=release_stock)
@@ -63,8 +75,15 @@ def reserve_stock(order: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     """Reserve the order's items (an order of more than 50 items is out of stock)."""
     if order["quantity"] > STOCK_PER_ORDER:
         raise StepFailed(f"out of stock: {order['quantity']} x {order['sku']}")
-    ctx.emit(STOCK, {"order_id": order["order_id"], "sku": order["sku"],
-                     "quantity": order["quantity"], "action": "reserve"})  # fmt: skip
+    ctx.emit(
+        STOCK,
+        {
+            "order_id": order["order_id"],
+            "sku": order["sku"],
+            "quantity": order["quantity"],
+            "action": "reserve",
+        },
+    )
     return order
 
 
@@ -74,8 +93,9 @@ def _approved(order: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
     return {**order, "approved_by": answer["by"]}
 
 
-@flow.wait(APPROVALS, timeout=APPROVAL_TIMEOUT, on_timeout="escalate", when=is_large,
-           next="charge_payment")  # fmt: skip
+@flow.wait(
+    APPROVALS, timeout=APPROVAL_TIMEOUT, on_timeout="escalate", when=is_large, next="charge_payment"
+)
 def approval(order: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
     """A large order waits for an approval; none in time: escalate."""
     return _approved(order, answer)
@@ -84,8 +104,14 @@ def approval(order: dict[str, Any], answer: dict[str, Any]) -> dict[str, Any]:
 @flow.step(next="manager_approval")
 def escalate(order: dict[str, Any], ctx: StepContext) -> None:
     """Ask a manager (the order goes on as it was)."""
-    ctx.emit(ESCALATIONS, {"order_id": order["order_id"], "total_cents": order["total_cents"],
-                           "waited": APPROVAL_TIMEOUT})  # fmt: skip
+    ctx.emit(
+        ESCALATIONS,
+        {
+            "order_id": order["order_id"],
+            "total_cents": order["total_cents"],
+            "waited": APPROVAL_TIMEOUT,
+        },
+    )
 
 
 @flow.wait(APPROVALS, timeout=APPROVAL_TIMEOUT, on_timeout="compensate", next="charge_payment")
@@ -99,14 +125,22 @@ def charge_payment(order: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     """Charge the card (the payment service dedupes by the idempotency key)."""
     if order["card"] == "declined":
         raise StepFailed("card declined")
-    ctx.emit(PAYMENTS, {"order_id": order["order_id"], "amount_cents": order["total_cents"],
-                        "idempotency_key": ctx.idempotency_key})  # fmt: skip
+    ctx.emit(
+        PAYMENTS,
+        {
+            "order_id": order["order_id"],
+            "amount_cents": order["total_cents"],
+            "idempotency_key": ctx.idempotency_key,
+        },
+    )
     return {**order, "charged_cents": order["total_cents"]}
 
 
 @flow.step()
 def ship(order: dict[str, Any], ctx: StepContext) -> dict[str, Any]:
     """Hand the order to shipping; the workflow's result."""
-    ctx.emit(SHIPMENTS, {"order_id": order["order_id"], "sku": order["sku"],
-                         "quantity": order["quantity"]})  # fmt: skip
+    ctx.emit(
+        SHIPMENTS,
+        {"order_id": order["order_id"], "sku": order["sku"], "quantity": order["quantity"]},
+    )
     return {"order_id": order["order_id"], "charged_cents": order["charged_cents"]}

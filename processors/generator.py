@@ -93,6 +93,5 @@ def page_views(
                 count *= 5
             for _ in range(count):
                 at = start_ms + minute * 60_000 + rng.randint(0, 59_999)
-                views.append({"page": page, "visitor": f"v-{rng.randint(1, 500)}",
-                              "viewed_at": at})  # fmt: skip
+                views.append({"page": page, "visitor": f"v-{rng.randint(1, 500)}", "viewed_at": at})
     yield from sorted(views, key=lambda v: int(v["viewed_at"]))

@@ -47,17 +47,29 @@ def catalog(change: Change) -> list[Emit]:
         return [Emit(CATALOG.name, None, key=key)]
     found: list[Emit] = []
     if change.op in {"update", "delete"}:
-        found.append(Emit(INVALIDATIONS.name, {"key": f"product:{key}", "op": change.op,
-                                               "lsn": change.lsn}, key=key))  # fmt: skip
+        found.append(
+            Emit(
+                INVALIDATIONS.name,
+                {"key": f"product:{key}", "op": change.op, "lsn": change.lsn},
+                key=key,
+            )
+        )
     if change.after is not None:
         found.append(Emit(CATALOG.name, {**change.after, "lsn": change.lsn}, key=key))
     return found
 
 
-@app.processor(input=ORDERS, output=RESERVATIONS, dedupe=Dedupe(header="id", window="1d"),
-               tables=[products.left(on="product_id")])  # fmt: skip
+@app.processor(
+    input=ORDERS,
+    output=RESERVATIONS,
+    dedupe=Dedupe(header="id", window="1d"),
+    tables=[products.left(on="product_id")],
+)
 def reserve(order: dict[str, Any], product: dict[str, Any] | None) -> dict[str, Any]:
     """An order from the outbox, with its product as the catalog knows it now."""
-    return {"order_id": order["order_id"], "product_id": order["product_id"],
-            "quantity": order["quantity"], "product": None if product is None else
-            product["name"]}  # fmt: skip
+    return {
+        "order_id": order["order_id"],
+        "product_id": order["product_id"],
+        "quantity": order["quantity"],
+        "product": None if product is None else product["name"],
+    }

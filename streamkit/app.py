@@ -161,15 +161,23 @@ class App(Patterns):
 
         def register(fn: F) -> F:
             spec = ProcessorSpec.build(
-                fn, input=topic_name(input), name=name,
+                fn,
+                input=topic_name(input),
+                name=name,
                 output=topic_name(output) if output is not None else None,
-                outputs=[topic_name(o) for o in outputs], retries=retries,
-                retry_topics=retry_topics, dedupe=dedupe, on_timer=on_timer,
-                concurrency=concurrency, ordering=ordering, timeout=timeout,
-                where=where, where_headers=where_headers,
+                outputs=[topic_name(o) for o in outputs],
+                retries=retries,
+                retry_topics=retry_topics,
+                dedupe=dedupe,
+                on_timer=on_timer,
+                concurrency=concurrency,
+                ordering=ordering,
+                timeout=timeout,
+                where=where,
+                where_headers=where_headers,
                 tables=[t if isinstance(t, TableLookup) else TableLookup(t) for t in tables],
                 queue=queue,
-            )  # fmt: skip
+            )
             self._claim(spec.name)
             self._processors[spec.name] = spec
             return fn
@@ -211,16 +219,22 @@ class App(Patterns):
             label = str(name or getattr(fold, "__name__", "aggregate"))
             count = positional(fold, f"aggregate {label}")
             if not 2 <= count <= 3:
-                raise ConfigError(f"aggregate {label} must take (state, event) or "
-                                  f"(state, event, ctx), not {count} parameters")  # fmt: skip
+                raise ConfigError(
+                    f"aggregate {label} must take (state, event) or "
+                    f"(state, event, ctx), not {count} parameters"
+                )
             if on_timer is not None:
                 if not 2 <= positional(on_timer, f"aggregate {label}") <= 3:
-                    raise ConfigError(f"aggregate {label}: on_timer must take (state, timer) "
-                                      "or (state, timer, ctx)")  # fmt: skip
+                    raise ConfigError(
+                        f"aggregate {label}: on_timer must take (state, timer) "
+                        "or (state, timer, ctx)"
+                    )
                 if count != 3:
-                    raise ConfigError(f"aggregate {label} has on_timer= but takes no ctx to set "
-                                      "timers with: make it (state, event, ctx) and call "
-                                      "ctx.timers.schedule(...)")  # fmt: skip
+                    raise ConfigError(
+                        f"aggregate {label} has on_timer= but takes no ctx to set "
+                        "timers with: make it (state, event, ctx) and call "
+                        "ctx.timers.schedule(...)"
+                    )
             self._claim(label, store)
             self._aggregates[label] = AggregateSpec(
                 name=label,
@@ -281,16 +295,26 @@ class App(Patterns):
             label = str(name or getattr(fn, "__name__", "window"))
             self._claim(label, store)
             self._windows[label] = WindowSpec(
-                name=label, fn=fn, input=self._keyed_input(label, topic_name(input), key),
-                store=store, key=key,
+                name=label,
+                fn=fn,
+                input=self._keyed_input(label, topic_name(input), key),
+                store=store,
+                key=key,
                 output=topic_name(output) if output is not None else None,
-                size_ms=duration_ms(size), hop_ms=duration_ms(hop), gap_ms=duration_ms(gap),
-                sliding=sliding, grace_ms=duration_ms(grace), emit=emit,
+                size_ms=duration_ms(size),
+                hop_ms=duration_ms(hop),
+                gap_ms=duration_ms(gap),
+                sliding=sliding,
+                grace_ms=duration_ms(grace),
+                emit=emit,
                 close_idle_ms=None if close_idle is None else duration_ms(close_idle),
                 form=form,
-                timestamp=timestamp, merge=merge, result=result, max_bytes=max_bytes,
+                timestamp=timestamp,
+                merge=merge,
+                result=result,
+                max_bytes=max_bytes,
                 store_kind=validate_kind(store_kind),
-            )  # fmt: skip
+            )
             return fn
 
         return register

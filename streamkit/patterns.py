@@ -101,12 +101,16 @@ class Patterns:
             for lookup in spec.tables:
                 table = lookup.table
                 if self._tables.get(table.name) is not table:
-                    raise ConfigError(f"processor {spec.name} reads table {table.name}, which "
-                                      f"app {self.name} does not declare")  # fmt: skip
+                    raise ConfigError(
+                        f"processor {spec.name} reads table {table.name}, which "
+                        f"app {self.name} does not declare"
+                    )
                 source = self._topics.get(table.topic)
                 if source is None:
-                    raise ConfigError(f"table {table.name} reads topic {table.topic}, which app "
-                                      f"{self.name} does not declare")  # fmt: skip
+                    raise ConfigError(
+                        f"table {table.name} reads topic {table.topic}, which app "
+                        f"{self.name} does not declare"
+                    )
                 stream = self._topics[spec.input]
                 if not table.global_ and table.key is not None and source.keyed_by != table.key:
                     how = f"field {table.key!r}" if isinstance(table.key, str) else "a function"
@@ -151,11 +155,16 @@ class Patterns:
             label = str(name or getattr(fn, "__name__", "gather"))
             topics = tuple(topic_name(t) for t in inputs)
             spec = GatherSpec(
-                name=label, fn=fn, inputs=topics, correlate=correlate,
+                name=label,
+                fn=fn,
+                inputs=topics,
+                correlate=correlate,
                 complete_when=len(topics) if complete_when is None else complete_when,
-                timeout_s=duration_ms(timeout) / 1000, on_timeout=on_timeout, part=part,
+                timeout_s=duration_ms(timeout) / 1000,
+                on_timeout=on_timeout,
+                part=part,
                 retain_s=duration_ms(retain) / 1000,
-            )  # fmt: skip
+            )
             self._correlator(label, spec, store or label, store_kind, topic_name(output))
             self._gathers[label] = spec
             return fn
@@ -214,15 +223,27 @@ class Patterns:
         keyed by the correlation id), folded there by an aggregate with timers."""
         self._claim(label, store)
         target = self._repartition(
-            label, spec.inputs, lambda event, _key: spec.correlation(event), spec.envelope,
+            label,
+            spec.inputs,
+            lambda event, _key: spec.correlation(event),
+            spec.envelope,
             value="json",
-        )  # fmt: skip
+        )
         self._aggregates[label] = AggregateSpec(
-            name=label, fold=spec.fold, input=target, store=store, key=None, output=output,
-            ttl=None, store_kind=validate_kind(store_kind), on_timer=spec.on_timer,
-            takes_context=True, timer_takes_context=True, project=spec.project,
+            name=label,
+            fold=spec.fold,
+            input=target,
+            store=store,
+            key=None,
+            output=output,
+            ttl=None,
+            store_kind=validate_kind(store_kind),
+            on_timer=spec.on_timer,
+            takes_context=True,
+            timer_takes_context=True,
+            project=spec.project,
             late=isinstance(spec, JoinSpec),
-        )  # fmt: skip
+        )
 
     # -- workflows ------------------------------------------------------------------------
     def workflow(
@@ -253,26 +274,44 @@ class Patterns:
             raise ConfigError(f"app {self.name} already has a workflow named {name}")
         routes = events.items() if isinstance(events, Mapping) else ((e, id) for e in events)
         flow = Workflow(
-            name=name, start=topic_name(start), id=id,
+            name=name,
+            start=topic_name(start),
+            id=id,
             events={topic_name(topic): key for topic, key in routes},
             output=None if output is None else topic_name(output),
-            outputs=tuple(topic_name(t) for t in outputs), history=history,
-            retain_s=duration_ms(retain) / 1000, buffer_ttl_s=duration_ms(buffer_ttl) / 1000,
-            buffer_max=buffer_max, retry=RetryPolicy.of(retries, RetryPolicy()),
-        )  # fmt: skip
+            outputs=tuple(topic_name(t) for t in outputs),
+            history=history,
+            retain_s=duration_ms(retain) / 1000,
+            buffer_ttl_s=duration_ms(buffer_ttl) / 1000,
+            buffer_max=buffer_max,
+            retry=RetryPolicy.of(retries, RetryPolicy()),
+        )
         self._claim(name, store or name)
         target = self._repartition(
-            name, flow.inputs, lambda _event, _key: None,
-            lambda topic, event: {"input": topic, "part": event}, "json",
+            name,
+            flow.inputs,
+            lambda _event, _key: None,
+            lambda topic, event: {"input": topic, "part": event},
+            "json",
             key_for=flow.instance_id,
-        )  # fmt: skip
+        )
         saga = Saga(flow)
         self._aggregates[name] = AggregateSpec(
-            name=name, fold=saga.fold, input=target, store=store or name, key=None,
-            output=flow.output, ttl=None, store_kind=validate_kind(store_kind),
-            on_timer=saga.on_timer, takes_context=True, timer_takes_context=True,
-            project=saga.project, outputs=flow.outputs, report=saga.report,
-        )  # fmt: skip
+            name=name,
+            fold=saga.fold,
+            input=target,
+            store=store or name,
+            key=None,
+            output=flow.output,
+            ttl=None,
+            store_kind=validate_kind(store_kind),
+            on_timer=saga.on_timer,
+            takes_context=True,
+            timer_takes_context=True,
+            project=saga.project,
+            outputs=flow.outputs,
+            report=saga.report,
+        )
         self._workflows[name] = flow
         return flow
 
@@ -316,8 +355,10 @@ class Patterns:
         by ``key_of(event, record_key)``, or ``key_for(input, event)`` when given)."""
         target = repartition_topic(self.name, owner)
         if not NAME.match(target):
-            raise ConfigError(f"{owner!r} reads a repartition topic, named after it, so its name "
-                              "must be of [A-Za-z0-9._-]: give it one with name=")  # fmt: skip
+            raise ConfigError(
+                f"{owner!r} reads a repartition topic, named after it, so its name "
+                "must be of [A-Za-z0-9._-]: give it one with name="
+            )
         declared = [self._topics[t] for t in inputs if t in self._topics]
         partitions = max((t.partitions for t in declared), default=1)
         replicas = max((t.replication_factor for t in declared), default=CLUSTER_DEFAULT)

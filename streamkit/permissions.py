@@ -32,9 +32,15 @@ __all__ = ["Permission", "permissions"]
 
 _READ = (Role.INPUT, Role.RETRY, Role.REPARTITION, Role.CHANGELOG)
 _WRITE = (
-    Role.OUTPUT, Role.PROJECTION, Role.DEAD_LETTERS, Role.PARKED, Role.RETRY,
-    Role.REPARTITION, Role.LATE, Role.CHANGELOG,
-)  # fmt: skip
+    Role.OUTPUT,
+    Role.PROJECTION,
+    Role.DEAD_LETTERS,
+    Role.PARKED,
+    Role.RETRY,
+    Role.REPARTITION,
+    Role.LATE,
+    Role.CHANGELOG,
+)
 
 
 @dataclass(frozen=True)

@@ -86,8 +86,15 @@ class Context:
     """
 
     __slots__ = (
-        "headers", "key", "offset", "partition", "processor", "timers", "timestamp", "topic",
-    )  # fmt: skip
+        "headers",
+        "key",
+        "offset",
+        "partition",
+        "processor",
+        "timers",
+        "timestamp",
+        "topic",
+    )
 
     def __init__(
         self,

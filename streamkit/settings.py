@@ -244,9 +244,11 @@ class Settings:
         """Every secret value these settings hold (to keep them out of logs and errors)."""
         values = [str(v) for k, v in self.kafka.items() if is_secret_key(k)]
         values += [
-            str(v) for client in self.kafka_by_client.values()
-            for k, v in client.items() if is_secret_key(k)
-        ]  # fmt: skip
+            str(v)
+            for client in self.kafka_by_client.values()
+            for k, v in client.items()
+            if is_secret_key(k)
+        ]
         registry = self.schema_registry_url
         if "@" in registry:
             userinfo = registry.partition("://")[2].rpartition("@")[0]

@@ -55,13 +55,21 @@ app = faust.App(
     store="memory://",
 )
 source = app.topic(
-    os.environ.get("BENCH_INPUT", "bench-in"), key_type=bytes, value_type=bytes,
-    value_serializer="raw", key_serializer="raw", partitions=PARTITIONS,
-)  # fmt: skip
+    os.environ.get("BENCH_INPUT", "bench-in"),
+    key_type=bytes,
+    value_type=bytes,
+    value_serializer="raw",
+    key_serializer="raw",
+    partitions=PARTITIONS,
+)
 sink = app.topic(
-    os.environ.get("BENCH_OUTPUT", "bench-out"), key_type=bytes, value_type=bytes,
-    value_serializer="raw", key_serializer="raw", partitions=PARTITIONS,
-)  # fmt: skip
+    os.environ.get("BENCH_OUTPUT", "bench-out"),
+    key_type=bytes,
+    value_type=bytes,
+    value_serializer="raw",
+    key_serializer="raw",
+    partitions=PARTITIONS,
+)
 
 
 @app.agent(source)

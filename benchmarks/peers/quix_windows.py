@@ -29,9 +29,10 @@ def main() -> None:
         producer_extra_config={"linger.ms": 5, "compression.type": "lz4"},
     )
     source = app.topic(
-        os.environ["BENCH_INPUT"], key_deserializer="bytes",
+        os.environ["BENCH_INPUT"],
+        key_deserializer="bytes",
         value_deserializer=SingleObjectDeserializer(),
-    )  # fmt: skip
+    )
     sink = app.topic(os.environ["BENCH_OUTPUT"], key_serializer="bytes", value_serializer="json")
     (
         app.dataframe(source)

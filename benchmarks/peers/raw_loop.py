@@ -39,15 +39,25 @@ def main() -> None:
     bootstrap = os.environ["BENCH_BOOTSTRAP"]
     output = os.environ["BENCH_OUTPUT"]
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": os.environ["BENCH_GROUP"],
-         "auto.offset.reset": "earliest", "enable.auto.offset.store": False,
-         "auto.commit.interval.ms": 1000,
-         "partition.assignment.strategy": "cooperative-sticky", **FETCH}
-    )  # fmt: skip
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": os.environ["BENCH_GROUP"],
+            "auto.offset.reset": "earliest",
+            "enable.auto.offset.store": False,
+            "auto.commit.interval.ms": 1000,
+            "partition.assignment.strategy": "cooperative-sticky",
+            **FETCH,
+        }
+    )
     producer = Producer(
-        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "acks": "all",
-         "linger.ms": 5, "compression.type": "lz4"}
-    )  # fmt: skip
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+        }
+    )
     running = True
 
     def stop(*_: object) -> None:

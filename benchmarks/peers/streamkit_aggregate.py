@@ -13,8 +13,9 @@ INPUT = app.topic(os.environ.get("BENCH_INPUT", "bench-agg-in"), partitions=PART
 OUTPUT = app.topic(os.environ.get("BENCH_OUTPUT", "bench-agg-out"), partitions=PARTITIONS)
 
 
-@app.aggregate(input=INPUT, store="sums", output=OUTPUT,
-               store_kind=os.environ.get("BENCH_STORE", "memory"))  # fmt: skip
+@app.aggregate(
+    input=INPUT, store="sums", output=OUTPUT, store_kind=os.environ.get("BENCH_STORE", "memory")
+)
 def total(state: dict[str, Any] | None, event: dict[str, Any]) -> dict[str, Any]:
     """Count and sum per user."""
     state = state or {"n": 0, "sum": 0}

@@ -17,8 +17,9 @@ INPUT = app.topic(os.environ.get("BENCH_INPUT", "bench-in"), partitions=PARTITIO
 OUTPUT = app.topic(os.environ.get("BENCH_OUTPUT", "bench-out"), partitions=PARTITIONS)
 
 
-@app.processor(input=INPUT, output=OUTPUT,
-               concurrency=int(os.environ.get("BENCH_CONCURRENCY", "200")))  # fmt: skip
+@app.processor(
+    input=INPUT, output=OUTPUT, concurrency=int(os.environ.get("BENCH_CONCURRENCY", "200"))
+)
 async def call(event: dict[str, Any]) -> dict[str, Any]:
     """Wait as a call to another service would; pass the event on."""
     await asyncio.sleep(WAIT)

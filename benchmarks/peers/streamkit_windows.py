@@ -13,14 +13,19 @@ from streamkit import App
 
 PARTITIONS = int(os.environ.get("BENCH_PARTITIONS", "8"))
 app = App(os.environ.get("BENCH_GROUP", "bench-windows"), schemas=SCHEMAS, dead_letters=False)
-INPUT = app.topic(os.environ.get("BENCH_INPUT", "bench-in"), value="BenchEvent",
-                  partitions=PARTITIONS)  # fmt: skip
-OUTPUT = app.topic(os.environ.get("BENCH_OUTPUT", "bench-out"), value="json",
-                   partitions=PARTITIONS)  # fmt: skip
+INPUT = app.topic(
+    os.environ.get("BENCH_INPUT", "bench-in"), value="BenchEvent", partitions=PARTITIONS
+)
+OUTPUT = app.topic(os.environ.get("BENCH_OUTPUT", "bench-out"), value="json", partitions=PARTITIONS)
 
 
-@app.window(input=INPUT, store="per-user", size="1m", output=OUTPUT,
-            store_kind=os.environ.get("BENCH_STORE", "memory"))  # fmt: skip
+@app.window(
+    input=INPUT,
+    store="per-user",
+    size="1m",
+    output=OUTPUT,
+    store_kind=os.environ.get("BENCH_STORE", "memory"),
+)
 def count(state: int | None, event: dict[str, Any]) -> int:
     """Events per user (the record key) per minute."""
     return (state or 0) + 1

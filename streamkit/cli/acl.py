@@ -36,9 +36,12 @@ def plan_command(target: str, principal: str, execute: bool) -> None:
 @acl.command("user")
 @click.argument("name")
 @click.option(
-    "--password-file", type=click.File("r"), default="-", show_default=True,
+    "--password-file",
+    type=click.File("r"),
+    default="-",
+    show_default=True,
     help="Where the password is read from (- : standard input).",
-)  # fmt: skip
+)
 def user_command(name: str, password_file: TextIO) -> None:
     """Create the SCRAM-SHA-512 user NAME, or change its password (read, never printed)."""
     password = password_file.read().strip()

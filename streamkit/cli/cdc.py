@@ -16,10 +16,16 @@ from streamkit.ops.local_connect import DEFAULT_REST_PORT, LocalConnect
 from streamkit.ops.local_postgres import DEFAULT_PORT, LocalPostgres
 from streamkit.settings import Settings
 
-_PG_DIR = click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-                       help="Its state [default: $STREAMKIT_STATE_DIR/postgres].")  # fmt: skip
-_CONNECT_DIR = click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
-                            help="Its state [default: $STREAMKIT_STATE_DIR/connect].")  # fmt: skip
+_PG_DIR = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Its state [default: $STREAMKIT_STATE_DIR/postgres].",
+)
+_CONNECT_DIR = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Its state [default: $STREAMKIT_STATE_DIR/connect].",
+)
 
 
 def _postgres(data_dir: Path | None, port: int = DEFAULT_PORT) -> LocalPostgres:
@@ -46,8 +52,13 @@ def postgres() -> None:
 @postgres.command("start")
 @_PG_DIR
 @click.option("--port", default=DEFAULT_PORT, show_default=True, help="Port on 127.0.0.1.")
-@click.option("--sql", "sql", multiple=True, type=click.Path(exists=True, path_type=Path),
-              help="Run this SQL file once it runs (repeatable).")  # fmt: skip
+@click.option(
+    "--sql",
+    "sql",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="Run this SQL file once it runs (repeatable).",
+)
 def postgres_start(data_dir: Path | None, port: int, sql: tuple[Path, ...]) -> None:
     """Start it (initialised on first use); print its connection string."""
     info = _postgres(data_dir, port).start()
@@ -65,8 +76,10 @@ def postgres_stop(data_dir: Path | None, remove: bool) -> None:
     stopped = server.stop()
     if remove:
         server.destroy()
-    click.echo(("PostgreSQL stopped" if stopped else "PostgreSQL was not running")
-               + ("; its data removed" if remove else ""))  # fmt: skip
+    click.echo(
+        ("PostgreSQL stopped" if stopped else "PostgreSQL was not running")
+        + ("; its data removed" if remove else "")
+    )
 
 
 @postgres.command("status")
@@ -82,8 +95,9 @@ def postgres_status(data_dir: Path | None) -> None:
 
 def _connect(data_dir: Path | None, rest_port: int = DEFAULT_REST_PORT) -> LocalConnect:
     settings = Settings.from_env()
-    return LocalConnect((data_dir or settings.state_dir / "connect").resolve(),
-                        settings.cache_dir, rest_port)  # fmt: skip
+    return LocalConnect(
+        (data_dir or settings.state_dir / "connect").resolve(), settings.cache_dir, rest_port
+    )
 
 
 @click.group()
@@ -93,13 +107,24 @@ def connect() -> None:
 
 @connect.command("start")
 @_CONNECT_DIR
-@click.option("--rest-port", default=DEFAULT_REST_PORT, show_default=True,
-              help="Its REST API's port on 127.0.0.1.")  # fmt: skip
-@click.option("--postgres-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="The local PostgreSQL whose port the connectors' ${env:STREAMKIT_PG_PORT} "
-              "is [default: $STREAMKIT_STATE_DIR/postgres].")  # fmt: skip
-@click.argument("connectors", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))  # fmt: skip
+@click.option(
+    "--rest-port",
+    default=DEFAULT_REST_PORT,
+    show_default=True,
+    help="Its REST API's port on 127.0.0.1.",
+)
+@click.option(
+    "--postgres-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The local PostgreSQL whose port the connectors' ${env:STREAMKIT_PG_PORT} "
+    "is [default: $STREAMKIT_STATE_DIR/postgres].",
+)
+@click.argument(
+    "connectors",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
 def connect_start(
     data_dir: Path | None, rest_port: int, postgres_dir: Path | None, connectors: tuple[Path, ...]
 ) -> None:
@@ -113,8 +138,10 @@ def connect_start(
             env["STREAMKIT_PG_PORT"] = str(local.port)
     worker = _connect(data_dir, rest_port)
     info = worker.start(settings.bootstrap_servers, list(connectors), env)
-    click.echo(f"Kafka Connect running at {info.url} (pid {info.pid}): "
-               f"{', '.join(info.connectors)} running; log {worker.log}")  # fmt: skip
+    click.echo(
+        f"Kafka Connect running at {info.url} (pid {info.pid}): "
+        f"{', '.join(info.connectors)} running; log {worker.log}"
+    )
 
 
 @connect.command("stop")
@@ -142,11 +169,20 @@ def connect_status(data_dir: Path | None) -> None:
 
 @connect.command("register")
 @click.option("--url", required=True, help="The Connect cluster's REST API (http://host:8083).")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a connector property (repeatable).")  # fmt: skip
+@click.option(
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a connector property (repeatable).",
+)
 @click.option("--wait", default=180.0, show_default=True, help="Seconds to wait for RUNNING.")
-@click.argument("connectors", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, path_type=Path))  # fmt: skip
+@click.argument(
+    "connectors",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+)
 def connect_register(
     url: str, overrides: tuple[str, ...], wait: float, connectors: tuple[Path, ...]
 ) -> None:

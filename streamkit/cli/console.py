@@ -46,10 +46,12 @@ def _avro(settings: Settings, schema: str, schemas_dir: Path | None, topic: str)
     url = settings.schema_registry_url
     # Fields tagged PII: sealed when producing, shown decrypted only with STREAMKIT_KEYSET.
     return make_serde(
-        schema, lambda: SchemaRepository.from_directory(directory),
-        registry=(lambda: registry_client(url)) if url else None, subject=f"{topic}-value",
+        schema,
+        lambda: SchemaRepository.from_directory(directory),
+        registry=(lambda: registry_client(url)) if url else None,
+        subject=f"{topic}-value",
         keyset=lambda: load_aead(settings.keyset, settings.keyset_kms_uri),
-    )  # fmt: skip
+    )
 
 
 def _lines(

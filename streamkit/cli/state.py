@@ -47,9 +47,13 @@ def get(target: str, since: str | None, until: str | None, store: str, key: str)
     milliseconds, ISO 8601 with a timezone, or durations ago (``2h``)."""
     app = load_app(target)
     answer = read_state(
-        app, kafka_settings().client_config(), store, key, since=_when(since) or 0,
+        app,
+        kafka_settings().client_config(),
+        store,
+        key,
+        since=_when(since) or 0,
         until=_when(until),
-    )  # fmt: skip
+    )
     if not answer.found:
         click.echo(f"no state for {key!r} in store {store}", err=True)
         sys.exit(3)

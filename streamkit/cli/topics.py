@@ -31,17 +31,25 @@ def topics() -> None:
 @click.argument("target", metavar="[MODULE[:APP]]", required=False)
 @click.option("--topic", "names", multiple=True, help="A plain topic to create (repeatable).")
 @click.option(
-    "--partitions", type=click.IntRange(1), default=1, show_default=True,
+    "--partitions",
+    type=click.IntRange(1),
+    default=1,
+    show_default=True,
     help="Partitions of each --topic.",
-)  # fmt: skip
+)
 @click.option(
-    "--replication-factor", type=click.IntRange(1), default=None,
+    "--replication-factor",
+    type=click.IntRange(1),
+    default=None,
     help="Replicas of each --topic [default: the cluster's default.replication.factor].",
-)  # fmt: skip
+)
 @click.option(
-    "--config", "configs", multiple=True, metavar="KEY=VALUE",
+    "--config",
+    "configs",
+    multiple=True,
+    metavar="KEY=VALUE",
     help="A topic config of each --topic, e.g. cleanup.policy=compact (repeatable).",
-)  # fmt: skip
+)
 def create(
     target: str | None,
     names: tuple[str, ...],

@@ -44,17 +44,29 @@ def list_(target: str, name: str | None, status: str | None, as_json: bool) -> N
     found = instances(app, kafka_settings().client_config(), flow, status)
     if as_json:
         for inst in found:
-            sys.stdout.buffer.write(orjson.dumps(
-                {k: inst.get(k) for k in ("id", "status", "step", "attempt", "started",
-                                          "updated", "error")}) + b"\n")  # fmt: skip
+            sys.stdout.buffer.write(
+                orjson.dumps(
+                    {
+                        k: inst.get(k)
+                        for k in ("id", "status", "step", "attempt", "started", "updated", "error")
+                    }
+                )
+                + b"\n"
+            )
         return
-    table = Table(title=f"workflow {flow.name}: {len(found)} instance(s)"
-                  + (f" {status}" if status else ""))  # fmt: skip
+    table = Table(
+        title=f"workflow {flow.name}: {len(found)} instance(s)" + (f" {status}" if status else "")
+    )
     for column in ("id", "status", "step", "updated (UTC)", "error"):
         table.add_column(column)
     for inst in found:
-        table.add_row(str(inst.get("id")), str(inst.get("status")), str(inst.get("step") or ""),
-                      _when(inst.get("updated")), str(inst.get("error") or ""))  # fmt: skip
+        table.add_row(
+            str(inst.get("id")),
+            str(inst.get("status")),
+            str(inst.get("step") or ""),
+            _when(inst.get("updated")),
+            str(inst.get("error") or ""),
+        )
     Console(soft_wrap=True).print(table)
 
 
@@ -67,8 +79,11 @@ def show(target: str, name: str | None, instance: str) -> None:
     workflow has no such instance."""
     app = load_app(target)
     flow = find_workflow(app, name)
-    found = [i for i in instances(app, kafka_settings().client_config(), flow)
-             if str(i.get("id")) == instance]  # fmt: skip
+    found = [
+        i
+        for i in instances(app, kafka_settings().client_config(), flow)
+        if str(i.get("id")) == instance
+    ]
     if not found:
         click.echo(f"workflow {flow.name} has no instance {instance!r}", err=True)
         sys.exit(3)
@@ -78,8 +93,11 @@ def show(target: str, name: str | None, instance: str) -> None:
 @workflow.command()
 @_APP
 @_NAME
-@click.option("--image", type=click.Path(dir_okay=False, path_type=Path),
-              help="Also draw it to this file (.png, .svg) with Graphviz.")  # fmt: skip
+@click.option(
+    "--image",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw it to this file (.png, .svg) with Graphviz.",
+)
 def graph(target: str, name: str | None, image: Path | None) -> None:
     """Print the step graph as Mermaid text (and draw it with Graphviz, with --image)."""
     flow = find_workflow(load_app(target), name)

@@ -52,8 +52,7 @@ def fast_codec(schema_json: str) -> FastCodec | None:
     if _logical(parsed):
         return None
     flat = _flat(parsed)
-    schema = cavro.Schema(schema_json, record_decodes_to_dict=True,
-                          record_allow_extra_fields=flat)  # fmt: skip
+    schema = cavro.Schema(schema_json, record_decodes_to_dict=True, record_allow_extra_fields=flat)
     fields = frozenset(f["name"] for f in parsed["fields"]) if flat else None
     complete = flat and not any("default" in f for f in parsed["fields"])
     return FastCodec(schema.binary_decode, schema.binary_encode, fields, complete)

@@ -49,13 +49,28 @@ __all__ = [
 CHANGE_FORMATS: Final = frozenset({"debezium", "debezium+avro"})
 """The topic formats of change events."""
 
-OPS: Final = {"c": "create", "u": "update", "d": "delete", "r": "read", "t": "truncate",
-              "m": "message"}  # fmt: skip
+OPS: Final = {
+    "c": "create",
+    "u": "update",
+    "d": "delete",
+    "r": "read",
+    "t": "truncate",
+    "m": "message",
+}
 """Debezium's operation codes, and what :attr:`Change.op` says for them."""
 
 _CODES: Final = {name: code for code, name in OPS.items()}
-_FLAT_FIELDS: Final = ("__op", "__table", "__lsn", "__source_ts_ms", "__deleted", "__db",
-                       "__schema", "__txId", "__ts_ms")  # fmt: skip
+_FLAT_FIELDS: Final = (
+    "__op",
+    "__table",
+    "__lsn",
+    "__source_ts_ms",
+    "__deleted",
+    "__db",
+    "__schema",
+    "__txId",
+    "__ts_ms",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,9 +143,14 @@ class Change:
         """The change as Debezium's payload (None: a tombstone)."""
         if self.is_tombstone:
             return None
-        return {"before": self.before, "after": self.after, "source": self.source,
-                "op": _CODES.get(self.op, self.op), "ts_ms": self.ts_ms,
-                "transaction": self.transaction}  # fmt: skip
+        return {
+            "before": self.before,
+            "after": self.after,
+            "source": self.source,
+            "op": _CODES.get(self.op, self.op),
+            "ts_ms": self.ts_ms,
+            "transaction": self.transaction,
+        }
 
 
 def parse_change(doc: Any) -> Change:
@@ -139,17 +159,21 @@ def parse_change(doc: Any) -> Change:
     if isinstance(doc, dict) and "payload" in doc and "schema" in doc:
         doc = doc["payload"]
     if not isinstance(doc, dict):
-        raise SerializationError(f"a change event is a JSON object, not {type(doc).__name__}",
-                                 schema="debezium")  # fmt: skip
+        raise SerializationError(
+            f"a change event is a JSON object, not {type(doc).__name__}", schema="debezium"
+        )
     if "op" in doc and ("after" in doc or "before" in doc):
         op = doc["op"]
         if op not in OPS:
             raise SerializationError(f"unknown Debezium op {op!r}", schema="debezium")
         return Change(
-            op=OPS[op], before=doc.get("before"), after=doc.get("after"),
-            source=doc.get("source") or {}, ts_ms=doc.get("ts_ms"),
+            op=OPS[op],
+            before=doc.get("before"),
+            after=doc.get("after"),
+            source=doc.get("source") or {},
+            ts_ms=doc.get("ts_ms"),
             transaction=doc.get("transaction"),
-        )  # fmt: skip
+        )
     return _flattened(doc)
 
 
@@ -159,8 +183,11 @@ def _flattened(doc: dict[str, Any]) -> Change:
     code = doc.get("__op")
     deleted = str(doc.get("__deleted", "false")).lower() == "true"
     op = "delete" if deleted else OPS.get(str(code), "upsert") if code is not None else "upsert"
-    source = {name: doc[f"__{name}"] for name in ("table", "lsn", "db", "schema", "txId")
-              if f"__{name}" in doc}  # fmt: skip
+    source = {
+        name: doc[f"__{name}"]
+        for name in ("table", "lsn", "db", "schema", "txId")
+        if f"__{name}" in doc
+    }
     if "__source_ts_ms" in doc:
         source["ts_ms"] = doc["__source_ts_ms"]
     before, after = (row, None) if op == "delete" else (None, row)
@@ -227,8 +254,10 @@ def registry_reader(client: Any) -> Callable[[bytes], Any]:
 
     def read(data: bytes) -> Any:
         if len(data) < 5 or data[0] != 0:
-            raise SerializationError("not a Confluent-wire-format Avro record (magic byte 0, "
-                                     "schema id)", schema="debezium+avro")  # fmt: skip
+            raise SerializationError(
+                "not a Confluent-wire-format Avro record (magic byte 0, schema id)",
+                schema="debezium+avro",
+            )
         (schema_id,) = struct.unpack(">I", data[1:5])
         if schema_id not in parsed:
             try:
@@ -240,7 +269,8 @@ def registry_reader(client: Any) -> Callable[[bytes], Any]:
         try:
             return schemaless_reader(io.BytesIO(data[5:]), parsed[schema_id], None)
         except Exception as exc:  # noqa: BLE001 - truncated or corrupt bytes
-            raise SerializationError(f"malformed Avro record (schema id {schema_id}): {exc}",
-                                     schema="debezium+avro") from None  # fmt: skip
+            raise SerializationError(
+                f"malformed Avro record (schema id {schema_id}): {exc}", schema="debezium+avro"
+            ) from None
 
     return read

@@ -155,9 +155,12 @@ class _Checker:
             for branch in writer:
                 if not self._readable(reader, branch, path, rns, wns):
                     self.found.append(
-                        Incompatibility(path, f"writer's union branch {_kind(branch)} has no "
-                                        "matching branch in the reader")
-                    )  # fmt: skip
+                        Incompatibility(
+                            path,
+                            f"writer's union branch {_kind(branch)} has no "
+                            "matching branch in the reader",
+                        )
+                    )
                     ok = False
             return ok
         if rk == "union":
@@ -217,9 +220,12 @@ class _Checker:
             if source is None:
                 if "default" not in field:
                     self.found.append(
-                        Incompatibility(where, "the reader has this field without a default, "
-                                        "and the writer does not write it")
-                    )  # fmt: skip
+                        Incompatibility(
+                            where,
+                            "the reader has this field without a default, "
+                            "and the writer does not write it",
+                        )
+                    )
                     ok = False
                 continue
             ok = self.check(field["type"], source["type"], where, rns, wns) and ok

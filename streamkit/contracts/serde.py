@@ -183,14 +183,17 @@ class JsonContractSerde:
     def _check(self, value: Any) -> Any:
         extra = None if self._unknown is None else self._unknown(value)
         if extra is not None:
-            raise ContractError(f"event violates the contract: field {extra} is not in it",
-                                schema=self.contract.name)  # fmt: skip
+            raise ContractError(
+                f"event violates the contract: field {extra} is not in it",
+                schema=self.contract.name,
+            )
         try:
             validate(value, self.contract.parsed, raise_errors=True)
         except ValidationError as invalid:
             why = str(invalid.errors[0])[:500] if invalid.errors else str(invalid)
-            raise ContractError(f"event violates the contract: {why}",
-                                schema=self.contract.name) from None  # fmt: skip
+            raise ContractError(
+                f"event violates the contract: {why}", schema=self.contract.name
+            ) from None
         return value
 
     def encode(self, value: Any) -> bytes:

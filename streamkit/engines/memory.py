@@ -205,8 +205,10 @@ class MemoryEngine:
                     continue
                 if not self.held:
                     return
-                self._clock = max(self._clock, min(t.hold.until_ms for t in self.held.values()
-                                                   if t.hold is not None))  # fmt: skip
+                self._clock = max(
+                    self._clock,
+                    min(t.hold.until_ms for t in self.held.values() if t.hold is not None),
+                )
                 for task in list(self.held.values()):
                     if task.due(self._clock):
                         task.release()
@@ -294,9 +296,14 @@ class MemoryEngine:
             partition = key_partition(key, partitions) if key is not None else 0
         entries = log.partitions.setdefault(partition, [])
         record = Record(
-            topic, partition, len(entries), self._clock if timestamp is None else timestamp,
-            key, value, tuple(headers or ()),
-        )  # fmt: skip
+            topic,
+            partition,
+            len(entries),
+            self._clock if timestamp is None else timestamp,
+            key,
+            value,
+            tuple(headers or ()),
+        )
         entries.append(record)
         log.records.append(record)
         if topic in self.pipeline.tables_of:

@@ -131,9 +131,10 @@ class ShadowReplay(KafkaEngine):
         """Input partitions not read to their end yet, with that end."""
         self.redirect = redirect
         self.internal = {
-            name: topic.partitions for name, topic in app.topics.items()
+            name: topic.partitions
+            for name, topic in app.topics.items()
             if name in app.repartitioned
-        }  # fmt: skip
+        }
         """The app's repartition topics and their partitions: hops handled in memory."""
         self.hops: dict[TP, list[Record]] = {}
         self.hop_at: dict[TP, int] = {}
@@ -144,17 +145,20 @@ class ShadowReplay(KafkaEngine):
         self.consumer = Consumer(
             settings.client_config(
                 for_client="consumer",
-                **{"group.id": f"{app.group_id}-shadow-{uuid.uuid4().hex[:8]}",
-                   "enable.auto.commit": False, "enable.auto.offset.store": False,
-                   "isolation.level": "read_committed"},
+                **{
+                    "group.id": f"{app.group_id}-shadow-{uuid.uuid4().hex[:8]}",
+                    "enable.auto.commit": False,
+                    "enable.auto.offset.store": False,
+                    "isolation.level": "read_committed",
+                },
             )
-        )  # fmt: skip
+        )
         self.producer = Producer(
             settings.client_config(
                 for_client="producer",
                 **{"enable.idempotence": True, "acks": "all", "linger.ms": 20},
             )
-        )  # fmt: skip
+        )
         self.feed = TableFeed(settings, self.pipeline, self.log, exactly_once=True)
 
     def run(self, progress: Callable[[int, int], None] | None = None) -> ShadowSummary:
@@ -226,9 +230,10 @@ class ShadowReplay(KafkaEngine):
         moved = False
         while True:
             ready = [
-                tp for tp, log in self.hops.items()
+                tp
+                for tp, log in self.hops.items()
                 if self.hop_at[tp] < len(log) and self.tasks[tp].hold is None
-            ]  # fmt: skip
+            ]
             if not ready:
                 return moved
             for tp in ready:

@@ -193,6 +193,12 @@ def read_dead_letter(
         if k.startswith(ERROR_PREFIX)
     }
     return DeadLetter(
-        topic, partition, offset, key, value, tuple(original_headers(headers)), error,
+        topic,
+        partition,
+        offset,
+        key,
+        value,
+        tuple(original_headers(headers)),
+        error,
         redrive_count(headers),
-    )  # fmt: skip
+    )

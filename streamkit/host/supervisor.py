@@ -108,10 +108,17 @@ class Supervisor:
             offset = slot.index + (1 if self.scaler is not None else 0)
             process = replace(process, http_port=process.http_port + offset)
         command = [
-            sys.executable, "-m", "streamkit.host", self.target,
-            "--options", orjson.dumps(payload).decode(), "--log-level", self.options.log_level,
-            "--process", orjson.dumps(asdict(process)).decode(),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "streamkit.host",
+            self.target,
+            "--options",
+            orjson.dumps(payload).decode(),
+            "--log-level",
+            self.options.log_level,
+            "--process",
+            orjson.dumps(asdict(process)).decode(),
+        ]
         env = dict(os.environ)
         if self.instance_id:
             env[instance.ENV] = self.instance_id

@@ -127,9 +127,10 @@ def run_worker(target: str, options: WorkerOptions, process: ProcessOptions | No
     except ProcessingFailedError as exc:
         f = exc.failure
         log.error(
-            "stopped by a failure: %s", exc,
+            "stopped by a failure: %s",
+            exc,
             extra=record_fields(f.topic, f.partition, f.offset, f.processor),
-        )  # fmt: skip
+        )
         return EXIT_FAILED
     except StreamkitError as exc:
         log.error("stopped: %s", exc)

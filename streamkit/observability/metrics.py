@@ -86,9 +86,12 @@ class PrometheusMetrics(Middleware):
             "streamkit_late_records", "Records too late for their windows.", "store"
         )
         self._steps = counter(
-            "streamkit_workflow_steps", "Workflow step calls by outcome.", "workflow", "step",
+            "streamkit_workflow_steps",
+            "Workflow step calls by outcome.",
+            "workflow",
+            "step",
             "outcome",
-        )  # fmt: skip
+        )
         self._step_duration = Histogram(
             "streamkit_workflow_step_duration_seconds",
             "Workflow step call duration.",

@@ -51,17 +51,27 @@ class Acl:
         need = self.permission
         pattern = ResourcePatternType.PREFIXED if need.prefixed else ResourcePatternType.LITERAL
         return AclBinding(
-            _RESOURCE[need.resource], need.name, pattern, self.principal, "*",
-            AclOperation[need.operation], AclPermissionType.ALLOW,
-        )  # fmt: skip
+            _RESOURCE[need.resource],
+            need.name,
+            pattern,
+            self.principal,
+            "*",
+            AclOperation[need.operation],
+            AclPermissionType.ALLOW,
+        )
 
     def filter(self) -> AclBindingFilter:
         """A filter matching exactly this ACL (to delete it)."""
         b = self.binding()
         return AclBindingFilter(
-            b.restype, b.name, b.resource_pattern_type, b.principal, b.host, b.operation,
+            b.restype,
+            b.name,
+            b.resource_pattern_type,
+            b.principal,
+            b.host,
+            b.operation,
             b.permission_type,
-        )  # fmt: skip
+        )
 
 
 def plan(app: App, principal: str) -> list[Acl]:

@@ -107,8 +107,9 @@ class AppClient:
         raw_value = None if value is None else serdes.value.encode(value)
         kwargs: dict[str, Any] = {"on_delivery": self._delivered}
         if headers:
-            kwargs["headers"] = [(k, v.encode() if isinstance(v, str) else v)
-                                 for k, v in headers.items()]  # fmt: skip
+            kwargs["headers"] = [
+                (k, v.encode() if isinstance(v, str) else v) for k, v in headers.items()
+            ]
         if timestamp is not None:
             kwargs["timestamp"] = timestamp
         if partition is not None:
@@ -153,9 +154,15 @@ class AppClient:
         """Every record of ``topic`` from its beginning to its end now, decoded with its
         contract (records of dead-letter, retry and changelog topics keep raw bytes)."""
         consumer = Consumer(
-            {**self._config, "group.id": f"read-{uuid.uuid4().hex}", "enable.auto.commit": False,
-             "isolation.level": "read_committed", "fetch.wait.max.ms": 20, **BOUNDED_READ}
-        )  # fmt: skip
+            {
+                **self._config,
+                "group.id": f"read-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "fetch.wait.max.ms": 20,
+                **BOUNDED_READ,
+            }
+        )
         try:
             ranges = {}
             for tp, end in self.end_offsets(topic).items():
@@ -172,9 +179,16 @@ class AppClient:
                 key = None if key is None else serdes.key.decode(key)
                 value = None if value is None else serdes.value.decode(value)
             events.append(
-                Event(topic, msg.partition() or 0, msg.offset() or 0, key, value,
-                      dict(message_headers(msg)), msg.timestamp()[1])
-            )  # fmt: skip
+                Event(
+                    topic,
+                    msg.partition() or 0,
+                    msg.offset() or 0,
+                    key,
+                    value,
+                    dict(message_headers(msg)),
+                    msg.timestamp()[1],
+                )
+            )
         return sorted(events, key=lambda e: (e.partition, e.offset))
 
     # -- the app's group ------------------------------------------------------------------

@@ -38,16 +38,19 @@ def register(url: str, path: Path, overrides: Mapping[str, str] | None = None) -
     config = read_connector(path, overrides)
     name = config["name"]
     request = urllib.request.Request(  # noqa: S310 - the cluster the operator named
-        f"{url.rstrip('/')}/connectors/{name}/config", data=json.dumps(config).encode(),
-        method="PUT", headers={"Content-Type": "application/json"},
-    )  # fmt: skip
+        f"{url.rstrip('/')}/connectors/{name}/config",
+        data=json.dumps(config).encode(),
+        method="PUT",
+        headers={"Content-Type": "application/json"},
+    )
     try:
         with urllib.request.urlopen(request, timeout=30):  # noqa: S310
             return name
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")[:500]
-        raise BrokerError(f"Kafka Connect at {url} refused connector {name}: HTTP {exc.code} "
-                          f"{detail}") from None  # fmt: skip
+        raise BrokerError(
+            f"Kafka Connect at {url} refused connector {name}: HTTP {exc.code} {detail}"
+        ) from None
     except OSError as exc:
         raise BrokerError(f"Kafka Connect at {url} does not answer: {exc}") from None
 

@@ -138,15 +138,19 @@ class LocalBroker:
             return BrokerStatus(None, False, False, f"not running (no state in {self.data_dir})")
         if pid_alive(state.pid) and is_our_broker(state.pid, Path(state.properties)):
             return BrokerStatus(
-                state, True, False,
+                state,
+                True,
+                False,
                 f"running: pid {state.pid}, {state.bootstrap_servers}"
                 f"{' (SASL_SSL, ACLs)' if state.secure else ''}, Kafka "
                 f"{state.kafka_version}, log {state.log}",
-            )  # fmt: skip
+            )
         return BrokerStatus(
-            state, False, True,
+            state,
+            False,
+            True,
             f"stale state file {self.state_path}: pid {state.pid} is not a running broker",
-        )  # fmt: skip
+        )
 
     # -- start --------------------------------------------------------------------------
     def start(self, *, timeout: float = 90.0, foreground: bool = False) -> BrokerState:
@@ -190,18 +194,29 @@ class LocalBroker:
         classpath = f"{lib}/*"
         formatted_by = self._format_storage(java.path, classpath, log4j, dist.kafka_version(pom))
         command = [
-            java.path, f"-Xms{min_heap(cfg.heap)}", f"-Xmx{cfg.heap}",
-            "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
-            f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath,
-            "kafka.Kafka", str(self.properties_path),
-        ]  # fmt: skip
+            java.path,
+            f"-Xms{min_heap(cfg.heap)}",
+            f"-Xmx{cfg.heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={log4j}",
+            "-cp",
+            classpath,
+            "kafka.Kafka",
+            str(self.properties_path),
+        ]
         if foreground:
             return self._run_foreground(command, controller_port, pom)
         with self.log_path.open("ab") as log:
             process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.data_dir, start_new_session=True,
-            )  # fmt: skip
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.data_dir,
+                start_new_session=True,
+            )
         state = self._write_state(process.pid, controller_port, pom)
         return Launch(process, state, (java.path, classpath, log4j), formatted_by)
 
@@ -225,16 +240,32 @@ class LocalBroker:
         Kafka formatted; the broker keeps working on the old ones when this fails."""
         release = ".".join(version.split(".")[:2])
         done = subprocess.run(
-            [java, "-Xmx256m", f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath,
-             "org.apache.kafka.tools.FeatureCommand", "--bootstrap-server",
-             f"{self.config.host}:{self.config.port}", "upgrade", "--release-version", release],
-            capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
+            [
+                java,
+                "-Xmx256m",
+                f"-Dlog4j2.configurationFile={log4j}",
+                "-cp",
+                classpath,
+                "org.apache.kafka.tools.FeatureCommand",
+                "--bootstrap-server",
+                f"{self.config.host}:{self.config.port}",
+                "upgrade",
+                "--release-version",
+                release,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         if done.returncode == 0:
             self._formatted_by.write_text(version)
         else:
-            log.warning("could not upgrade the broker's features to %s: %s", release,
-                        (done.stderr or done.stdout).strip().splitlines()[-1:])  # fmt: skip
+            log.warning(
+                "could not upgrade the broker's features to %s: %s",
+                release,
+                (done.stderr or done.stdout).strip().splitlines()[-1:],
+            )
 
     @property
     def _formatted_by(self) -> Path:
@@ -249,10 +280,18 @@ class LocalBroker:
         cluster_id = self.config.cluster_id or new_cluster_id()
         files = self.config.secure_files
         command = [
-            java, "-Xmx256m", f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath,
-            "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
-            "-c", str(self.properties_path), *(files.format_arguments() if files else []),
-        ]  # fmt: skip
+            java,
+            "-Xmx256m",
+            f"-Dlog4j2.configurationFile={log4j}",
+            "-cp",
+            classpath,
+            "kafka.tools.StorageTool",
+            "format",
+            f"--cluster-id={cluster_id}",
+            "-c",
+            str(self.properties_path),
+            *(files.format_arguments() if files else []),
+        ]
         done = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
         if done.returncode != 0:
             lines = (done.stdout + done.stderr).strip().splitlines()

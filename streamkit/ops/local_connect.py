@@ -76,24 +76,38 @@ class LocalConnect:
         """Start the worker with ``connectors`` and wait until each one's tasks run."""
         running = self.info()
         if running is not None:
-            raise BrokerError(f"a Connect worker already runs from {self.state_dir} "
-                              f"(pid {running.pid}): stop it first")  # fmt: skip
+            raise BrokerError(
+                f"a Connect worker already runs from {self.state_dir} "
+                f"(pid {running.pid}): stop it first"
+            )
         names = tuple(connector_name(path) for path in connectors)
         java = find_java(os.environ.get("JAVA_HOME", ""))
         lib, _ = ensure_jars(self.cache_dir, find_pom("connect"), expect="connect-runtime-")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         worker = self.state_dir / "worker.properties"
         worker.write_text(self._worker_properties(bootstrap))
-        command = [java.path, "-Xmx512m", "-cp", f"{lib}/*", _MAIN, str(worker),
-                   *(str(path.resolve()) for path in connectors)]  # fmt: skip
+        command = [
+            java.path,
+            "-Xmx512m",
+            "-cp",
+            f"{lib}/*",
+            _MAIN,
+            str(worker),
+            *(str(path.resolve()) for path in connectors),
+        ]
         with self.log.open("ab") as log:
             process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, **(env or {})}, start_new_session=True,
-            )  # fmt: skip
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,
+            )
         info = ConnectInfo(process.pid, self.rest_port, names)
-        self._state.write_text(json.dumps({"pid": process.pid, "rest_port": self.rest_port,
-                                           "connectors": list(names)}))  # fmt: skip
+        self._state.write_text(
+            json.dumps({"pid": process.pid, "rest_port": self.rest_port, "connectors": list(names)})
+        )
         try:
             self._await_running(info, process, timeout)
         except BaseException:
@@ -103,20 +117,22 @@ class LocalConnect:
 
     def _worker_properties(self, bootstrap: str) -> str:
         offsets = self.state_dir / "offsets.dat"
-        return "\n".join([
-            f"bootstrap.servers={bootstrap}",
-            "key.converter=org.apache.kafka.connect.json.JsonConverter",
-            "value.converter=org.apache.kafka.connect.json.JsonConverter",
-            "key.converter.schemas.enable=false",
-            "value.converter.schemas.enable=false",
-            f"offset.storage.file.filename={offsets}",
-            "offset.flush.interval.ms=1000",
-            f"listeners=http://127.0.0.1:{self.rest_port}",
-            "config.providers=env",
-            "config.providers.env.class="
-            "org.apache.kafka.common.config.provider.EnvVarConfigProvider",
-            "",
-        ])  # fmt: skip
+        return "\n".join(
+            [
+                f"bootstrap.servers={bootstrap}",
+                "key.converter=org.apache.kafka.connect.json.JsonConverter",
+                "value.converter=org.apache.kafka.connect.json.JsonConverter",
+                "key.converter.schemas.enable=false",
+                "value.converter.schemas.enable=false",
+                f"offset.storage.file.filename={offsets}",
+                "offset.flush.interval.ms=1000",
+                f"listeners=http://127.0.0.1:{self.rest_port}",
+                "config.providers=env",
+                "config.providers.env.class="
+                "org.apache.kafka.common.config.provider.EnvVarConfigProvider",
+                "",
+            ]
+        )
 
     def _await_running(
         self, info: ConnectInfo, process: subprocess.Popen[bytes], timeout: float
@@ -124,8 +140,10 @@ class LocalConnect:
         def gone() -> str | None:
             if process.poll() is None:
                 return None
-            return (f"Kafka Connect exited {process.returncode} while starting: "
-                    f"{' | '.join(self._log_tail(4))} (log {self.log})")  # fmt: skip
+            return (
+                f"Kafka Connect exited {process.returncode} while starting: "
+                f"{' | '.join(self._log_tail(4))} (log {self.log})"
+            )
 
         try:
             await_running(info.url, info.connectors, timeout, gone)

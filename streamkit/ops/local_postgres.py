@@ -46,8 +46,9 @@ def find_bin(name: str) -> str:
         return found[-1]
     on_path = shutil.which(name)
     if on_path is None:
-        raise BrokerError(f"PostgreSQL's {name} not found: install Debian's server "
-                          "(apt-get install postgresql)")  # fmt: skip
+        raise BrokerError(
+            f"PostgreSQL's {name} not found: install Debian's server (apt-get install postgresql)"
+        )
     return on_path
 
 
@@ -85,8 +86,7 @@ class LocalPostgres:
 
     def _run(self, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         command = ["runuser", "-u", "postgres", "--", *argv] if self.as_root else list(argv)
-        return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              check=False)  # fmt: skip
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
 
     def info(self) -> PostgresInfo | None:
         """The running server this state directory started (None: none runs)."""
@@ -112,16 +112,30 @@ class LocalPostgres:
             f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories= "
             "-c wal_level=logical -c max_replication_slots=10 -c max_wal_senders=10"
         )
-        done = self._run(find_bin("pg_ctl"), "start", "-D", str(self.data_dir), "-l",
-                         str(self.log), "-w", "-t", str(int(timeout)), "-o", options,
-                         timeout=timeout + 10)  # fmt: skip
+        done = self._run(
+            find_bin("pg_ctl"),
+            "start",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.log),
+            "-w",
+            "-t",
+            str(int(timeout)),
+            "-o",
+            options,
+            timeout=timeout + 10,
+        )
         if done.returncode != 0:
             tail = " | ".join(self._log_tail(5))
-            raise BrokerError(f"PostgreSQL did not start on 127.0.0.1:{self.port}: "
-                              f"{(done.stderr or done.stdout).strip()} {tail}".strip())  # fmt: skip
+            raise BrokerError(
+                f"PostgreSQL did not start on 127.0.0.1:{self.port}: "
+                f"{(done.stderr or done.stdout).strip()} {tail}".strip()
+            )
         pid = int((self.data_dir / "postmaster.pid").read_text().split()[0])
-        self._state.write_text(json.dumps({"pid": pid, "port": self.port,
-                                           "data_dir": str(self.data_dir)}))  # fmt: skip
+        self._state.write_text(
+            json.dumps({"pid": pid, "port": self.port, "data_dir": str(self.data_dir)})
+        )
         return PostgresInfo(pid, self.port, self.data_dir)
 
     def _init(self) -> None:
@@ -131,8 +145,16 @@ class LocalPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.as_root:
             shutil.chown(self.data_dir, "postgres", "postgres")
-        done = self._run(find_bin("initdb"), "-D", str(self.data_dir), "-U", "postgres",
-                         "--auth=trust", "--encoding=UTF8", "--no-sync")  # fmt: skip
+        done = self._run(
+            find_bin("initdb"),
+            "-D",
+            str(self.data_dir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--no-sync",
+        )
         if done.returncode != 0:
             raise BrokerError(f"initdb failed in {self.data_dir}: {done.stderr.strip()[-400:]}")
 
@@ -141,8 +163,18 @@ class LocalPostgres:
         running = self.info()
         if running is None:
             return False
-        self._run(find_bin("pg_ctl"), "stop", "-D", str(running.data_dir), "-m", "fast", "-w",
-                  "-t", str(int(timeout)), timeout=timeout + 10)  # fmt: skip
+        self._run(
+            find_bin("pg_ctl"),
+            "stop",
+            "-D",
+            str(running.data_dir),
+            "-m",
+            "fast",
+            "-w",
+            "-t",
+            str(int(timeout)),
+            timeout=timeout + 10,
+        )
         deadline = time.monotonic() + timeout
         while pid_alive(running.pid) and time.monotonic() < deadline:
             time.sleep(0.1)

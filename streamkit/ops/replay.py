@@ -146,10 +146,15 @@ def plan_reset(
             new[tp] = (latest[tp] if base is None else base) + int(target.value)
     new.update({tp: latest[tp] for tp in internal})  # read again from the inputs instead
     return [
-        ResetLine(t, p, current[(t, p)], min(max(new[(t, p)], earliest[(t, p)]), latest[(t, p)]),
-                  latest[(t, p)])
+        ResetLine(
+            t,
+            p,
+            current[(t, p)],
+            min(max(new[(t, p)], earliest[(t, p)]), latest[(t, p)]),
+            latest[(t, p)],
+        )
         for t, p in parts
-    ]  # fmt: skip
+    ]
 
 
 def apply_reset(admin: AdminClient, app: App, plan: list[ResetLine], *, force: bool) -> None:

@@ -63,10 +63,11 @@ def read_state(
         return StateAnswer(store, key, True, decode_entry(value).state, partition)
     found = [
         window
-        for value, _ in latest.values() if value is not None
+        for value, _ in latest.values()
+        if value is not None
         for window in describe(spec, decode_entry(value).state)
         if window["end"] > since and (until is None or window["start"] < until)
-    ]  # fmt: skip
+    ]
     found.sort(key=lambda w: (w["start"], w["end"]))
     partitions = {p for value, p in latest.values() if value is not None}
     return StateAnswer(store, key, bool(found), found, min(partitions) if partitions else None)
@@ -75,9 +76,15 @@ def read_state(
 def read_changelog(topic: str, config: Mapping[str, Any]) -> Iterator[Any]:
     """Every record of a changelog, every partition, to its end now."""
     consumer = Consumer(
-        {**config, "group.id": f"state-get-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False,
-         "isolation.level": "read_committed", "fetch.wait.max.ms": 20, **BOUNDED_READ}
-    )  # fmt: skip
+        {
+            **config,
+            "group.id": f"state-get-{uuid.uuid4().hex[:8]}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "fetch.wait.max.ms": 20,
+            **BOUNDED_READ,
+        }
+    )
     try:
         info = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if info is None or info.error is not None:

@@ -18,8 +18,23 @@ from streamkit.topology import Topology
 
 __all__ = ["find_workflow", "instances", "mermaid", "render", "to_dot"]
 
-_ORDER = ("id", "status", "step", "attempt", "error", "result", "started", "updated", "ended",
-          "duplicates", "waiting", "data", "done", "buffer", "dropped")  # fmt: skip
+_ORDER = (
+    "id",
+    "status",
+    "step",
+    "attempt",
+    "error",
+    "result",
+    "started",
+    "updated",
+    "ended",
+    "duplicates",
+    "waiting",
+    "data",
+    "done",
+    "buffer",
+    "dropped",
+)
 
 
 def find_workflow(app: App, name: str | None) -> Workflow:
@@ -29,12 +44,15 @@ def find_workflow(app: App, name: str | None) -> Workflow:
         raise ConfigError(f"app {app.name} declares no workflow")
     if name is None:
         if len(flows) > 1:
-            raise ConfigError(f"app {app.name} has {len(flows)} workflows "
-                              f"({', '.join(flows)}): name one with --workflow")  # fmt: skip
+            raise ConfigError(
+                f"app {app.name} has {len(flows)} workflows "
+                f"({', '.join(flows)}): name one with --workflow"
+            )
         return next(iter(flows.values()))
     if name not in flows:
-        raise ConfigError(f"app {app.name} has no workflow {name!r} (workflows: "
-                          f"{', '.join(flows)})")  # fmt: skip
+        raise ConfigError(
+            f"app {app.name} has no workflow {name!r} (workflows: {', '.join(flows)})"
+        )
     return flows[name]
 
 
@@ -84,9 +102,13 @@ def mermaid(flow: Workflow) -> str:
 
 def to_dot(flow: Workflow) -> str:
     """The step graph in Graphviz's DOT language."""
-    lines = [f'digraph "{flow.name}" {{', "    rankdir=LR;", '    node [shape=box, style=rounded];',
-             '    start [shape=circle, label="", width=0.2, style=filled];',
-             '    end [shape=doublecircle, label="", width=0.2, style=filled];']  # fmt: skip
+    lines = [
+        f'digraph "{flow.name}" {{',
+        "    rankdir=LR;",
+        "    node [shape=box, style=rounded];",
+        '    start [shape=circle, label="", width=0.2, style=filled];',
+        '    end [shape=doublecircle, label="", width=0.2, style=filled];',
+    ]
     for name, spec in flow.steps.items():
         label = name if spec.event is None else f"{name}\\n(waits for {spec.event})"
         lines.append(f'    "{name}" [label="{label}"];')
@@ -96,8 +118,10 @@ def to_dot(flow: Workflow) -> str:
         lines.append(f"    {a} -> {b}" + (f' [label="{label}"];' if label else ";"))
     undo = [s for s in flow.steps if flow.compensation_of(s) is not None]
     if undo:
-        lines.append(f'    "compensate" [label="compensate\\n(undo {", ".join(reversed(undo))})", '
-                     'style="rounded,dashed"];')  # fmt: skip
+        lines.append(
+            f'    "compensate" [label="compensate\\n(undo {", ".join(reversed(undo))})", '
+            'style="rounded,dashed"];'
+        )
         lines.append('    "compensate" -> end [style=dashed];')
     if any(target == "fail" for _, target, _ in flow.edges()):
         lines.append('    "fail" -> end;')
@@ -110,12 +134,17 @@ def render(flow: Workflow, path: Path) -> None:
     Graphviz's ``dot``."""
     dot = shutil.which("dot")
     if dot is None:
-        raise ConfigError("drawing an image needs Graphviz's dot on PATH (apt install "
-                          "graphviz); the Mermaid text renders wherever Mermaid does")  # fmt: skip
+        raise ConfigError(
+            "drawing an image needs Graphviz's dot on PATH (apt install "
+            "graphviz); the Mermaid text renders wherever Mermaid does"
+        )
     fmt = path.suffix.lstrip(".") or "png"
     done = subprocess.run(
-        [dot, f"-T{fmt}", "-o", str(path)], input=to_dot(flow).encode(), capture_output=True,
-        check=False, timeout=60,
-    )  # fmt: skip
+        [dot, f"-T{fmt}", "-o", str(path)],
+        input=to_dot(flow).encode(),
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
     if done.returncode != 0:
         raise ConfigError(f"dot could not draw {path}: {done.stderr.decode().strip()}")

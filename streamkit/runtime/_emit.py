@@ -40,9 +40,12 @@ def deliver(
     extra = outcome.extra_headers
     for out_topic, out_key, out_value, headers in encoded:
         error = sink(
-            out_topic, out_key, out_value,
-            [*(headers or ()), *extra] if extra else headers, timestamp,
-        )  # fmt: skip
+            out_topic,
+            out_key,
+            out_value,
+            [*(headers or ()), *extra] if extra else headers,
+            timestamp,
+        )
         if error is not None:
             outcome.produce_errors.append(error)
     outcome.emitted += len(encoded)
@@ -80,9 +83,14 @@ def _encode(
             out_value = None if tombstone else serdes.value.encode(emit.value)
         except SerializationError as exc:
             failure = Failure(
-                Stage.ENCODE, topic, partition, offset, exc.at(emit.topic), spec.name,
+                Stage.ENCODE,
+                topic,
+                partition,
+                offset,
+                exc.at(emit.topic),
+                spec.name,
                 emit.topic,
-            )  # fmt: skip
+            )
             pipeline.decide(failure, outcome)
             return None
         out.append((emit.topic, out_key, out_value, emit.header_bytes()))

@@ -81,13 +81,23 @@ def compile_fast_path(  # noqa: PLR0915 - its loop below
                 event = decode(value)
             except SerializationError as exc:
                 located = exc.at(topic, partition, offset)
-                return _at(chunk, done, msg, i, failed(Failure(Stage.DECODE, topic, partition,
-                                                         offset, located)))  # fmt: skip
+                return _at(
+                    chunk,
+                    done,
+                    msg,
+                    i,
+                    failed(Failure(Stage.DECODE, topic, partition, offset, located)),
+                )
             try:
                 result = fn(event)
             except Exception as exc:  # noqa: BLE001 - user code; the handler decides
-                return _at(chunk, done, msg, i, failed(Failure(Stage.PROCESS, topic, partition,
-                                                         offset, exc, spec.name)))  # fmt: skip
+                return _at(
+                    chunk,
+                    done,
+                    msg,
+                    i,
+                    failed(Failure(Stage.PROCESS, topic, partition, offset, exc, spec.name)),
+                )
             if result is None:
                 pipeline.fast_filtered += 1
                 done = msg
@@ -99,8 +109,13 @@ def compile_fast_path(  # noqa: PLR0915 - its loop below
                 try:
                     emits = route(spec, result)
                 except Exception as exc:  # noqa: BLE001 - a routing mistake of the user
-                    return _at(chunk, done, msg, i, failed(Failure(Stage.PROCESS, topic, partition,
-                                                             offset, exc, spec.name)))  # fmt: skip
+                    return _at(
+                        chunk,
+                        done,
+                        msg,
+                        i,
+                        failed(Failure(Stage.PROCESS, topic, partition, offset, exc, spec.name)),
+                    )
                 outcome = Outcome()
                 where = (topic, partition, offset, timestamp)
                 deliver(spec, emits, where, key, None, chunk, outcome)
@@ -111,8 +126,9 @@ def compile_fast_path(  # noqa: PLR0915 - its loop below
             try:
                 encoded = encode(result)
             except SerializationError as exc:
-                failure = Failure(Stage.ENCODE, topic, partition, offset, exc.at(output),
-                                  spec.name, output)  # fmt: skip
+                failure = Failure(
+                    Stage.ENCODE, topic, partition, offset, exc.at(output), spec.name, output
+                )
                 return _at(chunk, done, msg, i, failed(failure))
             if produce is not None and timestamp > 0:
                 chunk.pending += 1

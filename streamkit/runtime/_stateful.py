@@ -145,8 +145,9 @@ class StatefulSteps:
             return
         mismatch = key_mismatch(f"aggregate {agg.name}", agg.key, event_key, state_key, topic)
         if mismatch is not None:
-            self.decide(Failure(Stage.PROCESS, topic, partition, offset, mismatch, agg.name),
-                        outcome)  # fmt: skip
+            self.decide(
+                Failure(Stage.PROCESS, topic, partition, offset, mismatch, agg.name), outcome
+            )
             return
         event_id = agg.dedupe.event_id(event, headers) if agg.dedupe is not None else None
         if event_id is not None and self.seen(state, agg.name, event_id):
@@ -155,9 +156,16 @@ class StatefulSteps:
             return
         ctx = None
         if agg.takes_context:
-            ctx = Context(topic=topic, partition=partition, offset=offset, timestamp=timestamp,
-                          key=state_key, headers=headers, processor=agg.name,
-                          timers=self.context_timers(agg, state, where, state_key))  # fmt: skip
+            ctx = Context(
+                topic=topic,
+                partition=partition,
+                offset=offset,
+                timestamp=timestamp,
+                key=state_key,
+                headers=headers,
+                processor=agg.name,
+                timers=self.context_timers(agg, state, where, state_key),
+            )
         try:
             current = state.get(agg.store, state_key, self.clock())
             source = source_of(headers) if agg.input in self.repartitioned else None
@@ -181,8 +189,18 @@ class StatefulSteps:
         except SerializationError as exc:
             if ctx is not None and ctx.timers is not None:
                 ctx.timers.discard()
-            self.decide(Failure(Stage.ENCODE, topic, partition, offset, exc, agg.name,
-                                exc.where or agg.output or ""), outcome)  # fmt: skip
+            self.decide(
+                Failure(
+                    Stage.ENCODE,
+                    topic,
+                    partition,
+                    offset,
+                    exc,
+                    agg.name,
+                    exc.where or agg.output or "",
+                ),
+                outcome,
+            )
             return
         # Put again when not folded (a redelivery): its changelog record is written again,
         # in case the first write is what failed.

@@ -99,8 +99,11 @@ class TimeSteps:
                 failure = Failure(Stage.PROCESS, topic, partition, offset, mismatch, spec.name)
                 self.decide(failure, outcome)
                 continue
-            mark = None if source is None else (Topology.sources_store(spec.name),
-                                                 f"{key}/{source[0]}", source[1])  # fmt: skip
+            mark = (
+                None
+                if source is None
+                else (Topology.sources_store(spec.name), f"{key}/{source[0]}", source[1])
+            )
             if mark is not None and _folded(state, *mark):
                 outcome.deduplicated += 1
                 outcome.done.append(spec.name)
@@ -110,8 +113,9 @@ class TimeSteps:
                 now = self.clock()
                 added = window_store(state, spec, now).add(key, t, event, offset, now)
             except Exception as exc:  # noqa: BLE001 - the fold and event time are user code
-                self.decide(Failure(Stage.PROCESS, topic, partition, offset, exc, spec.name),
-                            outcome)  # fmt: skip
+                self.decide(
+                    Failure(Stage.PROCESS, topic, partition, offset, exc, spec.name), outcome
+                )
                 continue
             if mark is not None:  # folded: a second copy from the router is not
                 state.put(mark[0], mark[1], Entry(True, mark[2], 0))
@@ -190,12 +194,19 @@ class TimeSteps:
         assert spec.on_timer is not None  # noqa: S101 - only such processors have timers
         store = timer_store(state, Topology.timer_store(spec.name))
         bound = timer.key if isinstance(spec, AggregateSpec) else None
-        timers = Timers(store, -1, self.clock(), max(store.stream_time, timer.due),
-                        key=timer.key, bound=bound)  # fmt: skip
+        timers = Timers(
+            store, -1, self.clock(), max(store.stream_time, timer.due), key=timer.key, bound=bound
+        )
         ctx = Context(
-            topic=topic, partition=partition, offset=-1, timestamp=timer.due, key=timer.key,
-            headers=[], processor=spec.name, timers=timers,
-        )  # fmt: skip
+            topic=topic,
+            partition=partition,
+            offset=-1,
+            timestamp=timer.due,
+            key=timer.key,
+            headers=[],
+            processor=spec.name,
+            timers=timers,
+        )
         raw_key = self.serdes[topic].key.encode(timer.key)
         fired = Outcome()
         try:
@@ -221,12 +232,23 @@ class TimeSteps:
         outcome.steps += fired.steps
         if fired.retry or fired.forward:  # fire again later (wall clock)
             delay = max([*fired.retry.values(), *(d for _, _, d in fired.forward)])
-            again = Timer(timer.key, self.clock() + int(delay * 1000), "wall", timer.name,
-                          timer.data, timer.attempt + 1)  # fmt: skip
+            again = Timer(
+                timer.key,
+                self.clock() + int(delay * 1000),
+                "wall",
+                timer.name,
+                timer.data,
+                timer.attempt + 1,
+            )
             store.schedule(again, -1)
         for failure in fired.dead:
-            doc = {"key": timer.key, "name": timer.name, "due": timer.due,
-                   "clock": timer.clock, "data": timer.data}  # fmt: skip
+            doc = {
+                "key": timer.key,
+                "name": timer.name,
+                "due": timer.due,
+                "clock": timer.clock,
+                "data": timer.data,
+            }
             if isinstance(failure.error, GatherTimeoutError):
                 doc["parts"] = failure.error.parts
             outcome.reroutes.append(self._dead(failure, raw_key, {"timer": doc}, timer.due))
@@ -264,13 +286,18 @@ class TimeSteps:
             return
         serdes = self.serdes[spec.output]
         try:
-            value = serdes.value.encode(spec.value(result.key, result.start, result.end,
-                                                   result.state))  # fmt: skip
+            value = serdes.value.encode(
+                spec.value(result.key, result.start, result.end, result.state)
+            )
             key = serdes.key.encode(result.key)
         except Exception as exc:  # noqa: BLE001 - a contract, or the user's result function
             failure = Failure(Stage.ENCODE, spec.input, partition, -1, exc, spec.name, spec.output)
-            doc = {"key": result.key, "start": result.start, "end": result.end,
-                   "value": result.state}  # fmt: skip
+            doc = {
+                "key": result.key,
+                "start": result.start,
+                "end": result.end,
+                "value": result.state,
+            }
             outcome.reroutes.append(self._dead(failure, result.key.encode(), doc, result.end))
             return
         headers: Headers = [
@@ -288,9 +315,16 @@ class TimeSteps:
         value = orjson.dumps(doc, default=str)
         topology = self.topology
         return dead_letter_record(
-            failure, topology.dlq(failure.topic), key, value, None, app=topology.name,
-            group=topology.group_id, source_timestamp=when, now_ms=self.clock(),
-        )  # fmt: skip
+            failure,
+            topology.dlq(failure.topic),
+            key,
+            value,
+            None,
+            app=topology.name,
+            group=topology.group_id,
+            source_timestamp=when,
+            now_ms=self.clock(),
+        )
 
 
 def late_record(
@@ -305,10 +339,14 @@ def late_record(
     value and headers as they were, and ``__streamkit.late.*`` headers saying why."""
     source, partition, offset = where
     why = {
-        "store": late.store, "window.end": str(late.window_end),
-        "watermark": str(late.watermark), "event.time": str(late.event_time),
-        "topic": source, "partition": str(partition), "offset": str(offset),
-    }  # fmt: skip
+        "store": late.store,
+        "window.end": str(late.window_end),
+        "watermark": str(late.watermark),
+        "event.time": str(late.event_time),
+        "topic": source,
+        "partition": str(partition),
+        "offset": str(offset),
+    }
     extra = [(LATE_HEADER + name, text.encode()) for name, text in why.items()]
     return topic, key, value, [*headers, *extra]
 

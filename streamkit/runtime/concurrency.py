@@ -246,8 +246,17 @@ class ConcurrentRecords:
             return
         pipeline = self.pipeline
         outcome = Outcome(extra_headers=list(job.extra))
-        pipeline.finish(record.call, job.result, job.error, job.attempt, job.seconds, chunk,
-                        outcome, task.state, recheck=True)  # fmt: skip
+        pipeline.finish(
+            record.call,
+            job.result,
+            job.error,
+            job.attempt,
+            job.seconds,
+            chunk,
+            outcome,
+            task.state,
+            recheck=True,
+        )
         if outcome.retry:
             self._retry(job, task, outcome.retry[scheduler.spec.name], scheduler)
             return

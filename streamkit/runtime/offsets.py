@@ -53,9 +53,16 @@ class Chunk:
     """
 
     __slots__ = (
-        "acked", "current", "failures", "first", "last", "next_offset", "pending", "sealed",
+        "acked",
+        "current",
+        "failures",
+        "first",
+        "last",
+        "next_offset",
+        "pending",
+        "sealed",
         "undo",
-    )  # fmt: skip
+    )
 
     def __init__(self, first: int) -> None:
         self.first = first

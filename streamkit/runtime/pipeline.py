@@ -113,8 +113,9 @@ class Pipeline:
         """Encode and sink one processor's emits; say how it ended (emitted, filtered or
         failed): see :func:`streamkit.runtime._emit.deliver`."""
         self.stateful = StatefulSteps(self.topology, self.serdes, clock, self.decide)
-        self.time = TimeSteps(self.topology, self.serdes, clock, self.decide, self.deliver,
-                              self.stateful)  # fmt: skip
+        self.time = TimeSteps(
+            self.topology, self.serdes, clock, self.decide, self.deliver, self.stateful
+        )
         self.retry_topics = {} if inline_retry_topics else self.topology.retry_topics()
         self._inline_retries = inline_retry_topics
         self.fast_filtered = 0
@@ -182,9 +183,13 @@ class Pipeline:
         if not self.chain.wants_records:
             return self._process(msg, sink, headers, state, attempt, only, None)
         info = RecordInfo(
-            msg.topic() or "", msg.partition() or 0, msg.offset() or 0, msg.key(), headers,
+            msg.topic() or "",
+            msg.partition() or 0,
+            msg.offset() or 0,
+            msg.key(),
+            headers,
             self.app.group_id,
-        )  # fmt: skip
+        )
         with self.chain.record(info) as extra:
             return self._process(msg, sink, headers, state, attempt, only, extra or None)
 
@@ -214,8 +219,19 @@ class Pipeline:
         event, event_key = decoded
         where = (topic, msg.partition() or 0, msg.offset() or 0, msg.timestamp()[1])
         if specs:
-            self._run(specs, event, event_key, only, attempt, where, msg.key(), headers, sink,
-                      outcome, state)  # fmt: skip
+            self._run(
+                specs,
+                event,
+                event_key,
+                only,
+                attempt,
+                where,
+                msg.key(),
+                headers,
+                sink,
+                outcome,
+                state,
+            )
         if folds:
             self.stateful.fold_all(
                 folds, event, event_key, headers, only, attempt, where, sink, outcome, state
@@ -484,9 +500,17 @@ class Pipeline:
         topology = self.topology
         topic = topology.parked(failure.topic) if parked else topology.dlq(failure.topic)
         return dead_letter_record(
-            failure, topic, key, value, headers, app=self.app.name, group=self.app.group_id,
-            source_timestamp=source_timestamp, trace=trace, now_ms=self.clock(),
-        )  # fmt: skip
+            failure,
+            topic,
+            key,
+            value,
+            headers,
+            app=self.app.name,
+            group=self.app.group_id,
+            source_timestamp=source_timestamp,
+            trace=trace,
+            now_ms=self.clock(),
+        )
 
     def retry_record(
         self,

@@ -113,8 +113,10 @@ def _change_serde(fmt: str, registry: Callable[[], Any] | None, key: bool) -> Se
     read: Callable[[bytes], Any] = read_json
     if fmt == "debezium+avro":
         if registry is None:
-            raise ConfigError("debezium+avro topics are read with the Schema Registry: set "
-                              "STREAMKIT_SCHEMA_REGISTRY_URL")  # fmt: skip
+            raise ConfigError(
+                "debezium+avro topics are read with the Schema Registry: set "
+                "STREAMKIT_SCHEMA_REGISTRY_URL"
+            )
         read = registry_reader(registry())
     return ChangeKeySerde(read, fmt) if key else ChangeSerde(read, fmt)
 
@@ -141,10 +143,23 @@ def app_serdes(app: App, settings: Settings) -> dict[str, TopicSerdes]:
 
     def serdes(topic: Topic) -> TopicSerdes:
         return TopicSerdes(
-            key=make_serde(topic.key, contracts, registry=chosen, subject=f"{topic.name}-key",
-                           fast=fast, keyset=keyset, key=True),
-            value=make_serde(topic.value, contracts, registry=chosen,
-                             subject=f"{topic.name}-value", fast=fast, keyset=keyset),
-        )  # fmt: skip
+            key=make_serde(
+                topic.key,
+                contracts,
+                registry=chosen,
+                subject=f"{topic.name}-key",
+                fast=fast,
+                keyset=keyset,
+                key=True,
+            ),
+            value=make_serde(
+                topic.value,
+                contracts,
+                registry=chosen,
+                subject=f"{topic.name}-value",
+                fast=fast,
+                keyset=keyset,
+            ),
+        )
 
     return {name: serdes(topic) for name, topic in app.topics.items()}

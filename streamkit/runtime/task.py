@@ -123,8 +123,9 @@ class PartitionTask:
         offset = msg.offset() or 0
         origin = retry_origin(message_headers(msg))
         if origin is None:
-            self.port.log.error("%s[%d]@%d is not a streamkit retry record; skipped", *self.tp,
-                                offset)  # fmt: skip
+            self.port.log.error(
+                "%s[%d]@%d is not a streamkit retry record; skipped", *self.tp, offset
+            )
             chunk.next_offset = offset + 1
             return None
         wait_ms = origin.due_ms - self.port.now_ms()
@@ -133,14 +134,22 @@ class PartitionTask:
             self.hold_at(offset, wait_ms / 1000, waits)
             return None
         at_origin = Record(
-            origin.topic, origin.partition, origin.offset, origin.timestamp, msg.key(),
-            msg.value(), origin.headers,
-        )  # fmt: skip
+            origin.topic,
+            origin.partition,
+            origin.offset,
+            origin.timestamp,
+            msg.key(),
+            msg.value(),
+            origin.headers,
+        )
         outcome = self.pipeline.process(
-            at_origin, chunk, headers=origin.headers, attempt=origin.attempt,
+            at_origin,
+            chunk,
+            headers=origin.headers,
+            attempt=origin.attempt,
             only=frozenset({origin.processor}),
             state=self.port.state_of((origin.topic, origin.partition)),
-        )  # fmt: skip
+        )
         self.settle(msg, chunk, outcome, origin.headers, origin.timestamp, 0)
         return outcome
 
@@ -260,8 +269,10 @@ class PartitionTask:
         self.last_rewind = reason
         self.port.log.warning(
             "writing what time closed or fired in %s[%d] failed (%s); again in %.0fs",
-            *self.tp, reason, delay,
-        )  # fmt: skip
+            *self.tp,
+            reason,
+            delay,
+        )
 
     # -- deliveries that failed after the fact --------------------------------------------
     def delivery_failed(self, chunk: Chunk, item: DeliveryFailure | LostOutput) -> None:
@@ -311,8 +322,12 @@ class PartitionTask:
         self.last_rewind = reason
         self.port.log.warning(
             "%s; holding %s[%d] at offset %d, retrying in %.0fs (nothing after it is committed)",
-            reason, *self.tp, offset, delay, extra=record_fields(*self.tp, offset),
-        )  # fmt: skip
+            reason,
+            *self.tp,
+            offset,
+            delay,
+            extra=record_fields(*self.tp, offset),
+        )
         self.offsets.cap(offset)
         self.retrying = None
         self.hold_at(offset, delay)

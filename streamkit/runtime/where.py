@@ -50,11 +50,22 @@ Matcher = Callable[[Any], bool]
 """A compiled matcher of one value (the value of a present field)."""
 
 OPERATORS = (
-    "anything-but", "cidr", "equals-ignore-case", "exists", "numeric", "prefix", "suffix",
+    "anything-but",
+    "cidr",
+    "equals-ignore-case",
+    "exists",
+    "numeric",
+    "prefix",
+    "suffix",
     "wildcard",
-)  # fmt: skip
-_COMPARE = {"<": operator.lt, "<=": operator.le, "=": operator.eq, ">=": operator.ge,
-            ">": operator.gt}  # fmt: skip
+)
+_COMPARE = {
+    "<": operator.lt,
+    "<=": operator.le,
+    "=": operator.eq,
+    ">=": operator.ge,
+    ">": operator.gt,
+}
 _MISSING = object()
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
@@ -233,8 +244,10 @@ def _anything_but(arg: Any, path: str, *, headers: bool) -> Matcher:
     if isinstance(arg, Mapping):
         inner = _operator(arg, f"{path} (anything-but)", headers=headers)
         if next(iter(arg)) not in ("prefix", "suffix", "equals-ignore-case", "wildcard"):
-            raise ValueError(f"{path}: anything-but takes values, or a prefix, suffix, "
-                             "equals-ignore-case or wildcard matcher")  # fmt: skip
+            raise ValueError(
+                f"{path}: anything-but takes values, or a prefix, suffix, "
+                "equals-ignore-case or wildcard matcher"
+            )
         return lambda value: isinstance(value, str) and not inner(value)
     excluded = [_exact(v) for v in (arg if isinstance(arg, list) else [arg])]
     if any(isinstance(v, Mapping | list) for v in (arg if isinstance(arg, list) else [arg])):

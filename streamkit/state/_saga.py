@@ -51,8 +51,16 @@ class Saga:
                 inst.update(id=str(ctx.key), buffer=[], history=[])
             else:
                 ctx.timers.cancel(name=EXPIRE)
-            inst.update(status="running", step=self.flow.first(), data=event, attempt=0,
-                        done=[], started=now, updated=now, duplicates=0)  # fmt: skip
+            inst.update(
+                status="running",
+                step=self.flow.first(),
+                data=event,
+                attempt=0,
+                done=[],
+                started=now,
+                updated=now,
+                duplicates=0,
+            )
             self._log(inst, {"kind": "start", "at": now, "input": event})
             inst["_calls"].append(["start", "started", 0.0])
             self._advance(inst, ctx, now)
@@ -69,8 +77,10 @@ class Saga:
             waiting = inst.get("waiting")
         if inst["status"] in TERMINAL:
             why = f"the instance is {inst['status']}"
-            self._log(inst, {"kind": "event ignored", "event": topic, "at": now,
-                             "input": event, "why": why})  # fmt: skip
+            self._log(
+                inst,
+                {"kind": "event ignored", "event": topic, "at": now, "input": event, "why": why},
+            )
             return inst
         if inst["status"] == "waiting" and waiting and waiting["event"] == topic:
             ctx.timers.cancel(name=TIMEOUT)
@@ -78,9 +88,11 @@ class Saga:
             self._advance(inst, ctx, now)
             return inst
         if len(inst["buffer"]) >= self.flow.buffer_max:
-            raise WorkflowError(f"workflow {self.flow.name}: instance {inst['id']} already "
-                                f"holds {self.flow.buffer_max} events it does not wait for "
-                                "(buffer_max)")  # fmt: skip
+            raise WorkflowError(
+                f"workflow {self.flow.name}: instance {inst['id']} already "
+                f"holds {self.flow.buffer_max} events it does not wait for "
+                "(buffer_max)"
+            )
         inst["buffer"].append([topic, event, now])
         inst["updated"] = now
         return inst
@@ -98,8 +110,10 @@ class Saga:
             raise WorkflowExpiredError(
                 f"workflow {self.flow.name}: {len(events)} event(s) for instance "
                 f"{inst['id']} waited {self.flow.buffer_ttl_s:g}s (buffer_ttl) and it never "
-                "started", None, events,
-            )  # fmt: skip
+                "started",
+                None,
+                events,
+            )
         if timer.name == RETRY and status in {"retrying", "compensating"}:
             inst["status"] = "running" if status == "retrying" else status
             self._advance(inst, ctx, now)
@@ -143,12 +157,21 @@ class Saga:
                 skip = spec.when is not None and not spec.when(data)
             except Exception as exc:  # noqa: BLE001 - user code: the step fails for good
                 why = f"the when= of step {spec.name} raised {describe(exc)}"
-                self._log(inst, {"step": spec.name, "kind": "wait", "outcome": "failed",
-                                 "at": now, "error": why})  # fmt: skip
+                self._log(
+                    inst,
+                    {
+                        "step": spec.name,
+                        "kind": "wait",
+                        "outcome": "failed",
+                        "at": now,
+                        "error": why,
+                    },
+                )
                 return self._give_up(inst, ctx, now, why)
             if skip:
-                self._log(inst, {"step": spec.name, "kind": "wait", "outcome": "skipped",
-                                 "at": now})  # fmt: skip
+                self._log(
+                    inst, {"step": spec.name, "kind": "wait", "outcome": "skipped", "at": now}
+                )
                 inst["_calls"].append([spec.name, "skipped", 0.0])
                 return self._next(inst, ctx, now, spec, data, None)
             claimed = next((i for i, b in enumerate(inst["buffer"]) if b[0] == spec.event), None)
@@ -159,21 +182,38 @@ class Saga:
                 until = int(ctx.timestamp) + int(spec.timeout_s * 1000)
                 inst.update(status="waiting", waiting={"event": spec.event, "until": until})
                 ctx.timers.schedule(at=until, name=TIMEOUT)
-                self._log(inst, {"step": spec.name, "kind": "wait", "outcome": "waiting",
-                                 "event": spec.event, "at": now})  # fmt: skip
+                self._log(
+                    inst,
+                    {
+                        "step": spec.name,
+                        "kind": "wait",
+                        "outcome": "waiting",
+                        "event": spec.event,
+                        "at": now,
+                    },
+                )
                 return False
             inst["event"] = inst["buffer"].pop(claimed)[1]
         attempt = inst["attempt"] + 1
         step_ctx = StepContext(self.flow, inst["id"], spec.name, attempt, now)
         args = (data,) if spec.event is None else (data, inst["event"])
-        entry: dict[str, Any] = {"step": spec.name, "kind": "wait" if spec.event else "step",
-                                 "attempt": attempt, "at": now, "input": data}  # fmt: skip
+        entry: dict[str, Any] = {
+            "step": spec.name,
+            "kind": "wait" if spec.event else "step",
+            "attempt": attempt,
+            "at": now,
+            "input": data,
+        }
         if spec.event is not None:
             entry["event"] = inst["event"]
         started = perf_counter()
         try:
-            result = call(spec.fn, (*args, step_ctx) if spec.takes_context else args,
-                           spec.timeout_s, f"step {spec.name}")  # fmt: skip
+            result = call(
+                spec.fn,
+                (*args, step_ctx) if spec.takes_context else args,
+                spec.timeout_s,
+                f"step {spec.name}",
+            )
             target, output = self._result(spec, result, data)
         except Exception as exc:  # noqa: BLE001 - user code: retried, then compensated
             seconds = perf_counter() - started
@@ -193,26 +233,37 @@ class Saga:
         if isinstance(result, Goto):
             allowed = list(self.flow.successors(spec.name))
             if result.step not in allowed:
-                raise WorkflowError(f"step {spec.name} went to {result.step}, which is not "
-                                    f"in its next= {allowed}")  # fmt: skip
+                raise WorkflowError(
+                    f"step {spec.name} went to {result.step}, which is not in its next= {allowed}"
+                )
             target, result = result.step, result.data
         output = data if result is None else result
         try:
             orjson.dumps(output)
         except TypeError as exc:
-            raise WorkflowError(f"step {spec.name} returned a value that is not JSON: "
-                                f"{exc}") from None  # fmt: skip
+            raise WorkflowError(
+                f"step {spec.name} returned a value that is not JSON: {exc}"
+            ) from None
         return target, output
 
     def _next(
-        self, inst: dict[str, Any], ctx: Any, now: int, spec: StepSpec, output: Any,
+        self,
+        inst: dict[str, Any],
+        ctx: Any,
+        now: int,
+        spec: StepSpec,
+        output: Any,
         target: str | None,
-    ) -> bool:  # fmt: skip
+    ) -> bool:
         successors = self.flow.successors(spec.name)
         if target is None:
             if len(successors) > 1:
-                return self._give_up(inst, ctx, now, f"step {spec.name} may go to "
-                                     f"{', '.join(successors)} and returned no Goto")  # fmt: skip
+                return self._give_up(
+                    inst,
+                    ctx,
+                    now,
+                    f"step {spec.name} may go to {', '.join(successors)} and returned no Goto",
+                )
             target = successors[0]
         inst.pop("event", None)
         if target == END:
@@ -222,9 +273,15 @@ class Saga:
         return True
 
     def _failed(
-        self, inst: dict[str, Any], ctx: Any, now: int, spec: StepSpec, exc: Exception,
-        entry: dict[str, Any], seconds: float,
-    ) -> bool:  # fmt: skip
+        self,
+        inst: dict[str, Any],
+        ctx: Any,
+        now: int,
+        spec: StepSpec,
+        exc: Exception,
+        entry: dict[str, Any],
+        seconds: float,
+    ) -> bool:
         error = describe(exc)
         entry.update(error=error, seconds=round(seconds, 6))
         attempt = entry["attempt"]
@@ -266,8 +323,13 @@ class Saga:
         assert compensate is not None  # noqa: S101 - only such steps are in "done"
         attempt = inst["attempt"] + 1
         step_ctx = StepContext(self.flow, inst["id"], step, attempt, now)
-        entry = {"step": step, "kind": "compensation", "attempt": attempt, "at": now,
-                 "input": output}  # fmt: skip
+        entry = {
+            "step": step,
+            "kind": "compensation",
+            "attempt": attempt,
+            "at": now,
+            "input": output,
+        }
         started = perf_counter()
         try:
             args = (output, step_ctx) if arity(compensate) == 2 else (output,)
@@ -300,8 +362,16 @@ class Saga:
     def _timed_out(self, inst: dict[str, Any], ctx: Any, now: int) -> None:
         spec = self.flow.steps[inst["step"]]
         why = f"step {spec.name} timed out waiting for {spec.event} after {spec.timeout_s:g}s"
-        self._log(inst, {"step": spec.name, "kind": "wait", "outcome": "timed out",
-                         "at": now, "then": spec.on_timeout})  # fmt: skip
+        self._log(
+            inst,
+            {
+                "step": spec.name,
+                "kind": "wait",
+                "outcome": "timed out",
+                "at": now,
+                "then": spec.on_timeout,
+            },
+        )
         inst["_calls"].append([spec.name, "timed_out", 0.0])
         inst["waiting"] = None
         if spec.on_timeout == "compensate":
@@ -319,16 +389,28 @@ class Saga:
         self, inst: dict[str, Any], ctx: Any, now: int, status: str, result: Any = None
     ) -> None:
         """End the instance (once): its result to the output, remembered for ``retain``."""
-        inst.update(status=status, ended=now, updated=now, waiting=None, result=result,
-                    step=None if status == "completed" else inst.get("step"))  # fmt: skip
+        inst.update(
+            status=status,
+            ended=now,
+            updated=now,
+            waiting=None,
+            result=result,
+            step=None if status == "completed" else inst.get("step"),
+        )
         inst.setdefault("error", None)
         ctx.timers.cancel(name=RETRY)
         ctx.timers.cancel(name=TIMEOUT)
         ctx.timers.schedule(after=self.flow.retain_s, name=FORGET)
         if self.flow.output is not None:
-            summary = {"workflow": self.flow.name, "id": inst["id"], "status": status,
-                       "result": result, "error": inst.get("error"),
-                       "started": inst.get("started"), "ended": now}  # fmt: skip
+            summary = {
+                "workflow": self.flow.name,
+                "id": inst["id"],
+                "status": status,
+                "result": result,
+                "error": inst.get("error"),
+                "started": inst.get("started"),
+                "ended": now,
+            }
             inst["_out"].append([self.flow.output, inst["id"], summary])
         inst["_calls"].append(["end", status, 0.0])
 

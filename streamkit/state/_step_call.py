@@ -22,8 +22,16 @@ class StepContext:
     """What a step (or compensation) may ask for: the instance, the attempt, the clock,
     and :meth:`emit` for its side effects."""
 
-    __slots__ = ("_emits", "_outputs", "attempt", "id", "idempotency_key", "now_ms", "step",
-                 "workflow")  # fmt: skip
+    __slots__ = (
+        "_emits",
+        "_outputs",
+        "attempt",
+        "id",
+        "idempotency_key",
+        "now_ms",
+        "step",
+        "workflow",
+    )
 
     def __init__(self, workflow: Workflow, instance: str, step: str, attempt: int, now: int):
         self.workflow = workflow.name
@@ -41,8 +49,10 @@ class StepContext:
         name = str(getattr(topic, "name", topic))
         if name not in self._outputs:
             outputs = list(self._outputs)
-            raise WorkflowError(f"workflow {self.workflow}: step {self.step} emits to {name}, "
-                                f"which is not one of its outputs {outputs}")  # fmt: skip
+            raise WorkflowError(
+                f"workflow {self.workflow}: step {self.step} emits to {name}, "
+                f"which is not one of its outputs {outputs}"
+            )
         self._emits.append([name, self.id if key is None else str(key), value])
 
     def __repr__(self) -> str:
@@ -56,8 +66,10 @@ def call(fn: Callable[..., Any], args: tuple[Any, ...], timeout: float | None, w
     if asyncio.iscoroutine(result):
         return _await(result, timeout, what)
     if timeout is not None and perf_counter() - started > timeout:
-        raise StepTimeoutError(f"{what} took {perf_counter() - started:.3f}s, longer than its "
-                               f"timeout of {timeout:g}s (its result is dropped)")  # fmt: skip
+        raise StepTimeoutError(
+            f"{what} took {perf_counter() - started:.3f}s, longer than its "
+            f"timeout of {timeout:g}s (its result is dropped)"
+        )
     return result
 
 

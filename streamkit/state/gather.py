@@ -78,8 +78,9 @@ class GatherSpec:
         if not self.inputs:
             raise ConfigError(f"gather {self.name}: inputs= names no topic")
         if self.on_timeout not in {"partial", "dead_letter"}:
-            raise ConfigError(f"gather {self.name}: on_timeout={self.on_timeout!r} is not "
-                              "partial or dead_letter")  # fmt: skip
+            raise ConfigError(
+                f"gather {self.name}: on_timeout={self.on_timeout!r} is not partial or dead_letter"
+            )
         if isinstance(self.complete_when, int) and self.complete_when < 1:
             raise ConfigError(f"gather {self.name}: complete_when must be at least 1")
         if self.timeout_s <= 0:

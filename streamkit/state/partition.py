@@ -102,10 +102,13 @@ class PartitionState:
             entry = self._stores[store].get(key)
             drained.append((store, key, entry, None))
         return [
-            (self.specs[store].changelog, key.encode(),
-             None if e is None else raw or encode_entry(e))
+            (
+                self.specs[store].changelog,
+                key.encode(),
+                None if e is None else raw or encode_entry(e),
+            )
             for store, key, e, raw in drained
-        ]  # fmt: skip
+        ]
 
     # -- what time did: its changelog writes wait for its outputs -------------------------
     @property
@@ -200,8 +203,12 @@ class PartitionState:
         seconds = time.monotonic() - began
         log.info(
             "restored partition %d of %s: %d records (%d keys written) in %.2fs",
-            self.partition, ", ".join(self.specs), records, keys, seconds,
-        )  # fmt: skip
+            self.partition,
+            ", ".join(self.specs),
+            records,
+            keys,
+            seconds,
+        )
 
     def close(self) -> None:
         """Close every store."""
@@ -242,8 +249,13 @@ def _restore(
     seconds = time.monotonic() - began
     log.debug(
         "restored %s[%d]: %d records (%d keys written) in %.2fs (%.0f records/s)",
-        changelog, partition, done, keys, seconds, done / seconds if seconds else 0,
-    )  # fmt: skip
+        changelog,
+        partition,
+        done,
+        keys,
+        seconds,
+        done / seconds if seconds else 0,
+    )
     return done, keys
 
 

@@ -75,8 +75,14 @@ class TimerStore:
 
     def schedule(self, timer: Timer, offset: int) -> None:
         """Set ``timer`` (replacing one of the same key and name)."""
-        doc = {"k": timer.key, "n": timer.name, "d": timer.due, "c": timer.clock,
-               "x": timer.data, "a": timer.attempt}  # fmt: skip
+        doc = {
+            "k": timer.key,
+            "n": timer.name,
+            "d": timer.due,
+            "c": timer.clock,
+            "x": timer.data,
+            "a": timer.attempt,
+        }
         store_key = _join(timer.key, timer.name)
         self.state.put(self.store, store_key, Entry(doc, offset, timer.due))
         heapq.heappush(self._due[timer.clock], (timer.due, store_key))

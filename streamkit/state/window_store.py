@@ -378,10 +378,14 @@ def describe(spec: WindowSpec, doc: dict[str, Any]) -> list[dict[str, Any]]:
         closed = bool(doc.get("x"))
         return [{"start": doc["s"], "end": doc["e"], "value": doc["v"], "closed": closed}]
     return [
-        {"start": end - spec.size_ms, "end": end, "value": _sliding_state(spec, doc["b"], end),
-         "closed": False}
+        {
+            "start": end - spec.size_ms,
+            "end": end,
+            "value": _sliding_state(spec, doc["b"], end),
+            "closed": False,
+        }
         for end in doc["p"]
-    ]  # fmt: skip
+    ]
 
 
 def _sliding_state(spec: WindowSpec, buffer: list[Any], end: int) -> Any:

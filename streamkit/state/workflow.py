@@ -70,9 +70,15 @@ END: Final = "$end"
 """A step's ``next=`` that ends the workflow after it (``completed``)."""
 
 STATUSES: Final = (
-    "pending", "running", "retrying", "waiting", "compensating", "completed", "compensated",
+    "pending",
+    "running",
+    "retrying",
+    "waiting",
+    "compensating",
+    "completed",
+    "compensated",
     "failed",
-)  # fmt: skip
+)
 """An instance's status (``pending``: events buffered, not started yet)."""
 
 TERMINAL: Final = frozenset({"completed", "compensated", "failed"})
@@ -168,8 +174,10 @@ class Workflow:
 
     def __post_init__(self) -> None:
         if self.start in self.events:
-            raise ConfigError(f"workflow {self.name}: {self.start} is its start topic and "
-                              "cannot also be one of its events")  # fmt: skip
+            raise ConfigError(
+                f"workflow {self.name}: {self.start} is its start topic and "
+                "cannot also be one of its events"
+            )
         if self.history < 1 or self.buffer_max < 1:
             raise ConfigError(f"workflow {self.name}: history and buffer_max must be >= 1")
         if self.retain_s <= 0 or self.buffer_ttl_s <= 0:
@@ -214,9 +222,11 @@ class Workflow:
 
         def register(fn: F) -> F:
             if topic not in self.events:
-                raise ConfigError(f"workflow {self.name}: wait {_label(fn, name)} is for "
-                                  f"{topic}, which is not one of its events "
-                                  f"{sorted(self.events)}")  # fmt: skip
+                raise ConfigError(
+                    f"workflow {self.name}: wait {_label(fn, name)} is for "
+                    f"{topic}, which is not one of its events "
+                    f"{sorted(self.events)}"
+                )
             self._add(fn, name, next, retries, timeout, compensate, topic, when, on_timeout)
             return fn
 
@@ -250,9 +260,11 @@ class Workflow:
         label = _label(fn, name)
         where = f"workflow {self.name}: step {label}"
         if not _STEP_NAME.match(label) or label in {"compensate", "fail"}:
-            raise ConfigError(f"{where}: a step name is of [A-Za-z0-9_.-], starts with a "
-                              "letter, and is not 'compensate' or 'fail' (give one with "
-                              "name=)")  # fmt: skip
+            raise ConfigError(
+                f"{where}: a step name is of [A-Za-z0-9_.-], starts with a "
+                "letter, and is not 'compensate' or 'fail' (give one with "
+                "name=)"
+            )
         if label in self.steps:
             raise ConfigError(f"{where} is declared twice")
         arity = _arity(fn, where, (2, 3) if event is not None else (1, 2))
@@ -265,10 +277,18 @@ class Workflow:
         if event is not None and seconds is None:
             raise ConfigError(f"{where}: a wait needs a timeout")
         self.steps[label] = StepSpec(
-            name=label, fn=fn, next=targets, retry=RetryPolicy.of(retries, self.retry),
-            timeout_s=seconds, compensate=compensate, event=event, when=when,
-            on_timeout=on_timeout, arity=arity, is_async=inspect.iscoroutinefunction(fn),
-        )  # fmt: skip
+            name=label,
+            fn=fn,
+            next=targets,
+            retry=RetryPolicy.of(retries, self.retry),
+            timeout_s=seconds,
+            compensate=compensate,
+            event=event,
+            when=when,
+            on_timeout=on_timeout,
+            arity=arity,
+            is_async=inspect.iscoroutinefunction(fn),
+        )
 
     # -- what the runtime asks ------------------------------------------------------------
     @property
@@ -306,8 +326,10 @@ class Workflow:
             raise ConfigError(f"{where} declares no steps (@{self.name}.step())")
         for step, fn in self.compensations.items():
             if step not in self.steps:
-                raise ConfigError(f"{where}: compensation {_label(fn, None)} is for step "
-                                  f"{step!r}, which it does not declare")  # fmt: skip
+                raise ConfigError(
+                    f"{where}: compensation {_label(fn, None)} is for step "
+                    f"{step!r}, which it does not declare"
+                )
             if self.steps[step].compensate is not None:
                 raise ConfigError(f"{where}: step {step} has two compensations")
         edges: dict[str, set[str]] = {}
@@ -318,19 +340,24 @@ class Workflow:
             unknown = sorted(t for t in targets if t not in _EXITS and t not in self.steps)
             if unknown:
                 steps = ", ".join(self.steps)
-                raise ConfigError(f"{where}: step {name} goes to {', '.join(unknown)}, which "
-                                  f"it does not declare (steps: {steps})")  # fmt: skip
+                raise ConfigError(
+                    f"{where}: step {name} goes to {', '.join(unknown)}, which "
+                    f"it does not declare (steps: {steps})"
+                )
             edges[name] = targets
         reached = _reachable(self.first(), edges)
         missed = [s for s in self.steps if s not in reached]
         if missed:
-            raise ConfigError(f"{where}: step(s) {', '.join(missed)} are never reached from "
-                              f"{self.first()}")  # fmt: skip
+            raise ConfigError(
+                f"{where}: step(s) {', '.join(missed)} are never reached from {self.first()}"
+            )
         stuck = [s for s in self.steps if not _reachable(s, edges) & _EXITS]
         if stuck:
-            raise ConfigError(f"{where}: step(s) {', '.join(stuck)} are in a cycle without an "
-                              "exit (no path from them reaches END or a timeout's "
-                              "compensate or fail)")  # fmt: skip
+            raise ConfigError(
+                f"{where}: step(s) {', '.join(stuck)} are in a cycle without an "
+                "exit (no path from them reaches END or a timeout's "
+                "compensate or fail)"
+            )
 
     def edges(self) -> list[tuple[str, str, str]]:
         """The step graph: (from, to, label) with ``[*]`` for the start and end."""
@@ -367,10 +394,14 @@ def _arity(fn: Callable[..., Any], where: str, allowed: tuple[int, ...]) -> int:
         raise ConfigError(f"{where}: cannot read the signature of {fn!r}: {exc}") from exc
     count = sum(1 for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
     if count not in allowed:
-        shapes = {1: "(data)", 2: "(data, ctx)"} if allowed == (1, 2) else {
-            2: "(data, event)", 3: "(data, event, ctx)"}  # fmt: skip
-        raise ConfigError(f"{where} must take {' or '.join(shapes.values())}, not {count} "
-                          "parameters")  # fmt: skip
+        shapes = (
+            {1: "(data)", 2: "(data, ctx)"}
+            if allowed == (1, 2)
+            else {2: "(data, event)", 3: "(data, event, ctx)"}
+        )
+        raise ConfigError(
+            f"{where} must take {' or '.join(shapes.values())}, not {count} parameters"
+        )
     return count
 
 

@@ -34,9 +34,11 @@ def watch() -> None:
     session = os.environ.setdefault(MARK, uuid.uuid4().hex)
     _watchdog = subprocess.Popen(
         [sys.executable, "-m", "streamkit.testing._reaper", session, str(os.getpid())],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
         env={k: v for k, v in os.environ.items() if k != MARK},
-    )  # fmt: skip
+    )
 
 
 def marked(session: str, spare: set[int]) -> list[int]:

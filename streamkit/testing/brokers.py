@@ -185,8 +185,10 @@ class SecureTestBroker:
 
     def config(self, user: str = ADMIN, password: str | None = None) -> dict[str, Any]:
         """A librdkafka config of a client logged in as ``user`` (default: the admin)."""
-        return {"bootstrap.servers": self.bootstrap_servers,
-                **self.files.client_config(user, password)}  # fmt: skip
+        return {
+            "bootstrap.servers": self.bootstrap_servers,
+            **self.files.client_config(user, password),
+        }
 
     def env(self, user: str = ADMIN, password: str | None = None) -> dict[str, str]:
         """The ``STREAMKIT_*`` variables of a process logged in as ``user``."""

@@ -211,11 +211,14 @@ def kafka_connect(
     started: list[LocalConnect] = []
 
     def start(connectors: list[Any], env: Mapping[str, str] | None = None) -> ConnectInfo:
-        worker = LocalConnect(tmp_path_factory.mktemp("connect"), Settings.from_env().cache_dir,
-                              free_port())  # fmt: skip
+        worker = LocalConnect(
+            tmp_path_factory.mktemp("connect"), Settings.from_env().cache_dir, free_port()
+        )
         started.append(worker)
-        return _needed(lambda: worker.start(kafka_bootstrap, list(connectors), dict(env or {})),
-                       "Kafka Connect")  # fmt: skip
+        return _needed(
+            lambda: worker.start(kafka_bootstrap, list(connectors), dict(env or {})),
+            "Kafka Connect",
+        )
 
     yield start
     for worker in started:

@@ -44,9 +44,13 @@ def helm() -> str:
     binary = target / "helm"
     if not binary.exists():
         built = subprocess.run(
-            [_go(), "install", HELM], env={**os.environ, "GOBIN": str(target)},
-            capture_output=True, text=True, timeout=900, check=False,
-        )  # fmt: skip
+            [_go(), "install", HELM],
+            env={**os.environ, "GOBIN": str(target)},
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
         if built.returncode != 0:
             _unavailable(f"building helm failed: {built.stderr.strip()[-500:]}")
     return str(binary)
@@ -54,10 +58,14 @@ def helm() -> str:
 
 def _module_dir(module: str) -> Path:
     done = subprocess.run(
-        [_go(), "mod", "download", "-json", module], capture_output=True, text=True,
-        timeout=300, check=False, cwd=CACHE.parent if CACHE.parent.exists() else None,
+        [_go(), "mod", "download", "-json", module],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        cwd=CACHE.parent if CACHE.parent.exists() else None,
         env={**os.environ, "GOFLAGS": "-mod=mod", "GO111MODULE": "on"},
-    )  # fmt: skip
+    )
     info = json.loads(done.stdout or "{}")
     if done.returncode != 0 or "Dir" not in info:
         _unavailable(f"downloading {module} failed: {info.get('Error', done.stderr)[-500:]}")

@@ -19,25 +19,50 @@ KUBERNETES = "1.33.0"
 VALUE_SETS: dict[str, list[str]] = {
     "defaults": [],
     "autoscaled-sasl-ssl": [
-        "--set", "autoscaling.enabled=true", "--set", "autoscaling.minReplicaCount=0",
-        "--set", "autoscaling.maxReplicaCount=4", "--set", "kafka.securityProtocol=SASL_SSL",
-        "--set", "kafka.sasl.existingSecret=orders-kafka", "--set", "kafka.tls.caSecret=kafka-ca",
-        "--set", "metrics.serviceMonitor.enabled=true",
+        "--set",
+        "autoscaling.enabled=true",
+        "--set",
+        "autoscaling.minReplicaCount=0",
+        "--set",
+        "autoscaling.maxReplicaCount=4",
+        "--set",
+        "kafka.securityProtocol=SASL_SSL",
+        "--set",
+        "kafka.sasl.existingSecret=orders-kafka",
+        "--set",
+        "kafka.tls.caSecret=kafka-ca",
+        "--set",
+        "metrics.serviceMonitor.enabled=true",
     ],
     "plain-sasl-fixed": [
-        "--set", "replicaCount=3", "--set", "kafka.securityProtocol=SASL_PLAINTEXT",
-        "--set", "kafka.sasl.mechanism=PLAIN", "--set", "kafka.sasl.existingSecret=creds",
-        "--set", "podDisruptionBudget.enabled=false", "--set", "metrics.podAnnotations=false",
-        "--set", "app.module=processors.receipts", "--set", "app.group=receipts",
+        "--set",
+        "replicaCount=3",
+        "--set",
+        "kafka.securityProtocol=SASL_PLAINTEXT",
+        "--set",
+        "kafka.sasl.mechanism=PLAIN",
+        "--set",
+        "kafka.sasl.existingSecret=creds",
+        "--set",
+        "podDisruptionBudget.enabled=false",
+        "--set",
+        "metrics.podAnnotations=false",
+        "--set",
+        "app.module=processors.receipts",
+        "--set",
+        "app.group=receipts",
     ],
-}  # fmt: skip
+}
 
 
 def render(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [helm, "template", "orders", str(CHART), "--kube-version", KUBERNETES, *args],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def objects(helm: str, *args: str) -> dict[str, dict[str, Any]]:
@@ -51,8 +76,11 @@ def objects(helm: str, *args: str) -> dict[str, dict[str, Any]]:
 def test_the_chart_lints_clean(helm: str, values: str) -> None:
     done = subprocess.run(
         [helm, "lint", "--strict", "--kube-version", KUBERNETES, str(CHART), *VALUE_SETS[values]],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -130,15 +158,28 @@ def test_sasl_credentials_come_only_from_the_secret(helm: str) -> None:
 @pytest.mark.parametrize(
     ("values", "refusal"),
     [
-        (["--set", "autoscaling.enabled=true", "--set", "autoscaling.maxReplicaCount=9"],
-         "autoscaling.maxReplicaCount 9 exceeds the 4 partitions of orders.placed"),
-        (["--set", "kafka.securityProtocol=SASL_SSL"],
-         "kafka.sasl.existingSecret: a SASL protocol needs the Secret"),
+        (
+            ["--set", "autoscaling.enabled=true", "--set", "autoscaling.maxReplicaCount=9"],
+            "autoscaling.maxReplicaCount 9 exceeds the 4 partitions of orders.placed",
+        ),
+        (
+            ["--set", "kafka.securityProtocol=SASL_SSL"],
+            "kafka.sasl.existingSecret: a SASL protocol needs the Secret",
+        ),
         (["--set", "kafka.securityProtocol=TLS"], 'kafka.securityProtocol "TLS" is not one of'),
-        (["--set", "kafka.securityProtocol=SASL_SSL", "--set", "kafka.sasl.existingSecret=c",
-          "--set", "kafka.sasl.mechanism=GSSAPI"], 'kafka.sasl.mechanism "GSSAPI" is not one of'),
+        (
+            [
+                "--set",
+                "kafka.securityProtocol=SASL_SSL",
+                "--set",
+                "kafka.sasl.existingSecret=c",
+                "--set",
+                "kafka.sasl.mechanism=GSSAPI",
+            ],
+            'kafka.sasl.mechanism "GSSAPI" is not one of',
+        ),
     ],
-)  # fmt: skip
+)
 def test_values_that_cannot_work_are_refused_with_the_reason(
     helm: str, values: list[str], refusal: str
 ) -> None:

@@ -66,13 +66,20 @@ def test_the_example_pipeline_runs_against_the_kafka_container(kafka_bootstrap: 
     env = {**os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": kafka_bootstrap, "PYTHONPATH": str(ROOT)}
     created = subprocess.run(
         [sys.executable, "-m", "streamkit", "topics", "create", "processors.orders"],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert created.returncode == 0, created.stderr
     workers = subprocess.Popen(
         [sys.executable, "-m", "streamkit", "run", "processors.orders", "--workers", "2"],
-        env=env, cwd=ROOT, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        env=env,
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+    )
     try:
         serdes = Pipeline(app, Settings(bootstrap_servers=kafka_bootstrap)).serdes[PLACED.name]
         producer = Producer({"bootstrap.servers": kafka_bootstrap})
@@ -92,8 +99,13 @@ def test_the_example_pipeline_runs_against_the_kafka_container(kafka_bootstrap: 
 def _compose(project: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["docker-compose", "-p", project, "-f", str(ROOT / "docker-compose.yml"), *args],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
-    )  # fmt: skip
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
 
 
 def test_docker_compose_up_shows_generated_events_coming_out_of_the_pipeline() -> None:
@@ -117,17 +129,23 @@ def test_docker_compose_up_shows_generated_events_coming_out_of_the_pipeline() -
 
 def _latest(bootstrap: str, topic: str) -> dict[str, Any]:
     """The latest value per key of ``topic`` (a null value deletes the key)."""
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": f"read-{uuid.uuid4().hex}",
-        "enable.auto.commit": False, "isolation.level": "read_committed",
-    })  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"read-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
     latest: dict[str, Any] = {}
     try:
         info = consumer.list_topics(topic, timeout=10).topics.get(topic)
         if info is None or info.error is not None or not info.partitions:
             return latest
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-                for p in info.partitions}  # fmt: skip
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            for p in info.partitions
+        }
         consumer.assign([TopicPartition(topic, p, low) for p, (low, _) in ends.items()])
         left = {p for p, (low, high) in ends.items() if high > low}
         deadline = time.monotonic() + 30
@@ -167,16 +185,33 @@ def test_docker_compose_cdc_profile_follows_postgres() -> None:
         _wait(registered, 300, "the connector registered and running")
 
         def psql(sql: str) -> None:
-            done = _compose(project, env, "exec", "-T", "postgres", "psql", "-U", "postgres",
-                            "-h", "127.0.0.1", "-v", "ON_ERROR_STOP=1", "-c", sql)  # fmt: skip
+            done = _compose(
+                project,
+                env,
+                "exec",
+                "-T",
+                "postgres",
+                "psql",
+                "-U",
+                "postgres",
+                "-h",
+                "127.0.0.1",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            )
             assert done.returncode == 0, done.stderr[-2000:]
 
-        psql("INSERT INTO products VALUES (1, 'kettle', 'kitchen', 29.90, 10), "
-             "(2, 'mug', 'kitchen', 5.50, 100)")  # fmt: skip
+        psql(
+            "INSERT INTO products VALUES (1, 'kettle', 'kitchen', 29.90, 10), "
+            "(2, 'mug', 'kitchen', 5.50, 100)"
+        )
         psql("UPDATE products SET stock = 9 WHERE id = 1")
         psql("DELETE FROM products WHERE id = 2")
-        expected = {"1": {"id": 1, "name": "kettle", "category": "kitchen", "price": "29.90",
-                          "stock": 9}}  # fmt: skip
+        expected = {
+            "1": {"id": 1, "name": "kettle", "category": "kitchen", "price": "29.90", "stock": 9}
+        }
 
         def caught_up() -> bool:
             rows = _latest(bootstrap, "inventory.catalog")

@@ -25,9 +25,14 @@ ROOT = Path(__file__).resolve().parents[2]
 def create_app_topics(module: str, env: dict[str, str]) -> list[str]:
     """``streamkit topics create MODULE`` (it must succeed); the topics it created."""
     created = subprocess.run(
-        [sys.executable, "-m", "streamkit", "topics", "create", module], env=env, cwd=ROOT,
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "streamkit", "topics", "create", module],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert created.returncode == 0, created.stderr
     return [line.split()[1] for line in created.stdout.splitlines() if line.startswith("created")]
 
@@ -126,10 +131,15 @@ def read_all(
 ) -> list[Message]:
     """Every record of ``topic`` up to its end now, over all its partitions (the end is a
     position, not an offset: transaction markers take offsets too)."""
-    consumer = Consumer({
-        **config, "group.id": f"read-{uuid.uuid4().hex}", "enable.auto.commit": False,
-        "isolation.level": isolation, **BOUNDED_READ,
-    })  # fmt: skip
+    consumer = Consumer(
+        {
+            **config,
+            "group.id": f"read-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "isolation.level": isolation,
+            **BOUNDED_READ,
+        }
+    )
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         ranges = {
@@ -146,7 +156,11 @@ def run_demo(module: str, bootstrap: str, *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", module, *args],
         env={**os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap, "PYTHONPATH": str(ROOT)},
-        cwd=ROOT, capture_output=True, text=True, timeout=400, check=False,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout

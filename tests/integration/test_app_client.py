@@ -28,16 +28,24 @@ def test_an_app_is_fed_and_read_through_its_contracts(
 
     @app.processor(input=placed, output=rejected)
     def reject(order: dict[str, Any]) -> dict[str, Any]:
-        return {"order_id": order["order_id"], "customer_id": order["customer_id"],
-                "reason": "demo"}  # fmt: skip
+        return {
+            "order_id": order["order_id"],
+            "customer_id": order["customer_id"],
+            "reason": "demo",
+        }
 
     client = app_client(app)
     outcome = client.create_topics()
     try:
         assert outcome[placed.name] == "created"
         assert Topology(app).dlq(placed.name) in outcome
-        order = {"order_id": "o-1", "customer_id": "c-1", "country": "DE", "lines": [],
-                 "placed_at": 1_767_225_600_000}  # fmt: skip
+        order = {
+            "order_id": "o-1",
+            "customer_id": "c-1",
+            "country": "DE",
+            "lines": [],
+            "placed_at": 1_767_225_600_000,
+        }
         for n in range(10):
             client.send(placed.name, {**order, "order_id": f"o-{n}"}, key=f"c-{n % 3}")
         with pytest.raises(ContractError, match=r"field OrderPlaced\.colour is not in it"):

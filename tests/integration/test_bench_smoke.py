@@ -13,11 +13,22 @@ def test_the_harness_runs_raw_and_streamkit_and_writes_a_report(
     monkeypatch.setenv("STREAMKIT_BOOTSTRAP_SERVERS", kafka_bootstrap)
     code = harness.main(
         [
-            "--records", "2000", "--runs", "1", "--variants", "raw,streamkit-1",
-            "--latency-rate", "500", "--latency-seconds", "1", "--latency-warmup", "1",
-            "--out", str(tmp_path),
+            "--records",
+            "2000",
+            "--runs",
+            "1",
+            "--variants",
+            "raw,streamkit-1",
+            "--latency-rate",
+            "500",
+            "--latency-seconds",
+            "1",
+            "--latency-warmup",
+            "1",
+            "--out",
+            str(tmp_path),
         ]
-    )  # fmt: skip
+    )
     assert code == 0
     table = (tmp_path / "results.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| (")]
@@ -40,9 +51,19 @@ def test_the_io_bound_benchmark_runs_streamkit_and_writes_a_report(
 ) -> None:
     monkeypatch.setenv("STREAMKIT_BOOTSTRAP_SERVERS", kafka_bootstrap)
     code = concurrency.main(
-        ["--records", "2000", "--keys", "500", "--runs", "1", "--peers", "streamkit",
-         "--out", str(tmp_path)]
-    )  # fmt: skip
+        [
+            "--records",
+            "2000",
+            "--keys",
+            "500",
+            "--runs",
+            "1",
+            "--peers",
+            "streamkit",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     assert code == 0
     table = (tmp_path / "concurrency.md").read_text()
     (row,) = [line for line in table.splitlines() if line.startswith("| streamkit")]
@@ -55,8 +76,11 @@ def test_the_filter_benchmark_runs_both_filters_and_writes_a_report(
     monkeypatch.setenv("STREAMKIT_BOOTSTRAP_SERVERS", kafka_bootstrap)
     assert filters.main(["--records", "3000", "--runs", "1", "--out", str(tmp_path)]) == 0
     table = (tmp_path / "filters.md").read_text()
-    rows = [line for line in table.splitlines() if line.startswith("| `where") or
-            line.startswith("| the same")]  # fmt: skip
+    rows = [
+        line
+        for line in table.splitlines()
+        if line.startswith("| `where") or line.startswith("| the same")
+    ]
     assert len(rows) == 2
     assert all(float(row.split("|")[2].replace(",", "")) > 0 for row in rows)
 

@@ -39,13 +39,15 @@ def test_the_passthrough_replaces_defaults_and_overrides_replace_both() -> None:
 def test_a_client_kind_gets_its_own_properties_and_the_others_do_not(tmp_path: Path) -> None:
     secret = tmp_path / "password"
     secret.write_text("hunter2-sentinel\n")
-    settings = Settings.from_env({
-        "STREAMKIT_KAFKA_CONSUMER_SESSION_TIMEOUT_MS": "6000",
-        "STREAMKIT_KAFKA_PRODUCER_TRANSACTION_TIMEOUT_MS": "15000",
-        "STREAMKIT_KAFKA_ADMIN_SASL_PASSWORD_FILE": str(secret),
-        "STREAMKIT_KAFKA_LINGER_MS": "20",
-        "STREAMKIT_KAFKA_PRODUCER_LINGER_MS": "50",
-    })  # fmt: skip
+    settings = Settings.from_env(
+        {
+            "STREAMKIT_KAFKA_CONSUMER_SESSION_TIMEOUT_MS": "6000",
+            "STREAMKIT_KAFKA_PRODUCER_TRANSACTION_TIMEOUT_MS": "15000",
+            "STREAMKIT_KAFKA_ADMIN_SASL_PASSWORD_FILE": str(secret),
+            "STREAMKIT_KAFKA_LINGER_MS": "20",
+            "STREAMKIT_KAFKA_PRODUCER_LINGER_MS": "50",
+        }
+    )
     consumer = settings.client_config(for_client="consumer")
     producer = settings.client_config(for_client="producer")
     admin = settings.client_config(for_client="admin")

@@ -13,8 +13,7 @@ def _app() -> App:
     app.topic("totals", partitions=3)
     app.topic("unused")
 
-    @app.processor(input="orders", output="checked", retry_topics=["1s"],
-                   dedupe=Dedupe(field="id"))  # fmt: skip
+    @app.processor(input="orders", output="checked", retry_topics=["1s"], dedupe=Dedupe(field="id"))
     def check(order: Any) -> Any:
         return order
 

@@ -9,9 +9,16 @@ import os
 import sys
 
 JVM_VARIABLES = {
-    "KAFKA_HEAP_OPTS", "KAFKA_OPTS", "KAFKA_JVM_PERFORMANCE_OPTS", "KAFKA_GC_LOG_OPTS",
-    "KAFKA_LOG4J_OPTS", "KAFKA_JMX_OPTS", "KAFKA_DEBUG", "KAFKA_VERSION", "KAFKA_HOME",
-}  # fmt: skip
+    "KAFKA_HEAP_OPTS",
+    "KAFKA_OPTS",
+    "KAFKA_JVM_PERFORMANCE_OPTS",
+    "KAFKA_GC_LOG_OPTS",
+    "KAFKA_LOG4J_OPTS",
+    "KAFKA_JMX_OPTS",
+    "KAFKA_DEBUG",
+    "KAFKA_VERSION",
+    "KAFKA_HOME",
+}
 DEFAULTS = {
     "node.id": "1",
     "process.roles": "broker,controller",

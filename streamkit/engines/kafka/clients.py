@@ -206,9 +206,13 @@ class ChangelogReader:
             self._ends = Consumer({**self._config, "isolation.level": "read_uncommitted"})
         low, high = watermarks(self._ends, topic, partition)
         records = _records(
-            self._consumer, topic, partition, max(start, low), high,
+            self._consumer,
+            topic,
+            partition,
+            max(start, low),
+            high,
             transaction_timeout_ms=self.transaction_timeout_ms,
-        )  # fmt: skip
+        )
         return high, records
 
     def close(self) -> None:
@@ -219,12 +223,18 @@ class ChangelogReader:
         self._consumer = self._ends = None
 
 
-_MOVING = frozenset({
-    KafkaError._UNKNOWN_PARTITION, KafkaError.UNKNOWN_TOPIC_OR_PART,
-    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
-    KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError.REQUEST_TIMED_OUT,
-    KafkaError._DESTROY_BROKER,  # the dead broker left the metadata while asked
-})  # fmt: skip
+_MOVING = frozenset(
+    {
+        KafkaError._UNKNOWN_PARTITION,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError._TRANSPORT,
+        KafkaError._TIMED_OUT,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError._DESTROY_BROKER,  # the dead broker left the metadata while asked
+    }
+)
 
 
 def watermarks(
@@ -304,8 +314,12 @@ def _records(
             log.info(
                 "reading %s[%d] waits at offset %d, before its end %d: a transaction open "
                 "there must end first (it is aborted %d s after it began at the latest)",
-                topic, partition, position, end, transaction_timeout_ms // 1000,
-            )  # fmt: skip
+                topic,
+                partition,
+                position,
+                end,
+                transaction_timeout_ms // 1000,
+            )
 
 
 def read_until(
@@ -367,6 +381,10 @@ def _past_deleted(consumer: Consumer, error: KafkaError, topic: str, partition: 
     consumer.incremental_assign([TopicPartition(topic, partition, low)])
     log.warning(
         "%s[%d]: records were deleted before they were read (%s); reading on from the "
-        "log start, offset %d", topic, partition, error.str(), low,
-    )  # fmt: skip
+        "log start, offset %d",
+        topic,
+        partition,
+        error.str(),
+        low,
+    )
     return low

@@ -178,7 +178,11 @@ class KafkaChunk(Chunk):
             return
         kind = OutputTooLargeError if is_too_large(err) else KafkaOperationError
         failure = Failure(
-            Stage.PRODUCE, msg.topic() or "", msg.partition() or 0, msg.offset() or 0,
-            kind(err.str()), output_topic=out.topic() or "",
-        )  # fmt: skip
+            Stage.PRODUCE,
+            msg.topic() or "",
+            msg.partition() or 0,
+            msg.offset() or 0,
+            kind(err.str()),
+            output_topic=out.topic() or "",
+        )
         self.failures.append(DeliveryFailure(failure, msg, internal))

@@ -113,8 +113,9 @@ class GroupMember(KafkaEngine):
                 told = True
                 self.log.info(
                     "waiting for a transaction holding offsets of %s to end (at the latest "
-                    "when its producer's transaction timeout aborts it)", where,
-                )  # fmt: skip
+                    "when its producer's transaction timeout aborts it)",
+                    where,
+                )
         self._note_committed(found)
 
     def _learn_committed(self, partitions: list[TopicPartition]) -> None:
@@ -175,8 +176,9 @@ class GroupMember(KafkaEngine):
         """Commit what is ready; False when the commit was refused (it is sent again)."""
         if self.exactly_once:
             return True  # offsets are committed inside each batch's transaction
-        chosen = self.tasks if only is None else {tp: self.tasks[tp] for tp in only
-                                                  if tp in self.tasks}  # fmt: skip
+        chosen = (
+            self.tasks if only is None else {tp: self.tasks[tp] for tp in only if tp in self.tasks}
+        )
         changed = [
             TopicPartition(t, p, task.offsets.ready)
             for (t, p), task in chosen.items()

@@ -57,10 +57,13 @@ class LagProbe:
         self._consumer = Consumer(
             settings.client_config(
                 for_client="consumer",
-                **{"group.id": group, "enable.auto.commit": False,
-                   "enable.auto.offset.store": False},
+                **{
+                    "group.id": group,
+                    "enable.auto.commit": False,
+                    "enable.auto.offset.store": False,
+                },
             )
-        )  # fmt: skip
+        )
 
     def close(self) -> None:
         """Leave nothing open (the consumer never joined, so nothing to leave)."""

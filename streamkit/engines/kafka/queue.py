@@ -256,9 +256,14 @@ class QueueWorker:
         while True:
             try:
                 self.producer.produce(
-                    topic, value, key, partition, on_delivery=callback, timestamp=timestamp,
+                    topic,
+                    value,
+                    key,
+                    partition,
+                    on_delivery=callback,
+                    timestamp=timestamp,
                     headers=list(headers) if headers else None,
-                )  # fmt: skip
+                )
             except BufferError:  # the producer's queue is full: let deliveries drain it
                 self.producer.poll(0.1)
                 continue
@@ -281,9 +286,12 @@ class QueueWorker:
                 self.consumer.acknowledge(record.msg, AcknowledgeType.RELEASE)
                 if record.failed is not None:
                     self.log.warning(
-                        "released %s[%d]@%d: %s", record.msg.topic(), record.msg.partition(),
-                        record.msg.offset(), record.failed,
-                    )  # fmt: skip
+                        "released %s[%d]@%d: %s",
+                        record.msg.topic(),
+                        record.msg.partition(),
+                        record.msg.offset(),
+                        record.failed,
+                    )
                 if record.dead_letter_failed:
                     lost_dead_letter = record
             else:
@@ -313,9 +321,14 @@ class QueueWorker:
             c = self.counts
             self.log.info(
                 "stopped: consumed %d, accepted %d, released %d, produced %d, filtered %d, "
-                "dead-lettered %d", c["consumed"], c["accepted"], c["released"], c["produced"],
-                c["filtered"], c["dead_letters"],
-            )  # fmt: skip
+                "dead-lettered %d",
+                c["consumed"],
+                c["accepted"],
+                c["released"],
+                c["produced"],
+                c["filtered"],
+                c["dead_letters"],
+            )
 
 
 class _ByAcknowledgement:

@@ -97,8 +97,9 @@ class Transactions:
             return False
         self.log.warning(
             "%s the transaction had no clear outcome (%s); re-creating the producer",
-            what, error.str(),
-        )  # fmt: skip
+            what,
+            error.str(),
+        )
         self._recreate()
         return self._landed(offsets)
 

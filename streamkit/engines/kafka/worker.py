@@ -145,9 +145,10 @@ class KafkaWorker(GroupMember):
             self._producer_config.setdefault("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS)
         self.producer = Producer(self._producer_config)  # under EOS: replaced once fenced in
         self.restore = ChangelogReader(
-            self.settings, self.topology,
+            self.settings,
+            self.topology,
             int(self._producer_config.get("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS)),
-        )  # fmt: skip
+        )
 
     # -- control ------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -163,9 +164,11 @@ class KafkaWorker(GroupMember):
         if self.exactly_once:  # its transactional id is authorized here too
             need = [p for p in permissions(self.app) if p.resource == "transactional-id"]
             self.transactions = Transactions(
-                self.consumer, lambda: Producer(self._producer_config), self.log,
+                self.consumer,
+                lambda: Producer(self._producer_config),
+                self.log,
                 denied=denied(self.settings, need),
-            )  # fmt: skip
+            )
             self.producer = self.transactions.producer
         if self.table_feed is not None:
             self.table_feed.check(partitions)
@@ -323,9 +326,14 @@ class KafkaWorker(GroupMember):
             self.log.info(
                 "stopped: consumed %d, produced %d, filtered %d, retried %d, "
                 "dead-lettered %d, sent to retry topics %d, rewound %d",
-                self.consumed, self.produced, self.filtered, c.retries, c.dead_letters,
-                c.retry_forwards, c.rewinds,
-            )  # fmt: skip
+                self.consumed,
+                self.produced,
+                self.filtered,
+                c.retries,
+                c.dead_letters,
+                c.retry_forwards,
+                c.rewinds,
+            )
 
 
 class _StoppedAtFailureError(Exception):

@@ -52,9 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     broker, data = None, None
     if not bootstrap:
         data = Path(tempfile.mkdtemp(prefix="chaos-broker-"))
-        broker = LocalBroker(LocalBrokerConfig(
-            data_dir=data, cache_dir=Settings.from_env().cache_dir, port=free_port(), heap="1g"
-        ))  # fmt: skip
+        broker = LocalBroker(
+            LocalBrokerConfig(
+                data_dir=data, cache_dir=Settings.from_env().cache_dir, port=free_port(), heap="1g"
+            )
+        )
         bootstrap = broker.start().bootstrap_servers
     rows = []
     try:

@@ -82,10 +82,15 @@ class Verdict:
 
 def read_topic(bootstrap: str, topic: str, *, stall: float = 60.0) -> list[Record]:
     """Every committed record of ``topic``, JSON-decoded, in partition and offset order."""
-    consumer = Consumer({
-        "bootstrap.servers": bootstrap, "group.id": f"oracle-{uuid.uuid4().hex[:8]}",
-        "isolation.level": "read_committed", "enable.auto.commit": False, **BOUNDED_READ,
-    })  # fmt: skip
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"oracle-{uuid.uuid4().hex[:8]}",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            **BOUNDED_READ,
+        }
+    )
     try:
         partitions = consumer.list_topics(topic, timeout=15).topics[topic].partitions
         ranges = {}
@@ -140,8 +145,10 @@ def verify(
             verdict.phantoms.append(f"output {r.value['id']} names source {src}")
     for r in dead_letters:
         source = by_id.get(r.value["id"])
-        named = (int(r.headers.get("__streamkit.error.partition", b"-1")),
-                 int(r.headers.get("__streamkit.error.offset", b"-1")))  # fmt: skip
+        named = (
+            int(r.headers.get("__streamkit.error.partition", b"-1")),
+            int(r.headers.get("__streamkit.error.offset", b"-1")),
+        )
         if source is not None and named != (source.partition, source.offset):
             verdict.phantoms.append(f"dead letter {r.value['id']} names source {named}")
 
@@ -177,9 +184,11 @@ def _order(inputs: list[Record], outputs: list[Record], should_output: set[int])
 
 
 def _early_commits(
-    inputs: list[Record], outputs: list[Record], dead_letters: list[Record],
+    inputs: list[Record],
+    outputs: list[Record],
+    dead_letters: list[Record],
     samples: list[CommitSample],
-) -> list[str]:  # fmt: skip
+) -> list[str]:
     """A committed offset must never pass an input whose output or dead letter was not
     yet appended when the commit was seen."""
     first: dict[int, int] = {}

@@ -118,13 +118,15 @@ class Run:
             "STREAMKIT_STATE_DIR": str(self.workdir / "state"),
             "STREAMKIT_KAFKA_CONSUMER_SESSION_TIMEOUT_MS": "6000",
             "STREAMKIT_KAFKA_PRODUCER_TRANSACTION_TIMEOUT_MS": "15000",
-            "CHAOS_GROUP": self.group, "CHAOS_INPUT": self.input, "CHAOS_OUTPUT": self.output,
+            "CHAOS_GROUP": self.group,
+            "CHAOS_INPUT": self.input,
+            "CHAOS_OUTPUT": self.output,
             "CHAOS_PARTITIONS": str(self.partitions),
             "CHAOS_EOS": "1" if self.eos else "0",
             "CHAOS_STATEFUL": "1" if self.stateful else "0",
             **self.env_extra,
             **extra,
-        }  # fmt: skip
+        }
 
     def create_topics(self) -> None:
         """The app's topics; outputs and DLQ with LogAppendTime (for the commit check)."""
@@ -152,11 +154,26 @@ class Run:
         """``streamkit run`` of the chaos app with ``workers`` processes."""
         log = (self.workdir / f"run-{len(self.processes)}.log").open("ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", "streamkit", "run", "tests.e2e.chaos.app",
-             "--workers", str(workers), "--log-level", os.environ.get("CHAOS_LOG_LEVEL", "warning"),
-             "--restart-backoff", "0.2", "--max-restarts", "50"],
-            env=self.env(**env), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "streamkit",
+                "run",
+                "tests.e2e.chaos.app",
+                "--workers",
+                str(workers),
+                "--log-level",
+                os.environ.get("CHAOS_LOG_LEVEL", "warning"),
+                "--restart-backoff",
+                "0.2",
+                "--max-restarts",
+                "50",
+            ],
+            env=self.env(**env),
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         log.close()
         self.processes.append(process)
         return process
@@ -201,8 +218,11 @@ class Run:
 
     def wait_members(self, count: int, timeout: float = 60) -> None:
         """Until the group has ``count`` members."""
-        _wait(lambda: self.members() == count, timeout,
-              f"{self.scenario}: the group never had {count} members\n{self.logs()}")  # fmt: skip
+        _wait(
+            lambda: self.members() == count,
+            timeout,
+            f"{self.scenario}: the group never had {count} members\n{self.logs()}",
+        )
 
     def resumed(self, before: dict[int, int]) -> bool:
         """Every partition committed past where it was (or is at its end)."""
@@ -239,8 +259,14 @@ class Run:
             self._threads.append(thread)
 
     def _produce(self) -> None:
-        producer = Producer({"bootstrap.servers": self.bootstrap, "enable.idempotence": True,
-                             "linger.ms": 5, "log_level": QUIET})  # fmt: skip
+        producer = Producer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "enable.idempotence": True,
+                "linger.ms": 5,
+                "log_level": QUIET,
+            }
+        )
         rng = random.Random(7)
         seqs = [0] * self.keys
 
@@ -255,11 +281,17 @@ class Run:
             if self._stop.is_set():
                 break
             k = rng.randrange(self.keys)
-            event = {"id": n, "key": f"k{k:03d}", "seq": seqs[k],
-                     "poison": n % 100 == 37, "drop": n % 50 == 11}  # fmt: skip
+            event = {
+                "id": n,
+                "key": f"k{k:03d}",
+                "seq": seqs[k],
+                "poison": n % 100 == 37,
+                "drop": n % 50 == 11,
+            }
             seqs[k] += 1
-            producer.produce(self.input, orjson.dumps(event), event["key"].encode(),
-                             on_delivery=delivered)  # fmt: skip
+            producer.produce(
+                self.input, orjson.dumps(event), event["key"].encode(), on_delivery=delivered
+            )
             self.produced = n + 1
             wait = start + (n + 1) / self.size.rate - time.monotonic()
             producer.poll(max(0.0, wait))
@@ -286,8 +318,14 @@ class Run:
     @property
     def _committed_reader(self) -> Consumer:
         if not hasattr(self, "_reader"):
-            self._reader = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.group,
-                                     "enable.auto.commit": False, "log_level": QUIET})  # fmt: skip
+            self._reader = Consumer(
+                {
+                    "bootstrap.servers": self.bootstrap,
+                    "group.id": self.group,
+                    "enable.auto.commit": False,
+                    "log_level": QUIET,
+                }
+            )
         return self._reader
 
     @property
@@ -295,15 +333,24 @@ class Run:
         """The partitions' ends, asked from the main thread only (the sampler's consumer
         is busy in its own thread)."""
         if not hasattr(self, "_ends"):
-            self._ends = Consumer({"bootstrap.servers": self.bootstrap, "group.id": self.group,
-                                   "enable.auto.commit": False, "log_level": QUIET})  # fmt: skip
+            self._ends = Consumer(
+                {
+                    "bootstrap.servers": self.bootstrap,
+                    "group.id": self.group,
+                    "enable.auto.commit": False,
+                    "log_level": QUIET,
+                }
+            )
         return self._ends
 
     # -- waiting and verdict --------------------------------------------------------------
     def wait_produced(self, fraction: float, timeout: float = 120) -> None:
         """Until ``fraction`` of the inputs are produced."""
-        _wait(lambda: self.produced >= self.size.records * fraction, timeout,
-              f"{self.scenario}: producing stalled at {self.produced}")  # fmt: skip
+        _wait(
+            lambda: self.produced >= self.size.records * fraction,
+            timeout,
+            f"{self.scenario}: producing stalled at {self.produced}",
+        )
 
     def all_committed(self) -> bool:
         """Every input acknowledged by the broker, and the group committed past all of them.
@@ -325,8 +372,11 @@ class Run:
     def wait_committed(self, timeout: float = 180) -> None:
         """Until every input is produced and the group committed past all of them."""
         self.wait_produced(1.0, timeout)
-        _wait(self.all_committed, timeout, f"{self.scenario}: inputs not all committed: "
-              f"{self.committed()}\n{self.logs()}")  # fmt: skip
+        _wait(
+            self.all_committed,
+            timeout,
+            f"{self.scenario}: inputs not all committed: {self.committed()}\n{self.logs()}",
+        )
 
     def verdict(self) -> Verdict:
         """Everything read back and accounted for."""
@@ -336,8 +386,14 @@ class Run:
         outputs = read_topic(self.bootstrap, self.output)
         dead = read_topic(self.bootstrap, self.dlq_topic)
         changelog = read_topic(self.bootstrap, self.changelog) if self.stateful else None
-        return verify(inputs, outputs, dead, samples=self.samples, changelog=changelog,
-                      faults_ms=self.faults_ms)  # fmt: skip
+        return verify(
+            inputs,
+            outputs,
+            dead,
+            samples=self.samples,
+            changelog=changelog,
+            faults_ms=self.faults_ms,
+        )
 
     def _short_read(self, inputs: list[Any]) -> str:
         """What to look at when the inputs read back are not those the broker acknowledged:
@@ -425,16 +481,22 @@ def failpoint(point: str, passes: int) -> Callable[[Run], None]:
 
     def scenario(run: Run) -> None:
         marker = run.workdir / "failpoint-fired"
-        run.start(workers=1, STREAMKIT_FAILPOINTS=f"{point}@{passes}",
-                  STREAMKIT_FAILPOINTS_ONCE=str(marker))  # fmt: skip
+        run.start(
+            workers=1,
+            STREAMKIT_FAILPOINTS=f"{point}@{passes}",
+            STREAMKIT_FAILPOINTS_ONCE=str(marker),
+        )
         # A worker that joins after the stream is all produced takes it in a few batches
         # and commits too seldom to reach a late pass: it must be in the group first.
         run.wait_members(1)
         run.begin()
         for n in range(run.size.faults):
             later = n > 0
-            _wait(lambda: marker.exists() or (later and run.all_committed()), 120,  # noqa: B023
-                  f"{run.scenario}: failpoint {point} never fired\n{run.logs()}")  # fmt: skip
+            _wait(
+                lambda: marker.exists() or (later and run.all_committed()),  # noqa: B023
+                120,
+                f"{run.scenario}: failpoint {point} never fired\n{run.logs()}",
+            )
             if not marker.exists():
                 return
             run.faults_ms.append(marker.stat().st_mtime_ns // 1_000_000)
@@ -486,8 +548,11 @@ def dlq_unavailable(run: Run) -> None:
     run.start(workers=1)
     run.wait_members(1)
     delete_topics(run._admin, [run.dlq_topic])
-    _wait(lambda: run.dlq_topic not in run._admin.list_topics(timeout=10).topics, 30,
-          f"{run.scenario}: {run.dlq_topic} was not deleted")  # fmt: skip
+    _wait(
+        lambda: run.dlq_topic not in run._admin.list_topics(timeout=10).topics,
+        30,
+        f"{run.scenario}: {run.dlq_topic} was not deleted",
+    )
     run.begin()
     run.wait_produced(0.5)
     time.sleep(2)
@@ -530,9 +595,12 @@ def zombie_at(point: str, passes: int) -> Callable[[Run], None]:
 
     def scenario(run: Run) -> None:
         marker = run.workdir / "failpoint-fired"
-        first = run.start(workers=1, STREAMKIT_FAILPOINTS=f"{point}@{passes}",
-                          STREAMKIT_FAILPOINTS_ONCE=str(marker),
-                          STREAMKIT_FAILPOINTS_SIGNAL="SIGSTOP")  # fmt: skip
+        first = run.start(
+            workers=1,
+            STREAMKIT_FAILPOINTS=f"{point}@{passes}",
+            STREAMKIT_FAILPOINTS_ONCE=str(marker),
+            STREAMKIT_FAILPOINTS_SIGNAL="SIGSTOP",
+        )
         run.begin()
         pid = run.workers(first, 1)[0]
         run.start(workers=1)
@@ -651,14 +719,24 @@ def run_scenario(scenario: Scenario, bootstrap: str | None, size: Size) -> Row:
         bootstrap = cluster.bootstrap_servers
     elif scenario.own_broker or bootstrap is None:
         data = Path(tempfile.mkdtemp(prefix="chaos-broker-"))
-        broker = LocalBroker(LocalBrokerConfig(
-            data_dir=data, cache_dir=Settings.from_env().cache_dir, port=(base := free_ports(2)),
-            controller_port=base + 1,  # below the ephemeral range: both bind again on restart
-        ))  # fmt: skip
+        broker = LocalBroker(
+            LocalBrokerConfig(
+                data_dir=data,
+                cache_dir=Settings.from_env().cache_dir,
+                port=(base := free_ports(2)),
+                controller_port=base + 1,  # below the ephemeral range: both bind again on restart
+            )
+        )
         bootstrap = broker.start().bootstrap_servers
     assert bootstrap is not None
-    run = Run(bootstrap, scenario.name, size, eos=scenario.eos, stateful=scenario.stateful,
-              cluster=cluster)  # fmt: skip
+    run = Run(
+        bootstrap,
+        scenario.name,
+        size,
+        eos=scenario.eos,
+        stateful=scenario.stateful,
+        cluster=cluster,
+    )
     try:
         run.create_topics()
         if scenario.own_broker and broker is not None:
@@ -676,9 +754,19 @@ def run_scenario(scenario: Scenario, bootstrap: str | None, size: Size) -> Row:
         if data is not None:
             shutil.rmtree(data, ignore_errors=True)
     bound = 0 if scenario.zero_duplicates else run.duplicate_bound()
-    return Row(scenario.name, verdict.inputs, verdict.outputs, verdict.dead_letters,
-               len(verdict.lost), verdict.duplicates, verdict.recovery_ms, len(run.faults_ms),
-               verdict.recoveries_ms, verdict.samples, verdict.problems(bound))  # fmt: skip
+    return Row(
+        scenario.name,
+        verdict.inputs,
+        verdict.outputs,
+        verdict.dead_letters,
+        len(verdict.lost),
+        verdict.duplicates,
+        verdict.recovery_ms,
+        len(run.faults_ms),
+        verdict.recoveries_ms,
+        verdict.samples,
+        verdict.problems(bound),
+    )
 
 
 def _broker_restarts(run: Run, broker: LocalBroker) -> None:

@@ -22,8 +22,7 @@ SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
 GUARANTEE = "exactly_once" if os.environ.get("CDC_EOS") == "1" else "at_least_once"
 app = App(f"cdc-app-{TAG}", schemas=SCHEMAS, guarantee=GUARANTEE)
 PRODUCTS = app.topic(f"{PREFIX}.public.products", value="debezium", key="debezium", partitions=2)
-ORDERS = app.topic(f"{PREFIX}.events.order", value="json:ShopOrderPlaced", key="json",
-                   partitions=2)  # fmt: skip
+ORDERS = app.topic(f"{PREFIX}.events.order", value="json:ShopOrderPlaced", key="json", partitions=2)
 CHANGES = app.topic(f"{PREFIX}.seen", partitions=2)
 VIEW = app.topic(f"{PREFIX}.view", partitions=2, config={"cleanup.policy": "compact"})
 RESERVED = app.topic(f"{PREFIX}.reserved", partitions=2)
@@ -34,8 +33,15 @@ products = app.table("products", topic=PRODUCTS, global_=True)
 @app.processor(input=PRODUCTS, output=CHANGES)
 def changes(change: Change) -> dict[str, Any]:
     """Every change as this processor was handed it."""
-    return {"op": change.op, "key": change.key, "before": change.before, "after": change.after,
-            "lsn": change.lsn, "table": change.table, "tx": change.tx_id}  # fmt: skip
+    return {
+        "op": change.op,
+        "key": change.key,
+        "before": change.before,
+        "after": change.after,
+        "lsn": change.lsn,
+        "table": change.table,
+        "tx": change.tx_id,
+    }
 
 
 @app.aggregate(input=PRODUCTS, store="products-view", output=VIEW)
@@ -44,8 +50,12 @@ def products_view(row: dict[str, Any] | None, change: Change) -> dict[str, Any] 
     return None if change.is_delete else change.after
 
 
-@app.processor(input=ORDERS, output=RESERVED, dedupe=Dedupe(header="id", window="1d"),
-               tables=[products.left(on="product_id")])  # fmt: skip
+@app.processor(
+    input=ORDERS,
+    output=RESERVED,
+    dedupe=Dedupe(header="id", window="1d"),
+    tables=[products.left(on="product_id")],
+)
 def reserve(order: dict[str, Any], product: dict[str, Any] | None) -> dict[str, Any]:
     """An order with the product's name as the table has it now."""
     return {**order, "product": None if product is None else product["name"]}

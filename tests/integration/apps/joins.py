@@ -35,5 +35,13 @@ def pair(order: dict[str, Any] | None, payment: dict[str, Any] | None) -> dict[s
 
 
 for how, output in OUTPUTS.items():
-    app.join(left=ORDERS, right=PAYMENTS, on="key", within="5s", grace="5m", how=how,
-             output=output, name=f"paid-{how}")(pair)  # fmt: skip
+    app.join(
+        left=ORDERS,
+        right=PAYMENTS,
+        on="key",
+        within="5s",
+        grace="5m",
+        how=how,
+        output=output,
+        name=f"paid-{how}",
+    )(pair)

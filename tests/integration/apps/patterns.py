@@ -22,8 +22,9 @@ app = App(
     f"pat-{TAG}", guarantee="exactly_once" if os.environ.get("PAT_EOS") == "1" else "at_least_once"
 )
 ORDERS = app.topic(name("orders"), partitions=PARTITIONS)  # keyed by order id
-CUSTOMERS = app.topic(name("customers"), partitions=PARTITIONS, keyed_by="id",
-                      config={"cleanup.policy": "compact"})  # fmt: skip
+CUSTOMERS = app.topic(
+    name("customers"), partitions=PARTITIONS, keyed_by="id", config={"cleanup.policy": "compact"}
+)
 REGIONS = app.topic(name("regions"), partitions=1, config={"cleanup.policy": "compact"})
 BY_CUSTOMER = app.topic(name("by-customer"), partitions=PARTITIONS, keyed_by="customer")
 PAYMENTS = app.topic(name("payments"), partitions=2)
@@ -43,8 +44,7 @@ def by_customer(order: dict[str, Any]) -> Any:
     return Emit(BY_CUSTOMER.name, order, key=order["customer"])
 
 
-@app.processor(input=BY_CUSTOMER, output=ENRICHED,
-               tables=[customers.inner(on="customer"), regions])  # fmt: skip
+@app.processor(input=BY_CUSTOMER, output=ENRICHED, tables=[customers.inner(on="customer"), regions])
 def enrich(order: dict[str, Any], customer: dict[str, Any], by_region: Any) -> dict[str, Any]:
     """An order with its customer's tier (inner) and region name (global, by hand)."""
     region = by_region.get(customer["region"])
@@ -58,8 +58,12 @@ def totals(state: dict[str, Any] | None, order: dict[str, Any]) -> dict[str, Any
     return {"orders": state["orders"] + 1, "spent": state["spent"] + order["amount"]}
 
 
-@app.gather(inputs=[ORDERS, PAYMENTS, STOCK], correlate="id", output=DECISIONS,
-            timeout=os.environ.get("PAT_TIMEOUT", "4s"))  # fmt: skip
+@app.gather(
+    inputs=[ORDERS, PAYMENTS, STOCK],
+    correlate="id",
+    output=DECISIONS,
+    timeout=os.environ.get("PAT_TIMEOUT", "4s"),
+)
 def decide(parts: dict[str, Any], complete: bool) -> dict[str, Any]:
     """One decision per order: all three answered, or what was there at the timeout."""
     order = next(iter(parts.values()))

@@ -30,8 +30,11 @@ def fold(state: dict[str, Any] | None, order: dict[str, Any]) -> dict[str, Any] 
     if order.get("close"):
         return None
     state = state or {"orders": 0, "spent": 0, "last": -1}
-    return {"orders": state["orders"] + 1, "spent": state["spent"] + order["amount"],
-            "last": order["n"]}  # fmt: skip
+    return {
+        "orders": state["orders"] + 1,
+        "spent": state["spent"] + order["amount"],
+        "last": order["n"],
+    }
 
 
 @app.aggregate(

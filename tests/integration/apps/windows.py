@@ -30,8 +30,15 @@ OPEN = app.topic(os.environ.get("WIN_OPEN", "win-open"), partitions=PARTITIONS)
 TIMER_S = float(os.environ.get("WIN_TIMER_S", "3"))
 
 
-@app.window(input=VIEWS, store="per-minute", key="page", size="1m", grace="5s",
-            close_idle=float(os.environ.get("WIN_IDLE_S", "2")), output=COUNTS)  # fmt: skip
+@app.window(
+    input=VIEWS,
+    store="per-minute",
+    key="page",
+    size="1m",
+    grace="5s",
+    close_idle=float(os.environ.get("WIN_IDLE_S", "2")),
+    output=COUNTS,
+)
 def count(views: int | None, view: dict[str, Any]) -> int:
     """Views per page per minute."""
     if DELAY:

@@ -35,9 +35,14 @@ EFFECTS = app.topic(name("effects"), partitions=PARTITIONS)
 DONE = app.topic(name("done"), partitions=PARTITIONS)
 
 flow = app.workflow(
-    "orders", start=ORDERS, id="id", events=[APPROVALS], output=DONE, outputs=[EFFECTS],
+    "orders",
+    start=ORDERS,
+    id="id",
+    events=[APPROVALS],
+    output=DONE,
+    outputs=[EFFECTS],
     retries=RetryPolicy(attempts=3, backoff=0.2, jitter=0),
-)  # fmt: skip
+)
 
 
 def _effect(ctx: StepContext, effect: str) -> None:

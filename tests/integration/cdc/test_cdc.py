@@ -40,12 +40,14 @@ def _connector(tag: str, database: str, into: Path) -> Path:
     """deploy/connect/shop.properties for this test's database, topics, slot and
     publication."""
     text = (DEPLOY / "shop.properties").read_text()
-    for old, new in (("database.dbname=postgres", f"database.dbname={database}"),
-                     ("topic.prefix=shop", f"topic.prefix=cdc-{tag}"),
-                     ("streamkit_shop", f"streamkit_{tag}"),
-                     ("shop.events.", f"cdc-{tag}.events."),
-                     ("shop\\\\.public\\\\.outbox", f"cdc-{tag}\\\\.public\\\\.outbox"),
-                     ("name=shop-postgres", f"name=cdc-{tag}")):  # fmt: skip
+    for old, new in (
+        ("database.dbname=postgres", f"database.dbname={database}"),
+        ("topic.prefix=shop", f"topic.prefix=cdc-{tag}"),
+        ("streamkit_shop", f"streamkit_{tag}"),
+        ("shop.events.", f"cdc-{tag}.events."),
+        ("shop\\\\.public\\\\.outbox", f"cdc-{tag}\\\\.public\\\\.outbox"),
+        ("name=shop-postgres", f"name=cdc-{tag}"),
+    ):
         assert old in text, old
         text = text.replace(old, new)
     path = into / f"cdc-{tag}.properties"
@@ -67,8 +69,14 @@ class Shop:
             db.execute(sql, args)  # type: ignore[arg-type]
 
     def insert(self, pid: int) -> None:
-        self.run("INSERT INTO products VALUES (%s, %s, %s, %s, %s)", pid, f"p{pid}",
-                 f"c{pid % 3}", f"{pid}.50", 100)  # fmt: skip
+        self.run(
+            "INSERT INTO products VALUES (%s, %s, %s, %s, %s)",
+            pid,
+            f"p{pid}",
+            f"c{pid % 3}",
+            f"{pid}.50",
+            100,
+        )
         self.ops[pid].append(("create", 100))
 
     def restock(self, pid: int, stock: int) -> None:
@@ -84,8 +92,10 @@ class Shop:
         with psycopg.connect(self.dsn) as db:
             db.execute("INSERT INTO orders VALUES (%s, %s, %s)", (order_id, pid, 2))
             payload = {"order_id": order_id, "product_id": pid, "quantity": 2}
-            db.execute("INSERT INTO outbox VALUES (%s, 'order', %s, 'OrderPlaced', %s)",
-                       (uuid.uuid4(), order_id, orjson.dumps(payload).decode()))  # fmt: skip
+            db.execute(
+                "INSERT INTO outbox VALUES (%s, 'order', %s, 'OrderPlaced', %s)",
+                (uuid.uuid4(), order_id, orjson.dumps(payload).decode()),
+            )
             if commit:
                 db.commit()
                 self.committed.append(order_id)
@@ -110,24 +120,41 @@ def shop(postgres: PostgresInfo, kafka_config: dict[str, Any]) -> Iterator[tuple
     with psycopg.connect(made.dsn, autocommit=True) as db:
         db.execute((DEPLOY / "shop.sql").read_text().encode())
     yield made, tag
-    topics = [t for t in admin_client(kafka_config).list_topics(timeout=10).topics
-              if t.startswith(f"cdc-{tag}") or t.startswith(f"cdc-app-{tag}")]  # fmt: skip
+    topics = [
+        t
+        for t in admin_client(kafka_config).list_topics(timeout=10).topics
+        if t.startswith(f"cdc-{tag}") or t.startswith(f"cdc-app-{tag}")
+    ]
     delete_topics(admin_client(kafka_config), topics)
     with psycopg.connect(postgres.dsn, autocommit=True) as db:  # the slot keeps WAL: drop it
-        db.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
-                   "WHERE slot_name = %s", (f"streamkit_{tag}",))  # fmt: skip
+        db.execute(
+            "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+            "WHERE slot_name = %s",
+            (f"streamkit_{tag}",),
+        )
 
 
 @pytest.mark.parametrize("eos", [False, True], ids=["at-least-once", "exactly-once"])
 def test_changes_read_model_and_outbox_follow_postgres_across_a_kill_9(
-    shop: tuple[Shop, str], eos: bool, kafka_bootstrap: str, kafka_config: dict[str, Any],
-    kafka_connect: Any, postgres: PostgresInfo, tmp_path: Path,
-) -> None:  # fmt: skip
+    shop: tuple[Shop, str],
+    eos: bool,
+    kafka_bootstrap: str,
+    kafka_config: dict[str, Any],
+    kafka_connect: Any,
+    postgres: PostgresInfo,
+    tmp_path: Path,
+) -> None:
     db, tag = shop
-    env = {**os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": kafka_bootstrap, "CDC_TAG": tag,
-           "CDC_EOS": "1" if eos else "0", "STREAMKIT_STATE_DIR": str(tmp_path / "state"),
-           "PYTHONPATH": str(ROOT), "STREAMKIT_KAFKA_CONSUMER_SESSION_TIMEOUT_MS": "6000",
-           "STREAMKIT_KAFKA_PRODUCER_TRANSACTION_TIMEOUT_MS": "15000"}  # fmt: skip
+    env = {
+        **os.environ,
+        "STREAMKIT_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "CDC_TAG": tag,
+        "CDC_EOS": "1" if eos else "0",
+        "STREAMKIT_STATE_DIR": str(tmp_path / "state"),
+        "PYTHONPATH": str(ROOT),
+        "STREAMKIT_KAFKA_CONSUMER_SESSION_TIMEOUT_MS": "6000",
+        "STREAMKIT_KAFKA_PRODUCER_TRANSACTION_TIMEOUT_MS": "15000",
+    }
     create_app_topics(APP, env)
     for pid in range(1, 6):  # before the connector: read in its snapshot (op "read")
         db.insert(pid)
@@ -135,11 +162,25 @@ def test_changes_read_model_and_outbox_follow_postgres_across_a_kill_9(
     kafka_connect(
         [_connector(tag, f"cdc_{tag}", tmp_path)], {"STREAMKIT_PG_PORT": str(postgres.port)}
     )
-    processes = [subprocess.Popen(
-        [sys.executable, "-m", "streamkit", "run", APP, "--commit-interval", "0.3",
-         "--restart-backoff", "0.2"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )]  # fmt: skip
+    processes = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streamkit",
+                "run",
+                APP,
+                "--commit-interval",
+                "0.3",
+                "--restart-backoff",
+                "0.2",
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+    ]
     isolation = "read_committed" if eos else "read_uncommitted"
 
     def view() -> dict[str, Any]:
@@ -182,8 +223,9 @@ def test_changes_read_model_and_outbox_follow_postgres_across_a_kill_9(
             change = orjson.loads(m.value() or b"null")
             assert change["table"] in {"products", None}
             row = change["after"] or change["before"]
-            seen[change["key"]].append((change["op"], None if row is None or
-                                        change["op"] == "delete" else row["stock"]))  # fmt: skip
+            seen[change["key"]].append(
+                (change["op"], None if row is None or change["op"] == "delete" else row["stock"])
+            )
             if change["op"] == "delete":  # REPLICA IDENTITY FULL: the whole row that went
                 assert change["before"]["name"] == f"p{change['key']}"
         for pid, ops in db.ops.items():  # in commit order per key (duplicates at least once)
@@ -196,8 +238,11 @@ def test_changes_read_model_and_outbox_follow_postgres_across_a_kill_9(
                 assert got[-1] == ops[-1], (pid, got, ops)
 
         reserved: dict[str, list[Any]] = defaultdict(list)
-        wait_for(lambda: _reserved(kafka_config, tag, isolation, reserved) >= {"o1", "o2", "o3"},
-                 60, "a reservation of each committed order")  # fmt: skip
+        wait_for(
+            lambda: _reserved(kafka_config, tag, isolation, reserved) >= {"o1", "o2", "o3"},
+            60,
+            "a reservation of each committed order",
+        )
         assert set(reserved) == set(db.committed)  # nothing of a rolled-back transaction
         for copies in reserved.values():
             assert len(copies) == 1 if eos else len(copies) >= 1

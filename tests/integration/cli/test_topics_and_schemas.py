@@ -124,9 +124,16 @@ def test_topics_create_makes_plain_topics_with_their_configs(kafka_bootstrap: st
     assert f"streamkit topics create --topic {name}" in missing.stderr.decode()
     try:
         made = _streamkit(
-            "topics", "create", "--topic", name, "--partitions", "3",
-            "--config", "cleanup.policy=compact", env=env,
-        )  # fmt: skip
+            "topics",
+            "create",
+            "--topic",
+            name,
+            "--partitions",
+            "3",
+            "--config",
+            "cleanup.policy=compact",
+            env=env,
+        )
         assert made.returncode == 0, made.stderr
         assert f"created  {name} (3 partitions)" in made.stdout.decode()
         admin = admin_client({"bootstrap.servers": kafka_bootstrap})

@@ -83,8 +83,13 @@ class Network:
         return subprocess.Popen(["ip", "netns", "exec", host.name, *command], **kwargs)  # type: ignore[call-overload]
 
     def pids(self, host: Host) -> list[int]:
-        done = subprocess.run(["ip", "netns", "pids", host.name], capture_output=True,
-                              text=True, timeout=30, check=False)  # fmt: skip
+        done = subprocess.run(
+            ["ip", "netns", "pids", host.name],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
         return [int(p) for p in done.stdout.split()]
 
     def kill_host(self, host: Host) -> list[int]:

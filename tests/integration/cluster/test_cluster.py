@@ -17,9 +17,16 @@ from tests.integration.helpers import ROOT, create_app_topics
 def test_app_topics_get_three_replicas_and_two_in_sync_on_the_cluster(
     kafka_cluster: ClusterTestBroker,
 ) -> None:
-    env = {**os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": kafka_cluster.bootstrap_servers,
-           "PYTHONPATH": str(ROOT), "ECHO_INPUT": "cluster-in", "ECHO_OUTPUT": "cluster-out",
-           "ECHO_GROUP": "cluster-echo", "ECHO_PARTITIONS": "3", "ECHO_DLQ": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "STREAMKIT_BOOTSTRAP_SERVERS": kafka_cluster.bootstrap_servers,
+        "PYTHONPATH": str(ROOT),
+        "ECHO_INPUT": "cluster-in",
+        "ECHO_OUTPUT": "cluster-out",
+        "ECHO_GROUP": "cluster-echo",
+        "ECHO_PARTITIONS": "3",
+        "ECHO_DLQ": "1",
+    }
     create_app_topics("tests.integration.apps.echo", env)
     admin = AdminClient({"bootstrap.servers": kafka_cluster.bootstrap_servers})
     metadata = admin.list_topics(timeout=10)
@@ -36,8 +43,11 @@ def test_the_cli_starts_reports_and_stops_a_cluster(tmp_path: Path) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "streamkit", "broker", *args, "--data-dir", str(tmp_path)],
-            capture_output=True, text=True, timeout=240, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
 
     try:
         started = cli("start", "--nodes", "3", "--port", str(base))
@@ -48,8 +58,10 @@ def test_the_cli_starts_reports_and_stops_a_cluster(tmp_path: Path) -> None:
         status = cli("status", "--cluster")
         assert status.returncode == 0, status.stdout + status.stderr
         assert [line.split(":")[0] for line in status.stdout.splitlines()] == [
-            "node 1", "node 2", "node 3",
-        ]  # fmt: skip
+            "node 1",
+            "node 2",
+            "node 3",
+        ]
     finally:
         stopped = cli("stop", "--cluster")
     assert stopped.returncode == 0

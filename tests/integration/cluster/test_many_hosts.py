@@ -23,8 +23,15 @@ from tests.integration.runtime.conftest import wait_for
 
 PARTITIONS = 6
 RECORDS = 6000
-WORKER = [sys.executable, "-m", "streamkit", "run", "tests.integration.apps.echo",
-          "--commit-interval", "0.2"]  # fmt: skip
+WORKER = [
+    sys.executable,
+    "-m",
+    "streamkit",
+    "run",
+    "tests.integration.apps.echo",
+    "--commit-interval",
+    "0.2",
+]
 
 
 @pytest.fixture
@@ -38,8 +45,9 @@ def network() -> Iterator[Network]:
 def cluster(network: Network) -> Iterator[LocalCluster]:
     data = Path(tempfile.mkdtemp(prefix="streamkit-hosts-cluster-"))
     base = free_ports(3, network.gateway)
-    cluster = LocalCluster(data, Settings.from_env().cache_dir, nodes=3, port=base,
-                           host=network.gateway)  # fmt: skip
+    cluster = LocalCluster(
+        data, Settings.from_env().cache_dir, nodes=3, port=base, host=network.gateway
+    )
     try:
         cluster.start(timeout=180)
         yield cluster
@@ -53,10 +61,17 @@ def test_a_dead_host_s_partitions_move_to_the_others_and_nothing_is_lost(
 ) -> None:
     bootstrap = cluster.bootstrap_servers
     config = {"bootstrap.servers": bootstrap}
-    env = {**os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap, "PYTHONPATH": str(ROOT),
-           "ECHO_INPUT": "hosts-in", "ECHO_OUTPUT": "hosts-out", "ECHO_GROUP": "hosts",
-           "ECHO_PARTITIONS": str(PARTITIONS), "ECHO_DELAY_MS": "3",
-           "STREAMKIT_KAFKA_CONSUMER_SESSION_TIMEOUT_MS": "6000"}  # fmt: skip
+    env = {
+        **os.environ,
+        "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap,
+        "PYTHONPATH": str(ROOT),
+        "ECHO_INPUT": "hosts-in",
+        "ECHO_OUTPUT": "hosts-out",
+        "ECHO_GROUP": "hosts",
+        "ECHO_PARTITIONS": str(PARTITIONS),
+        "ECHO_DELAY_MS": "3",
+        "STREAMKIT_KAFKA_CONSUMER_SESSION_TIMEOUT_MS": "6000",
+    }
     create_app_topics("tests.integration.apps.echo", env)
     runs = [network.run(host, WORKER, env=env, cwd=ROOT) for host in network.hosts]
     # No admin requests here: librdkafka's admin client aborted this process (an
@@ -84,8 +99,10 @@ def test_a_dead_host_s_partitions_move_to_the_others_and_nothing_is_lost(
     done = [orjson.loads(m.value()) for m in read_all(config, "hosts-out")]
     assert {d["n"] for d in done} == set(range(RECORDS))  # nothing lost
     assert len({d["pid"] for d in done} - killed) == 2  # the two survivors did the rest
-    print(f"host {dead.address} killed ({len(killed)} processes); its partitions done by the "
-          f"others {recovered:.1f}s later; {len(done) - RECORDS} duplicates")  # fmt: skip
+    print(
+        f"host {dead.address} killed ({len(killed)} processes); its partitions done by the "
+        f"others {recovered:.1f}s later; {len(done) - RECORDS} duplicates"
+    )
 
 
 def _caught_up(config: dict[str, str]) -> bool:

@@ -157,8 +157,9 @@ def test_redrive_round_trip_and_a_record_failing_again_is_parked(poison: Poison)
     assert shown.returncode == 0, shown.stderr
     docs = [orjson.loads(line) for line in shown.stdout.splitlines()]
     assert len(docs) == 4
-    base = poison.cli("dlq", "show", "--app", "tests.integration.apps.poison", "--error",
-                      "Exception")  # fmt: skip
+    base = poison.cli(
+        "dlq", "show", "--app", "tests.integration.apps.poison", "--error", "Exception"
+    )
     assert base.returncode == 0, base.stderr
     assert len(base.stdout.splitlines()) == 1 + 4  # a base class matches its subclasses
     assert {d["value"]["kind"] for d in docs} == {"fixable", "reject"}

@@ -82,14 +82,23 @@ def test_json_logs_name_the_record_and_secrets_never_appear(echo: EchoSetup) -> 
     }
     echo.produce(50)
     run = echo.start(
-        "--log-format", "json", "--log-level", "debug",
-        ECHO_DLQ="1", ECHO_POISON_N="7", STREAMKIT_KAFKA_DEBUG="conf,generic", **sentinels,
-    )  # fmt: skip
+        "--log-format",
+        "json",
+        "--log-level",
+        "debug",
+        ECHO_DLQ="1",
+        ECHO_POISON_N="7",
+        STREAMKIT_KAFKA_DEBUG="conf,generic",
+        **sentinels,
+    )
     created = subprocess.run(
         [*echo.command("topics", "create", "tests.integration.apps.echo")],
         env=echo.env(ECHO_DLQ="1", **sentinels),
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert created.returncode == 0, created.stderr
     dlq = f"{echo.group}-{echo.input}-dlq"
     wait_for(lambda: len(echo.read(dlq, 1, timeout=2)) == 1, 90, "the poison dead-lettered")
@@ -105,9 +114,13 @@ def test_json_logs_name_the_record_and_secrets_never_appear(echo: EchoSetup) -> 
     assert any(d["logger"] == "streamkit.kafka" for d in docs)  # librdkafka's own debug lines
     failing = subprocess.run(
         [*echo.command("produce", "no-such-topic-zz")],
-        input="{}\n", env=echo.env(**sentinels), capture_output=True, text=True, timeout=60,
+        input="{}\n",
+        env=echo.env(**sentinels),
+        capture_output=True,
+        text=True,
+        timeout=60,
         check=False,
-    )  # fmt: skip
+    )
     dlq_headers = b"".join(v or b"" for msg in echo.read_raw(dlq) for _, v in (msg.headers() or []))
     everything = err + created.stdout + created.stderr + failing.stdout + failing.stderr
     for secret in ("sentinel-sasl-6f1d", "sentinel-sslkey-93ab", "sentinel-registry-51c0"):

@@ -99,10 +99,19 @@ def test_shadow_replay_leaves_the_group_alone_and_writes_the_same_bytes_twice(
     targets = [f"{echo.output}-shadow-a", f"{echo.output}-shadow-b"]
     for target in targets:
         run = _cli(
-            echo, "replay", "shadow", "--app", app,
-            "--from", _iso(T0 + HOUR_MS), "--until", _iso(T0 + 2 * HOUR_MS),
-            "--to-topic", target, ECHO_PID="0",
-        )  # fmt: skip
+            echo,
+            "replay",
+            "shadow",
+            "--app",
+            app,
+            "--from",
+            _iso(T0 + HOUR_MS),
+            "--until",
+            _iso(T0 + 2 * HOUR_MS),
+            "--to-topic",
+            target,
+            ECHO_PID="0",
+        )
         assert run.returncode == 0, run.stderr
         assert "read 100 records" in run.stdout
         assert f"{echo.output}: 100 → {target}" in run.stdout
@@ -120,8 +129,9 @@ def test_shadow_replay_leaves_the_group_alone_and_writes_the_same_bytes_twice(
     assert first == second  # byte-identical, partition and offset included
     assert {orjson.loads(m[3])["n"] for m in first} == set(range(100, 200))
 
-    empty = _cli(echo, "replay", "shadow", "--app", app, "--from", _iso(T0 + 5 * HOUR_MS),
-                 "--discard")  # fmt: skip
+    empty = _cli(
+        echo, "replay", "shadow", "--app", app, "--from", _iso(T0 + 5 * HOUR_MS), "--discard"
+    )
     assert empty.returncode == 1
     assert "nothing to replay" in empty.stderr
     naive = _cli(echo, "replay", "reset", "--app", app, "--to-datetime", "2026-01-01T01:00:00")
@@ -155,8 +165,12 @@ def test_reset_moves_the_apps_repartition_topics_to_their_end(
     # As Kafka Streams' reset tool does with internal topics: the inputs reprocessed route
     # their records into the repartition topics again.
     tag = uuid.uuid4().hex[:8]
-    env = {**os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": kafka_bootstrap, "JOIN_TAG": tag,
-           "PYTHONPATH": str(ROOT)}  # fmt: skip
+    env = {
+        **os.environ,
+        "STREAMKIT_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "JOIN_TAG": tag,
+        "PYTHONPATH": str(ROOT),
+    }
     app = "tests.integration.apps.joins"
     made = create_app_topics(app, env)
     admin = admin_client(kafka_config)
@@ -169,10 +183,14 @@ def test_reset_moves_the_apps_repartition_topics_to_their_end(
         assert producer.flush(30) == 0
         alter_committed(admin, f"join-{tag}", {(orders, 0): 30, (routed, 0): 30})
         plan = subprocess.run(
-            [sys.executable, "-m", "streamkit", "replay", "reset", "--app", app,
-             "--to-earliest"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+            [sys.executable, "-m", "streamkit", "replay", "reset", "--app", app, "--to-earliest"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
             check=False,
-        )  # fmt: skip
+        )
         assert plan.returncode == 0, plan.stderr
         lines = {tuple(line.split()[:2]): line.split()[2:] for line in plan.stdout.splitlines()}
         assert lines[(orders, "0")] == ["30", "0", "30"]  # current, new, to reprocess

@@ -117,9 +117,13 @@ class EchoSetup:
         self, topic: str, enough: Callable[[list[dict[str, Any]]], bool], timeout: float
     ) -> list[dict[str, Any]]:
         consumer = Consumer(
-            {**self.config, "group.id": f"reader-{uuid.uuid4().hex}", "enable.auto.commit": False,
-             "auto.offset.reset": "earliest"}
-        )  # fmt: skip
+            {
+                **self.config,
+                "group.id": f"reader-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+            }
+        )
         consumer.subscribe([topic])
         records: list[dict[str, Any]] = []
         deadline = time.monotonic() + timeout

@@ -25,9 +25,18 @@ def test_a_burst_scales_up_then_down_to_zero_and_new_records_wake_a_worker(
 ) -> None:
     port = free_ports(4)  # the first of 4 ports: the supervisor, then a worker each
     run = echo.start(
-        "--autoscale", "0..3", "--lag-per-worker", "200", "--cooldown", "4s",
-        "--commit-interval", "0.2", "--http-port", str(port), ECHO_DELAY_MS="4",
-    )  # fmt: skip
+        "--autoscale",
+        "0..3",
+        "--lag-per-worker",
+        "200",
+        "--cooldown",
+        "4s",
+        "--commit-interval",
+        "0.2",
+        "--http-port",
+        str(port),
+        ECHO_DELAY_MS="4",
+    )
     wait_for(lambda: scrape(port, "streamkit_autoscale_lag") == 0, 60, "a first measurement")
     assert scrape(port, "streamkit_autoscale_workers") == 0  # nothing to do: no worker
 

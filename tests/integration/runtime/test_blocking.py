@@ -39,8 +39,11 @@ def test_a_second_hold_at_a_later_offset_keeps_the_earlier_position(
     task = engine.open_task((topic, 0))
     seen: list[int] = []
     try:
-        wait_for(lambda: bool(seen.extend(m.offset() for m in engine.next_batch(0.5)) or seen),
-                 30, "the first records")  # fmt: skip
+        wait_for(
+            lambda: bool(seen.extend(m.offset() for m in engine.next_batch(0.5)) or seen),
+            30,
+            "the first records",
+        )
         # Two failed deliveries of one partition: offset 3 reported first, then 7.
         task.hold_at(3, 0.2)
         task.hold_at(7, 0.2)
@@ -53,8 +56,11 @@ def test_a_second_hold_at_a_later_offset_keeps_the_earlier_position(
         assert task.hold is None
         assert engine.blocked_partitions == 0
         again: list[int] = []
-        wait_for(lambda: bool(again.extend(m.offset() for m in engine.next_batch(0.5)) or again),
-                 30, "the records after the hold")  # fmt: skip
+        wait_for(
+            lambda: bool(again.extend(m.offset() for m in engine.next_batch(0.5)) or again),
+            30,
+            "the records after the hold",
+        )
         assert again[0] == 3  # not 7: offsets 3-6 are processed again
     finally:
         engine.consumer.close()

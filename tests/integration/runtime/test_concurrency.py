@@ -53,9 +53,11 @@ def _run(
     AppClient(app, Settings(bootstrap_servers=bootstrap)).create_topics()
     rebalances = Rebalances()
     worker = KafkaWorker(
-        app, settings=Settings(bootstrap_servers=bootstrap),
-        options=WorkerOptions(commit_interval=0.2, **options), middleware=[rebalances],
-    )  # fmt: skip
+        app,
+        settings=Settings(bootstrap_servers=bootstrap),
+        options=WorkerOptions(commit_interval=0.2, **options),
+        middleware=[rebalances],
+    )
     thread = threading.Thread(target=worker.run, daemon=True)
     thread.start()
     return worker, thread, rebalances
@@ -80,17 +82,23 @@ def _produce(config: dict[str, Any], topic: str, count: int, keys: int) -> None:
 
 
 def _all_committed(config: dict[str, Any], app: App, topic: str, count: int) -> bool:
-    return sum(max(0, o) for o in committed_offsets(config, app.group_id, topic,
-                                                    PARTITIONS).values()) == count  # fmt: skip
+    return (
+        sum(max(0, o) for o in committed_offsets(config, app.group_id, topic, PARTITIONS).values())
+        == count
+    )
 
 
 @pytest.mark.parametrize(
     ("kind", "ordering"), [("async", "key"), ("sync", "partition"), ("sync", "unordered")]
 )
 def test_order_holds_under_concurrency_with_random_delays(
-    kafka_bootstrap: str, kafka_config: dict[str, Any], topic_factory: TopicFactory,
-    stopped: list[Any], kind: str, ordering: str,
-) -> None:  # fmt: skip
+    kafka_bootstrap: str,
+    kafka_config: dict[str, Any],
+    topic_factory: TopicFactory,
+    stopped: list[Any],
+    kind: str,
+    ordering: str,
+) -> None:
     app, source, sink = _app(topic_factory, kafka_bootstrap)
     running, peak, lock = [0], [0], threading.Lock()
 
@@ -139,17 +147,22 @@ def test_order_holds_under_concurrency_with_random_delays(
 
 
 def test_a_retry_holds_only_its_key_and_a_timeout_counts_as_a_failure(
-    kafka_bootstrap: str, kafka_config: dict[str, Any], topic_factory: TopicFactory,
+    kafka_bootstrap: str,
+    kafka_config: dict[str, Any],
+    topic_factory: TopicFactory,
     stopped: list[Any],
-) -> None:  # fmt: skip
+) -> None:
     app, source, sink = _app(topic_factory, kafka_bootstrap, dead_letters=True)
     attempts: dict[int, int] = defaultdict(int)
     log: list[tuple[str, int]] = []
 
     @app.processor(
-        input=source, output=sink, concurrency=20, timeout="300ms",
+        input=source,
+        output=sink,
+        concurrency=20,
+        timeout="300ms",
         retries=RetryPolicy(attempts=3, backoff=0.5, jitter=0),
-    )  # fmt: skip
+    )
     async def call(event: dict[str, Any]) -> dict[str, Any]:
         n = event["n"]
         attempts[n] += 1
@@ -184,9 +197,11 @@ def test_a_retry_holds_only_its_key_and_a_timeout_counts_as_a_failure(
 
 
 def test_a_call_longer_than_max_poll_interval_does_not_rebalance(
-    kafka_bootstrap: str, kafka_config: dict[str, Any], topic_factory: TopicFactory,
+    kafka_bootstrap: str,
+    kafka_config: dict[str, Any],
+    topic_factory: TopicFactory,
     stopped: list[Any],
-) -> None:  # fmt: skip
+) -> None:
     app, source, sink = _app(topic_factory, kafka_bootstrap)
 
     @app.processor(input=source, output=sink, concurrency=4)
@@ -212,18 +227,37 @@ def test_kill_9_with_hundreds_in_flight_loses_nothing(
     source, sink = topic_factory(PARTITIONS, prefix="conc-in"), topic_factory(PARTITIONS)
     group, count, pending = f"conc-{uuid.uuid4().hex[:6]}", 6000, 400
     env = {
-        **os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": kafka_bootstrap, "PYTHONPATH": ROOT,
-        "CONC_INPUT": source, "CONC_OUTPUT": sink, "CONC_GROUP": group,
-        "CONC_PARTITIONS": str(PARTITIONS), "CONC_WIDTH": "200", "CONC_MAX_DELAY_MS": "100",
-    }  # fmt: skip
+        **os.environ,
+        "STREAMKIT_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "PYTHONPATH": ROOT,
+        "CONC_INPUT": source,
+        "CONC_OUTPUT": sink,
+        "CONC_GROUP": group,
+        "CONC_PARTITIONS": str(PARTITIONS),
+        "CONC_WIDTH": "200",
+        "CONC_MAX_DELAY_MS": "100",
+    }
     module = "tests.integration.apps.concurrent"
     subprocess.run(
         [sys.executable, "-m", "streamkit", "topics", "create", module],
-        env=env, cwd=ROOT, check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     _produce(kafka_config, source, count, keys=1000)
-    command = [sys.executable, "-m", "streamkit", "run", module, "--max-pending", str(pending),
-               "--commit-interval", "0.2"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "streamkit",
+        "run",
+        module,
+        "--max-pending",
+        str(pending),
+        "--commit-interval",
+        "0.2",
+    ]
     processes = [subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.PIPE)]
     try:
         wait_for(lambda: len(read_all(kafka_config, sink, stall=5)) >= 1500, 90, "outputs")

@@ -97,10 +97,14 @@ def _by_key(rows: list[tuple[int, Any, Any]]) -> dict[tuple[int, Any], list[Any]
 
 def _letters(rows: list[tuple[int, Any, dict[str, Any]]]) -> list[tuple[Any, ...]]:
     return sorted(
-        (h["__streamkit.error.partition"], h["__streamkit.error.offset"],
-         h["__streamkit.error.processor"], h["__streamkit.error.exception.class.name"])
+        (
+            h["__streamkit.error.partition"],
+            h["__streamkit.error.offset"],
+            h["__streamkit.error.processor"],
+            h["__streamkit.error.exception.class.name"],
+        )
         for _, _, h in rows
-    )  # fmt: skip
+    )
 
 
 def test_driver_worker_and_shadow_replay_give_identical_results(
@@ -122,18 +126,22 @@ def test_driver_worker_and_shadow_replay_give_identical_results(
         for t in outputs
     }
     memory_letters = _letters(
-        [(0, None, {k: (v or b"").decode() for k, v in r.headers()})
-         for r in driver.engine.records(dlq)]
-    )  # fmt: skip
+        [
+            (0, None, {k: (v or b"").decode() for k, v in r.headers()})
+            for r in driver.engine.records(dlq)
+        ]
+    )
     assert memory_letters, "the records include failures"
     assert all(in_memory[t] for t in outputs), "every output topic gets records"
     memory_enriched = _by_key(
         [(r.partition(), r.key(), r.value()) for r in driver.engine.records(concurrent)]
     )
     memory_concurrent_letters = _letters(
-        [(0, None, {k: (v or b"").decode() for k, v in r.headers()})
-         for r in driver.engine.records(concurrent_dlq)]
-    )  # fmt: skip
+        [
+            (0, None, {k: (v or b"").decode() for k, v in r.headers()})
+            for r in driver.engine.records(concurrent_dlq)
+        ]
+    )
     assert memory_enriched, "the concurrent processor writes"
     assert memory_concurrent_letters, "and dead-letters"
 
@@ -155,19 +163,27 @@ def test_driver_worker_and_shadow_replay_give_identical_results(
             worker.request_stop()
             thread.join(timeout=60)
         summary = shadow_replay(
-            app, Settings(bootstrap_servers=kafka_bootstrap), Bound("offset", 0), None,
+            app,
+            Settings(bootstrap_servers=kafka_bootstrap),
+            Bound("offset", 0),
+            None,
             Redirect(suffix=".shadow"),
-        )  # fmt: skip
+        )
         accepted = sum(len(rows) for rows in in_memory[outputs[0]].values())
         assert summary.read == len(_records()) + accepted
 
         def topic_rows(name: str) -> dict[int, list[tuple[Any, Any]]]:
-            return _by_partition([(m.partition(), m.key(), m.value())
-                                  for m in read_all(kafka_config, name)])  # fmt: skip
+            return _by_partition(
+                [(m.partition(), m.key(), m.value()) for m in read_all(kafka_config, name)]
+            )
 
         def letters(name: str) -> list[tuple[Any, ...]]:
-            return _letters([(0, None, {k: (v or b"").decode() for k, v in m.headers()})
-                             for m in read_all(kafka_config, name)])  # fmt: skip
+            return _letters(
+                [
+                    (0, None, {k: (v or b"").decode() for k, v in m.headers()})
+                    for m in read_all(kafka_config, name)
+                ]
+            )
 
         for name in outputs:
             assert topic_rows(name) == in_memory[name], f"worker vs TestDriver: {name}"
@@ -176,8 +192,9 @@ def test_driver_worker_and_shadow_replay_give_identical_results(
         assert letters(f"{dlq}.shadow") == memory_letters
 
         def key_rows(name: str) -> dict[tuple[int, Any], list[Any]]:
-            return _by_key([(m.partition(), m.key(), m.value())
-                            for m in read_all(kafka_config, name)])  # fmt: skip
+            return _by_key(
+                [(m.partition(), m.key(), m.value()) for m in read_all(kafka_config, name)]
+            )
 
         assert key_rows(concurrent) == memory_enriched, "worker vs TestDriver: concurrent"
         assert key_rows(f"{concurrent}.shadow") == memory_enriched, "shadow: concurrent"
@@ -245,9 +262,11 @@ def test_a_queue_worker_and_the_driver_give_the_same_outputs_and_dead_letters(
         driver.engine.append(source, key, value)
     in_memory = sorted((r.partition(), r.key(), r.value()) for r in driver.engine.records(output))
     memory_letters = _letters(
-        [(0, None, {k: (v or b"").decode() for k, v in r.headers()})
-         for r in driver.engine.records(dlq)]
-    )  # fmt: skip
+        [
+            (0, None, {k: (v or b"").decode() for k, v in r.headers()})
+            for r in driver.engine.records(dlq)
+        ]
+    )
     assert in_memory
     assert {letter[3].rpartition(".")[2] for letter in memory_letters} == {
         "ValueError",
@@ -282,9 +301,11 @@ def test_a_queue_worker_and_the_driver_give_the_same_outputs_and_dead_letters(
         )
         assert on_kafka == in_memory
         letters = _letters(
-            [(0, None, {k: (v or b"").decode() for k, v in m.headers()})
-             for m in read_all(kafka_config, dlq)]
-        )  # fmt: skip
+            [
+                (0, None, {k: (v or b"").decode() for k, v in m.headers()})
+                for m in read_all(kafka_config, dlq)
+            ]
+        )
         assert letters == memory_letters
     finally:
         delete_topics(admin, [t.name for t in created])

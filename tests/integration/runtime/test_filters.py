@@ -31,8 +31,7 @@ def test_header_and_event_patterns_keep_records_from_processors(
     def by_header(event: dict[str, Any]) -> dict[str, Any]:
         return {"from": "header", "n": event["n"]}
 
-    @app.processor(input=plain, output=out, concurrency=8,
-                   where={"n": [{"numeric": [">=", 90]}]})  # fmt: skip
+    @app.processor(input=plain, output=out, concurrency=8, where={"n": [{"numeric": [">=", 90]}]})
     async def by_event(event: dict[str, Any]) -> dict[str, Any]:
         return {"from": "event", "n": event["n"]}
 

@@ -42,10 +42,14 @@ class Queue:
         self.config = config
         self.input, self.output, self.group = f"jobs-{tag}", f"done-{tag}", f"jobs-{tag}"
         self.env = {
-            **os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap, "PYTHONPATH": str(ROOT),
-            "QUEUE_INPUT": self.input, "QUEUE_OUTPUT": self.output, "QUEUE_GROUP": self.group,
+            **os.environ,
+            "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap,
+            "PYTHONPATH": str(ROOT),
+            "QUEUE_INPUT": self.input,
+            "QUEUE_OUTPUT": self.output,
+            "QUEUE_GROUP": self.group,
             "QUEUE_PARTITIONS": str(partitions),
-        }  # fmt: skip
+        }
         self.runs = Processes(logs)
 
     def run(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
@@ -73,11 +77,12 @@ class Queue:
     def set_group(self, name: str, value: str) -> None:
         admin = AdminClient(self.config)
         resource = ConfigResource(
-            ResourceType.GROUP, self.group,
+            ResourceType.GROUP,
+            self.group,
             incremental_configs=[
                 ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
             ],
-        )  # fmt: skip
+        )
         admin.incremental_alter_configs([resource])[resource].result(timeout=15)
 
 
@@ -105,9 +110,15 @@ def test_more_workers_than_partitions_all_work_and_a_poison_job_is_dead_lettered
     jobs.produce(1500)
     port = free_ports(4)  # the first of 4 ports: a worker each
     run = jobs.run(
-        "--workers", "4", "--batch-size", "20", "--http-port", str(port),
-        QUEUE_DELAY_MS="12", QUEUE_POISON="7",
-    )  # fmt: skip
+        "--workers",
+        "4",
+        "--batch-size",
+        "20",
+        "--http-port",
+        str(port),
+        QUEUE_DELAY_MS="12",
+        QUEUE_POISON="7",
+    )
     wait_for(lambda: len(jobs.outputs()) >= 1499, 120, "every job but the poison one")
     wait_for(lambda: len(jobs.dead_letters()) >= 1, 60, "the poison job's dead letter")
     produced = sum(_produced(port + i, jobs.output) for i in range(4))
@@ -130,9 +141,13 @@ def test_more_workers_than_partitions_all_work_and_a_poison_job_is_dead_lettered
     assert f"as share group {jobs.group}" in err
     status = subprocess.run(
         [sys.executable, "-m", "streamkit", "status", "--app", APP, "--once"],
-        env={**jobs.env, "COLUMNS": "250"}, cwd=ROOT, capture_output=True, text=True,
-        timeout=60, check=False,
-    )  # fmt: skip
+        env={**jobs.env, "COLUMNS": "250"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert status.returncode == 0, status.stderr
     assert f"share group {jobs.group}: records are acknowledged one by one" in status.stdout
 

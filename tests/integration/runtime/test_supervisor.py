@@ -56,11 +56,22 @@ def test_autoscaling_with_missing_topics_stops_with_exit_code_2_even_at_zero_wor
     echo: EchoSetup,
 ) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "streamkit", "run", "tests.integration.apps.echo",
-         "--autoscale", "0..2"],
-        env=echo.env(ECHO_INPUT="does-not-exist-y"), cwd=ROOT, capture_output=True,
-        text=True, timeout=60, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "streamkit",
+            "run",
+            "tests.integration.apps.echo",
+            "--autoscale",
+            "0..2",
+        ],
+        env=echo.env(ECHO_INPUT="does-not-exist-y"),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 2, done.stderr
     assert "cannot autoscale: topics of group" in done.stderr
     assert "does-not-exist-y" in done.stderr

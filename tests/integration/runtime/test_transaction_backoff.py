@@ -54,10 +54,14 @@ def test_a_committed_transaction_resets_the_partitions_abort_backoff(
         producer.produce(source, orjson.dumps({"n": n}), b"k")
     assert producer.flush(10) == 0
     worker, thread = start_worker(app, kafka_bootstrap)
-    reader = Consumer({
-        **kafka_config, "group.id": f"read-{uuid.uuid4().hex}",
-        "auto.offset.reset": "earliest", "isolation.level": "read_committed",
-    })  # fmt: skip
+    reader = Consumer(
+        {
+            **kafka_config,
+            "group.id": f"read-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+        }
+    )
     reader.subscribe([sink])
     values: list[int] = []
 

@@ -20,9 +20,11 @@ SCHEMAS = Path(__file__).resolve().parents[1] / "apps" / "schemas"
 
 
 def test_pii_fields_are_ciphertext_on_the_wire_and_plaintext_in_the_processor(
-    kafka_bootstrap: str, kafka_config: dict[str, Any], topic_factory: TopicFactory,
+    kafka_bootstrap: str,
+    kafka_config: dict[str, Any],
+    topic_factory: TopicFactory,
     tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     keyset = tmp_path / "keyset.json"
     create_keyset(keyset)
     source, sink = topic_factory(2, prefix="patients"), topic_factory(2, prefix="wards")
@@ -44,8 +46,9 @@ def test_pii_fields_are_ciphertext_on_the_wire_and_plaintext_in_the_processor(
     with AppClient(app, keyed) as client:
         for n in range(20):
             ward = "poison" if n == 7 else f"w{n % 3}"
-            client.send(source, {"id": f"p{n}", "email": f"p{n}@clinic.example", "ward": ward},
-                        key=f"p{n}")  # fmt: skip
+            client.send(
+                source, {"id": f"p{n}", "email": f"p{n}@clinic.example", "ward": ward}, key=f"p{n}"
+            )
         assert client.flush() == 20
     worker = KafkaWorker(app, settings=keyed, options=WorkerOptions(commit_interval=0.2))
     thread = threading.Thread(target=worker.run, daemon=True)

@@ -48,9 +48,14 @@ def orders(secure_kafka: SecureTestBroker) -> dict[str, str]:
 def _run(env: dict[str, str], timeout: float = 45) -> subprocess.CompletedProcess[str]:
     """``streamkit run processors.orders`` expected to stop by itself."""
     return subprocess.run(
-        [sys.executable, "-m", "streamkit", "run", "processors.orders"], env=env, cwd=ROOT,
-        capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "streamkit", "run", "processors.orders"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def test_the_orders_example_runs_over_sasl_ssl_with_only_its_planned_acls(
@@ -66,10 +71,22 @@ def test_the_orders_example_runs_over_sasl_ssl_with_only_its_planned_acls(
     assert producer.flush(30) == 0
     port = free_port()
     worker = subprocess.Popen(
-        [sys.executable, "-m", "streamkit", "run", "processors.orders", "--log-level", "debug",
-         "--http-port", str(port)],
-        env=orders, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "streamkit",
+            "run",
+            "processors.orders",
+            "--log-level",
+            "debug",
+            "--http-port",
+            str(port),
+        ],
+        env=orders,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         with AppClient(app, admin) as client:
             deadline = time.monotonic() + 60
@@ -137,8 +154,12 @@ def test_a_wrong_password_or_an_untrusted_ca_gives_one_clear_line(
 def test_exactly_once_needs_its_transactional_ids_and_says_so(
     secure_kafka: SecureTestBroker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env = {"TOTALS_EOS": "1", "TOTALS_GROUP": "totals-eos", "TOTALS_INPUT": "eos-in",
-           "TOTALS_OUTPUT": "eos-out"}  # fmt: skip
+    env = {
+        "TOTALS_EOS": "1",
+        "TOTALS_GROUP": "totals-eos",
+        "TOTALS_INPUT": "eos-in",
+        "TOTALS_OUTPUT": "eos-out",
+    }
     create_app_topics("tests.integration.apps.totals", {**os.environ, **env, **secure_kafka.env()})
     admin = AdminClient(secure_kafka.config())
     set_scram_user(admin, "totals", SENTINEL)
@@ -159,19 +180,33 @@ def test_exactly_once_needs_its_transactional_ids_and_says_so(
     for acl in [a for a in acls if a.permission.resource != "topic"]:
         delete_acls(admin, [acl])
         try:
-            done = subprocess.run(command, env=user, cwd=ROOT, capture_output=True, text=True,
-                                  timeout=60, check=False)  # fmt: skip
+            done = subprocess.run(
+                command, env=user, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+            )
         finally:
             create_acls(admin, [acl])
         assert done.returncode == 2, (str(acl), done.stderr[-1500:])
         assert f"may not {acl.permission}" in done.stderr, (str(acl), done.stderr[-1500:])
     # The operator reads state from the changelog over TLS too (no state yet: exit 3).
     state = subprocess.run(
-        [sys.executable, "-m", "streamkit", "state", "get", "--app",
-         "tests.integration.apps.totals", "totals", "c-1"],
-        env={**os.environ, **env, **secure_kafka.env()}, cwd=ROOT, capture_output=True,
-        text=True, timeout=60, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "streamkit",
+            "state",
+            "get",
+            "--app",
+            "tests.integration.apps.totals",
+            "totals",
+            "c-1",
+        ],
+        env={**os.environ, **env, **secure_kafka.env()},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert state.returncode == 3, state.stderr[-1500:]
     assert "c-1" in state.stderr + state.stdout
 
@@ -182,9 +217,18 @@ COMMANDS = [
     ["status", "--app", "processors.orders", "--once"],
     ["dlq", "list", "--app", "processors.orders"],
     ["replay", "reset", "--app", "processors.orders", "--to-datetime", "2026-01-01T00:00:00Z"],
-    ["consume", "orders.placed", "--schema", "OrderPlaced", "--from-beginning", "--max", "1",
-     "--timeout", "10"],
-]  # fmt: skip
+    [
+        "consume",
+        "orders.placed",
+        "--schema",
+        "OrderPlaced",
+        "--from-beginning",
+        "--max",
+        "1",
+        "--timeout",
+        "10",
+    ],
+]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c[:2]))
@@ -198,9 +242,13 @@ def test_operator_commands_work_against_the_secured_broker(
             assert client.flush() == 1
     done = subprocess.run(
         [sys.executable, "-m", "streamkit", *command],
-        env={**os.environ, **secure_kafka.env()}, cwd=ROOT, capture_output=True, text=True,
-        timeout=60, check=False,
-    )  # fmt: skip
+        env={**os.environ, **secure_kafka.env()},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-1500:]
     assert done.stdout.strip()
     assert secure_kafka.files.password() not in done.stdout + done.stderr
@@ -230,8 +278,13 @@ def test_an_expired_broker_certificate_gives_one_clear_line(tmp_path: Path) -> N
     try:
         done = subprocess.run(
             [sys.executable, "-m", "streamkit", "topics", "list", "--app", "processors.orders"],
-            env=env, cwd=ROOT, capture_output=True, text=True, timeout=30, check=False,
-        )  # fmt: skip
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
     finally:
         server.close()
     assert done.returncode == 2, done.stderr

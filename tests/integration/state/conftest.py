@@ -54,16 +54,30 @@ class Totals:
     def cli(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "streamkit", *args],
-            env=self.env(**env), cwd=ROOT, capture_output=True, text=True, timeout=120,
+            env=self.env(**env),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
             check=False,
-        )  # fmt: skip
+        )
 
     def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
         return self.runs.start(
-            [sys.executable, "-m", "streamkit", "run", APP, "--batch-size", "100",
-             "--commit-interval", "0.3", *args],
+            [
+                sys.executable,
+                "-m",
+                "streamkit",
+                "run",
+                APP,
+                "--batch-size",
+                "100",
+                "--commit-interval",
+                "0.3",
+                *args,
+            ],
             self.env(**env),
-        )  # fmt: skip
+        )
 
     def stop(self, process: subprocess.Popen[bytes]) -> tuple[int, str]:
         return self.runs.stop(process, 90)
@@ -72,8 +86,9 @@ class Totals:
         """Members of the app's consumer group now (-1: the coordinator cannot say)."""
         admin = admin_client(self.config)
         try:
-            return len(admin.describe_consumer_groups([self.group])[self.group]
-                       .result(timeout=10).members)  # fmt: skip
+            return len(
+                admin.describe_consumer_groups([self.group])[self.group].result(timeout=10).members
+            )
         except KafkaException:
             return -1
 

@@ -35,9 +35,14 @@ def test_the_same_event_id_twice_runs_the_side_effect_once_even_across_restarts(
     }
     cli = [sys.executable, "-m", "streamkit"]
     created = subprocess.run(
-        [*cli, "topics", "create", APP], env=env, cwd=ROOT, capture_output=True, text=True,
-        timeout=60, check=False,
-    )  # fmt: skip
+        [*cli, "topics", "create", APP],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert created.returncode == 0, created.stderr
     producer = Producer(kafka_config)
 
@@ -61,9 +66,11 @@ def test_the_same_event_id_twice_runs_the_side_effect_once_even_across_restarts(
 
     def run() -> subprocess.Popen[bytes]:
         return subprocess.Popen(
-            [*cli, "run", APP, "--commit-interval", "0.2"], env=env, cwd=ROOT,
+            [*cli, "run", APP, "--commit-interval", "0.2"],
+            env=env,
+            cwd=ROOT,
             stderr=subprocess.PIPE,
-        )  # fmt: skip
+        )
 
     try:
         worker = run()

@@ -30,8 +30,9 @@ def _delete_before(config: dict[str, Any], topic: str, offset: int) -> None:
 
 
 def _reader(config: dict[str, Any], **extra: Any) -> Consumer:
-    return Consumer({**config, "group.id": "deleted-while-read", "enable.auto.commit": False,
-                     **extra})  # fmt: skip
+    return Consumer(
+        {**config, "group.id": "deleted-while-read", "enable.auto.commit": False, **extra}
+    )
 
 
 def test_read_until_reads_on_from_the_new_log_start(

@@ -52,26 +52,41 @@ class Joins:
 
     def env(self) -> dict[str, str]:
         return {
-            **os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": self.bootstrap,
-            "STREAMKIT_STATE_DIR": str(self.state_dir), "JOIN_TAG": self.tag,
-            "JOIN_EOS": "1" if self.eos else "0", "PYTHONPATH": str(ROOT),
+            **os.environ,
+            "STREAMKIT_BOOTSTRAP_SERVERS": self.bootstrap,
+            "STREAMKIT_STATE_DIR": str(self.state_dir),
+            "JOIN_TAG": self.tag,
+            "JOIN_EOS": "1" if self.eos else "0",
+            "PYTHONPATH": str(ROOT),
             "STREAMKIT_KAFKA_CONSUMER_SESSION_TIMEOUT_MS": "6000",
             "STREAMKIT_KAFKA_PRODUCER_TRANSACTION_TIMEOUT_MS": "15000",
-        }  # fmt: skip
+        }
 
     def start(self) -> subprocess.Popen[bytes]:
         return self.runs.start(
-            [sys.executable, "-m", "streamkit", "run", APP, "--batch-size", "20",
-             "--commit-interval", "0.3", "--restart-backoff", "0.2"],
+            [
+                sys.executable,
+                "-m",
+                "streamkit",
+                "run",
+                APP,
+                "--batch-size",
+                "20",
+                "--commit-interval",
+                "0.3",
+                "--restart-backoff",
+                "0.2",
+            ],
             self.env(),
-        )  # fmt: skip
+        )
 
     def send(self, records: list[Record]) -> None:
         producer = Producer({**self.config, "enable.idempotence": True, "linger.ms": 5})
         for side, n, key, t, via in records:
             topic = self.topic("orders" if side == "o" else "payments")
-            producer.produce(topic, orjson.dumps({"n": n, "key": key}), f"r{via}".encode(),
-                             timestamp=t)  # fmt: skip
+            producer.produce(
+                topic, orjson.dumps({"n": n, "key": key}), f"r{via}".encode(), timestamp=t
+            )
         assert producer.flush(30) == 0
         self.sent += records
 
@@ -79,16 +94,20 @@ class Joins:
         isolation = "read_committed" if self.eos else "read_uncommitted"
         return [
             (doc["o"], doc["p"])
-            for doc in (orjson.loads(m.value() or b"null")
-                        for m in read_all(self.config, self.topic(how), isolation=isolation))
-        ]  # fmt: skip
+            for doc in (
+                orjson.loads(m.value() or b"null")
+                for m in read_all(self.config, self.topic(how), isolation=isolation)
+            )
+        ]
 
     def late(self, how: str) -> list[int]:
         """The ``n`` of every record in the late topic of the ``how`` join."""
         topic = f"join-{self.tag}-paid-{how}-late"
         isolation = "read_committed" if self.eos else "read_uncommitted"
-        return [orjson.loads(m.value())["event"]["n"]
-                for m in read_all(self.config, topic, isolation=isolation)]  # fmt: skip
+        return [
+            orjson.loads(m.value())["event"]["n"]
+            for m in read_all(self.config, topic, isolation=isolation)
+        ]
 
 
 def _traffic(first: int, count: int, seed: int, late: int = 0) -> list[Record]:
@@ -119,8 +138,12 @@ def _oracle(sent: list[Record], how: str) -> set[tuple[int | None, int | None]]:
     late = _late(sent)
     orders = [(n, k, t) for s, n, k, t, _ in sent if s == "o" and n not in late]
     payments = [(n, k, t) for s, n, k, t, _ in sent if s == "p" and n not in late]
-    pairs = {(o, p) for o, ko, to in orders for p, kp, tp in payments
-             if ko == kp and abs(to - tp) <= WITHIN}  # fmt: skip
+    pairs = {
+        (o, p)
+        for o, ko, to in orders
+        for p, kp, tp in payments
+        if ko == kp and abs(to - tp) <= WITHIN
+    }
     found: set[tuple[int | None, int | None]] = set(pairs)
     if how in ("left", "outer"):
         found |= {(o, None) for o, _, _ in orders if all(o != a for a, _ in pairs)}
@@ -136,8 +159,14 @@ def joins(
     kafka_config: dict[str, Any],
     tmp_path: Path,
 ) -> Iterator[Joins]:
-    setup = Joins(kafka_bootstrap, kafka_config, uuid.uuid4().hex[:8], tmp_path / "state",
-                  request.param, Processes(tmp_path))  # fmt: skip
+    setup = Joins(
+        kafka_bootstrap,
+        kafka_config,
+        uuid.uuid4().hex[:8],
+        tmp_path / "state",
+        request.param,
+        Processes(tmp_path),
+    )
     made = create_app_topics(APP, setup.env())
     yield setup
     setup.runs.stop_all(timeout=60)

@@ -43,20 +43,34 @@ class Patterns:
 
     def env(self) -> dict[str, str]:
         return {
-            **os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": self.bootstrap,
-            "STREAMKIT_STATE_DIR": str(self.state_dir), "PAT_TAG": self.tag,
-            "PAT_EOS": "1" if self.eos else "0", "PYTHONPATH": str(ROOT),
+            **os.environ,
+            "STREAMKIT_BOOTSTRAP_SERVERS": self.bootstrap,
+            "STREAMKIT_STATE_DIR": str(self.state_dir),
+            "PAT_TAG": self.tag,
+            "PAT_EOS": "1" if self.eos else "0",
+            "PYTHONPATH": str(ROOT),
             "STREAMKIT_KAFKA_CONSUMER_SESSION_TIMEOUT_MS": "6000",
             "STREAMKIT_KAFKA_PRODUCER_TRANSACTION_TIMEOUT_MS": "15000",
             "PAT_TIMEOUT": "20s",  # longer than a recovery: no group times out for the kill
-        }  # fmt: skip
+        }
 
     def start(self) -> subprocess.Popen[bytes]:
         return self.runs.start(
-            [sys.executable, "-m", "streamkit", "run", APP, "--batch-size", "20",
-             "--commit-interval", "0.3", "--restart-backoff", "0.2"],
+            [
+                sys.executable,
+                "-m",
+                "streamkit",
+                "run",
+                APP,
+                "--batch-size",
+                "20",
+                "--commit-interval",
+                "0.3",
+                "--restart-backoff",
+                "0.2",
+            ],
             self.env(),
-        )  # fmt: skip
+        )
 
     def send(self, topic: str, records: list[tuple[str, Any]]) -> None:
         producer = Producer({**self.config, "enable.idempotence": True, "linger.ms": 5})
@@ -67,17 +81,27 @@ class Patterns:
     def read(self, topic: str, suffix: str = "") -> list[tuple[str, Any]]:
         isolation = "read_committed" if self.eos else "read_uncommitted"
         name = self.topic(topic) + suffix
-        return [((m.key() or b"").decode(), orjson.loads(m.value() or b"null"))
-                for m in read_all(self.config, name, isolation=isolation)]  # fmt: skip
+        return [
+            ((m.key() or b"").decode(), orjson.loads(m.value() or b"null"))
+            for m in read_all(self.config, name, isolation=isolation)
+        ]
 
 
 @pytest.fixture(params=[False, True], ids=["at-least-once", "exactly-once"])
 def patterns(
-    request: pytest.FixtureRequest, kafka_bootstrap: str, kafka_config: dict[str, Any],
+    request: pytest.FixtureRequest,
+    kafka_bootstrap: str,
+    kafka_config: dict[str, Any],
     tmp_path: Path,
-) -> Iterator[Patterns]:  # fmt: skip
-    setup = Patterns(kafka_bootstrap, kafka_config, uuid.uuid4().hex[:8], tmp_path / "state",
-                     eos=request.param, runs=Processes(tmp_path))  # fmt: skip
+) -> Iterator[Patterns]:
+    setup = Patterns(
+        kafka_bootstrap,
+        kafka_config,
+        uuid.uuid4().hex[:8],
+        tmp_path / "state",
+        eos=request.param,
+        runs=Processes(tmp_path),
+    )
     made = create_app_topics(APP, setup.env())
     yield setup
     setup.runs.stop_all(timeout=60)
@@ -87,8 +111,10 @@ def patterns(
 def _orders(first: int, last: int) -> dict[str, list[tuple[str, Any]]]:
     """Orders ``first..last-1`` (keyed by order id), a payment for two in three (keyed by
     payment id), a stock answer for one in two (keyed by product)."""
-    orders = [(f"o{n}", {"id": f"o{n}", "customer": f"c{n % CUSTOMERS}", "amount": n})
-              for n in range(first, last)]  # fmt: skip
+    orders = [
+        (f"o{n}", {"id": f"o{n}", "customer": f"c{n % CUSTOMERS}", "amount": n})
+        for n in range(first, last)
+    ]
     payments = [(f"pay{n}", {"id": f"o{n}", "amount": n}) for n in range(first, last) if n % 3]
     stock = [(f"sku{n % 4}", {"id": f"o{n}", "ok": True}) for n in range(first, last) if n % 2 == 0]
     return {"orders": orders, "payments": payments, "stock": stock}
@@ -96,24 +122,34 @@ def _orders(first: int, last: int) -> dict[str, list[tuple[str, Any]]]:
 
 def test_tables_gather_join_and_rekeying_hold_across_a_kill_9(patterns: Patterns) -> None:
     patterns.send("regions", [(f"r{r}", {"name": f"region {r}"}) for r in range(3)])
-    patterns.send("customers", [
-        (f"c{c}", {"id": f"c{c}", "tier": f"tier{c % 2}", "region": f"r{c % 3}"})
-        for c in range(CUSTOMERS)
-    ])  # fmt: skip
+    patterns.send(
+        "customers",
+        [
+            (f"c{c}", {"id": f"c{c}", "tier": f"tier{c % 2}", "region": f"r{c % 3}"})
+            for c in range(CUSTOMERS)
+        ],
+    )
     run = patterns.start()
     for topic, records in _orders(0, ORDERS // 2).items():
         patterns.send(topic, records)
-    wait_for(lambda: len({v["id"] for _, v in patterns.read("enriched")}) >= 10, 90,
-             "the first orders enriched")  # fmt: skip
+    wait_for(
+        lambda: len({v["id"] for _, v in patterns.read("enriched")}) >= 10,
+        90,
+        "the first orders enriched",
+    )
     (worker,) = children_of(run.pid)
     os.kill(worker, signal.SIGKILL)  # groups pending, tables and stores to restore
     for topic, records in _orders(ORDERS // 2, ORDERS).items():
         patterns.send(topic, records)
     ids = {f"o{n}" for n in range(ORDERS)}
-    wait_for(lambda: {v["id"] for _, v in patterns.read("decisions")} == ids, 180,
-             "a decision for every order")  # fmt: skip
-    wait_for(lambda: {v["id"] for _, v in patterns.read("enriched")} == ids, 60,
-             "every order enriched")  # fmt: skip
+    wait_for(
+        lambda: {v["id"] for _, v in patterns.read("decisions")} == ids,
+        180,
+        "a decision for every order",
+    )
+    wait_for(
+        lambda: {v["id"] for _, v in patterns.read("enriched")} == ids, 60, "every order enriched"
+    )
 
     # Enriched from both tables, restored after the kill: the same answers.
     for _, v in patterns.read("enriched"):
@@ -127,16 +163,20 @@ def test_tables_gather_join_and_rekeying_hold_across_a_kill_9(patterns: Patterns
         decisions[v["id"]].append(v)
     names = {t: patterns.topic(t) for t in ("orders", "payments", "stock")}
     for n in range(ORDERS):
-        parts = sorted(names[t] for t, on in (("orders", True), ("payments", n % 3 != 0),
-                                              ("stock", n % 2 == 0)) if on)  # fmt: skip
+        parts = sorted(
+            names[t]
+            for t, on in (("orders", True), ("payments", n % 3 != 0), ("stock", n % 2 == 0))
+            if on
+        )
         expected = {"id": f"o{n}", "complete": len(parts) == 3, "parts": parts}
         assert all(d == expected for d in decisions[f"o{n}"]), decisions[f"o{n}"]
         if patterns.eos:
             assert len(decisions[f"o{n}"]) == 1
     # The join: each order with a payment, once per pair.
     paid = {v["id"]: v for _, v in patterns.read("paid")}
-    assert paid == {f"o{n}": {"id": f"o{n}", "amount": n, "paid": n}
-                    for n in range(ORDERS) if n % 3}  # fmt: skip
+    assert paid == {
+        f"o{n}": {"id": f"o{n}", "amount": n, "paid": n} for n in range(ORDERS) if n % 3
+    }
     # Re-keyed totals: the last total of each customer is the fold of its orders.
     last = dict(patterns.read("totals"))
     for c in range(CUSTOMERS):
@@ -146,11 +186,28 @@ def test_tables_gather_join_and_rekeying_hold_across_a_kill_9(patterns: Patterns
         return
     # A shadow replay of the enrichment reads the tables too, and answers the same.
     replayed = subprocess.run(
-        [sys.executable, "-m", "streamkit", "replay", "shadow", "--app", APP,
-         "--topic", patterns.topic("by-customer"), "--from", "0",
-         "--to-topic", patterns.topic("replayed")],
-        env=patterns.env(), cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "streamkit",
+            "replay",
+            "shadow",
+            "--app",
+            APP,
+            "--topic",
+            patterns.topic("by-customer"),
+            "--from",
+            "0",
+            "--to-topic",
+            patterns.topic("replayed"),
+        ],
+        env=patterns.env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert replayed.returncode == 0, replayed.stderr
     again = patterns.read("replayed")
     assert sorted(v["id"] for _, v in again) == sorted(
@@ -160,10 +217,26 @@ def test_tables_gather_join_and_rekeying_hold_across_a_kill_9(patterns: Patterns
     # A shadow replay of the whole app runs its topology (the gather, the join, the
     # re-keyed totals: hops through repartition topics) on the replayed records' time.
     whole = subprocess.run(
-        [sys.executable, "-m", "streamkit", "replay", "shadow", "--app", APP, "--from", "0",
-         "--suffix", ".r"],
-        env=patterns.env(), cwd=ROOT, capture_output=True, text=True, timeout=180, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "streamkit",
+            "replay",
+            "shadow",
+            "--app",
+            APP,
+            "--from",
+            "0",
+            "--suffix",
+            ".r",
+        ],
+        env=patterns.env(),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert whole.returncode == 0, whole.stderr
     created = next(line for line in whole.stdout.splitlines() if line.startswith("created "))
     replayed_topics = created.removeprefix("created ").split(", ")

@@ -55,23 +55,38 @@ class Windows:
 
     def env(self, **extra: str) -> dict[str, str]:
         return {
-            **os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": self.bootstrap,
+            **os.environ,
+            "STREAMKIT_BOOTSTRAP_SERVERS": self.bootstrap,
             "STREAMKIT_STATE_DIR": str(self.state_dir),
             "STREAMKIT_KAFKA_CONSUMER_SESSION_TIMEOUT_MS": "6000",
             "STREAMKIT_KAFKA_PRODUCER_TRANSACTION_TIMEOUT_MS": "15000",
-            "WIN_GROUP": self.group, "WIN_VIEWS": self.topic("views"),
-            "WIN_COUNTS": self.topic("counts"), "WIN_ORDERS": self.topic("orders"),
-            "WIN_REMINDERS": self.topic("reminders"), "WIN_OPEN": self.topic("open"),
+            "WIN_GROUP": self.group,
+            "WIN_VIEWS": self.topic("views"),
+            "WIN_COUNTS": self.topic("counts"),
+            "WIN_ORDERS": self.topic("orders"),
+            "WIN_REMINDERS": self.topic("reminders"),
+            "WIN_OPEN": self.topic("open"),
             "WIN_PARTITIONS": str(self.partitions),
-            "PYTHONPATH": str(ROOT), **extra,
-        }  # fmt: skip
+            "PYTHONPATH": str(ROOT),
+            **extra,
+        }
 
     def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
         return self.runs.start(
-            [sys.executable, "-m", "streamkit", "run", APP, "--batch-size", "50",
-             "--commit-interval", "0.3", *args],
+            [
+                sys.executable,
+                "-m",
+                "streamkit",
+                "run",
+                APP,
+                "--batch-size",
+                "50",
+                "--commit-interval",
+                "0.3",
+                *args,
+            ],
             self.env(**env),
-        )  # fmt: skip
+        )
 
     def send_views(self, count: int, seed: int) -> None:
         """``count`` views, ~1 s of event time apart, one in eight 5-20 s behind."""
@@ -82,8 +97,12 @@ class Windows:
             t += 1000
             at = t - (5000 + (n * 13) % 15_000 if n % 8 == 7 else 0)
             self.sent.append((page, at, n))
-            producer.produce(self.topic("views"), orjson.dumps({"page": page, "n": n}),
-                             page.encode(), timestamp=at)  # fmt: skip
+            producer.produce(
+                self.topic("views"),
+                orjson.dumps({"page": page, "n": n}),
+                page.encode(),
+                timestamp=at,
+            )
         assert producer.flush(30) == 0
 
     def results(self) -> list[tuple[str, int, int, int]]:
@@ -100,8 +119,10 @@ class Windows:
     def late_records(self) -> list[int]:
         """The ``n`` of each record in the late topic."""
         topic = f"{self.group}-per-minute-late"
-        return [orjson.loads(m.value())["n"]
-                for m in read_all(self.config, topic, isolation="read_committed")]  # fmt: skip
+        return [
+            orjson.loads(m.value())["n"]
+            for m in read_all(self.config, topic, isolation="read_committed")
+        ]
 
     def oracle(self) -> tuple[dict[tuple[str, int, int], int], set[int]]:
         """The windows' counts and the late records, by the rules: a record is late when
@@ -163,8 +184,10 @@ def _all_closed(windows: Windows, timeout: float = 120) -> None:
         if not missing:
             return
         if time.monotonic() > deadline:
-            pytest.fail(f"after {timeout:.0f}s, no result for {sorted(missing)[:5]} "
-                        f"({len(missing)} of {len(expected)} windows)")  # fmt: skip
+            pytest.fail(
+                f"after {timeout:.0f}s, no result for {sorted(missing)[:5]} "
+                f"({len(missing)} of {len(expected)} windows)"
+            )
         time.sleep(0.3)
 
 
@@ -220,13 +243,19 @@ def test_timers_set_before_a_kill_fire_after_the_restart_once(windows: Windows) 
     run = windows.start(WIN_EOS="1", WIN_TIMER_S="4")
     producer = Producer({**windows.config, "enable.idempotence": True})
     for n in range(40):
-        producer.produce(windows.topic("orders"), orjson.dumps({"id": f"o{n}", "n": n}),
-                         f"o{n}".encode())  # fmt: skip
+        producer.produce(
+            windows.topic("orders"), orjson.dumps({"id": f"o{n}", "n": n}), f"o{n}".encode()
+        )
     assert producer.flush(30) == 0
     changelogs = [f"{windows.group}-{name}-timers-changelog" for name in ("placed", "opened")]
-    wait_for(lambda: all(len(read_all(windows.config, changelog, isolation="read_committed"))
-                         >= 40 for changelog in changelogs),
-             60, "every timer set (in the changelogs)")  # fmt: skip
+    wait_for(
+        lambda: all(
+            len(read_all(windows.config, changelog, isolation="read_committed")) >= 40
+            for changelog in changelogs
+        ),
+        60,
+        "every timer set (in the changelogs)",
+    )
     (worker,) = children_of(run.pid)
     os.kill(worker, signal.SIGKILL)  # before any timer is due
 
@@ -240,8 +269,11 @@ def test_timers_set_before_a_kill_fire_after_the_restart_once(windows: Windows) 
 
     assert fired() == []
     assert expired() == []
-    wait_for(lambda: len(fired()) >= 40 and len(expired()) >= 40, 90,
-             "every timer fired after the restart")  # fmt: skip
+    wait_for(
+        lambda: len(fired()) >= 40 and len(expired()) >= 40,
+        90,
+        "every timer fired after the restart",
+    )
     assert sorted(fired()) == list(range(40))  # each once (exactly once)
     assert sorted(expired()) == list(range(40))  # each order's state, once
     code, err = windows.runs.stop(run, 90)
@@ -254,8 +286,9 @@ def test_a_keys_windows_answer_state_get_and_http_in_a_time_range(windows: Windo
     producer = Producer({**windows.config, "enable.idempotence": True})
     # Two views in the first minute, one in the next: within grace, both windows stay open.
     for n, at in enumerate((T0 + 1000, T0 + 2000, T0 + MINUTE + 1000)):
-        producer.produce(windows.topic("views"), orjson.dumps({"page": "p1", "n": n}), b"p1",
-                         timestamp=at)  # fmt: skip
+        producer.produce(
+            windows.topic("views"), orjson.dumps({"page": "p1", "n": n}), b"p1", timestamp=at
+        )
     assert producer.flush(30) == 0
     both = [
         {"start": T0, "end": T0 + MINUTE, "value": 2, "closed": False},
@@ -277,10 +310,25 @@ def test_a_keys_windows_answer_state_get_and_http_in_a_time_range(windows: Windo
 
     def cli(*extra: str) -> Any:
         got = subprocess.run(
-            [sys.executable, "-m", "streamkit", "state", "get", "--app", APP, "per-minute", "p1",
-             *extra], env=windows.env(), cwd=ROOT, capture_output=True, text=True, timeout=60,
+            [
+                sys.executable,
+                "-m",
+                "streamkit",
+                "state",
+                "get",
+                "--app",
+                APP,
+                "per-minute",
+                "p1",
+                *extra,
+            ],
+            env=windows.env(),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
             check=False,
-        )  # fmt: skip
+        )
         return orjson.loads(got.stdout) if got.returncode == 0 else None
 
     wait_for(lambda: cli() == both, 60, "both windows from the changelog")

@@ -50,10 +50,21 @@ class Flow:
 
     def start(self, **env: str) -> subprocess.Popen[bytes]:
         return self.runs.start(
-            [sys.executable, "-m", "streamkit", "run", APP, "--batch-size", "50",
-             "--commit-interval", "0.3", "--restart-backoff", "0.2"],
+            [
+                sys.executable,
+                "-m",
+                "streamkit",
+                "run",
+                APP,
+                "--batch-size",
+                "50",
+                "--commit-interval",
+                "0.3",
+                "--restart-backoff",
+                "0.2",
+            ],
             {**self.env, **env},
-        )  # fmt: skip
+        )
 
     def send(self, topic: str, values: list[dict[str, Any]]) -> None:
         producer = Producer({**self.config, "enable.idempotence": True, "linger.ms": 5})
@@ -63,14 +74,21 @@ class Flow:
 
     def read(self, topic: str) -> list[tuple[str, Any]]:
         isolation = "read_committed" if self.eos else "read_uncommitted"
-        return [((m.key() or b"").decode(), orjson.loads(m.value() or b"null"))
-                for m in read_all(self.config, self.topic(topic), isolation=isolation)]  # fmt: skip
+        return [
+            ((m.key() or b"").decode(), orjson.loads(m.value() or b"null"))
+            for m in read_all(self.config, self.topic(topic), isolation=isolation)
+        ]
 
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "streamkit", *args, "--app", APP], env=self.env, cwd=ROOT,
-            capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
+            [sys.executable, "-m", "streamkit", *args, "--app", APP],
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
 
 def _flow(
@@ -78,11 +96,16 @@ def _flow(
 ) -> Flow:
     tag = uuid.uuid4().hex[:8]
     env = {
-        **os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap, "STREAMKIT_STATE_DIR": str(state),
-        "WF_TAG": tag, "WF_EOS": "1" if eos else "0", "WF_WAIT": wait, "PYTHONPATH": str(ROOT),
+        **os.environ,
+        "STREAMKIT_BOOTSTRAP_SERVERS": bootstrap,
+        "STREAMKIT_STATE_DIR": str(state),
+        "WF_TAG": tag,
+        "WF_EOS": "1" if eos else "0",
+        "WF_WAIT": wait,
+        "PYTHONPATH": str(ROOT),
         "STREAMKIT_KAFKA_CONSUMER_SESSION_TIMEOUT_MS": "6000",
         "STREAMKIT_KAFKA_PRODUCER_TRANSACTION_TIMEOUT_MS": "15000",
-    }  # fmt: skip
+    }
     return Flow(config, env, tag, eos, Processes(logs))
 
 
@@ -181,15 +204,21 @@ def test_waits_time_out_after_a_restart_and_operators_see_the_instances(flows: A
     assert shown.returncode == 0, shown.stderr
     w7 = orjson.loads(shown.stdout)
     assert (w7["status"], w7["step"], w7["waiting"]["event"]) == (
-        "waiting", "approval", flow.topic("approvals"))  # fmt: skip
+        "waiting",
+        "approval",
+        flow.topic("approvals"),
+    )
     assert [h.get("step") for h in w7["history"]] == [None, "reserve", "approval"]
     # No worker runs while the waits' timeouts pass; their timers fire after the restart.
     wait_for(lambda: time.time() > waited_from + 5, 10, "the timeouts to pass")
     flow.start()
     flow.send("approvals", [{"id": "w14", "by": "late"}])  # after its timeout: ignored
     ends: dict[str, dict[str, Any]] = {}
-    wait_for(lambda: ends.update(dict(flow.read("done"))) or len(ends) == 3, 90,
-             "all three instances to end")  # fmt: skip
+    wait_for(
+        lambda: ends.update(dict(flow.read("done"))) or len(ends) == 3,
+        90,
+        "all three instances to end",
+    )
     assert ends["w1"]["status"] == "completed"
     for key in ("w7", "w14"):
         assert ends[key]["status"] == "compensated"
@@ -198,8 +227,7 @@ def test_waits_time_out_after_a_restart_and_operators_see_the_instances(flows: A
         )
         assert ends[key]["ended"] >= waited_from * 1000
     listed = flow.cli("workflow", "list", "--state", "compensated", "--json")
-    assert sorted(orjson.loads(line)["id"] for line in listed.stdout.splitlines()) == [
-        "w14", "w7"]  # fmt: skip
+    assert sorted(orjson.loads(line)["id"] for line in listed.stdout.splitlines()) == ["w14", "w7"]
     missing = flow.cli("workflow", "show", "nope")
     assert missing.returncode == 3
     assert "workflow orders has no instance 'nope'" in missing.stderr
@@ -239,8 +267,11 @@ def test_answers_written_while_no_worker_runs_win_over_the_timeouts_after_the_re
     wait_for(lambda: time.time() * 1000 > max(deadlines) + 5_000, 60, "the deadlines to pass")
     flow.start()
     ends: dict[str, dict[str, Any]] = {}
-    wait_for(lambda: ends.update(dict(flow.read("done"))) or len(ends) == 4, 90,
-             "all four instances to end")  # fmt: skip
+    wait_for(
+        lambda: ends.update(dict(flow.read("done"))) or len(ends) == 4,
+        90,
+        "all four instances to end",
+    )
     assert {key: end["status"] for key, end in ends.items()} == {
         "w7": "completed",
         "w21": "completed",

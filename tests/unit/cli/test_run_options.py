@@ -47,9 +47,14 @@ def test_a_bad_workflow_is_refused_before_kafka_is_asked(tmp_path: Path) -> None
     )
     env = {**os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": "127.0.0.1:1"}  # nothing listens
     done = subprocess.run(
-        [sys.executable, "-m", "streamkit", "run", "badflow"], cwd=tmp_path, env=env,
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "streamkit", "run", "badflow"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 1
     assert done.stderr.strip() == (
         "error: workflow loop: step(s) a, b are in a cycle without an exit (no path from them "

@@ -11,9 +11,11 @@ def test_long_topic_names_wrap_instead_of_being_cut() -> None:
     prefix = "orders.payments.settlement-reconciliation-events-"
     topics = [f"{prefix}europe-west", f"{prefix}europe-east"]
     status = GroupStatus(
-        group="g", state="STABLE", members={"worker-1@host": [(t, 0) for t in topics]},
+        group="g",
+        state="STABLE",
+        members={"worker-1@host": [(t, 0) for t in topics]},
         partitions=[PartitionStatus(t, 0, "worker-1@host", 5, 9) for t in topics],
-    )  # fmt: skip
+    )
     console = Console(width=80, record=True)
     console.print(_render(status))
     text = console.export_text()

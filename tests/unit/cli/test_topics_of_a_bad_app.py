@@ -41,19 +41,28 @@ def relay(event: dict) -> dict:
 @pytest.mark.parametrize("command", ["list", "describe", "create"])
 @pytest.mark.parametrize(
     ("source", "words"),
-    [(UNDECLARED, "uses topic nowhere, which app bad does not declare"),
-     (UNKNOWN_CONTRACT, "NoSuchContract")],
+    [
+        (UNDECLARED, "uses topic nowhere, which app bad does not declare"),
+        (UNKNOWN_CONTRACT, "NoSuchContract"),
+    ],
     ids=["undeclared-topic", "unknown-contract"],
-)  # fmt: skip
+)
 def test_a_bad_app_is_one_clear_line(tmp_path: Path, command: str, source: str, words: str) -> None:
     (tmp_path / "badapp.py").write_text(source)
     (tmp_path / "schemas").mkdir()
     done = subprocess.run(
         [sys.executable, "-m", "streamkit", "topics", command, "badapp"],
-        env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}",
-             "STREAMKIT_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"},
-        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        env={
+            **os.environ,
+            "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}",
+            "STREAMKIT_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
+        },
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode != 0
     assert "Traceback" not in done.stderr

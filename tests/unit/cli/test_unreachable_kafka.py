@@ -37,8 +37,13 @@ def test_an_unreachable_broker_is_one_clear_line_and_exit_2(command: list[str]) 
     done = subprocess.run(
         [sys.executable, "-m", "streamkit", *command],
         env={**os.environ, "STREAMKIT_BOOTSTRAP_SERVERS": address, "PYTHONPATH": str(ROOT)},
-        cwd=ROOT, input="", capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        cwd=ROOT,
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     took = time.monotonic() - started
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert done.returncode == 2, done.stderr

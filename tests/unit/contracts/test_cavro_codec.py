@@ -18,14 +18,15 @@ def _value(schema: Any, rng: random.Random, named: dict[str, Any]) -> Any:  # no
     """A random value of a (fastavro-parsed) schema."""
     if isinstance(schema, str):
         primitives = {
-            "null": lambda: None, "boolean": lambda: rng.random() < 0.5,
+            "null": lambda: None,
+            "boolean": lambda: rng.random() < 0.5,
             "int": lambda: rng.randint(-(2**31), 2**31 - 1),
             "long": lambda: rng.randint(-(2**63), 2**63 - 1),
             "float": lambda: float(rng.randint(-1000, 1000)) / 4,
             "double": lambda: rng.uniform(-1e9, 1e9),
             "string": lambda: "".join(rng.choice("aé€z0 ") for _ in range(rng.randint(0, 12))),
             "bytes": lambda: bytes(rng.randrange(256) for _ in range(rng.randint(0, 8))),
-        }  # fmt: skip
+        }
         return primitives[schema]() if schema in primitives else _value(named[schema], rng, named)
     if isinstance(schema, list):
         return _value(rng.choice(schema), rng, named)
@@ -45,9 +46,14 @@ def _value(schema: Any, rng: random.Random, named: dict[str, Any]) -> Any:  # no
 
 @pytest.mark.parametrize(
     ("directory", "name"),
-    [("benchmarks/schemas", "BenchEvent"), ("benchmarks/schemas", "BenchResult"),
-     ("schemas", "CheckResult"), ("schemas", "OrderDecision"), ("schemas", "CustomerProfile")],
-)  # fmt: skip
+    [
+        ("benchmarks/schemas", "BenchEvent"),
+        ("benchmarks/schemas", "BenchResult"),
+        ("schemas", "CheckResult"),
+        ("schemas", "OrderDecision"),
+        ("schemas", "CustomerProfile"),
+    ],
+)
 def test_cavro_writes_and_reads_what_fastavro_does(directory: str, name: str) -> None:
     repository = SchemaRepository.from_directory(ROOT / directory)
     fast, slow = AvroSerde(repository, name), AvroSerde(repository, name, fast=False)

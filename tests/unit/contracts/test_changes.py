@@ -27,8 +27,14 @@ from streamkit.testing import TestDriver
 
 KEY = b'{"id": 1}'
 SOURCE = {"db": "shop", "schema": "public", "table": "products", "lsn": 2260448, "txId": 771}
-PAYLOAD = {"before": {"id": 1, "stock": 10}, "after": {"id": 1, "stock": 9}, "source": SOURCE,
-           "op": "u", "ts_ms": 1700000000000, "transaction": None}  # fmt: skip
+PAYLOAD = {
+    "before": {"id": 1, "stock": 10},
+    "after": {"id": 1, "stock": 9},
+    "source": SOURCE,
+    "op": "u",
+    "ts_ms": 1700000000000,
+    "transaction": None,
+}
 
 
 def test_an_envelope_with_or_without_its_schema_is_a_typed_change() -> None:
@@ -42,8 +48,9 @@ def test_an_envelope_with_or_without_its_schema_is_a_typed_change() -> None:
         assert not change.is_delete
 
 
-@pytest.mark.parametrize(("code", "op"), [("c", "create"), ("r", "read"), ("d", "delete"),
-                                          ("t", "truncate")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("code", "op"), [("c", "create"), ("r", "read"), ("d", "delete"), ("t", "truncate")]
+)
 def test_each_op_code_is_named(code: str, op: str) -> None:
     change = parse_change({**PAYLOAD, "op": code, "after": None if code == "d" else {"id": 1}})
     assert change.op == op
@@ -53,10 +60,24 @@ def test_each_op_code_is_named(code: str, op: str) -> None:
 
 
 def test_flattened_rows_are_understood() -> None:
-    flat = parse_change({"id": 1, "stock": 9, "__op": "u", "__table": "products",
-                         "__lsn": 42, "__source_ts_ms": 7, "__deleted": "false"})  # fmt: skip
+    flat = parse_change(
+        {
+            "id": 1,
+            "stock": 9,
+            "__op": "u",
+            "__table": "products",
+            "__lsn": 42,
+            "__source_ts_ms": 7,
+            "__deleted": "false",
+        }
+    )
     assert (flat.op, flat.after, flat.table, flat.lsn, flat.flattened) == (
-        "update", {"id": 1, "stock": 9}, "products", 42, True)  # fmt: skip
+        "update",
+        {"id": 1, "stock": 9},
+        "products",
+        42,
+        True,
+    )
     gone = parse_change({"id": 1, "stock": 9, "__op": "d", "__deleted": "true"})
     assert (gone.op, gone.before, gone.after) == ("delete", {"id": 1, "stock": 9}, None)
     assert parse_change({"id": 1}).op == "upsert"  # no added fields: nothing more is known
@@ -92,19 +113,28 @@ def test_avro_records_are_read_by_their_writer_schema_from_the_registry() -> Non
         "name": "Value",
         "fields": [{"name": "id", "type": "int"}, {"name": "stock", "type": "int"}],
     }
-    schema = {"type": "record", "name": "Envelope", "namespace": "shop.public.products",
-              "fields": [{"name": "before", "type": ["null", value]},
-                         {"name": "after", "type": ["null", "Value"]},
-                         {"name": "op", "type": "string"},
-                         {"name": "ts_ms", "type": ["null", "long"]}]}  # fmt: skip
+    schema = {
+        "type": "record",
+        "name": "Envelope",
+        "namespace": "shop.public.products",
+        "fields": [
+            {"name": "before", "type": ["null", value]},
+            {"name": "after", "type": ["null", "Value"]},
+            {"name": "op", "type": "string"},
+            {"name": "ts_ms", "type": ["null", "long"]},
+        ],
+    }
 
     client = registry_client("mock://cdc-test")
     schema_id = client.register_schema(
         "shop.public.products-value", Schema(orjson.dumps(schema).decode(), "AVRO")
     )
     body = io.BytesIO()
-    schemaless_writer(body, parse_schema(schema), {"before": None, "after": {"id": 1, "stock": 3},
-                                                   "op": "c", "ts_ms": 5})  # fmt: skip
+    schemaless_writer(
+        body,
+        parse_schema(schema),
+        {"before": None, "after": {"id": 1, "stock": 3}, "op": "c", "ts_ms": 5},
+    )
     record = b"\x00" + struct.pack(">I", schema_id) + body.getvalue()
     change = ChangeSerde(registry_reader(client), "debezium+avro").decode(record)
     assert (change.op, change.after) == ("create", {"id": 1, "stock": 3})
@@ -116,8 +146,13 @@ def test_avro_records_are_read_by_their_writer_schema_from_the_registry() -> Non
 
 def test_json_is_held_to_its_avro_contract_both_ways() -> None:
     repo = SchemaRepository()
-    repo.add_schema({"type": "record", "name": "Placed", "fields": [
-        {"name": "order_id", "type": "string"}, {"name": "quantity", "type": "int"}]})  # fmt: skip
+    repo.add_schema(
+        {
+            "type": "record",
+            "name": "Placed",
+            "fields": [{"name": "order_id", "type": "string"}, {"name": "quantity", "type": "int"}],
+        }
+    )
     serde = JsonContractSerde(repo, "Placed")
     assert serde.decode(b'{"order_id": "o1", "quantity": 2}') == {"order_id": "o1", "quantity": 2}
     with pytest.raises(ContractError, match=r"field Placed\.extra is not in it"):

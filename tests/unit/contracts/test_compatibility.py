@@ -16,12 +16,18 @@ V1: dict[str, Any] = {
         {"name": "id", "type": "string"},
         {"name": "amount", "type": "int"},
         {"name": "note", "type": "string", "default": ""},
-        {"name": "line", "type": {"type": "record", "name": "Line", "fields": [
-            {"name": "sku", "type": "string"}]}},
+        {
+            "name": "line",
+            "type": {
+                "type": "record",
+                "name": "Line",
+                "fields": [{"name": "sku", "type": "string"}],
+            },
+        },
         {"name": "lines", "type": {"type": "array", "items": "Line"}},
         {"name": "status", "type": {"type": "enum", "name": "Status", "symbols": ["NEW", "PAID"]}},
     ],
-}  # fmt: skip
+}
 
 
 def _with(**changes: Any) -> dict[str, Any]:
@@ -68,8 +74,11 @@ def test_type_promotions_and_changes() -> None:
 
 
 def test_nested_records_arrays_and_named_references_are_checked() -> None:
-    line = {"type": "record", "name": "Line", "fields": [
-        {"name": "sku", "type": "string"}, {"name": "qty", "type": "int"}]}  # fmt: skip
+    line = {
+        "type": "record",
+        "name": "Line",
+        "fields": [{"name": "sku", "type": "string"}, {"name": "qty", "type": "int"}],
+    }
     new = _with(retype={"line": line})
     paths = {p.path for p in check(new, [V1], Level.BACKWARD)}
     assert paths == {"Order.line.qty"}

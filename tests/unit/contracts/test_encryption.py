@@ -22,23 +22,33 @@ from streamkit.contracts.encryption import (
 from streamkit.errors import ConfigError, ContractError, SerializationError
 
 CUSTOMER = {
-    "type": "record", "name": "Customer", "namespace": "t",
+    "type": "record",
+    "name": "Customer",
+    "namespace": "t",
     "fields": [
         {"name": "id", "type": "string"},
         {"name": "email", "type": "string", "confluent:tags": ["PII"]},
-        {"name": "phone", "type": ["null", "string"], "default": None,
-         "confluent:tags": ["PII"]},
-        {"name": "address", "type": {"type": "record", "name": "Address", "fields": [
-            {"name": "city", "type": "string"},
-            {"name": "street", "type": "bytes", "confluent:tags": ["PII"]},
-            {"name": "postcode", "type": "string", "confluent:tags": ["PII"]},
-        ]}},
+        {"name": "phone", "type": ["null", "string"], "default": None, "confluent:tags": ["PII"]},
+        {
+            "name": "address",
+            "type": {
+                "type": "record",
+                "name": "Address",
+                "fields": [
+                    {"name": "city", "type": "string"},
+                    {"name": "street", "type": "bytes", "confluent:tags": ["PII"]},
+                    {"name": "postcode", "type": "string", "confluent:tags": ["PII"]},
+                ],
+            },
+        },
     ],
-}  # fmt: skip
+}
 VALUE = {
-    "id": "c-1", "email": "ada@example.org", "phone": None,
+    "id": "c-1",
+    "email": "ada@example.org",
+    "phone": None,
     "address": {"city": "Berlin", "street": b"Unter den Linden 1", "postcode": "10117"},
-}  # fmt: skip
+}
 
 
 def _repository(tmp_path: Path, schema: Any = CUSTOMER) -> SchemaRepository:
@@ -63,8 +73,11 @@ def _serde(tmp_path: Path, keyset: Path | None) -> Any:
 def test_tagged_fields_are_found_nested_and_a_tagged_long_is_refused(tmp_path: Path) -> None:
     contract = _repository(tmp_path).get("t.Customer")
     assert sensitive_fields(contract.schema_json, contract.name) == [
-        ("email",), ("phone",), ("address", "street"), ("address", "postcode"),
-    ]  # fmt: skip
+        ("email",),
+        ("phone",),
+        ("address", "street"),
+        ("address", "postcode"),
+    ]
     bad = {**CUSTOMER, "fields": [{"name": "age", "type": "long", "confluent:tags": ["PII"]}]}
     with pytest.raises(ContractError, match="field age is tagged PII but is long"):
         sensitive_fields(orjson.dumps(bad).decode(), "t.Customer")
@@ -133,8 +146,11 @@ def test_a_keyset_encrypted_with_a_kms_key_loads_through_the_registered_client(
     tink.register_kms_client(fake_kms.FakeKmsClient(uri))
     data_keys = tink.new_keyset_handle(aead.aead_key_templates.AES256_GCM)
     path = tmp_path / "keyset.enc.json"
-    path.write_text(tink.json_proto_keyset_format.serialize_encrypted(
-        data_keys, master.primitive(aead.Aead), b""))  # fmt: skip
+    path.write_text(
+        tink.json_proto_keyset_format.serialize_encrypted(
+            data_keys, master.primitive(aead.Aead), b""
+        )
+    )
     primitive = load_aead(str(path), uri)
     assert primitive is not None
     assert primitive.decrypt(primitive.encrypt(b"x", b"ad"), b"ad") == b"x"

@@ -25,8 +25,9 @@ class Flaky:
         self.metadata_requests += 1
         leader = 1 if self.metadata_requests > self.leader_after else 2  # 2: the dead one
         partitions = {p: SimpleNamespace(leader=leader) for p in range(8)}
-        return SimpleNamespace(topics={topic: SimpleNamespace(partitions=partitions)},
-                               brokers={1: "live"})  # fmt: skip
+        return SimpleNamespace(
+            topics={topic: SimpleNamespace(partitions=partitions)}, brokers={1: "live"}
+        )
 
     def get_watermark_offsets(self, tp: TopicPartition, timeout: float) -> tuple[int, int]:
         self.calls += 1
@@ -37,8 +38,9 @@ class Flaky:
 
 
 def test_a_moving_leader_is_waited_for_and_asked_once_the_metadata_names_a_live_one() -> None:
-    consumer = Flaky([KafkaError._UNKNOWN_PARTITION, KafkaError.NOT_LEADER_FOR_PARTITION],
-                     leader_after=2)  # fmt: skip
+    consumer = Flaky(
+        [KafkaError._UNKNOWN_PARTITION, KafkaError.NOT_LEADER_FOR_PARTITION], leader_after=2
+    )
     assert watermarks(consumer, "t", 0) == (3, 42)  # type: ignore[arg-type]
     assert consumer.calls == 3
     assert consumer.metadata_requests == 4  # twice the dead leader, then a live one twice

@@ -14,10 +14,15 @@ from streamkit.observability.metrics import PrometheusMetrics, WorkerCollector
 
 def test_the_http_server_binds_loopback_by_default() -> None:
     worker = SimpleNamespace(
-        app=SimpleNamespace(name="a"), options=SimpleNamespace(worker_id="0"), assigned=set(),
-        blocked_partitions=0, last_poll=time.monotonic(), lag={}, concurrency_stats={},
+        app=SimpleNamespace(name="a"),
+        options=SimpleNamespace(worker_id="0"),
+        assigned=set(),
+        blocked_partitions=0,
+        last_poll=time.monotonic(),
+        lag={},
+        concurrency_stats={},
         unmatched={},
-    )  # fmt: skip
+    )
     server = WorkerHttpServer(worker, PrometheusMetrics("a", "0"), 0)  # type: ignore[arg-type]
     try:
         assert server.httpd.server_address[0] == "127.0.0.1"
@@ -34,10 +39,15 @@ def test_streamkit_run_documents_the_loopback_default() -> None:
 
 def test_the_worker_shows_concurrent_calls_and_records_kept_by_patterns() -> None:
     worker = SimpleNamespace(
-        app=SimpleNamespace(name="a"), options=SimpleNamespace(worker_id="0"), assigned=set(),
-        blocked_partitions=0, last_poll=time.monotonic(), lag={},
-        concurrency_stats={"send": (200, 1500)}, unmatched={"send": 7},
-    )  # fmt: skip
+        app=SimpleNamespace(name="a"),
+        options=SimpleNamespace(worker_id="0"),
+        assigned=set(),
+        blocked_partitions=0,
+        last_poll=time.monotonic(),
+        lag={},
+        concurrency_stats={"send": (200, 1500)},
+        unmatched={"send": 7},
+    )
     gauges = {m.name: m.samples for m in WorkerCollector(worker).collect()}  # type: ignore[arg-type]
     (calls,) = gauges["streamkit_concurrent_calls"]
     (pending,) = gauges["streamkit_concurrent_pending"]

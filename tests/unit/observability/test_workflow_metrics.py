@@ -22,20 +22,31 @@ def test_step_calls_are_counted_by_step_and_outcome() -> None:
         (s.labels["step"], s.labels["outcome"]): s.value
         for family in text_string_to_metric_families(metrics.exposition().decode())
         if family.name == "streamkit_workflow_steps"
-        for s in family.samples if s.name == "streamkit_workflow_steps_total"
-    }  # fmt: skip
+        for s in family.samples
+        if s.name == "streamkit_workflow_steps_total"
+    }
     assert samples == {
-        ("start", "started"): 2, ("reserve_stock", "completed"): 2,
-        ("approval", "skipped"): 2, ("charge_payment", "completed"): 1,
-        ("charge_payment", "failed"): 1, ("ship", "completed"): 1,
-        ("reserve_stock.compensation", "compensated"): 1, ("end", "completed"): 1,
+        ("start", "started"): 2,
+        ("reserve_stock", "completed"): 2,
+        ("approval", "skipped"): 2,
+        ("charge_payment", "completed"): 1,
+        ("charge_payment", "failed"): 1,
+        ("ship", "completed"): 1,
+        ("reserve_stock.compensation", "compensated"): 1,
+        ("end", "completed"): 1,
         ("end", "compensated"): 1,
-    }  # fmt: skip
+    }
     counts = {
         s.labels["step"]: s.value
         for family in text_string_to_metric_families(metrics.exposition().decode())
         if family.name == "streamkit_workflow_step_duration_seconds"
-        for s in family.samples if s.name.endswith("_count")
-    }  # fmt: skip
-    assert counts == {"reserve_stock": 2, "approval": 2, "charge_payment": 2, "ship": 1,
-                      "reserve_stock.compensation": 1}  # fmt: skip
+        for s in family.samples
+        if s.name.endswith("_count")
+    }
+    assert counts == {
+        "reserve_stock": 2,
+        "approval": 2,
+        "charge_payment": 2,
+        "ship": 1,
+        "reserve_stock.compensation": 1,
+    }

@@ -270,18 +270,26 @@ def test_a_secure_broker_demands_tls_scram_and_acls_and_keeps_its_password_priva
 
 def test_a_cluster_node_names_its_quorum_and_replicates_three_times(tmp_path: Path) -> None:
     config = LocalBrokerConfig(
-        data_dir=tmp_path, cache_dir=tmp_path, port=19093, node_id=2, replication=3,
-        voters="1@127.0.0.1:5001,2@127.0.0.1:5002,3@127.0.0.1:5003", cluster_id="abc",
-    )  # fmt: skip
+        data_dir=tmp_path,
+        cache_dir=tmp_path,
+        port=19093,
+        node_id=2,
+        replication=3,
+        voters="1@127.0.0.1:5001,2@127.0.0.1:5002,3@127.0.0.1:5003",
+        cluster_id="abc",
+    )
     props = dict(
         line.split("=", 1) for line in render_properties(config, 5002).splitlines() if line
     )
     assert props["node.id"] == "2"
     assert props["controller.quorum.voters"] == "1@127.0.0.1:5001,2@127.0.0.1:5002,3@127.0.0.1:5003"
     assert props["listeners"] == "PLAINTEXT://127.0.0.1:19093,CONTROLLER://127.0.0.1:5002"
-    for key in ("default.replication.factor", "offsets.topic.replication.factor",
-                "transaction.state.log.replication.factor",
-                "share.coordinator.state.topic.replication.factor"):  # fmt: skip
+    for key in (
+        "default.replication.factor",
+        "offsets.topic.replication.factor",
+        "transaction.state.log.replication.factor",
+        "share.coordinator.state.topic.replication.factor",
+    ):
         assert props[key] == "3", key
     assert props["min.insync.replicas"] == "2"
     assert props["transaction.state.log.min.isr"] == "2"

@@ -15,11 +15,18 @@ def test_mermaid_names_every_step_wait_timeout_and_compensation() -> None:
     text = mermaid(fulfilment.flow)
     lines = text.splitlines()
     assert lines[0] == "stateDiagram-v2"
-    for edge in ("[*] --> reserve_stock", "reserve_stock --> approval",
-                 "approval --> charge_payment: fulfilment.approvals",
-                 "approval --> charge_payment: skipped", "approval --> escalate: timeout",
-                 "escalate --> manager_approval", "manager_approval --> compensating: timeout",
-                 "charge_payment --> ship", "ship --> [*]", "compensating --> [*]"):  # fmt: skip
+    for edge in (
+        "[*] --> reserve_stock",
+        "reserve_stock --> approval",
+        "approval --> charge_payment: fulfilment.approvals",
+        "approval --> charge_payment: skipped",
+        "approval --> escalate: timeout",
+        "escalate --> manager_approval",
+        "manager_approval --> compensating: timeout",
+        "charge_payment --> ship",
+        "ship --> [*]",
+        "compensating --> [*]",
+    ):
         assert f"    {edge}" in lines
     assert "    note right of compensating: undoes reserve_stock" in lines
 

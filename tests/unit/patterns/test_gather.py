@@ -19,8 +19,15 @@ def _orders(on_timeout: str = "partial", complete_when: Any = None) -> App:
         app.topic(name, partitions=2)
     app.topic("decisions", partitions=3)
 
-    @app.gather(inputs=CHECKS, correlate="order_id", output="decisions", timeout="30s",
-                on_timeout=on_timeout, complete_when=complete_when, retain="1h")  # fmt: skip
+    @app.gather(
+        inputs=CHECKS,
+        correlate="order_id",
+        output="decisions",
+        timeout="30s",
+        on_timeout=on_timeout,
+        complete_when=complete_when,
+        retain="1h",
+    )
     def decide(parts: dict[str, Any], complete: bool) -> dict[str, Any]:
         order_id = next(iter(parts.values()))["order_id"]
         ok = complete and all(p["ok"] for p in parts.values())
@@ -118,8 +125,11 @@ def test_a_part_written_before_the_deadline_counts_however_late_it_is_read() -> 
     driver.send("payments.ok", {"order_id": "o7", "ok": True})
     opened = driver.now
     _written_unread(driver, "stock.ok", {"order_id": "o7", "ok": True}, opened + 20_000)
-    (task,) = [t for t in driver.engine.tasks.values() if t.state is not None
-               and t.state.get("decide", "o7", 0) is not None]  # fmt: skip
+    (task,) = [
+        t
+        for t in driver.engine.tasks.values()
+        if t.state is not None and t.state.get("decide", "o7", 0) is not None
+    ]
     assert not task.wall_due(opened + 40_000)  # the router's input is not read yet
     driver.advance(40, clock="wall")
     assert driver.values("decisions") == [

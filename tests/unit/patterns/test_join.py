@@ -21,8 +21,15 @@ def _app(how: str, within: str = "1m", grace: str | None = None) -> App:
     app.topic("payments", partitions=2)
     app.topic("paid", partitions=3)
 
-    @app.join(left="orders", right="payments", on="order_id", within=within, how=how,
-              grace=grace, output="paid")  # fmt: skip
+    @app.join(
+        left="orders",
+        right="payments",
+        on="order_id",
+        within=within,
+        how=how,
+        grace=grace,
+        output="paid",
+    )
     def paid(order: dict[str, Any] | None, payment: dict[str, Any] | None) -> dict[str, Any]:
         return {"o": order and order["n"], "p": payment and payment["n"]}
 
@@ -56,8 +63,12 @@ def test_an_inner_join_gives_every_pair_within_the_window_once(seed: int) -> Non
             late.add(event["n"])
             continue
         for other_topic, other, ot in seen:
-            if other_topic != topic and other["order_id"] == event["order_id"] \
-                    and abs(ot - t) <= WITHIN_MS and ot + WITHIN_MS >= stream[p]:  # fmt: skip
+            if (
+                other_topic != topic
+                and other["order_id"] == event["order_id"]
+                and abs(ot - t) <= WITHIN_MS
+                and ot + WITHIN_MS >= stream[p]
+            ):
                 pair = (event, other) if topic == "orders" else (other, event)
                 expected.add((pair[0]["n"], pair[1]["n"]))
         seen.append((topic, event, t))

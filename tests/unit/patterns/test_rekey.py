@@ -25,8 +25,9 @@ def _app(keyed_by: str | None = None) -> App:
         state = state or {"orders": 0, "spent": 0}
         return {"orders": state["orders"] + 1, "spent": state["spent"] + order["amount"]}
 
-    @app.window(input="orders", store="customer-minutes", key="customer", size="1m",
-                output="per-minute")  # fmt: skip
+    @app.window(
+        input="orders", store="customer-minutes", key="customer", size="1m", output="per-minute"
+    )
     def per_minute(count: int | None, order: dict[str, Any]) -> int:
         return (count or 0) + 1
 
@@ -36,15 +37,18 @@ def _app(keyed_by: str | None = None) -> App:
 def test_an_aggregate_over_records_keyed_by_something_else_equals_the_fold_per_field() -> None:
     driver = TestDriver(_app())
     rng = random.Random(3)
-    orders = [{"n": n, "customer": f"c{rng.randrange(7)}", "amount": rng.randrange(1, 50)}
-              for n in range(300)]  # fmt: skip
+    orders = [
+        {"n": n, "customer": f"c{rng.randrange(7)}", "amount": rng.randrange(1, 50)}
+        for n in range(300)
+    ]
     for order in orders:
         driver.send("orders", order, key=f"order-{order['n']}", timestamp=T0 + order["n"] * 100)
     for customer in {o["customer"] for o in orders}:
         mine = [o for o in orders if o["customer"] == customer]
         assert driver.state("per-customer", customer) == {
-            "orders": len(mine), "spent": sum(o["amount"] for o in mine),
-        }  # fmt: skip
+            "orders": len(mine),
+            "spent": sum(o["amount"] for o in mine),
+        }
     assert driver.dead_letters() == []
     # Redelivered (a crash before the commit), the repartition topic's records or the
     # source's (the router then writes them again, at new offsets): nothing is folded twice.

@@ -15,12 +15,16 @@ from streamkit.testing import TestDriver
 def _shop(form: str = "left", global_: bool = False, partitions: int = 3) -> App:
     app = App("shop")
     app.topic("orders", partitions=3)
-    app.topic("customers", partitions=partitions, config={"cleanup.policy": "compact"},
-              keyed_by="id")  # fmt: skip
+    app.topic(
+        "customers", partitions=partitions, config={"cleanup.policy": "compact"}, keyed_by="id"
+    )
     app.topic("enriched", partitions=3)
     customers = app.table("customers", topic="customers", key="id", global_=global_)
-    lookup = {"table": customers, "left": customers.left(on="customer"),
-              "inner": customers.inner(on="customer")}[form]  # fmt: skip
+    lookup = {
+        "table": customers,
+        "left": customers.left(on="customer"),
+        "inner": customers.inner(on="customer"),
+    }[form]
 
     @app.processor(input="orders", output="enriched", tables=[lookup])
     def enrich(order: dict[str, Any], found: Any) -> dict[str, Any]:
@@ -40,8 +44,10 @@ def test_a_left_lookup_gives_the_row_or_none_and_table_updates_never_trigger(for
     driver.send("customers", {"id": "c1", "tier": "silver"}, key="c1")
     driver.send("orders", {"n": 3, "customer": "c1"}, key="c1")
     assert [(v["n"], v["tier"]) for v in driver.values("enriched")] == [
-        (1, "gold"), (2, None), (3, "silver"),
-    ]  # fmt: skip
+        (1, "gold"),
+        (2, None),
+        (3, "silver"),
+    ]
 
 
 def test_an_inner_lookup_skips_events_without_a_row_and_a_tombstone_deletes_it() -> None:
@@ -70,8 +76,11 @@ def test_a_processor_must_take_one_argument_per_table() -> None:
     app.topic("orders")
     app.topic("customers")
     customers = app.table("customers", topic="customers")
-    with pytest.raises(ConfigError, match=r"must take \(event, customers\) or \(event, "
-                                          r"customers, ctx\), not 1 parameters"):  # fmt: skip
+    with pytest.raises(
+        ConfigError,
+        match=r"must take \(event, customers\) or \(event, "
+        r"customers, ctx\), not 1 parameters",
+    ):
 
         @app.processor(input="orders", tables=[customers])
         def enrich(order: dict[str, Any]) -> None: ...
@@ -89,8 +98,11 @@ def test_a_partitioned_table_keyed_by_a_field_needs_its_topic_keyed_by_it() -> N
     @app.processor(input="orders", tables=[customers.left(on="customer")])
     def enrich(order: dict[str, Any], customer: Any) -> None: ...
 
-    with pytest.raises(ConfigError, match="table customers is keyed by field 'id' but its topic "
-                                          "customers is not declared keyed_by it"):  # fmt: skip
+    with pytest.raises(
+        ConfigError,
+        match="table customers is keyed by field 'id' but its topic "
+        "customers is not declared keyed_by it",
+    ):
         TestDriver(app)
 
 
@@ -118,8 +130,11 @@ def test_a_live_table_equals_its_compacted_topic_read_again(field: str | None) -
         live.hold(0)
         for _ in range(rng.randint(1, 12)):
             key = f"r{rng.randint(1, 4)}"
-            row = None if rng.random() < 0.3 else {"customer": f"c{rng.randint(1, 3)}",
-                                                    "n": len(records)}  # fmt: skip
+            row = (
+                None
+                if rng.random() < 0.3
+                else {"customer": f"c{rng.randint(1, 3)}", "n": len(records)}
+            )
             records.append((key, row))
             live.apply(0, key, row)
         assert dict(live.items()) == _compacted_then_read(spec, records), records

@@ -19,8 +19,14 @@ def _app(**workflow: Any) -> tuple[App, Any]:
     app = App("shop")
     for name in ("orders", "answers", "done", "effects"):
         app.topic(name, partitions=2)
-    options = {"start": "orders", "id": "order_id", "events": ["answers"], "output": "done",
-               "outputs": ["effects"], **workflow}  # fmt: skip
+    options = {
+        "start": "orders",
+        "id": "order_id",
+        "events": ["answers"],
+        "output": "done",
+        "outputs": ["effects"],
+        **workflow,
+    }
     return app, app.workflow("shop", **options)
 
 
@@ -64,13 +70,22 @@ def test_steps_run_in_order_and_the_instance_completes_once() -> None:
     state = driver.state("shop", "o1")
     assert state["status"] == "completed"
     steps = [(h.get("step"), h["kind"], h.get("outcome")) for h in state["history"]]
-    assert steps == [(None, "start", None), ("reserve", "step", "completed"),
-                     ("charge", "step", "completed"), ("ship", "step", "completed")]  # fmt: skip
+    assert steps == [
+        (None, "start", None),
+        ("reserve", "step", "completed"),
+        ("charge", "step", "completed"),
+        ("ship", "step", "completed"),
+    ]
 
 
-@pytest.mark.parametrize(("fail_at", "undone"), [
-    ("reserve", []), ("charge", ["reserve"]), ("ship", ["charge", "reserve"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("fail_at", "undone"),
+    [
+        ("reserve", []),
+        ("charge", ["reserve"]),
+        ("ship", ["charge", "reserve"]),
+    ],
+)
 def test_a_failed_step_compensates_exactly_the_completed_steps_in_reverse(
     fail_at: str, undone: list[str]
 ) -> None:
@@ -116,7 +131,9 @@ def test_a_failing_step_is_retried_on_a_durable_timer_then_compensated() -> None
     driver.advance(0.6)
     assert calls == [1, 1, 2, 2, 3, 3]
     assert {v["id"]: (v["status"], v["result"]) for v in driver.values("done")} == {
-        "ok": ("completed", {"ok": 3}), "bad": ("compensated", None)}  # fmt: skip
+        "ok": ("completed", {"ok": 3}),
+        "bad": ("compensated", None),
+    }
     bad = driver.state("shop", "bad")
     assert bad["error"] == "step flaky failed: ConnectionError: attempt 3"
     outcomes = [h["outcome"] for h in bad["history"] if h.get("step") == "flaky"]
@@ -141,8 +158,9 @@ def test_a_duplicate_start_is_reported_and_runs_nothing() -> None:
 def _approvals() -> App:
     app, flow = _app(buffer_ttl="1m")
 
-    @flow.wait("answers", timeout="30s", on_timeout="remind", when=lambda d: d["big"],
-               next="finish")  # fmt: skip
+    @flow.wait(
+        "answers", timeout="30s", on_timeout="remind", when=lambda d: d["big"], next="finish"
+    )
     def approve(data: dict[str, Any], answer: dict[str, Any]) -> Any:
         if not answer["ok"]:
             raise StepFailed("rejected")
@@ -227,17 +245,19 @@ def _written_unread(driver: TestDriver, topic: str, value: Any, timestamp: int) 
 
 def _wait_task(driver: TestDriver, instance: str) -> Any:
     return next(
-        t for t in driver.engine.tasks.values()
+        t
+        for t in driver.engine.tasks.values()
         if t.state is not None and t.state.get("shop", instance, 0) is not None
-    )  # fmt: skip
+    )
 
 
 def test_an_answer_written_before_the_deadline_wins_however_late_it_is_read() -> None:
     driver = TestDriver(_approvals())
     driver.send("orders", {"order_id": "big", "big": True})
     started = driver.now
-    _written_unread(driver, "answers", {"order_id": "big", "ok": True, "by": "ann"},
-                    started + 20_000)  # fmt: skip
+    _written_unread(
+        driver, "answers", {"order_id": "big", "ok": True, "by": "ann"}, started + 20_000
+    )
     task = _wait_task(driver, "big")
     assert not task.wall_due(started + 40_000)  # an unread record holds the timeout back
     driver.advance(40, clock="wall")  # read first, then nothing is due any more
@@ -249,8 +269,7 @@ def test_an_answer_written_after_the_deadline_loses_however_early_it_is_read() -
     driver = TestDriver(_approvals())
     driver.send("orders", {"order_id": "big", "big": True})
     started = driver.now
-    driver.send("answers", {"order_id": "big", "ok": True, "by": "ann"},
-                timestamp=started + 31_000)  # fmt: skip
+    driver.send("answers", {"order_id": "big", "ok": True, "by": "ann"}, timestamp=started + 31_000)
     # The wait timed out first (its escalation ran), then the answer met the second wait.
     assert driver.values("effects") == [{"remind": "big"}]
     (end,) = driver.values("done")
@@ -356,8 +375,10 @@ def test_more_buffered_events_than_buffer_max_go_to_the_dlq() -> None:
     for n in range(3):
         driver.send("answers", {"order_id": "flood", "n": n})
     (letter,) = driver.dead_letters()
-    assert "already holds 2 events it does not wait for (buffer_max)" in letter.error[
-        "exception.message"]  # fmt: skip
+    assert (
+        "already holds 2 events it does not wait for (buffer_max)"
+        in letter.error["exception.message"]
+    )
     # (from the workflow's repartition topic: the event with the topic it came from)
     assert orjson.loads(letter.value) == {"input": "answers", "part": {"order_id": "flood", "n": 2}}
 
@@ -375,11 +396,14 @@ def test_every_step_call_is_reported_to_middleware() -> None:
     driver = TestDriver(app)
     driver.send("orders", {"order_id": "o1"})
     assert seen == [
-        ("shop", "start", "started"), ("shop", "reserve", "completed"),
-        ("shop", "charge", "completed"), ("shop", "ship", "failed"),
+        ("shop", "start", "started"),
+        ("shop", "reserve", "completed"),
+        ("shop", "charge", "completed"),
+        ("shop", "ship", "failed"),
         ("shop", "charge.compensation", "compensated"),
-        ("shop", "reserve.compensation", "compensated"), ("shop", "end", "compensated"),
-    ]  # fmt: skip
+        ("shop", "reserve.compensation", "compensated"),
+        ("shop", "end", "compensated"),
+    ]
 
 
 def test_history_is_bounded() -> None:
@@ -406,16 +430,26 @@ def _ok(data: Any) -> Any:
 
 def test_bad_definitions_are_refused_with_one_clear_line() -> None:
     _refused(lambda f: None, "workflow shop declares no steps")
-    _refused(lambda f: f.step(name="a", next="nowhere")(_ok),
-             "step a goes to nowhere, which it does not declare")  # fmt: skip
-    _refused(lambda f: (f.step(name="a")(_ok), f.compensation("ghost")(_ok)),
-             "compensation _ok is for step 'ghost', which it does not declare")  # fmt: skip
-    _refused(lambda f: (f.step(name="a", next="b")(_ok), f.step(name="b", next="a")(_ok)),
-             r"step\(s\) a, b are in a cycle without an exit")  # fmt: skip
-    _refused(lambda f: (f.step(name="a", next=END)(_ok), f.step(name="b")(_ok)),
-             r"step\(s\) b are never reached from a")  # fmt: skip
-    _refused(lambda f: (f.step(name="a", compensate=_ok)(_ok), f.compensation("a")(_ok)),
-             "step a has two compensations")  # fmt: skip
+    _refused(
+        lambda f: f.step(name="a", next="nowhere")(_ok),
+        "step a goes to nowhere, which it does not declare",
+    )
+    _refused(
+        lambda f: (f.step(name="a")(_ok), f.compensation("ghost")(_ok)),
+        "compensation _ok is for step 'ghost', which it does not declare",
+    )
+    _refused(
+        lambda f: (f.step(name="a", next="b")(_ok), f.step(name="b", next="a")(_ok)),
+        r"step\(s\) a, b are in a cycle without an exit",
+    )
+    _refused(
+        lambda f: (f.step(name="a", next=END)(_ok), f.step(name="b")(_ok)),
+        r"step\(s\) b are never reached from a",
+    )
+    _refused(
+        lambda f: (f.step(name="a", compensate=_ok)(_ok), f.compensation("a")(_ok)),
+        "step a has two compensations",
+    )
     with pytest.raises(ConfigError, match="wait x is for orders, which is not one of its events"):
         _app()[1].wait("orders", timeout="1s", name="x")(lambda d, e: d)
     with pytest.raises(ConfigError, match=r"must take \(data, event\) or \(data, event, ctx\)"):
@@ -427,8 +461,9 @@ def test_bad_definitions_are_refused_with_one_clear_line() -> None:
 def test_a_cycle_with_a_timeout_exit_is_allowed() -> None:
     app, flow = _app()
     flow.step(name="ask", next="listen")(_ok)
-    flow.wait("answers", timeout="1s", name="listen", next="ask",
-              on_timeout="compensate")(lambda d, e: d)  # fmt: skip
+    flow.wait("answers", timeout="1s", name="listen", next="ask", on_timeout="compensate")(
+        lambda d, e: d
+    )
     app.validate()
 
 

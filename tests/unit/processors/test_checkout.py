@@ -13,8 +13,15 @@ PLACED = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def _order(n: int, customer: str = "c-1", items: int = 3, cents: int = 9_900) -> dict[str, Any]:
-    return {"order_id": f"o-{n}", "customer_id": customer, "country": "DE", "item_count": items,
-            "total_cents": cents, "channel": "web", "placed_at": PLACED}  # fmt: skip
+    return {
+        "order_id": f"o-{n}",
+        "customer_id": customer,
+        "country": "DE",
+        "item_count": items,
+        "total_cents": cents,
+        "channel": "web",
+        "placed_at": PLACED,
+    }
 
 
 @pytest.fixture
@@ -27,8 +34,13 @@ def driver() -> TestDriver:
 
 
 def test_each_order_gets_one_decision_from_its_three_checks(driver: TestDriver) -> None:
-    orders = [_order(1), _order(2, cents=900_000), _order(3, items=40), _order(4, "c-2"),
-              _order(5, "c-404")]  # fmt: skip
+    orders = [
+        _order(1),
+        _order(2, cents=900_000),
+        _order(3, items=40),
+        _order(4, "c-2"),
+        _order(5, "c-404"),
+    ]
     for order in orders:
         driver.send("orders.validated", order, key=order["customer_id"])
     decisions = {d.key: d.value for d in driver.records("orders.decisions")}
@@ -49,7 +61,11 @@ def test_an_order_missing_an_answer_is_decided_at_the_timeout(driver: TestDriver
     driver.advance(29)
     assert driver.values("orders.decisions") == []
     driver.advance(2)
-    assert driver.values("orders.decisions") == [{
-        "order_id": "o-9", "approved": False, "complete": False,
-        "reasons": ["no fraud answer", "no stock answer"],
-    }]  # fmt: skip
+    assert driver.values("orders.decisions") == [
+        {
+            "order_id": "o-9",
+            "approved": False,
+            "complete": False,
+            "reasons": ["no fraud answer", "no stock answer"],
+        }
+    ]

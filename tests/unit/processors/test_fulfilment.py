@@ -8,8 +8,13 @@ from streamkit.testing import TestDriver
 
 
 def _order(order_id: str, *, total: int = 5_000, quantity: int = 2, card: str = "ok") -> Any:
-    return {"order_id": order_id, "sku": "sku-1", "quantity": quantity, "total_cents": total,
-            "card": card}  # fmt: skip
+    return {
+        "order_id": order_id,
+        "sku": "sku-1",
+        "quantity": quantity,
+        "total_cents": total,
+        "card": card,
+    }
 
 
 def _effects(driver: TestDriver, order_id: str) -> list[str]:

@@ -18,8 +18,7 @@ def test_a_thumbnail_is_rendered_and_an_impossible_image_is_dead_lettered() -> N
     driver.send("thumbnails.requested", {"image_id": "i-1", "width": 400, "height": 300})
     driver.send("thumbnails.requested", {"image_id": "i-2", "width": 0, "height": 300})
     (rendered,) = driver.values("thumbnails.rendered")
-    assert rendered == {"image_id": "i-1", "url": "https://thumbs.invalid/i-1.webp",
-                        "bytes": 3000}  # fmt: skip
+    assert rendered == {"image_id": "i-1", "url": "https://thumbs.invalid/i-1.webp", "bytes": 3000}
     (dead,) = driver.dead_letters("thumbnails.requested")
     assert dead.error["attempts"] == "3"  # retries=2: the third delivery gives up
     assert dead.error["exception.message"] == "image i-2 is 0x300"

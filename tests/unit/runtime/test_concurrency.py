@@ -43,9 +43,15 @@ def test_async_processors_are_concurrent_by_default_and_sync_ones_when_asked() -
     assert spec.ordering == "key"
     assert spec.timeout is None
     plain = ProcessorSpec.build(
-        lambda e: e, input="in", output="out", outputs=[], name="p", concurrency=8,
-        ordering="partition", timeout="1.5s",
-    )  # fmt: skip
+        lambda e: e,
+        input="in",
+        output="out",
+        outputs=[],
+        name="p",
+        concurrency=8,
+        ordering="partition",
+        timeout="1.5s",
+    )
     assert plain.concurrent
     assert not plain.is_async
     assert (plain.concurrency, plain.ordering, plain.timeout) == (8, "partition", 1.5)

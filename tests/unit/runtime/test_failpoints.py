@@ -20,9 +20,13 @@ THREE_PASSES = (
 
 def _run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", THREE_PASSES], env={**os.environ, **env},
-        capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+        [sys.executable, "-c", THREE_PASSES],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
 
 
 def test_parse_reads_points_and_counts() -> None:
@@ -32,9 +36,13 @@ def test_parse_reads_points_and_counts() -> None:
 
 @pytest.mark.parametrize(
     ("spec", "says"),
-    [("nowhere@1", "unknown failpoint 'nowhere'"), ("commit", "needs a count"),
-     ("commit@0", "needs a count"), ("commit@x", "needs a count")],
-)  # fmt: skip
+    [
+        ("nowhere@1", "unknown failpoint 'nowhere'"),
+        ("commit", "needs a count"),
+        ("commit@0", "needs a count"),
+        ("commit@x", "needs a count"),
+    ],
+)
 def test_parse_rejects_malformed_specs(spec: str, says: str) -> None:
     with pytest.raises(ValueError, match=says):
         failpoints.parse(spec)
@@ -77,20 +85,31 @@ def test_a_point_suppressed_by_its_marker_fires_once_the_marker_is_gone(tmp_path
     )
     done = subprocess.run(
         [sys.executable, "-c", code],
-        env={**os.environ, "STREAMKIT_FAILPOINTS": "commit@2",
-             "STREAMKIT_FAILPOINTS_ONCE": str(marker)},
-        capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
+        env={
+            **os.environ,
+            "STREAMKIT_FAILPOINTS": "commit@2",
+            "STREAMKIT_FAILPOINTS_ONCE": str(marker),
+        },
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert done.returncode == -signal.SIGKILL
     assert done.stdout.split() == ["0", "1", "2"]
 
 
 def test_a_point_with_sigstop_freezes_the_process_until_it_is_continued() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-c", THREE_PASSES], stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "STREAMKIT_FAILPOINTS": "produce@2",
-             "STREAMKIT_FAILPOINTS_SIGNAL": "SIGSTOP"},
-    )  # fmt: skip
+        [sys.executable, "-c", THREE_PASSES],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={
+            **os.environ,
+            "STREAMKIT_FAILPOINTS": "produce@2",
+            "STREAMKIT_FAILPOINTS_SIGNAL": "SIGSTOP",
+        },
+    )
     try:
         assert process.stdout is not None
         assert process.stdout.readline().strip() == "0"

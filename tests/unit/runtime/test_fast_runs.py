@@ -47,18 +47,28 @@ def _engine() -> MemoryEngine:
 
 
 def _record(partition: int, offset: int, kind: str | None) -> Record:
-    value = None if kind is None else b"\xc3\x01garbage" if kind == "bad" else SERDE.encode(
-        {"id": offset, "value": 1.5, "kind": kind}
-    )  # fmt: skip
+    value = (
+        None
+        if kind is None
+        else b"\xc3\x01garbage"
+        if kind == "bad"
+        else SERDE.encode({"id": offset, "value": 1.5, "kind": kind})
+    )
     return Record("readings", partition, offset, 1_000 + offset, b"k", value)
 
 
 def test_a_run_ends_at_outcomes_tombstones_and_other_partitions() -> None:
     engine = _engine()
     task = engine._task(("readings", 0))
-    messages = [_record(0, 0, "a"), _record(0, 1, "skip"), _record(0, 2, "bad"),
-                _record(0, 3, "b"), _record(0, 4, None), _record(0, 5, "c"),
-                _record(1, 0, "d")]  # fmt: skip
+    messages = [
+        _record(0, 0, "a"),
+        _record(0, 1, "skip"),
+        _record(0, 2, "bad"),
+        _record(0, 3, "b"),
+        _record(0, 4, None),
+        _record(0, 5, "c"),
+        _record(1, 0, "d"),
+    ]
     chunk = _DirectChunk(engine, 0)
     assert task.handle_run(messages, 0, chunk) == 3  # the malformed record ends the run
     assert [call[0] for call in chunk.calls] == ["doubled"]  # 1 filtered, 1 dead-lettered

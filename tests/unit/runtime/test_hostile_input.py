@@ -28,11 +28,13 @@ def _app() -> App:
     return app
 
 
-readings = st.fixed_dictionaries({
-    "id": st.integers(-(2**63), 2**63 - 1),
-    "value": st.floats(allow_nan=False, allow_infinity=False, width=32),
-    "kind": st.text(max_size=40),
-})  # fmt: skip
+readings = st.fixed_dictionaries(
+    {
+        "id": st.integers(-(2**63), 2**63 - 1),
+        "value": st.floats(allow_nan=False, allow_infinity=False, width=32),
+        "kind": st.text(max_size=40),
+    }
+)
 
 
 @st.composite
@@ -57,16 +59,25 @@ headers = st.lists(
 
 
 @settings(
-    max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.data_too_large,
-                                                           HealthCheck.too_slow],
-)  # fmt: skip
-@given(records=st.lists(
-    st.tuples(hostile_values(), st.none() | st.binary(max_size=2000), headers), max_size=8
-))  # fmt: skip
-@example(records=[  # a megabyte of headers on a valid record and on a truncated one
-    (VALID.encode({"id": 1, "value": 1.0, "kind": "x"}), b"k", [("big", b"x" * 1_000_000)]),
-    (VALID.encode({"id": 2, "value": 2.0, "kind": "y"})[:12], None, [("big", b"y" * 1_000_000)]),
-])  # fmt: skip
+    max_examples=150,
+    deadline=2000,
+    suppress_health_check=[HealthCheck.data_too_large, HealthCheck.too_slow],
+)
+@given(
+    records=st.lists(
+        st.tuples(hostile_values(), st.none() | st.binary(max_size=2000), headers), max_size=8
+    )
+)
+@example(
+    records=[  # a megabyte of headers on a valid record and on a truncated one
+        (VALID.encode({"id": 1, "value": 1.0, "kind": "x"}), b"k", [("big", b"x" * 1_000_000)]),
+        (
+            VALID.encode({"id": 2, "value": 2.0, "kind": "y"})[:12],
+            None,
+            [("big", b"y" * 1_000_000)],
+        ),
+    ]
+)
 def test_every_hostile_record_is_an_output_or_a_dead_letter_with_its_bytes(
     records: list[tuple[bytes, bytes | None, list[tuple[str, bytes]]]],
 ) -> None:

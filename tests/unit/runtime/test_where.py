@@ -12,11 +12,18 @@ from streamkit.runtime.where import compile_header_pattern, compile_pattern
 from streamkit.testing import TestDriver
 
 ORDER = {
-    "country": "DE", "amount": 120.5, "items": 3, "express": True, "coupon": None,
+    "country": "DE",
+    "amount": 120.5,
+    "items": 3,
+    "express": True,
+    "coupon": None,
     "customer": {"tier": "gold", "email": "Ann@Example.com", "tags": ["vip", "b2b"]},
-    "path": "img/cat.png", "ip": "10.0.4.7", "lines": [{"sku": "A-1"}, {"sku": "B-2"}],
-    "zip": "10115", "empty": [],
-}  # fmt: skip
+    "path": "img/cat.png",
+    "ip": "10.0.4.7",
+    "lines": [{"sku": "A-1"}, {"sku": "B-2"}],
+    "zip": "10115",
+    "empty": [],
+}
 
 CASES = [
     # exact values: any of the list; a number equals a number only, never its text
@@ -142,8 +149,9 @@ def test_a_header_holding_a_json_number_is_compared_as_one(text: str) -> None:
 def test_a_bad_pattern_names_the_field_and_the_operator(
     pattern: dict[str, Any], words: str
 ) -> None:
-    with pytest.raises(ValueError, match=words.replace("(", r"\(").replace("*", r"\*")
-                       .replace("$", r"\$")):  # fmt: skip
+    with pytest.raises(
+        ValueError, match=words.replace("(", r"\(").replace("*", r"\*").replace("$", r"\$")
+    ):
         compile_pattern(pattern)
 
 
@@ -177,8 +185,11 @@ def test_processors_get_only_the_events_their_patterns_match_and_misses_are_coun
         return order
 
     driver = TestDriver(app)
-    for order in ({"country": "DE", "amount": 5}, {"country": "US", "amount": 500},
-                  {"country": "FR", "amount": 150}):  # fmt: skip
+    for order in (
+        {"country": "DE", "amount": 5},
+        {"country": "US", "amount": 500},
+        {"country": "FR", "amount": 150},
+    ):
         driver.send("orders", order, key="k")
     assert [o["amount"] for o in driver.values("eu")] == [5, 150]
     assert [o["country"] for o in driver.values("big")] == ["US", "FR"]

@@ -61,8 +61,9 @@ def test_an_event_time_timer_fires_when_the_stream_time_reaches_it() -> None:
     driver.send("orders", {"id": "o1", "amount": 3, "clock": "event"}, key="o1", timestamp=T0)
     driver.advance(3600, clock="wall")  # the wall clock does not fire it
     assert driver.records("reminders") == []
-    driver.send("orders", {"id": "o9", "amount": 1, "clock": "event"}, key="o1",
-                timestamp=T0 + 60_000)  # fmt: skip
+    driver.send(
+        "orders", {"id": "o9", "amount": 1, "clock": "event"}, key="o1", timestamp=T0 + 60_000
+    )
     (reminder,) = driver.records("reminders")
     assert reminder.value["order"] == "o1"
     assert reminder.value["at"] == T0 + 60_000

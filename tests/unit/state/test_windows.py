@@ -27,8 +27,9 @@ def _app(**window: Any) -> App:
         "reduce": lambda a, b: {"n": a["n"] + b["n"]},
         "collect": lambda click: click["n"],
     }[form]
-    app.window(input="clicks", store="per-page", key="page", output="counts", form=form,
-               **window)(fn)  # fmt: skip
+    app.window(input="clicks", store="per-page", key="page", output="counts", form=form, **window)(
+        fn
+    )
     return app
 
 
@@ -39,8 +40,9 @@ def _clicks(seed: int, count: int = 400, disorder_s: int = 20) -> list[tuple[str
     for n in range(count):
         t += rng.randint(0, 4000)
         late = rng.random() < 0.2
-        clicks.append((f"p{rng.randint(1, 5)}", t - (rng.randint(0, disorder_s * 1000) if late
-                                                    else 0), n))  # fmt: skip
+        clicks.append(
+            (f"p{rng.randint(1, 5)}", t - (rng.randint(0, disorder_s * 1000) if late else 0), n)
+        )
     return clicks
 
 
@@ -217,8 +219,9 @@ def test_sliding_windows_end_at_each_record_and_equal_a_batch_computation() -> N
     for page, t, n in clicks:
         if n in late:
             continue
-        inside = [m for p2, t2, m in clicks if p2 == page and m not in late
-                  and t - 30_000 <= t2 <= t]  # fmt: skip
+        inside = [
+            m for p2, t2, m in clicks if p2 == page and m not in late and t - 30_000 <= t2 <= t
+        ]
         expected[(page, t - 30_000, t)] = sum(inside)
     assert _results(driver) == expected
 
@@ -306,10 +309,14 @@ def test_a_window_close_reaches_the_changelog_only_after_its_result_is_acknowled
 
 @pytest.mark.parametrize(
     "window",
-    [{"size": "1m"}, {"size": "1m", "hop": "30s"}, {"size": "10s", "sliding": True},
-     {"gap": "20s", "form": "collect"}],
+    [
+        {"size": "1m"},
+        {"size": "1m", "hop": "30s"},
+        {"size": "10s", "sliding": True},
+        {"gap": "20s", "form": "collect"},
+    ],
     ids=["tumbling", "hopping", "sliding", "session"],
-)  # fmt: skip
+)
 def test_records_of_a_window_closed_before_a_crash_are_redeliveries_not_late(
     window: dict[str, Any],
 ) -> None:

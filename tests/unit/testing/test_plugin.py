@@ -12,15 +12,35 @@ def test_the_plugin_registers_its_markers_for_any_project(tmp_path: Path) -> Non
     )
     env = {k: v for k, v in os.environ.items() if k != "CI"}
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "--strict-markers", "-p", "no:cacheprovider",
-         "-W", "error::pytest.PytestUnknownMarkWarning", str(tmp_path)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "--strict-markers",
+            "-p",
+            "no:cacheprovider",
+            "-W",
+            "error::pytest.PytestUnknownMarkWarning",
+            str(tmp_path),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout
     listed = subprocess.run(
         [sys.executable, "-m", "pytest", "--markers", "-p", "no:cacheprovider"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert "@pytest.mark.kafka:" in listed.stdout
     assert "@pytest.mark.docker:" in listed.stdout

@@ -30,9 +30,12 @@ def test_a_process_a_test_started_dies_when_the_test_process_aborts(tmp_path: Pa
     env = {k: v for k, v in os.environ.items() if k not in {"CI", "STREAMKIT_TEST_SESSION"}}
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
-        cwd=tmp_path, env={**env, "PID_FILE": str(pid_file)}, capture_output=True,
-        timeout=60, check=False,
-    )  # fmt: skip
+        cwd=tmp_path,
+        env={**env, "PID_FILE": str(pid_file)},
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode != 0  # it aborted
     pid = int(pid_file.read_text())
 
