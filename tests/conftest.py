@@ -6,11 +6,26 @@
   :data:`QUICK` (a few per capability, about four minutes); every other one is marked
   ``full`` and runs in ``make test-all`` (long fault runs, the cluster, security, CDC,
   Helm, benchmarks' smoke runs, the demos).
+- A test on a broker that fails leaves its logs (the stderr of every process it started,
+  what else it wrote to its ``tmp_path``, the tail of each local broker's log) in
+  ``test-logs/<session>/<test>/``; the summary names the folder, and CI prints it.
 """
+
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from streamkit.testing._reaper import watch
+
+ROOT = Path(__file__).resolve().parents[1]
+KEPT = ROOT / "test-logs" / time.strftime("%Y%m%dT%H%M%S")
+"""Where the logs of this session's failed tests go."""
+_FAILED = pytest.StashKey[bool]()
+_KEEP_BYTES = 2 << 20  # of one file: the tail of a longer one
 
 QUICK = frozenset(
     {
@@ -77,3 +92,59 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             continue
         if item.nodeid not in QUICK and item.nodeid.partition("[")[0] not in QUICK:
             item.add_marker(pytest.mark.full)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> object:
+    """Remember that the test failed (in its setup or its call)."""
+    report = yield
+    if getattr(report, "failed", False):
+        item.stash[_FAILED] = True
+    return report
+
+
+@pytest.fixture(autouse=True)
+def _logs_of_a_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A failed test on a broker keeps its ``tmp_path``'s text files and the tails of the
+    local brokers' logs in :data:`KEPT`."""
+    if request.node.nodeid.startswith("tests/unit/"):
+        yield
+        return
+    tmp: Path = request.getfixturevalue("tmp_path")
+    began = time.time()
+    yield
+    if request.node.stash.get(_FAILED, False):
+        _keep(request.node.nodeid, tmp, began)
+
+
+def _keep(nodeid: str, tmp: Path, began: float) -> None:
+    folder = KEPT / nodeid.replace("/", "_").replace("::", "__")[:200]
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in sorted(tmp.rglob("*")):
+        if path.is_file() and path.suffix in {".log", ".txt", ".json", ".out", ".err"}:
+            name = str(path.relative_to(tmp)).replace("/", "_")
+            _tail(path, folder / name)
+    brokers = [ROOT / ".streamkit", *Path(tempfile.gettempdir()).glob("streamkit-*")]
+    for log in sorted(log for place in brokers for log in place.rglob("broker.log")):
+        if log.stat().st_mtime >= began:  # a broker this test used
+            name = "_".join(log.parent.parts[-2:])
+            _tail(log, folder / f"{name}.broker.log")
+
+
+def _tail(source: Path, target: Path) -> None:
+    size = source.stat().st_size
+    if size <= _KEEP_BYTES:
+        shutil.copyfile(source, target)
+        return
+    with source.open("rb") as read, target.open("wb") as write:
+        read.seek(size - _KEEP_BYTES)
+        write.write(read.read())
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Name the folder of the failed tests' logs."""
+    if KEPT.is_dir():
+        kept = sorted(p.name for p in KEPT.iterdir())
+        terminalreporter.write_line(
+            f"logs of {len(kept)} failed test(s) kept in {KEPT.relative_to(ROOT)}/"
+        )
