@@ -5,6 +5,7 @@ change of a partition's stores to their changelogs, with the record it came from
 from __future__ import annotations
 
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any
 
 from streamkit.errors import KeyMismatchError, SerializationError
@@ -49,11 +50,16 @@ class StatefulSteps:
         serdes: dict[str, TopicSerdes],
         clock: Callable[[], int],
         decide: Callable[[Failure, Outcome], None],
+        processed: Callable[[str, float, str], None] | None = None,
     ) -> None:
         self.topology = topology
         self.serdes = serdes
         self.clock = clock
         self.decide = decide
+        self.processed = processed
+        """Told each fold's duration and how it ended (middleware's ``on_processed``), when
+        any middleware wants it: aggregates, gathers, joins, workflows and windows count
+        like processors."""
         self.repartitioned = frozenset(topology.app.repartitioned)
 
     # -- dedupe ---------------------------------------------------------------------------
@@ -122,9 +128,14 @@ class StatefulSteps:
     ) -> None:
         """Fold the event into each aggregate's state; failures go to the handler."""
         assert state is not None  # noqa: S101 - a partition with aggregates has state
+        timed = self.processed
         for agg in folds:
-            if only is None or agg.name in only:
-                self._fold(agg, event, event_key, headers, attempt, where, sink, outcome, state)
+            if only is not None and agg.name not in only:
+                continue
+            started = perf_counter() if timed is not None else 0.0
+            ended = self._fold(agg, event, event_key, headers, attempt, where, sink, outcome, state)
+            if timed is not None:
+                timed(agg.name, perf_counter() - started, ended)
 
     def _fold(
         self,
@@ -137,23 +148,15 @@ class StatefulSteps:
         sink: Sink,
         outcome: Outcome,
         state: PartitionState,
-    ) -> None:
+    ) -> str:
+        """Fold the event into ``agg``'s state; how it ended (emitted: folded, filtered,
+        failed, deduplicated or late)."""
         topic, partition, offset, timestamp = where
-        state_key = agg.state_key(event, event_key)
+        state_key, event_id, ended = self._keyed(
+            agg, event, event_key, headers, where, state, outcome
+        )
         if state_key is None:
-            outcome.filtered += 1
-            return
-        mismatch = key_mismatch(f"aggregate {agg.name}", agg.key, event_key, state_key, topic)
-        if mismatch is not None:
-            self.decide(
-                Failure(Stage.PROCESS, topic, partition, offset, mismatch, agg.name), outcome
-            )
-            return
-        event_id = agg.dedupe.event_id(event, headers) if agg.dedupe is not None else None
-        if event_id is not None and self.seen(state, agg.name, event_id):
-            outcome.deduplicated += 1
-            outcome.done.append(agg.name)
-            return
+            return ended
         ctx = None
         if agg.takes_context:
             ctx = Context(
@@ -174,8 +177,7 @@ class StatefulSteps:
             if ctx is not None and ctx.timers is not None:
                 ctx.timers.discard()
             refused = Late(agg.store, late.window_end, late.watermark, timestamp)
-            self._late(agg, state, offset, refused, outcome)
-            return
+            return self._late(agg, state, offset, refused, outcome)
         except Exception as exc:  # noqa: BLE001 - the fold is user code
             if ctx is not None and ctx.timers is not None:
                 ctx.timers.discard()
@@ -183,7 +185,7 @@ class StatefulSteps:
                 Stage.PROCESS, topic, partition, offset, exc, agg.name, attempt=attempt
             )
             self.decide(failure, outcome)
-            return
+            return "failed"
         try:
             projections = self.projections(agg, entry, state_key)
         except SerializationError as exc:
@@ -201,7 +203,7 @@ class StatefulSteps:
                 ),
                 outcome,
             )
-            return
+            return "failed"
         # Put again when not folded (a redelivery): its changelog record is written again,
         # in case the first write is what failed.
         state.put(agg.store, state_key, entry)
@@ -210,18 +212,50 @@ class StatefulSteps:
             self.remember(state, agg.name, where, event_id, sink, outcome)
         outcome.done.append(agg.name)
         outcome.emitted += 1
+        return "emitted" if folded else "deduplicated"
+
+    def _keyed(
+        self,
+        agg: AggregateSpec,
+        event: Any,
+        event_key: Any,
+        headers: Headers,
+        where: Where,
+        state: PartitionState,
+        outcome: Outcome,
+    ) -> tuple[str | None, str | None, str]:
+        """The event's state key and event id for ``agg``; or no key, and how the record
+        ended: without one (filtered), keyed otherwise than its state key (failed), or
+        its event id seen (deduplicated)."""
+        topic, partition, offset, _ = where
+        state_key = agg.state_key(event, event_key)
+        if state_key is None:
+            outcome.filtered += 1
+            return None, None, "filtered"
+        mismatch = key_mismatch(f"aggregate {agg.name}", agg.key, event_key, state_key, topic)
+        if mismatch is not None:
+            failure = Failure(Stage.PROCESS, topic, partition, offset, mismatch, agg.name)
+            self.decide(failure, outcome)
+            return None, None, "failed"
+        event_id = agg.dedupe.event_id(event, headers) if agg.dedupe is not None else None
+        if event_id is not None and self.seen(state, agg.name, event_id):
+            outcome.deduplicated += 1
+            outcome.done.append(agg.name)
+            return None, None, "deduplicated"
+        return state_key, event_id, "emitted"
 
     @staticmethod
     def _late(
         agg: AggregateSpec, state: PartitionState, offset: int, late: Late, outcome: Outcome
-    ) -> None:
+    ) -> str:
         """A record the fold refused as too late: to the late topic, unless it is a
         redelivery of one handled before a crash whose key's memory was forgotten since
-        (it was folded, or went to the late topic, then)."""
+        (it was folded, or went to the late topic, then). How it ended."""
         if offset <= state.acked_through(agg.store):
             outcome.done.append(agg.name)
-        else:
-            outcome.late.append(late)
+            return "deduplicated"
+        outcome.late.append(late)
+        return "late"
 
     @staticmethod
     def publish(

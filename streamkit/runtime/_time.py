@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from time import perf_counter
 from typing import Any
 
 import orjson
@@ -85,47 +86,65 @@ class TimeSteps:
     ) -> None:
         """Fold the event into the windows of each window spec of its topic."""
         assert state is not None  # noqa: S101 - a partition with windows has state
-        topic, partition, offset, timestamp = where
-        source = source_of(headers) if topic in self.repartitioned else None
-        for spec in self.windows.get(topic, []):
+        source = source_of(headers) if where[0] in self.repartitioned else None
+        timed = self.stateful.processed
+        for spec in self.windows.get(where[0], []):
             if only is not None and spec.name not in only:
                 continue
-            key = spec.state_key(event, event_key)
-            if key is None:
-                outcome.filtered += 1
-                continue
-            mismatch = key_mismatch(f"window {spec.name}", spec.key, event_key, key, topic)
-            if mismatch is not None:
-                failure = Failure(Stage.PROCESS, topic, partition, offset, mismatch, spec.name)
-                self.decide(failure, outcome)
-                continue
-            mark = (
-                None
-                if source is None
-                else (Topology.sources_store(spec.name), f"{key}/{source[0]}", source[1])
-            )
-            if mark is not None and _folded(state, *mark):
-                outcome.deduplicated += 1
-                outcome.done.append(spec.name)
-                continue
-            try:
-                t = spec.event_time(event, timestamp)
-                now = self.clock()
-                added = window_store(state, spec, now).add(key, t, event, offset, now)
-            except Exception as exc:  # noqa: BLE001 - the fold and event time are user code
-                self.decide(
-                    Failure(Stage.PROCESS, topic, partition, offset, exc, spec.name), outcome
-                )
-                continue
-            if mark is not None:  # folded: a second copy from the router is not
-                state.put(mark[0], mark[1], Entry(True, mark[2], 0))
-            outcome.time_due = outcome.time_due or added.due
-            if added.late:
-                outcome.late.append(Late(spec.store, added.window_end, added.watermark, t))
-                continue
+            started = perf_counter() if timed is not None else 0.0
+            ended = self._window(spec, event, event_key, where, source, sink, outcome, state)
+            if timed is not None:
+                timed(spec.name, perf_counter() - started, ended)
+
+    def _window(
+        self,
+        spec: WindowSpec,
+        event: Any,
+        event_key: Any,
+        where: Where,
+        source: tuple[str, int] | None,
+        sink: Sink,
+        outcome: Outcome,
+        state: PartitionState,
+    ) -> str:
+        """Fold the event into ``spec``'s windows; how it ended (emitted: folded,
+        filtered, failed, deduplicated or late)."""
+        topic, partition, offset, timestamp = where
+        key = spec.state_key(event, event_key)
+        if key is None:
+            outcome.filtered += 1
+            return "filtered"
+        mismatch = key_mismatch(f"window {spec.name}", spec.key, event_key, key, topic)
+        if mismatch is not None:
+            failure = Failure(Stage.PROCESS, topic, partition, offset, mismatch, spec.name)
+            self.decide(failure, outcome)
+            return "failed"
+        mark = (
+            None
+            if source is None
+            else (Topology.sources_store(spec.name), f"{key}/{source[0]}", source[1])
+        )
+        if mark is not None and _folded(state, *mark):
+            outcome.deduplicated += 1
             outcome.done.append(spec.name)
-            for result in added.updates:
-                self._emit(spec, result, partition, sink, outcome)
+            return "deduplicated"
+        try:
+            t = spec.event_time(event, timestamp)
+            now = self.clock()
+            added = window_store(state, spec, now).add(key, t, event, offset, now)
+        except Exception as exc:  # noqa: BLE001 - the fold and event time are user code
+            self.decide(Failure(Stage.PROCESS, topic, partition, offset, exc, spec.name), outcome)
+            return "failed"
+        if mark is not None:  # folded: a second copy from the router is not
+            state.put(mark[0], mark[1], Entry(True, mark[2], 0))
+        outcome.time_due = outcome.time_due or added.due
+        if added.late:
+            outcome.late.append(Late(spec.store, added.window_end, added.watermark, t))
+            return "late"
+        outcome.done.append(spec.name)
+        for result in added.updates:
+            self._emit(spec, result, partition, sink, outcome)
+        return "emitted"
 
     # -- time passing -----------------------------------------------------------------------
     def timers_due(self, topic: str, state: PartitionState) -> bool:

@@ -112,7 +112,8 @@ class Pipeline:
         self.deliver: Deliver = partial(deliver, self)
         """Encode and sink one processor's emits; say how it ended (emitted, filtered or
         failed): see :func:`streamkit.runtime._emit.deliver`."""
-        self.stateful = StatefulSteps(self.topology, self.serdes, clock, self.decide)
+        timing = self.chain.processed if self.chain.wants_timing else None
+        self.stateful = StatefulSteps(self.topology, self.serdes, clock, self.decide, timing)
         self.time = TimeSteps(
             self.topology, self.serdes, clock, self.decide, self.deliver, self.stateful
         )
