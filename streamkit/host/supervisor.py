@@ -72,6 +72,7 @@ class _Slot:
     restart_at: float | None = None
     backoff: float = 0.0
     retire_by: float | None = None  # draining after a scale-down; killed after this
+    restarts: int = 0  # since the supervisor started
 
 
 def _die_with_parent() -> None:
@@ -101,7 +102,7 @@ class Supervisor:
         self._stopping = False
 
     def _spawn(self, slot: _Slot) -> None:
-        worker = replace(self.options.worker, worker_id=str(slot.index))
+        worker = replace(self.options.worker, worker_id=str(slot.index), restarts=slot.restarts)
         payload = {k: v for k, v in asdict(worker).items() if v is not None}
         process = self.options.process
         if process.http_port:
@@ -265,6 +266,7 @@ class Supervisor:
             self.options.backoff_initial * 2 ** (len(slot.crashes) - 1),
         )
         slot.restart_at = now + slot.backoff
+        slot.restarts += 1
         log.warning(
             "worker %d exited with code %d; restarting in %.1fs", slot.index, code, slot.backoff
         )

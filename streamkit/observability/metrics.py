@@ -174,6 +174,27 @@ class WorkerCollector(Collector):
         )
         blocked.add_metric(base, worker.blocked_partitions)
         yield blocked
+        restarts = GaugeMetricFamily(
+            "streamkit_worker_restarts",
+            "How often the supervisor restarted this worker (a crash) before this process.",
+            labels=["app", "worker"],
+        )
+        restarts.add_metric(base, worker.options.restarts)
+        yield restarts
+        restoring = GaugeMetricFamily(
+            "streamkit_restoring_partitions",
+            "Partitions whose stores are being restored from their changelogs now.",
+            labels=["app", "worker"],
+        )
+        restoring.add_metric(base, getattr(worker, "restoring", 0))
+        yield restoring
+        restored = CounterMetricFamily(
+            "streamkit_restored_records",
+            "Changelog records applied by restores since the worker started.",
+            labels=["app", "worker"],
+        )
+        restored.add_metric(base, getattr(worker, "restored_records", 0))
+        yield restored
         poll = GaugeMetricFamily(
             "streamkit_last_poll_age_seconds",
             "Seconds since the last poll.",
@@ -181,24 +202,22 @@ class WorkerCollector(Collector):
         )
         poll.add_metric(base, time.monotonic() - worker.last_poll)
         yield poll
-        stats = worker.concurrency_stats
-        if stats:
-            calls = GaugeMetricFamily(
-                "streamkit_concurrent_calls",
-                "Calls of a concurrent processor running now.",
-                labels=["app", "worker", "processor"],
-            )
-            pending = GaugeMetricFamily(
-                "streamkit_concurrent_pending",
-                "Records of a concurrent processor taken and not yet done (queued, running, "
-                "waiting for a retry).",
-                labels=["app", "worker", "processor"],
-            )
-            for name, (running, waiting) in sorted(stats.items()):
-                calls.add_metric([*base, name], running)
-                pending.add_metric([*base, name], waiting)
-            yield calls
-            yield pending
+        calls = GaugeMetricFamily(
+            "streamkit_concurrent_calls",
+            "Calls of a concurrent processor running now.",
+            labels=["app", "worker", "processor"],
+        )
+        pending = GaugeMetricFamily(
+            "streamkit_concurrent_pending",
+            "Records of a concurrent processor taken and not yet done (queued, running, "
+            "waiting for a retry).",
+            labels=["app", "worker", "processor"],
+        )
+        for name, (running, waiting) in sorted(worker.concurrency_stats.items()):
+            calls.add_metric([*base, name], running)
+            pending.add_metric([*base, name], waiting)
+        yield calls
+        yield pending
         lag = GaugeMetricFamily(
             "streamkit_consumer_lag",
             "Records between the committed offset and the end of the partition "

@@ -97,6 +97,10 @@ class KafkaEngine:
         self.max_pending_bytes = max_pending_bytes
         self.throttled: set[TP] = set()
         """Partitions paused because concurrent records wait beyond the bounds."""
+        self.restoring = 0
+        """Partitions whose stores are being restored now."""
+        self.restored_records = 0
+        """Changelog records applied by restores since the worker started."""
         self._partitions: dict[str, int] = {}
         """Partition counts of the topics routed into others, asked of the broker once."""
         self._commits_asked = 0.0

@@ -73,10 +73,15 @@ class GroupMember(KafkaEngine):
             self._learn_committed(partitions)
         for task in tasks:
             if task.state is not None and stable:  # else nothing is processed: the loop raises
+                self.restoring += 1
+                before = task.state.restored_records
                 try:
                     task.state.restore(self.restore)
                 except BaseException as exc:  # noqa: BLE001 - re-raised by the loop
                     self._callback_error = exc
+                finally:
+                    self.restoring -= 1
+                    self.restored_records += task.state.restored_records - before
         if self.table_feed is not None:
             try:
                 self.table_feed.assigned(keys)

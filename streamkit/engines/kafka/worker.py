@@ -68,6 +68,8 @@ class WorkerOptions:
         max_pending_bytes: the same bound in bytes of those records' keys and values.
         consumer: extra librdkafka consumer properties.
         producer: extra librdkafka producer properties.
+        restarts: how often the supervisor restarted this worker before this process
+            (``streamkit_worker_restarts``).
     """
 
     worker_id: str = "0"
@@ -79,6 +81,7 @@ class WorkerOptions:
     max_pending_bytes: int = 64 << 20
     consumer: Mapping[str, Any] | None = None
     producer: Mapping[str, Any] | None = None
+    restarts: int = 0
 
 
 class KafkaWorker(GroupMember):

@@ -9,6 +9,7 @@ import orjson
 
 from streamkit.ops.local_broker import free_port
 from tests.integration.runtime.conftest import EchoSetup, wait_for
+from tests.observability_files import AUTOSCALER, exposed, metrics_used
 
 
 def _get(port: int, path: str) -> tuple[int, str]:
@@ -59,6 +60,9 @@ def test_metrics_move_as_records_flow_and_health_endpoints_answer(echo: EchoSetu
     assert _sample(text, "streamkit_assigned_partitions") == echo.partitions
     assert _sample(text, "streamkit_rebalances_total", kind="assigned") == echo.partitions
     assert re.search(r'streamkit_consumer_lag\{.*partition="5".*\} 0\.0', text)
+    # Every metric the Grafana dashboard and the alert rules read of a worker, it serves.
+    missing = metrics_used() - AUTOSCALER - exposed(text)
+    assert not missing, f"deploy/observability reads metrics no worker serves: {missing}"
     # status reads committed offsets, which follow the consumer's position by up to a
     # commit interval
     statuses: list[subprocess.CompletedProcess[str]] = []

@@ -7,6 +7,7 @@ from collections import Counter
 
 from streamkit.ops._local_process import free_ports
 from tests.integration.runtime.conftest import EchoSetup, wait_for
+from tests.observability_files import AUTOSCALER, exposed, metrics_used
 
 
 def scrape(port: int, name: str) -> float | None:
@@ -39,6 +40,11 @@ def test_a_burst_scales_up_then_down_to_zero_and_new_records_wake_a_worker(
     )
     wait_for(lambda: scrape(port, "streamkit_autoscale_lag") == 0, 60, "a first measurement")
     assert scrape(port, "streamkit_autoscale_workers") == 0  # nothing to do: no worker
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+        served = exposed(reply.read().decode())
+    # What the dashboard and the alert rules read of the supervisor, it serves.
+    assert metrics_used() & AUTOSCALER == AUTOSCALER
+    assert served >= AUTOSCALER, AUTOSCALER - served
 
     echo.produce(3000)
     most = 0.0

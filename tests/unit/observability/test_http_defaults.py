@@ -15,7 +15,7 @@ from streamkit.observability.metrics import PrometheusMetrics, WorkerCollector
 def test_the_http_server_binds_loopback_by_default() -> None:
     worker = SimpleNamespace(
         app=SimpleNamespace(name="a"),
-        options=SimpleNamespace(worker_id="0"),
+        options=SimpleNamespace(worker_id="0", restarts=0),
         assigned=set(),
         blocked_partitions=0,
         last_poll=time.monotonic(),
@@ -40,7 +40,7 @@ def test_streamkit_run_documents_the_loopback_default() -> None:
 def test_the_worker_shows_concurrent_calls_and_records_kept_by_patterns() -> None:
     worker = SimpleNamespace(
         app=SimpleNamespace(name="a"),
-        options=SimpleNamespace(worker_id="0"),
+        options=SimpleNamespace(worker_id="0", restarts=0),
         assigned=set(),
         blocked_partitions=0,
         last_poll=time.monotonic(),
