@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import random
 import re
 import signal
 import socket
@@ -71,10 +72,27 @@ class Gauges:
         self._thread.join()
 
 
-def _free_port() -> int:
+def _free_ports(count: int) -> int:
+    """The first of ``count`` consecutive ports free now: the supervisor serves on the
+    first, worker *i* on the first + 1 + *i*. Below the kernel's ephemeral range (32768 up
+    on Linux), whose ports the app's own Kafka connections may hold (an ephemeral port's
+    neighbours were taken so, and two workers could not start)."""
+    rng = random.Random()  # noqa: S311 - spreads port choices; nothing secret
+    for _ in range(500):
+        base = rng.randrange(20000, 32000 - count)
+        if all(_bindable(base + i) for i in range(count)):
+            return base
+    raise SystemExit(f"error: no {count} consecutive free ports between 20000 and 32000")
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _wait(
@@ -165,7 +183,7 @@ def main() -> int:
     args = parser.parse_args()
     settings = Settings.from_env()
     print(f"streamkit elastic demo on {settings.bootstrap_servers}")
-    port = _free_port()
+    port = _free_ports(args.max_workers + 1)
     log = args.png.with_suffix(".log")
     log.parent.mkdir(parents=True, exist_ok=True)
     run_id = f"e{int(time.time())}"
