@@ -376,9 +376,14 @@ class Pipeline:
         id remembered, its time reported; or its error (raised, or a return value that
         cannot be routed) to the failure handler, what it set of timers undone.
         ``recheck``: the event id may have been seen since the call was admitted (a call
-        of the same event in another lane finished first), and then nothing is written.
+        of the same event finished first, in its lane or another), and then nothing is
+        written, whether the call returned or raised.
         Returns how it ended: emitted, filtered, failed or deduplicated."""
         spec = call.spec
+        seen = recheck and call.event_id is not None
+        if seen and self.stateful.seen(state, spec.name, call.event_id or ""):
+            outcome.deduplicated += 1  # whatever the call did: the event was handled
+            return "deduplicated"
         emits = []
         if error is None:
             try:
@@ -391,13 +396,6 @@ class Pipeline:
             failure = Failure(Stage.PROCESS, *call.where[:3], error, spec.name, attempt=attempt)
             self.decide(failure, outcome)
             ended = "failed"
-        elif (
-            recheck
-            and call.event_id is not None
-            and self.stateful.seen(state, spec.name, call.event_id)
-        ):
-            outcome.deduplicated += 1
-            return "deduplicated"
         else:
             ended = self.deliver(spec, emits, call.where, call.key, call.event_key, sink, outcome)
             if call.event_id is not None and ended != "failed":
