@@ -75,7 +75,7 @@ def test_outputs_refused_by_the_topic_are_found_per_record_and_dead_lettered(
     # Every input is in the dead-letter topic (at least once), named by its own offset.
     dead = {(int(d.error["partition"]), int(d.error["offset"])) for d in letters}
     assert dead == {(n % 2, n // 2) for n in range(RECORDS)}
-    assert {d.error_class for d in letters} == {"streamkit.failures.handler.OutputTooLargeError"}
+    assert {d.error_class for d in letters} == {"streamkit.errors.OutputTooLargeError"}
     assert outputs == []
     # The first pass acknowledged per batch and had to rewind to find the records.
     assert worker.counters.rewinds >= 1
