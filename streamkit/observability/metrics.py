@@ -162,32 +162,33 @@ class WorkerCollector(Collector):
         for name, count in sorted(worker.unmatched.items()):
             unmatched.add_metric([*base, name], count)
         yield unmatched
-        assigned = GaugeMetricFamily(
-            "streamkit_assigned_partitions", "Partitions assigned.", labels=["app", "worker"]
+        worker_gauges = (
+            ("streamkit_assigned_partitions", "Partitions assigned.", len(worker.assigned)),
+            (
+                "streamkit_blocked_partitions",
+                "Partitions held for a retry or an unavailable DLQ.",
+                worker.blocked_partitions,
+            ),
+            (
+                "streamkit_worker_restarts",
+                "How often the supervisor restarted this worker (a crash) before this process.",
+                worker.options.restarts,
+            ),
+            (
+                "streamkit_restoring_partitions",
+                "Partitions whose stores are being restored from their changelogs now.",
+                getattr(worker, "restoring", 0),
+            ),
+            (
+                "streamkit_last_poll_age_seconds",
+                "Seconds since the last poll.",
+                time.monotonic() - worker.last_poll,
+            ),
         )
-        assigned.add_metric(base, len(worker.assigned))
-        yield assigned
-        blocked = GaugeMetricFamily(
-            "streamkit_blocked_partitions",
-            "Partitions held for a retry or an unavailable DLQ.",
-            labels=["app", "worker"],
-        )
-        blocked.add_metric(base, worker.blocked_partitions)
-        yield blocked
-        restarts = GaugeMetricFamily(
-            "streamkit_worker_restarts",
-            "How often the supervisor restarted this worker (a crash) before this process.",
-            labels=["app", "worker"],
-        )
-        restarts.add_metric(base, worker.options.restarts)
-        yield restarts
-        restoring = GaugeMetricFamily(
-            "streamkit_restoring_partitions",
-            "Partitions whose stores are being restored from their changelogs now.",
-            labels=["app", "worker"],
-        )
-        restoring.add_metric(base, getattr(worker, "restoring", 0))
-        yield restoring
+        for name, doc, value in worker_gauges:
+            gauge = GaugeMetricFamily(name, doc, labels=["app", "worker"])
+            gauge.add_metric(base, value)
+            yield gauge
         restored = CounterMetricFamily(
             "streamkit_restored_records",
             "Changelog records applied by restores since the worker started.",
@@ -195,13 +196,6 @@ class WorkerCollector(Collector):
         )
         restored.add_metric(base, getattr(worker, "restored_records", 0))
         yield restored
-        poll = GaugeMetricFamily(
-            "streamkit_last_poll_age_seconds",
-            "Seconds since the last poll.",
-            labels=["app", "worker"],
-        )
-        poll.add_metric(base, time.monotonic() - worker.last_poll)
-        yield poll
         calls = GaugeMetricFamily(
             "streamkit_concurrent_calls",
             "Calls of a concurrent processor running now.",
