@@ -258,7 +258,9 @@ class MemoryEngine:
         due = None if self.concurrent is None else self.concurrent.next_retry()
         if due is None:
             return False
-        self._clock = max(self._clock, math.ceil(due * 1000))
+        # A millisecond past: the clock in seconds must reach ``due`` whatever the float's
+        # rounding (at ceil alone it fell short now and then, and the loop never ended).
+        self._clock = max(self._clock, math.ceil(due * 1000) + 1)
         self._complete()
         return True
 

@@ -14,6 +14,7 @@ import orjson
 import pytest
 
 from streamkit import App, Change, Dedupe, Middleware, RetryPolicy
+from streamkit.engines.memory import MemoryEngine
 from streamkit.errors import ConfigError, ProcessorTimeoutError
 from streamkit.processor import ProcessorSpec, RecordInfo
 from streamkit.runtime._scheduler import EventLoopThread, Job, Scheduler
@@ -334,3 +335,28 @@ def test_a_concurrent_retry_holds_its_key_and_lets_other_keys_go_on() -> None:
     assert [(v["k"], v["n"]) for v in driver.values("out")] == [("b", 2), ("a", 0), ("a", 1)]
     assert calls.index(("b", 2)) < calls.index(("a", 1))
     assert driver.engine.waits == [("flaky", 1, 2.0), ("flaky", 2, 4.0)] * 2  # each a
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("start_ms", [1_767_225_600_022, 1_767_225_600_049])
+def test_a_retry_after_a_fraction_of_a_second_comes_due_on_the_virtual_clock(
+    start_ms: int,
+) -> None:
+    # At these clocks, 0.2 s and 0.15 s later in seconds is a float just past a whole
+    # millisecond: the engine's clock must move past it, or it waits for ever.
+    app = _app()
+    tries: list[int] = []
+
+    retries = RetryPolicy(attempts=3, backoff=0.15, multiplier=0.2 / 0.15, jitter=0)
+
+    @app.processor(input="in", output="out", concurrency=2, retries=retries)
+    def once_more(event: dict[str, Any]) -> dict[str, Any]:
+        tries.append(event["n"])
+        if len(tries) < 3:
+            raise ConnectionError("again")
+        return event
+
+    engine = MemoryEngine(app, Settings.from_env({}), start_ms=start_ms)
+    engine.append("in", b"k", orjson.dumps({"n": 1}))
+    assert tries == [1, 1, 1]
+    assert [orjson.loads(r.value() or b"") for r in engine.records("out")] == [{"n": 1}]
