@@ -378,7 +378,9 @@ class App(Patterns):
         return Path(os.environ.get("STREAMKIT_SCHEMAS_DIR") or "schemas")
 
     def validate(self) -> None:
-        """Fail fast on an incomplete app: no processors, or topics used but not declared."""
+        """Fail fast on an incomplete app (no processors, topics used but not declared,
+        tables and workflows declared wrong) and on what concurrent processors cannot
+        promise."""
         if not self._processors and not self._aggregates and not self._windows:
             raise ConfigError(f"app {self.name} declares no processors")
         used = [(s.name, [s.input, *s.outputs]) for s in self._processors.values()]
@@ -393,8 +395,32 @@ class App(Patterns):
                         f"does not declare (add app.topic({topic!r}, ...))"
                     )
         self._validate_tables()
+        self._validate_concurrency()
         for flow in self._workflows.values():
             flow.validate()
+
+    def _validate_concurrency(self) -> None:
+        """Refuse, with one clear line, what concurrent processors cannot keep their
+        promises with (see :mod:`streamkit.runtime.concurrency`)."""
+        for spec in self._processors.values():
+            if not spec.concurrent:
+                continue
+            kind = "an async processor" if spec.is_async else f"concurrency={spec.concurrency}"
+            if self.guarantee == "exactly_once":
+                raise ConfigError(
+                    f"processor {spec.name} has {kind}, which exactly_once cannot cover (a "
+                    "transaction commits a batch, and its records finish later): use "
+                    "at_least_once with dedupe=, or run it one record at a time"
+                )
+            others = [p.name for p in self.processors if p.input == spec.input and p is not spec]
+            others += [a.name for a in self.aggregates if a.input == spec.input]
+            others += [w.name for w in self.windows if w.input == spec.input]
+            if others:
+                raise ConfigError(
+                    f"processor {spec.name} has {kind} and shares its input {spec.input} with "
+                    f"{', '.join(others)}: a concurrent processor needs an input of its own "
+                    "(let it emit to a topic the others read)"
+                )
 
     def __repr__(self) -> str:
         return f"App({self.name!r}, processors={list(self._processors)})"

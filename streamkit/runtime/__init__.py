@@ -5,8 +5,8 @@ middleware chain. Engines supply a clock, a sink and what holding a partition me
 from streamkit.runtime.offsets import Chunk, PartitionOffsets
 from streamkit.runtime.outcome import Outcome, Sink, Unqueued
 from streamkit.runtime.pipeline import Pipeline
-from streamkit.runtime.port import Counters, Hold, Port
-from streamkit.runtime.task import PartitionTask
+from streamkit.runtime.port import Counters, Hold
+from streamkit.runtime.task import PartitionTask, Port
 
 __all__ = [
     "Chunk",

@@ -13,7 +13,8 @@ the call, where it runs (a thread, or the event loop's task). Chunks complete in
 so the committed offset of a partition is never past its lowest incomplete record,
 whatever finished after it.
 
-Rules that keep every guarantee (checked at start-up by :func:`check_concurrency`):
+Rules that keep every guarantee (checked at start-up, by :meth:`App.validate
+<streamkit.app.App.validate>`):
 
 * a blocking retry holds only its lane (its key under ``ordering="key"``): the job is
   called again after the delay, while other keys go on; the commit waits for it (a failure
@@ -36,45 +37,17 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from queue import Empty, SimpleQueue
 from time import monotonic
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from streamkit.app import App
-from streamkit.errors import ConfigError
 from streamkit.processor import RecordInfo
 from streamkit.records import TP, Headers, Message, message_headers, record_fields
 from streamkit.runtime._scheduler import EventLoopThread, Job, Scheduler
 from streamkit.runtime.offsets import Chunk
 from streamkit.runtime.outcome import Outcome
+from streamkit.runtime.pipeline import Call, Pipeline
+from streamkit.runtime.task import PartitionTask
 
-if TYPE_CHECKING:
-    from streamkit.runtime.pipeline import Call, Pipeline
-    from streamkit.runtime.task import PartitionTask
-
-__all__ = ["ConcurrentRecords", "check_concurrency"]
-
-
-def check_concurrency(app: App) -> None:
-    """Refuse, with one clear line, what concurrent processors cannot keep their promises
-    with (see the module docstring)."""
-    for spec in app.processors:
-        if not spec.concurrent:
-            continue
-        kind = "an async processor" if spec.is_async else f"concurrency={spec.concurrency}"
-        if app.guarantee == "exactly_once":
-            raise ConfigError(
-                f"processor {spec.name} has {kind}, which exactly_once cannot cover (a "
-                "transaction commits a batch, and its records finish later): use "
-                "at_least_once with dedupe=, or run it one record at a time"
-            )
-        others = [p.name for p in app.processors if p.input == spec.input and p is not spec]
-        others += [a.name for a in app.aggregates if a.input == spec.input]
-        others += [w.name for w in app.windows if w.input == spec.input]
-        if others:
-            raise ConfigError(
-                f"processor {spec.name} has {kind} and shares its input {spec.input} with "
-                f"{', '.join(others)}: a concurrent processor needs an input of its own "
-                "(let it emit to a topic the others read)"
-            )
+__all__ = ["ConcurrentRecords"]
 
 
 @dataclass(eq=False, slots=True)

@@ -37,7 +37,6 @@ from streamkit.runtime._filters import Filters
 from streamkit.runtime._scheduler import run_inline
 from streamkit.runtime._stateful import StatefulSteps, Where
 from streamkit.runtime._time import Deliver, TimeSteps
-from streamkit.runtime.concurrency import check_concurrency
 from streamkit.runtime.middleware import MiddlewareChain
 from streamkit.runtime.outcome import Outcome, OutRecord, Sink
 from streamkit.runtime.policy import default_failure_policy
@@ -92,7 +91,6 @@ class Pipeline:
         inline_retry_topics: bool = False,
     ) -> None:
         app.validate()
-        check_concurrency(app)
         check_queues(app)
         self.app = app
         self.topology = Topology(app)

@@ -1,19 +1,12 @@
-"""What a per-partition task needs of the engine that runs it (:class:`Port`), and the
-small records it keeps about its partition: its hold, its pending retry, its backoff."""
+"""The small records a per-partition task keeps about its partition (its hold, its pending
+retry, its backoff) and the counters it keeps for its engine. What a task needs of the
+engine that runs it, :class:`~streamkit.runtime.task.Port`, is declared beside the task."""
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
 
-from streamkit.records import TP
-from streamkit.state.partition import PartitionState
-
-if TYPE_CHECKING:
-    from streamkit.runtime.task import PartitionTask
-
-__all__ = ["Backoff", "Counters", "Hold", "Port", "RetryState"]
+__all__ = ["Backoff", "Counters", "Hold", "RetryState"]
 
 
 @dataclass
@@ -65,47 +58,3 @@ class RetryState:
     offset: int
     attempt: int
     only: frozenset[str]
-
-
-class Port(Protocol):
-    """What a task needs of the engine that runs it."""
-
-    log: logging.Logger
-    counters: Counters
-
-    def now_ms(self) -> int:
-        """The engine's wall clock, in milliseconds."""
-        ...
-
-    def pause(self, task: PartitionTask, hold: Hold) -> None:
-        """Deliver nothing more of the task's partition; when resumed, start again at
-        ``hold.offset``."""
-        ...
-
-    def resume(self, task: PartitionTask) -> None:
-        """Deliver the task's partition again."""
-        ...
-
-    def caught_up(self, task: PartitionTask) -> bool:
-        """Whether no record of the task's partition waits to be handled (windows are
-        idle only then)."""
-        ...
-
-    def read_ends(self, tps: list[TP]) -> dict[TP, int]:
-        """The end offset now (asked of the broker, not cached) of each of ``tps``."""
-        ...
-
-    def read_to(self, ends: dict[TP, int]) -> bool:
-        """Whether every record before ``ends`` was handled, and what was produced from
-        them acknowledged: here, or (a partition another worker holds) by the group."""
-        ...
-
-    def feeder_partitions(self, topics: frozenset[str]) -> list[TP]:
-        """Every partition of ``topics`` (the topics routed into a partition), wherever
-        it is handled."""
-        ...
-
-    def state_of(self, tp: TP) -> PartitionState | None:
-        """The state of partition ``tp`` if this engine holds it (a retry record is
-        processed with its origin partition's state)."""
-        ...

@@ -13,7 +13,9 @@ a partition closes its task; there is no per-partition dictionary elsewhere to f
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from typing import Protocol
 
 from streamkit.errors import OutputTooLargeError
 from streamkit.failures.failure import Failure
@@ -22,11 +24,55 @@ from streamkit.records import TP, Headers, Message, Record, message_headers, rec
 from streamkit.runtime.offsets import Chunk, DeliveryFailure, LostOutput, PartitionOffsets
 from streamkit.runtime.outcome import Outcome, OutRecord
 from streamkit.runtime.pipeline import Pipeline
-from streamkit.runtime.port import Backoff, Hold, Port, RetryState
+from streamkit.runtime.port import Backoff, Counters, Hold, RetryState
 from streamkit.runtime.settle import settle
 from streamkit.state.partition import PartitionState
 
-__all__ = ["PartitionTask", "describe_failure"]
+__all__ = ["PartitionTask", "Port", "describe_failure"]
+
+
+class Port(Protocol):
+    """What a task needs of the engine that runs it."""
+
+    log: logging.Logger
+    counters: Counters
+
+    def now_ms(self) -> int:
+        """The engine's wall clock, in milliseconds."""
+        ...
+
+    def pause(self, task: PartitionTask, hold: Hold) -> None:
+        """Deliver nothing more of the task's partition; when resumed, start again at
+        ``hold.offset``."""
+        ...
+
+    def resume(self, task: PartitionTask) -> None:
+        """Deliver the task's partition again."""
+        ...
+
+    def caught_up(self, task: PartitionTask) -> bool:
+        """Whether no record of the task's partition waits to be handled (windows are
+        idle only then)."""
+        ...
+
+    def read_ends(self, tps: list[TP]) -> dict[TP, int]:
+        """The end offset now (asked of the broker, not cached) of each of ``tps``."""
+        ...
+
+    def read_to(self, ends: dict[TP, int]) -> bool:
+        """Whether every record before ``ends`` was handled, and what was produced from
+        them acknowledged: here, or (a partition another worker holds) by the group."""
+        ...
+
+    def feeder_partitions(self, topics: frozenset[str]) -> list[TP]:
+        """Every partition of ``topics`` (the topics routed into a partition), wherever
+        it is handled."""
+        ...
+
+    def state_of(self, tp: TP) -> PartitionState | None:
+        """The state of partition ``tp`` if this engine holds it (a retry record is
+        processed with its origin partition's state)."""
+        ...
 
 
 class PartitionTask:
