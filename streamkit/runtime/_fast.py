@@ -12,20 +12,20 @@ task handles that one record by record) and after a record whose
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from streamkit.errors import SerializationError
 from streamkit.failures.failure import Failure, Stage
 from streamkit.processor import Emit, ProcessorSpec, route
 from streamkit.records import Message
+from streamkit.runtime._time import Deliver
 from streamkit.runtime.offsets import Chunk
 from streamkit.runtime.outcome import Outcome
+from streamkit.runtime.serdes import TopicSerdes
+from streamkit.topic import Topic
 
-if TYPE_CHECKING:
-    from streamkit.runtime.pipeline import Pipeline
-
-__all__ = ["FastPath", "compile_fast_path"]
+__all__ = ["FastCounts", "FastPath", "compile_fast_path"]
 
 FastPath = Callable[[Sequence[Message], int, Chunk], tuple[int, Outcome | None]]
 """``(messages, start, chunk)``: handles ``messages[start]`` (which must be the
@@ -34,24 +34,41 @@ one it does not take. Returns ``(end, outcome)``: ``messages[start:end]`` are ha
 and ``outcome``, when not None, is the one of ``messages[end - 1]``, not yet settled.
 ``end == start`` when the first record is not one it takes."""
 
+
+@dataclass
+class FastCounts:
+    """What the fast paths of an app count as they go."""
+
+    filtered: int = 0
+    """Records whose processor returned nothing."""
+
+
 _ROUTED = (Emit, list, tuple)
 """Processor results that name their outputs or fan out (not a single value)."""
 
 
 def compile_fast_path(  # noqa: PLR0915 - its loop below
-    pipeline: Pipeline, spec: ProcessorSpec, topic: str
+    spec: ProcessorSpec,
+    topic: str,
+    *,
+    topics: Mapping[str, Topic],
+    serdes: Mapping[str, TopicSerdes],
+    decide: Callable[[Failure, Outcome], None],
+    deliver: Deliver,
+    counts: FastCounts,
 ) -> FastPath | None:
-    """The fast path of ``spec`` on ``topic``, or None when it does not have the shape."""
+    """The fast path of ``spec`` on ``topic``, or None when it does not have the shape:
+    with the app's ``topics`` and ``serdes``, its failure handling (``decide``) and
+    emitting (``deliver``) for what leaves the shape, counting in ``counts``."""
     if spec.takes_context or spec.dedupe is not None or spec.output is None or spec.concurrent:
         return None
     if spec.where is not None or spec.where_headers is not None:
         return None
-    topics = pipeline.app.topics
     if topics[spec.output].key != topics[topic].key:
         return None
-    decode = pipeline.serdes[topic].value.decode
-    encode = pipeline.serdes[spec.output].value.encode
-    fn, output, decide, deliver = spec.fn, spec.output, pipeline.decide, pipeline.deliver
+    decode = serdes[topic].value.decode
+    encode = serdes[spec.output].value.encode
+    fn, output = spec.fn, spec.output
 
     def failed(failure: Failure) -> Outcome:
         outcome = Outcome()
@@ -99,7 +116,7 @@ def compile_fast_path(  # noqa: PLR0915 - its loop below
                     failed(Failure(Stage.PROCESS, topic, partition, offset, exc, spec.name)),
                 )
             if result is None:
-                pipeline.fast_filtered += 1
+                counts.filtered += 1
                 done = msg
                 continue
             timestamp = msg.timestamp()[1]

@@ -31,8 +31,8 @@ from streamkit.processor import (
     route,
 )
 from streamkit.records import Headers, Message
-from streamkit.runtime._emit import deliver
-from streamkit.runtime._fast import FastPath, compile_fast_path
+from streamkit.runtime._emit import Emitter
+from streamkit.runtime._fast import FastCounts, FastPath, compile_fast_path
 from streamkit.runtime._filters import Filters
 from streamkit.runtime._scheduler import run_inline
 from streamkit.runtime._stateful import StatefulSteps, Where
@@ -107,9 +107,11 @@ class Pipeline:
             self.aggregates_by_input.setdefault(agg.input, []).append(agg)
         self.specs = {spec.name: spec for spec in app.processors}
         self.filters = Filters(app)
-        self.deliver: Deliver = partial(deliver, self)
+        self.key_formats = {name: topic.key for name, topic in app.topics.items()}
+        self.deliver: Deliver = Emitter(self.key_formats, self.serdes, self.decide).deliver
         """Encode and sink one processor's emits; say how it ended (emitted, filtered or
-        failed): see :func:`streamkit.runtime._emit.deliver`."""
+        failed): see :meth:`streamkit.runtime._emit.Emitter.deliver`."""
+        self.fast_counts = FastCounts()
         timing = self.chain.processed if self.chain.wants_timing else None
         self.stateful = StatefulSteps(self.topology, self.serdes, clock, self.decide, timing)
         self.time = TimeSteps(
@@ -117,8 +119,6 @@ class Pipeline:
         )
         self.retry_topics = {} if inline_retry_topics else self.topology.retry_topics()
         self._inline_retries = inline_retry_topics
-        self.fast_filtered = 0
-        self.key_formats = {name: topic.key for name, topic in app.topics.items()}
         self.tables = {t.name: TableData(t) for t in app.tables}
         """What this worker holds of each table, by name (the engine keeps them filled)."""
         self.tables_of: dict[str, list[TableData]] = {}
@@ -157,7 +157,22 @@ class Pipeline:
             or self.serdes[topic].changes  # a change carries its key; tombstones are changes
         ):
             return None
-        return None if self.time.has_time(topic) else compile_fast_path(self, specs[0], topic)
+        if self.time.has_time(topic):
+            return None
+        return compile_fast_path(
+            specs[0],
+            topic,
+            topics=self.app.topics,
+            serdes=self.serdes,
+            decide=self.decide,
+            deliver=self.deliver,
+            counts=self.fast_counts,
+        )
+
+    @property
+    def fast_filtered(self) -> int:
+        """Records the fast path's processor returned nothing for, so far."""
+        return self.fast_counts.filtered
 
     # -- the record path ----------------------------------------------------------------
     def process(
