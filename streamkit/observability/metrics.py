@@ -177,7 +177,7 @@ class WorkerCollector(Collector):
             (
                 "streamkit_restoring_partitions",
                 "Partitions whose stores are being restored from their changelogs now.",
-                getattr(worker, "restoring", 0),
+                worker.restoring,
             ),
             (
                 "streamkit_last_poll_age_seconds",
@@ -194,7 +194,7 @@ class WorkerCollector(Collector):
             "Changelog records applied by restores since the worker started.",
             labels=["app", "worker"],
         )
-        restored.add_metric(base, getattr(worker, "restored_records", 0))
+        restored.add_metric(base, worker.restored_records)
         yield restored
         calls = GaugeMetricFamily(
             "streamkit_concurrent_calls",

@@ -251,7 +251,7 @@ class StatefulSteps:
         """A record the fold refused as too late: to the late topic, unless it is a
         redelivery of one handled before a crash whose key's memory was forgotten since
         (it was folded, or went to the late topic, then). How it ended."""
-        if offset <= state.acked_through(agg.store):
+        if state.handled_before(agg.store, offset):
             outcome.done.append(agg.name)
             return "deduplicated"
         outcome.late.append(late)

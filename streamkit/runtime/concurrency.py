@@ -148,11 +148,11 @@ class ConcurrentRecords:
         info = self._info(msg, headers) if pipeline.chain.wants_records else None
         if call is None:
             if info is None:
-                self._settle_now(task, msg, chunk, outcome, headers)
+                self._settle_record(task, msg, chunk, outcome, headers)
                 return
             with pipeline.chain.record(info) as extra:
                 outcome.extra_headers = list(extra)
-                self._settle_now(task, msg, chunk, outcome, headers)
+                self._settle_record(task, msg, chunk, outcome, headers)
             return
         lane: Any = None
         if spec.ordering == "key":
@@ -181,11 +181,18 @@ class ConcurrentRecords:
         assert record.info is not None  # noqa: S101 - only when middleware wraps records
         return self.pipeline.chain.record(record.info)
 
-    def _settle_now(
-        self, task: PartitionTask, msg: Message, chunk: Chunk, outcome: Outcome, headers: Headers
+    def _settle_record(
+        self,
+        task: PartitionTask,
+        msg: Message,
+        chunk: Chunk,
+        outcome: Outcome,
+        headers: Headers,
+        attempt: int = 1,
     ) -> None:
+        """Settle the record's outcome through its task and seal its chunk."""
         task.port.counters.filtered += outcome.filtered
-        task.settle(msg, chunk, outcome, headers, msg.timestamp()[1], 1)
+        task.settle(msg, chunk, outcome, headers, msg.timestamp()[1], attempt)
         chunk.sealed = True
         if self._settled is not None:
             self._settled(msg, outcome)
@@ -233,15 +240,10 @@ class ConcurrentRecords:
         if outcome.retry:
             self._retry(job, task, outcome.retry[scheduler.spec.name], scheduler)
             return
-        timestamp = msg.timestamp()[1]
         if task.state is not None:
-            pipeline.stateful.flush(task.state, chunk, timestamp, outcome)
-        task.port.counters.filtered += outcome.filtered
-        task.settle(msg, chunk, outcome, record.headers, timestamp, job.attempt)
-        chunk.sealed = True
+            pipeline.stateful.flush(task.state, chunk, msg.timestamp()[1], outcome)
+        self._settle_record(task, msg, chunk, outcome, record.headers, job.attempt)
         scheduler.release(job)
-        if self._settled is not None:
-            self._settled(msg, outcome)
 
     def _retry(self, job: Job, task: PartitionTask, delay: float, scheduler: Scheduler) -> None:
         """A blocking retry of one record: its lane waits, the others go on."""

@@ -151,6 +151,12 @@ class PartitionState:
         entry = self._stores[store].get(ACKED)
         return -1 if entry is None else int(entry.offset)
 
+    def handled_before(self, store: str, offset: int) -> bool:
+        """Whether the record at ``offset``, come again, was handled before a crash (at or
+        before :meth:`acked_through` of ``store``): a redelivery, whatever time closed
+        since; it was folded, or written to the late topic, then."""
+        return offset <= self.acked_through(store)
+
     @property
     def released(self) -> bool:
         """Whether released keys wait for their changelog write."""

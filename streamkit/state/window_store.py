@@ -154,7 +154,7 @@ class WindowStore:
             doc = {"s": start, "e": end, "v": state, "w": wall_ms}
             checked, encoded = self._checked(key, start, end, doc, offset, t)
             writes.append((store_key, checked, encoded, start, end, entry is None))
-        added.late = added.late and not writes and not self._handled(offset)
+        added.late = added.late and not writes and not self.state.handled_before(self.store, offset)
         for store_key, entry, raw, start, end, new in writes:
             self.state.put(self.store, store_key, entry, raw)
             if new:
@@ -229,16 +229,10 @@ class WindowStore:
                     added.updates.append(self._sliding_result(key, buffer, end, False))
         return added
 
-    def _handled(self, offset: int) -> bool:
-        """Whether the record at ``offset`` was handled, its outputs acknowledged, before a
-        crash (see :meth:`PartitionState.acked_through`): a redelivery, whose windows
-        closed since; it was folded, or written to the late topic, then."""
-        return offset <= self.state.acked_through(self.store)
-
     def _late(self, offset: int, window_end: int) -> Added:
         """A record whose windows are closed: late, unless it is a redelivery of one
         handled before (nothing to do again)."""
-        if self._handled(offset):
+        if self.state.handled_before(self.store, offset):
             return Added()
         return Added(True, window_end, self.watermark)
 

@@ -201,20 +201,20 @@ class KafkaEngine:
             return True
         if time.monotonic() - self._commits_asked < 0.5:
             return False
+        short = False
         try:
             committed = self.consumer.committed([TopicPartition(*tp) for tp in ends], timeout=2)
             for found in committed:
                 at = found.offset
                 if at < 0:
                     at, _ = self.consumer.get_watermark_offsets(found, timeout=2)
-                if at < ends[(found.topic, found.partition)]:
-                    self._commits_asked = time.monotonic()
-                    return False
+                short = short or at < ends[(found.topic, found.partition)]
         except KafkaException as exc:
             self.log.debug("committed offsets not known: %s", exc.args[0].str())
+            short = True
+        if short:
             self._commits_asked = time.monotonic()
-            return False
-        return True
+        return not short
 
     def _read_here(self, ends: dict[TP, int]) -> bool:
         held = [TopicPartition(*tp) for tp in ends]

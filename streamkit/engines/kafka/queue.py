@@ -118,6 +118,8 @@ class QueueWorker:
         self.blocked_partitions = 0
         self.concurrency_stats: dict[str, tuple[int, int]] = {}
         self.lag: dict[TP, int] = {}
+        self.restoring = 0
+        self.restored_records = 0  # a queue app has no state to restore
         self.unmatched: dict[str, int] = {}
         self.counts: Counter[str] = Counter()
         self._delivered: Counter[str] = Counter()  # per topic, for middleware's on_produced
